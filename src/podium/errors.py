@@ -1,0 +1,164 @@
+"""The one error root of Podium and the records errors travel as.
+
+Invariants:
+- Every error Podium raises on purpose is a ``PodiumError``; edges (CLI, HTTP) map its
+  ``exit_code`` / ``http_status`` and print ``str(err)``, never a traceback.
+- Errors cross process and node boundaries as ``ErrorRecord`` (plain data), never as live
+  exception objects, so a worker's exception type need not be importable by the orchestrator.
+- ``Cancelled`` derives from ``BaseException`` so user code catching ``Exception`` cannot swallow it.
+- This module imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import traceback as _tb
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Failure classes a task attempt can end with.
+USER_ERROR = "user"
+WORKER_LOST = "worker_lost"
+TIMEOUT = "timeout"
+OOM = "oom"
+CANCELLED = "cancelled"
+CORRUPT = "corrupt"
+FAILURE_KINDS = (USER_ERROR, WORKER_LOST, TIMEOUT, OOM, CANCELLED, CORRUPT)
+
+
+class PodiumError(Exception):
+    """Root of every error Podium raises on purpose."""
+
+    exit_code: int = 1
+    http_status: int = 500
+    retryable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with an input: where it is and what is wrong (and how to fix it)."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+
+class SpecError(PodiumError):
+    """A workflow spec, parameter or argument is invalid. Carries every problem found at once."""
+
+    exit_code = 2
+    http_status = 422
+
+    def __init__(self, problems: list[Problem] | Problem | str, source: str | None = None):
+        if isinstance(problems, str):
+            problems = [Problem("", problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems: list[Problem] = list(problems)
+        self.source = source
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        src = f"{self.source}: " if self.source else ""
+        if len(self.problems) == 1:
+            return f"{src}{self.problems[0]}"
+        lines = [f"{src}{len(self.problems)} problems:"]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+class UsageError(PodiumError):
+    """A bad command-line argument or API request that is not a spec problem."""
+
+    exit_code = 2
+    http_status = 400
+
+
+class NotFoundError(PodiumError):
+    """A run, task or result that does not exist."""
+
+    exit_code = 2
+    http_status = 404
+
+
+class ConflictError(PodiumError):
+    """The request conflicts with the current state (e.g. resuming a run that is still owned)."""
+
+    exit_code = 3
+    http_status = 409
+
+
+class StoreError(PodiumError):
+    """The store failed to read or write. Writes that raise this were not committed."""
+
+    retryable = True
+
+
+class InfeasibleError(PodiumError):
+    """No plan satisfies the constraints (deadline, budget, capacity)."""
+
+    exit_code = 4
+    http_status = 422
+
+
+class TaskFailedError(PodiumError):
+    """A task attempt failed; ``record`` says how."""
+
+    def __init__(self, record: ErrorRecord):
+        self.record = record
+        super().__init__(f"{record.type}: {record.message}")
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        return self.record.retryable
+
+
+class Cancelled(BaseException):
+    """Raised inside the engine to stop work; user code cannot swallow it with ``except Exception``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRecord:
+    """An error as plain data: safe to store, pickle and send across processes and nodes."""
+
+    type: str
+    message: str
+    traceback: str = ""
+    retryable: bool = True
+    kind: str = USER_ERROR
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, kind: str = USER_ERROR) -> ErrorRecord:
+        if isinstance(exc, TaskFailedError):
+            return exc.record
+        retryable = getattr(exc, "retryable", True)
+        return cls(
+            type=type(exc).__qualname__,
+            message=str(exc),
+            traceback="".join(_tb.format_exception(type(exc), exc, exc.__traceback__)),
+            retryable=bool(retryable),
+            kind=kind,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "message": self.message,
+            "traceback": self.traceback,
+            "retryable": self.retryable,
+            "kind": self.kind,
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ErrorRecord:
+        return cls(
+            type=str(d.get("type", "Error")),
+            message=str(d.get("message", "")),
+            traceback=str(d.get("traceback", "")),
+            retryable=bool(d.get("retryable", True)),
+            kind=str(d.get("kind", USER_ERROR)),
+            extra=dict(d.get("extra") or {}),
+        )

@@ -1,0 +1,91 @@
+"""Ids and the Protocols the runtime depends on (Executor, Store, Clock).
+
+Invariants: ids are plain strings spelled one way everywhere (``run_id``, ``task_id``,
+``attempt``); the runtime talks to executors and stores only through these Protocols, so any
+implementation (thread, process, Ray; memory, SQLite, PostgreSQL) plugs in unchanged.
+This module imports nothing of ours at run time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from podium.model.cluster import Node
+    from podium.model.events import Event, ResultRecord, RunRecord
+    from podium.model.task import TaskCall
+
+RunId = str
+TaskId = str
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Wall time in seconds (``time()``) and a monotonic timer (``monotonic()``)."""
+
+    def time(self) -> float: ...
+
+    def monotonic(self) -> float: ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    time = staticmethod(time.time)
+    monotonic = staticmethod(time.monotonic)
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs task calls somewhere and hands back stdlib Futures.
+
+    ``submit`` must not block on the task. The Future resolves to the task's return value, or
+    raises ``TaskFailedError`` carrying an ``ErrorRecord``. ``kill`` stops a running call
+    (process group for processes; abandon for threads) and is a no-op for finished calls.
+    """
+
+    name: str
+
+    def submit(self, call: TaskCall) -> Future[Any]: ...
+
+    def kill(self, future: Future[Any]) -> None: ...
+
+    def nodes(self) -> Sequence[Node]: ...
+
+    def shutdown(self, wait: bool = True) -> None: ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable event log, results and cache. One ``append`` is one transaction.
+
+    ``append`` rejects an event whose ``seq`` already exists for the run (``ConflictError``),
+    which fences two orchestrators writing one run.
+    """
+
+    def create_run(self, run: RunRecord, events: Sequence[Event]) -> None: ...
+
+    def update_run(self, run_id: RunId, **fields: Any) -> None: ...
+
+    def append(
+        self, run_id: RunId, events: Sequence[Event], results: Sequence[ResultRecord] = ()
+    ) -> None: ...
+
+    def get_run(self, run_id: RunId) -> RunRecord: ...
+
+    def list_runs(self, limit: int = 50) -> list[RunRecord]: ...
+
+    def events(self, run_id: RunId, after_seq: int = 0) -> list[Event]: ...
+
+    def results(self, run_id: RunId) -> dict[TaskId, ResultRecord]: ...
+
+    def cache_get(self, key: str) -> ResultRecord | None: ...
+
+    def cache_put(self, key: str, result: ResultRecord) -> None: ...
+
+    def durations(self, task_key: str, limit: int = 20) -> list[float]: ...
+
+    def close(self) -> None: ...
