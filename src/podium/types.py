@@ -60,32 +60,49 @@ class Executor(Protocol):
 
 @runtime_checkable
 class Store(Protocol):
-    """Durable event log, results and cache. One ``append`` is one transaction.
+    """Durable event log, results, cache and run history. One ``append`` is one transaction.
 
     ``append`` rejects an event whose ``seq`` already exists for the run (``ConflictError``),
-    which fences two orchestrators writing one run.
+    which fences two orchestrators writing one run. Any failed write raises ``StoreError``
+    and leaves nothing of that call committed.
     """
 
-    def create_run(self, run: RunRecord, events: Sequence[Event]) -> None: ...
+    def create_run(self, run: RunRecord, events: Sequence[Event]) -> None:
+        """Insert the run row and its first events in one transaction (``ConflictError`` if
+        the run id exists)."""
 
-    def update_run(self, run_id: RunId, **fields: Any) -> None: ...
+    def update_run(self, run_id: RunId, **fields: Any) -> None:
+        """Set header fields: ``status``, ``owner``, ``updated_at``, ``params``, ``source``."""
 
     def append(
         self, run_id: RunId, events: Sequence[Event], results: Sequence[ResultRecord] = ()
-    ) -> None: ...
+    ) -> None:
+        """Append events (and the results they commit) atomically. Also records, for every
+        ``TaskSucceeded`` carrying ``data["duration"]``, a history row used by ``durations``."""
 
-    def get_run(self, run_id: RunId) -> RunRecord: ...
+    def get_run(self, run_id: RunId) -> RunRecord:
+        """The run's header; ``NotFoundError`` if unknown."""
 
-    def list_runs(self, limit: int = 50) -> list[RunRecord]: ...
+    def list_runs(self, limit: int = 50) -> list[RunRecord]:
+        """Newest first."""
 
-    def events(self, run_id: RunId, after_seq: int = 0) -> list[Event]: ...
+    def events(self, run_id: RunId, after_seq: int = 0) -> list[Event]:
+        """Events with ``seq > after_seq`` in seq order."""
 
-    def results(self, run_id: RunId) -> dict[TaskId, ResultRecord]: ...
+    def results(self, run_id: RunId) -> dict[TaskId, ResultRecord]:
+        """Every committed result of the run by task instance id."""
 
     def cache_get(self, key: str) -> ResultRecord | None: ...
 
     def cache_put(self, key: str, result: ResultRecord) -> None: ...
 
-    def durations(self, task_key: str, limit: int = 20) -> list[float]: ...
+    def durations(self, workflow: str, task: str, limit: int = 20) -> list[float]:
+        """Recent measured durations (seconds) of task ``task`` (a spec name; map items count
+        under their map's name) in runs of ``workflow``, newest first."""
+
+    def request_cancel(self, run_id: RunId) -> None:
+        """Ask the run's orchestrator (in any process) to cancel it."""
+
+    def cancel_requested(self, run_id: RunId) -> bool: ...
 
     def close(self) -> None: ...

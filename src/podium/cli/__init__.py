@@ -1,0 +1,44 @@
+"""The ``podium`` command line: a thin edge over the library.
+
+Invariants: every error becomes one line on stderr (``error: ...``; a spec error lists each
+problem on its own line) and a non-zero exit code taken from the error class (2 for bad input),
+never a traceback; commands live in one module per group and register on ``cli``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from podium.errors import PodiumError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="podium")
+def cli() -> None:
+    """Podium: plan and run AI workflows to minimise alpha*T + beta*R."""
+
+
+def fail(message: str, code: int = 2) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and translate every error into a message and an exit code."""
+    from podium.cli import plan, run, spec  # noqa: F401  (registers commands)
+
+    try:
+        rv = cli.main(args=argv, prog_name="podium", standalone_mode=False)
+    except click.exceptions.Abort:
+        fail("aborted", 130)
+    except click.ClickException as e:
+        fail(e.format_message(), e.exit_code if e.exit_code else 2)
+    except PodiumError as e:
+        fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    else:
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)

@@ -1,0 +1,3 @@
+"""`podium` commands: run (see module docstring of each command)."""
+
+from podium.cli import cli  # noqa: F401
