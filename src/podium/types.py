@@ -8,7 +8,7 @@ This module imports nothing of ours at run time.
 
 from __future__ import annotations
 
-import time
+import time as _time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -34,8 +34,8 @@ class Clock(Protocol):
 class SystemClock:
     """The real clock."""
 
-    time = staticmethod(time.time)
-    monotonic = staticmethod(time.monotonic)
+    time = staticmethod(_time.time)
+    monotonic = staticmethod(_time.monotonic)
 
 
 @runtime_checkable

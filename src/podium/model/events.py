@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 RUN_CREATED = "RunCreated"
 RUN_STARTED = "RunStarted"
@@ -44,18 +44,22 @@ TASK_EVENTS = frozenset(
     }
 )
 ALL_EVENTS = RUN_EVENTS | TASK_EVENTS
+_NO_DATA: dict[str, Any] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One thing that happened. ``task_id`` is None for run-level events."""
+class Event(NamedTuple):
+    """One thing that happened. ``task_id`` is None for run-level events.
+
+    A NamedTuple rather than a dataclass: the engine makes several per task, so creation cost
+    matters. Treat ``data`` as read-only once the event exists (the default is shared).
+    """
 
     seq: int
     type: str
     task_id: str | None = None
     attempt: int = 0
     ts: float = 0.0
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = _NO_DATA
 
 
 @dataclass(frozen=True, slots=True)

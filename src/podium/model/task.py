@@ -16,7 +16,7 @@ import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from podium.model.resources import Resources
 
@@ -167,8 +167,7 @@ class TaskSpec:
         return tuple(names)
 
 
-@dataclass(frozen=True, slots=True)
-class TaskCall:
+class TaskCall(NamedTuple):
     """One attempt of one task instance, as handed to an executor.
 
     ``task_id`` is the instance id: the spec name, or ``name[i]`` for item ``i`` of a map.

@@ -1,0 +1,234 @@
+"""The engine: start, resume and summarise runs of workflows on an executor and a store.
+
+``Engine.run`` creates a run (its header and ``RunCreated`` in one transaction), computes the
+dispatch priorities once (critical path on estimated durations), and hands the run to the one
+``RunLoop``. ``Engine.resume`` folds the log, resets what was interrupted, reloads committed
+results (checksums verified) and continues. Invariants: a workflow that cannot fit the nodes
+is rejected before any run is written; a run id is owned by one live orchestrator at a time;
+a task with a committed result is never submitted again.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from podium.errors import ConflictError, NotFoundError, SpecError
+from podium.model import events as ev
+from podium.model import states as st
+from podium.model.cluster import Cluster, Node
+from podium.model.events import Event, RunRecord
+from podium.model.workflow import Workflow
+from podium.planner.rank import upward_rank
+from podium.runtime import codec
+from podium.runtime.loop import Hook, RunLoop, owner_id
+from podium.runtime.summary import Summary, summarize
+from podium.runtime.view import RunView, fold
+from podium.types import Clock, Executor, Store, SystemClock
+
+DEFAULT_DURATION = 1.0
+
+
+@dataclass
+class RunResult:
+    """The outcome of a run: its id, final state, the folded view and the result values."""
+
+    run_id: str
+    status: str
+    view: RunView
+    values: dict[str, Any]
+    workflow: Workflow
+    summary: Summary
+
+    @property
+    def ok(self) -> bool:
+        return self.status == st.RUN_SUCCEEDED
+
+    def __getitem__(self, task: str) -> Any:
+        return self.values[task]
+
+
+class Engine:
+    """Runs workflows durably. One engine may run many runs, one at a time."""
+
+    def __init__(
+        self,
+        store: Store,
+        executor: Executor,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        hooks: Sequence[Hook] = (),
+        dispatch: str = "critical_path",
+        default_duration: float = DEFAULT_DURATION,
+    ) -> None:
+        if dispatch not in ("critical_path", "fifo"):
+            raise ValueError(f"dispatch must be 'critical_path' or 'fifo', not {dispatch!r}")
+        self.store = store
+        self.executor = executor
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()
+        self.hooks = list(hooks)
+        self.dispatch = dispatch
+        self.default_duration = default_duration
+
+    @property
+    def nodes(self) -> list[Node]:
+        return list(self.executor.nodes())
+
+    # -- public API -------------------------------------------------------------------------
+    def run(
+        self,
+        workflow: Workflow,
+        params: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        source: Mapping[str, Any] | None = None,
+    ) -> RunResult:
+        """Run ``workflow`` to the end. With an existing ``run_id`` this resumes that run."""
+        resolved = workflow.resolve_params(params or {})
+        problems = Cluster(tuple(self.nodes)).unplaceable({n: t.resources for n, t in workflow.tasks.items()})
+        if problems:
+            raise SpecError(problems)
+        if run_id is not None:
+            try:
+                self.store.get_run(run_id)
+            except NotFoundError:
+                pass
+            else:
+                return self.resume(run_id, workflow)
+        run_id = run_id or new_run_id()
+        now = self.clock.time()
+        record = RunRecord(
+            run_id, workflow.name, st.RUN_CREATED_STATE, now, now, resolved, dict(source or {})
+        )
+        created = Event(1, ev.RUN_CREATED, None, 0, now, {"workflow": workflow.name, "params": resolved})
+        self.store.create_run(record, [created])
+        view = fold([created])
+        return self._go(run_id, workflow, resolved, view, {})
+
+    def resume(self, run_id: str, workflow: Workflow) -> RunResult:
+        """Continue an interrupted, failed or cancelled run; succeeded tasks are not run again."""
+        record = self.store.get_run(run_id)
+        if record.workflow != workflow.name:
+            raise ConflictError(f"run {run_id!r} is of workflow {record.workflow!r}, not {workflow.name!r}")
+        _check_owner(record.owner)
+        view = fold(self.store.events(run_id))
+        params = dict(record.params)
+        if view.state == st.RUN_SUCCEEDED:
+            values = codec_values(self.store, run_id, view)
+            return self._result(run_id, workflow, view, values)
+        values = codec_values(self.store, run_id, view)
+        return self._go(run_id, workflow, params, view, values, resuming=True)
+
+    # -- internals --------------------------------------------------------------------------
+    def _go(
+        self,
+        run_id: str,
+        workflow: Workflow,
+        params: Mapping[str, Any],
+        view: RunView,
+        values: dict[str, Any],
+        resuming: bool = False,
+    ) -> RunResult:
+        self.store.update_run(run_id, status=st.RUN_RUNNING, owner=owner_id(), updated_at=self.clock.time())
+        loop = RunLoop(
+            run_id=run_id,
+            workflow=workflow,
+            params=params,
+            view=view,
+            store=self.store,
+            executor=self.executor,
+            nodes=self.nodes,
+            priority=self.priorities(workflow),
+            values=values,
+            clock=self.clock,
+            rng=self.rng,
+            hooks=self.hooks,
+        )
+        if resuming:
+            _reset_interrupted(loop)
+        try:
+            status = loop.run()
+        finally:
+            self.store.update_run(
+                run_id, status=view.state or st.RUN_FAILED, owner="", updated_at=self.clock.time()
+            )
+        return self._result(run_id, workflow, view, loop.values, status)
+
+    def _result(
+        self, run_id: str, wf: Workflow, view: RunView, values: dict[str, Any], status: str | None = None
+    ) -> RunResult:
+        summary = summarize(view, wf, {n.name: n for n in self.nodes})
+        return RunResult(run_id, status or view.state or "", view, values, wf, summary)
+
+    def estimates(self, workflow: Workflow) -> dict[str, float]:
+        """Per task: declared expected duration, else the median of past runs, else a default."""
+        out: dict[str, float] = {}
+        for name, t in workflow.tasks.items():
+            if t.expected_duration is not None:
+                out[name] = t.expected_duration
+                continue
+            hist = self.store.durations(workflow.name, name)
+            out[name] = _median(hist) if hist else self.default_duration
+        return out
+
+    def priorities(self, workflow: Workflow) -> dict[str, float]:
+        if self.dispatch == "fifo":
+            n = len(workflow.tasks)
+            return {name: float(n - i) for i, name in enumerate(workflow.tasks)}
+        return upward_rank(workflow.deps(), self.estimates(workflow))
+
+
+def _reset_interrupted(loop: RunLoop) -> None:
+    """Emit ``TaskReset`` for every task a previous orchestrator left unfinished."""
+    for tid, tv in list(loop.view.tasks.items()):
+        if tv.state in (st.QUEUED, st.RUNNING, st.RETRYING):
+            loop.emit(ev.TASK_RESET, tid, tv.attempt, {"reason": "orchestrator restarted"})
+        elif tv.state in (st.FAILED, st.CANCELLED) or (
+            tv.state == st.SKIPPED and not (tv.skip_reason or "").startswith("branch")
+        ):
+            loop.emit(ev.TASK_RESET, tid, tv.attempt, {"reason": "resumed"})
+
+
+def codec_values(store: Store, run_id: str, view: RunView) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for tid, rec in store.results(run_id).items():
+        values[tid] = codec.decode(rec)
+    for tid, tv in view.tasks.items():
+        if tv.state == st.SKIPPED:
+            values[tid] = None
+        elif tv.state == st.SUCCEEDED and tv.children is not None and tid not in values:
+            values[tid] = [values.get(f"{tid}[{i}]") for i in range(tv.children)]
+    return values
+
+
+def _check_owner(owner: str) -> None:
+    if not owner:
+        return
+    host, _, pid = owner.rpartition(":")
+    if host != owner_id().rpartition(":")[0] or not pid.isdigit():
+        return
+    if int(pid) == os.getpid():
+        return
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        pass
+    raise ConflictError(f"run is still being run by process {pid} on {host}; cancel it first")
+
+
+def _median(xs: Sequence[float]) -> float:
+    s = sorted(xs)
+    m = len(s) // 2
+    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]

@@ -1,0 +1,611 @@
+"""The one loop that runs a workflow: fold, decide, persist, submit, wait, repeat.
+
+Each turn of ``RunLoop.run``:
+1. dispatch: pop ready tasks by priority (critical path by default) and start those whose
+   resources fit a node's free capacity (skipping past ones that do not fit: backfill);
+2. persist: append every event produced since the last turn in ONE store transaction;
+3. act: only then submit the started calls to the executor;
+4. wait on the single completion queue (futures push themselves with ``add_done_callback``),
+   drain everything that finished, and turn each completion into events.
+
+Invariants: an event is applied to the view when emitted and committed before anything is
+acted on (a task's success is durable before its dependents start); the running tasks'
+resources never exceed any node's capacity; a task whose result was committed never runs
+again; the loop never polls futures and never sleeps while work is running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import os
+import pickle
+import queue
+import random
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from podium.errors import (
+    CANCELLED,
+    WORKER_LOST,
+    Cancelled,
+    ConflictError,
+    ErrorRecord,
+    StoreError,
+    TaskFailedError,
+)
+from podium.model import events as ev
+from podium.model import states as st
+from podium.model.cluster import Node
+from podium.model.events import Event, ResultRecord
+from podium.model.task import TaskCall, TaskSpec
+from podium.model.workflow import Workflow
+from podium.runtime import codec
+from podium.runtime.inputs import InputError, resolve, resolve_args
+from podium.runtime.view import RunView, TaskView, base_name, is_item
+from podium.types import Clock, Executor, Store
+
+Hook = Callable[[Sequence[Event], RunView], None]
+
+#: How many ready tasks that do not fit are looked past to find one that does (backfill).
+BACKFILL_SCAN = 32
+#: Lost workers retried without consuming the task's own retries, at most this many times.
+LOST_WORKER_CAP = 3
+#: Seconds between checks for a cancel request made from another process.
+CANCEL_POLL = 0.5
+#: Store write retries before the loop stops (it never acts on an unpersisted state).
+WRITE_RETRIES = (0.05, 0.2, 1.0)
+_EPS = 1e-9
+
+
+class RunLoop:
+    """Runs one run of one workflow to an end (succeeded, failed or cancelled)."""
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        workflow: Workflow,
+        params: Mapping[str, Any],
+        view: RunView,
+        store: Store,
+        executor: Executor,
+        nodes: Sequence[Node],
+        priority: Mapping[str, float],
+        placement: Mapping[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+        clock: Clock,
+        rng: random.Random,
+        hooks: Sequence[Hook] = (),
+    ) -> None:
+        self.run_id = run_id
+        self.wf = workflow
+        self.params = dict(params)
+        self.view = view
+        self.store = store
+        self.executor = executor
+        self.nodes = {n.name: n for n in nodes}
+        self.node_order = sorted(nodes, key=lambda n: (-n.speed, n.name))
+        self.free: dict[str, dict[str, float]] = {n.name: n.capacity.as_dict() for n in nodes}
+        self.priority = priority
+        self.placement = dict(placement or {})
+        self.values: dict[str, Any] = values if values is not None else {}
+        self.clock = clock
+        self.rng = rng
+        self.hooks = list(hooks)
+        self.down: dict[str, list[str]] = {n: [] for n in workflow.tasks}
+        for n, t in workflow.tasks.items():
+            for d in t.deps:
+                self.down[d].append(n)
+        self.need: dict[str, dict[str, float]] = {n: t.resources.as_dict() for n, t in workflow.tasks.items()}
+        self.waiting: dict[str, int] = {}
+        self.items_left: dict[str, int] = {}
+        self.prepared: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self.ready: list[tuple[float, int, str, str]] = []
+        cpus = [n.get("cpu", 0.0) for n in self.need.values()]
+        self.min_cpu = min(cpus) if cpus else 0.0
+        self.counter = 0
+        self.timers: list[tuple[float, int, str]] = []
+        self.running: dict[Future[Any], tuple[str, int, str, dict[str, float], float]] = {}
+        self.done_q: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
+        self.buf: list[Event] = []
+        self.buf_results: list[ResultRecord] = []
+        self.to_submit: list[TaskCall] = []
+        self.dirty = True
+        self.cancelling = False
+        self.failed = False
+        self.last_poll = 0.0
+        self.reason = ""
+
+    # -- events -----------------------------------------------------------------------------
+    def emit(self, typ: str, task_id: str | None = None, attempt: int = 0, data: dict | None = None) -> None:
+        e = Event(self.view.last_seq + 1, typ, task_id, attempt, self.clock.time(), data or {})
+        self.view.apply(e)
+        self.buf.append(e)
+
+    def flush(self) -> None:
+        """Commit buffered events and results in one transaction, retrying transient failures."""
+        if not self.buf:
+            return
+        events, results = self.buf, self.buf_results
+        for i, pause in enumerate((*WRITE_RETRIES, None)):
+            try:
+                self.store.append(self.run_id, events, results)
+                break
+            except ConflictError:
+                raise
+            except StoreError:
+                if pause is None:
+                    raise
+                time.sleep(pause * (1 + i * 0.1))
+        self.buf, self.buf_results = [], []
+        for h in self.hooks:
+            h(events, self.view)
+
+    # -- setup ------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Derive the ready set from the view (fresh run or resume)."""
+        tasks = self.view.tasks
+        for name in self.wf.order():
+            spec = self.wf.tasks[name]
+            tv = tasks.get(name)
+            state = tv.state if tv else st.PENDING
+            if state == st.PENDING:
+                self.waiting[name] = sum(1 for d in spec.deps if not self._satisfied(d, spec))
+                if self._blocked(name, spec):
+                    self._skip(name, self._block_reason(spec))
+                elif self.waiting[name] == 0:
+                    self._became_ready(name)
+            elif state == st.EXPANDED:
+                self._reexpand(name, spec)
+
+    def _satisfied(self, dep: str, spec: TaskSpec) -> bool:
+        tv = self.view.tasks.get(dep)
+        if tv is None:
+            return False
+        if tv.state == st.SUCCEEDED:
+            return True
+        return tv.state == st.SKIPPED and spec.trigger == "none_failed"
+
+    def _blocked(self, name: str, spec: TaskSpec) -> bool:
+        for d in spec.deps:
+            tv = self.view.tasks.get(d)
+            if tv is None:
+                continue
+            if tv.state in (st.FAILED, st.CANCELLED):
+                return True
+            if tv.state == st.SKIPPED and spec.trigger != "none_failed":
+                return True
+        return False
+
+    def _block_reason(self, spec: TaskSpec) -> str:
+        for d in spec.deps:
+            tv = self.view.tasks.get(d)
+            if tv is not None and tv.state in (st.FAILED, st.CANCELLED, st.SKIPPED):
+                return f"upstream {d!r} {tv.state}"
+        return "upstream not run"
+
+    # -- readiness --------------------------------------------------------------------------
+    def _became_ready(self, name: str) -> None:
+        spec = self.wf.tasks[name]
+        if spec.when is not None:
+            w = spec.when
+            try:
+                got = resolve(_ref(w.task, w.path), self.values, self.params)
+            except (InputError, KeyError):
+                got = _MISSING
+            if got != w.equals:
+                self._skip(name, f"branch: {w.task} is {got!r}, not {w.equals!r}")
+                return
+        try:
+            kwargs = resolve_args(spec.args, self.values, self.params)
+            config = resolve(spec.config, self.values, self.params) if spec.config else {}
+        except InputError as e:
+            self._fail_now(name, ErrorRecord("InputError", str(e), retryable=False))
+            return
+        if spec.map_over is not None:
+            items = kwargs[spec.map_over]
+            if not isinstance(items, list | tuple):
+                msg = f"map over {spec.map_over!r} needs a list, got {type(items).__name__}"
+                self._fail_now(name, ErrorRecord("InputError", msg, retryable=False))
+                return
+            self.emit(ev.TASK_EXPANDED, name, 0, {"count": len(items)})
+            self._prepare_items(name, spec, kwargs, config, list(items))
+            return
+        self.prepared[name] = (kwargs, config)
+        self.emit(ev.TASK_QUEUED, name)
+        self._push(name)
+
+    def _prepare_items(
+        self, name: str, spec: TaskSpec, kwargs: dict, config: dict, items: list, queue_all: bool = True
+    ) -> None:
+        left = 0
+        for i, item in enumerate(items):
+            cid = f"{name}[{i}]"
+            tv = self.view.tasks[cid]
+            if tv.state == st.SUCCEEDED:
+                continue
+            left += 1
+            kw = dict(kwargs)
+            kw[spec.map_over] = item  # type: ignore[index]
+            self.prepared[cid] = (kw, config)
+            if tv.state == st.PENDING:
+                self.emit(ev.TASK_QUEUED, cid)
+                self._push(cid)
+        self.items_left[name] = left
+        if left == 0:
+            self._map_done(name)
+
+    def _reexpand(self, name: str, spec: TaskSpec) -> None:
+        """On resume: rebuild the inputs of an expanded map's unfinished items."""
+        kwargs = resolve_args(spec.args, self.values, self.params)
+        config = resolve(spec.config, self.values, self.params) if spec.config else {}
+        self._prepare_items(name, spec, kwargs, config, list(kwargs[spec.map_over]))  # type: ignore[index]
+
+    def _push(self, task_id: str) -> None:
+        self.counter += 1
+        name = base_name(task_id)
+        heapq.heappush(self.ready, (-self.priority.get(name, 0.0), self.counter, task_id, name))
+        self.dirty = True
+
+    # -- dispatch ---------------------------------------------------------------------------
+    def dispatch(self) -> None:
+        if not self.dirty or self.cancelling:
+            return
+        self.dirty = False
+        ready, free, view_tasks = self.ready, self.free, self.view.tasks
+        deferred = []
+        while ready:
+            item = heapq.heappop(ready)
+            tid = item[2]
+            name = item[3]
+            need = self._need(tid, name)
+            node = self._choose(name, need)
+            if node is None:
+                deferred.append(item)
+                if len(deferred) >= BACKFILL_SCAN or self._exhausted():
+                    break
+                continue
+            cap = free[node]
+            for k, v in need.items():
+                cap[k] -= v
+            attempt = view_tasks[tid].attempt + 1
+            self.emit(ev.TASK_STARTED, tid, attempt, {"node": node, "res": need})
+            kwargs, config = self.prepared[tid]
+            spec = self.wf.tasks[name]
+            res = self._resources(tid, spec)
+            self.to_submit.append(
+                TaskCall(self.run_id, tid, attempt, spec, kwargs, config, res, node, spec.timeout)
+            )
+        for item in deferred:
+            heapq.heappush(ready, item)
+
+    def _exhausted(self) -> bool:
+        """True when no node has the cpu that the smallest cpu-needing task asks for and every
+        task needs cpu: then nothing further down the ready queue can fit either."""
+        if self.min_cpu <= 0.0:
+            return False
+        floor = self.min_cpu - _EPS
+        return all(cap.get("cpu", 0.0) < floor for cap in self.free.values())
+
+    def _need(self, tid: str, name: str) -> dict[str, float]:
+        return self.need[name]
+
+    def _resources(self, tid: str, spec: TaskSpec) -> Any:
+        return spec.resources
+
+    def _choose(self, name: str, need: dict[str, float]) -> str | None:
+        planned = self.placement.get(name)
+        if planned is not None:
+            cap = self.free[planned]
+            if all(cap.get(k, 0.0) + _EPS >= v for k, v in need.items()):
+                return planned
+        for node in self.node_order:
+            cap = self.free[node.name]
+            if all(cap.get(k, 0.0) + _EPS >= v for k, v in need.items()):
+                return node.name
+        return None
+
+    def submit(self) -> None:
+        calls, self.to_submit = self.to_submit, []
+        put = self.done_q.put
+        for call in calls:
+            try:
+                fut = self.executor.submit(call)
+            except Exception as e:  # the executor refused the call: the attempt failed
+                fut = Future()
+                fut.set_exception(TaskFailedError(ErrorRecord.from_exception(e)))
+            self.running[fut] = (
+                call.task_id,
+                call.attempt,
+                call.node,
+                self.need[base_name(call.task_id)],
+                self.clock.monotonic(),
+            )
+            fut.add_done_callback(put)
+
+    # -- completions ------------------------------------------------------------------------
+    def complete(self, fut: Future[Any]) -> None:
+        entry = self.running.pop(fut, None)
+        if entry is None:
+            return
+        tid, attempt, node, need, t0 = entry
+        cap = self.free[node]
+        for k, v in need.items():
+            cap[k] += v
+        self.dirty = True
+        duration = self.clock.monotonic() - t0
+        exc = (
+            fut.exception()
+            if not fut.cancelled()
+            else TaskFailedError(ErrorRecord("Cancelled", "cancelled", kind=CANCELLED))
+        )
+        if exc is None:
+            value = fut.result()
+            try:
+                rec = codec.encode(tid, attempt, value)
+            except Exception as e:  # unpicklable or unstorable result
+                msg = f"result of task {tid!r} cannot be stored: {e}"
+                self._attempt_failed(
+                    tid, attempt, ErrorRecord(type(e).__name__, msg, retryable=False), duration
+                )
+                return
+            self.emit(ev.TASK_SUCCEEDED, tid, attempt, {"duration": round(duration, 6)})
+            self.buf_results.append(rec)
+            self.values[tid] = value
+            self._finished(tid)
+        else:
+            rec_err = exc.record if isinstance(exc, TaskFailedError) else ErrorRecord.from_exception(exc)
+            self._attempt_failed(tid, attempt, rec_err, duration)
+
+    def _attempt_failed(self, tid: str, attempt: int, err: ErrorRecord, duration: float) -> None:
+        if self.cancelling:
+            self.emit(ev.TASK_CANCELLED, tid, attempt, {"error": err.to_dict(), "duration": duration})
+            return
+        spec = self.wf.tasks[base_name(tid)]
+        tv = self.view.tasks[tid]
+        data = {"error": err.to_dict(), "duration": round(duration, 6)}
+        if err.kind == WORKER_LOST and tv.lost < LOST_WORKER_CAP:
+            data["delay"] = 0.0
+            self.emit(ev.TASK_RETRYING, tid, attempt, data)
+            self._timer(tid, 0.0)
+            return
+        policy = spec.retry
+        if err.retryable and err.kind in policy.retry_on and tv.failures + 1 < policy.attempts:
+            delay = policy.delay_before(tv.failures + 2, self.rng)
+            data["delay"] = round(delay, 6)
+            self.emit(ev.TASK_RETRYING, tid, attempt, data)
+            self._timer(tid, delay)
+            return
+        if err.kind == WORKER_LOST:
+            err = ErrorRecord(
+                err.type,
+                f"task {tid!r} quarantined: its worker died {tv.lost + 1} times ({err.message})",
+                err.traceback,
+                False,
+                err.kind,
+                err.extra,
+            )
+            data["error"] = err.to_dict()
+        self.emit(ev.TASK_FAILED, tid, attempt, data)
+        self._after_failure(tid, err)
+
+    def _fail_now(self, tid: str, err: ErrorRecord) -> None:
+        """Fail a task that could not even start (bad inputs)."""
+        self.emit(ev.TASK_FAILED, tid, 0, {"error": err.to_dict()})
+        self._after_failure(tid, err)
+
+    def _after_failure(self, tid: str, err: ErrorRecord) -> None:
+        self.failed = True
+        if is_item(tid):
+            parent = base_name(tid)
+            if self.view.tasks[parent].state == st.EXPANDED:
+                msg = f"item {tid} failed: {err.message}"
+                self.emit(
+                    ev.TASK_FAILED,
+                    parent,
+                    0,
+                    {"error": ErrorRecord(err.type, msg, "", False, err.kind).to_dict()},
+                )
+                self._propagate_block(parent)
+        else:
+            self._propagate_block(tid)
+        if self.wf.fail_fast:
+            self.cancel(f"fail-fast: task {tid!r} failed")
+
+    def _timer(self, tid: str, delay: float) -> None:
+        self.counter += 1
+        heapq.heappush(self.timers, (self.clock.monotonic() + delay, self.counter, tid))
+
+    def fire_timers(self) -> None:
+        now = self.clock.monotonic()
+        while self.timers and self.timers[0][0] <= now:
+            _, _, tid = heapq.heappop(self.timers)
+            if self.view.tasks[tid].state == st.RETRYING:
+                self.emit(ev.TASK_QUEUED, tid)
+                self._push(tid)
+
+    def _finished(self, tid: str) -> None:
+        if is_item(tid):
+            parent = base_name(tid)
+            self.items_left[parent] -= 1
+            if self.items_left[parent] == 0 and self.view.tasks[parent].state == st.EXPANDED:
+                self._map_done(parent)
+            return
+        for d in self.down[tid]:
+            left = self.waiting.get(d)
+            if left is None or self.view.tasks.get(d, _PENDING_VIEW).state != st.PENDING:
+                continue
+            self.waiting[d] = left - 1
+            if left == 1:
+                self._became_ready(d)
+
+    def _map_done(self, name: str) -> None:
+        n = self.view.tasks[name].children or 0
+        self.values[name] = [self.values[f"{name}[{i}]"] for i in range(n)]
+        self.emit(ev.TASK_SUCCEEDED, name, 0, {"items": n})
+        self._finished(name)
+
+    def _skip(self, name: str, reason: str) -> None:
+        self.emit(ev.TASK_SKIPPED, name, 0, {"reason": reason})
+        self.values[name] = None  # what a none_failed dependent receives for a skipped upstream
+        for d in self.down[name]:
+            tv = self.view.tasks.get(d)
+            if tv is not None and tv.state != st.PENDING:
+                continue
+            if self.wf.tasks[d].trigger == "none_failed":
+                left = self.waiting.get(d)
+                if left is not None:
+                    self.waiting[d] = left - 1
+                    if left - 1 == 0:
+                        self._became_ready(d)
+            else:
+                self._skip(d, f"upstream {name!r} skipped")
+
+    def _propagate_block(self, name: str) -> None:
+        for d in self.down[name]:
+            tv = self.view.tasks.get(d)
+            if tv is None or tv.state == st.PENDING:
+                self._skip_failed(d, f"upstream {name!r} failed")
+
+    def _skip_failed(self, name: str, reason: str) -> None:
+        self.emit(ev.TASK_SKIPPED, name, 0, {"reason": reason})
+        self._propagate_block(name)
+
+    # -- cancellation -----------------------------------------------------------------------
+    def cancel(self, reason: str) -> None:
+        """Stop everything: kill running attempts, cancel what has not run."""
+        if self.cancelling:
+            return
+        self.cancelling = True
+        self.reason = reason
+        for fut in list(self.running):
+            with contextlib.suppress(Exception):
+                self.executor.kill(fut)
+        for tid, tv in self.view.tasks.items():
+            if tv.state in (st.PENDING, st.QUEUED, st.RETRYING):
+                self.emit(ev.TASK_CANCELLED, tid, tv.attempt, {"reason": reason})
+        self.ready.clear()
+        self.timers.clear()
+        self.to_submit.clear()
+
+    def _poll_cancel(self) -> None:
+        now = self.clock.monotonic()
+        if now - self.last_poll < CANCEL_POLL:
+            return
+        self.last_poll = now
+        try:
+            if self.store.cancel_requested(self.run_id):
+                self.cancel("cancel requested")
+        except StoreError:
+            pass
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> str:
+        """Run to the end; return the final run state. Ctrl-C cancels cleanly."""
+        try:
+            self.emit(ev.RUN_STARTED, None, 0, {"owner": owner_id()})
+            self.start()
+            self._loop()
+        except (KeyboardInterrupt, Cancelled):
+            self.cancel("interrupted")
+            self._drain_running()
+            self._finish()
+            raise
+        except BaseException:
+            for fut in list(self.running):
+                with contextlib.suppress(Exception):
+                    self.executor.kill(fut)
+            raise
+        return self._finish()
+
+    def _loop(self) -> None:
+        q = self.done_q
+        while True:
+            if self.timers:
+                self.fire_timers()
+            self.dispatch()
+            self.flush()
+            if self.to_submit:
+                self.submit()
+            if not self.running:
+                if self.cancelling or not (self.ready or self.timers):
+                    return
+                if not self.timers and self.ready:
+                    self._stuck()
+                    return
+            timeout = CANCEL_POLL
+            if self.timers:
+                timeout = max(0.0, min(timeout, self.timers[0][0] - self.clock.monotonic()))
+            try:
+                fut = q.get(timeout=timeout) if self.running or self.timers else None
+            except queue.Empty:
+                fut = None
+            if fut is not None:
+                self.complete(fut)
+                while True:
+                    try:
+                        fut = q.get_nowait()
+                    except queue.Empty:
+                        break
+                    self.complete(fut)
+            self._poll_cancel()
+
+    def _stuck(self) -> None:
+        """Ready tasks that no node can ever hold (capacity checked up front, so a bug guard)."""
+        for _, _, tid, _ in self.ready:
+            self.emit(ev.TASK_CANCELLED, tid, 0, {"reason": f"task {tid!r} does not fit any node"})
+        self.ready.clear()
+        self.failed = True
+
+    def _drain_running(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.running and time.monotonic() < deadline:
+            try:
+                fut = self.done_q.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            self.complete(fut)
+        for fut, (tid, attempt, *_rest) in list(self.running.items()):
+            self.emit(ev.TASK_CANCELLED, tid, attempt, {"reason": "abandoned at shutdown"})
+            self.running.pop(fut)
+
+    def _finish(self) -> str:
+        if self.cancelling and self.running:
+            self._drain_running()
+        counts = self.view.counts()
+        if self.cancelling and not self.failed:
+            typ = ev.RUN_CANCELLED
+        elif self.failed or any(counts[s] for s in _UNFINISHED):
+            typ = ev.RUN_FAILED
+        else:
+            typ = ev.RUN_SUCCEEDED
+        self.emit(typ, None, 0, {"counts": {k: v for k, v in counts.items() if v}})
+        self.flush()
+        return self.view.state or st.RUN_FAILED
+
+
+_MISSING = object()
+_UNFINISHED = (st.FAILED, st.CANCELLED, st.PENDING, st.QUEUED, st.RUNNING, st.RETRYING, st.EXPANDED)
+_PENDING_VIEW = TaskView("")
+
+
+def _ref(task: str, path: tuple) -> Any:
+    from podium.model.task import Ref
+
+    return Ref(task, path)
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def decode_results(records: Mapping[str, ResultRecord]) -> dict[str, Any]:
+    """Load committed results (resume). Raises ``codec.CorruptResult`` for a bad checksum."""
+    return {tid: codec.decode(rec) for tid, rec in records.items()}
+
+
+__all__ = ["RunLoop", "decode_results", "owner_id", "pickle"]

@@ -1,0 +1,53 @@
+"""What a run cost: makespan T, resource cost R and the objective F = alpha*T + beta*R.
+
+T is the run's wall time (first start to finish, downtime between a crash and its resume
+included); R sums, over task attempts, the seconds each held its resources times its node's
+price per resource-second (memory priced per GiB). Pure: computed from the view alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from podium.model.cluster import DEFAULT_PRICES, Node
+from podium.model.workflow import Workflow
+from podium.runtime.view import RunView
+
+_GIB = 1024.0**3
+
+
+@dataclass(frozen=True)
+class Summary:
+    makespan: float
+    cost: float
+    objective: float
+    alpha: float
+    beta: float
+
+
+def task_cost(res: Mapping[str, float], seconds: float, node: Node | None) -> float:
+    prices = node.prices if node is not None else DEFAULT_PRICES
+    per_hour = 0.0
+    for k, v in res.items():
+        p = prices.get(k, 0.0)
+        if p:
+            per_hour += p * (v / _GIB if k == "memory" else v)
+    return per_hour * seconds / 3600.0
+
+
+def summarize(view: RunView, wf: Workflow, nodes: Mapping[str, Node]) -> Summary:
+    start, end = view.started_at, view.finished_at
+    if start is None:
+        makespan = 0.0
+    else:
+        if end is None:
+            ends = [t.finished_at for t in view.tasks.values() if t.finished_at is not None]
+            end = max(ends) if ends else start
+        makespan = max(0.0, end - start)
+    cost = 0.0
+    for t in view.tasks.values():
+        if t.busy and t.resources:
+            cost += task_cost(t.resources, t.busy, nodes.get(t.node or ""))
+    o = wf.objective
+    return Summary(makespan, cost, o.alpha * makespan + o.beta * cost, o.alpha, o.beta)

@@ -1,0 +1,153 @@
+"""The run state as a fold of its events: ``RunView``.
+
+``fold(events)`` replays a run's log; the engine applies each event it appends with
+``apply`` so its view never diverges from the log. Invariants: every transition is checked
+against ``podium.model.states`` (an illegal one raises ``IllegalTransition``); the view holds
+no information that is not in the events; map items (``name[i]``) appear when their map's
+``TaskExpanded`` is applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from podium.model import events as ev
+from podium.model import states as st
+from podium.model.events import Event
+
+
+@dataclass(slots=True)
+class TaskView:
+    """What the log says about one task instance."""
+
+    task_id: str
+    state: str = st.PENDING
+    attempt: int = 0
+    failures: int = 0  # failed attempts that count against the retry policy since the last reset
+    lost: int = 0  # attempts whose worker was lost (do not consume retries)
+    node: str | None = None
+    resources: dict[str, float] = field(default_factory=dict)
+    queued_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration: float | None = None
+    error: dict[str, Any] | None = None
+    cached: bool = False
+    skip_reason: str | None = None
+    children: int | None = None  # map: number of items once expanded
+    busy: float = 0.0  # seconds spent running, over all attempts (for the cost R)
+
+
+class RunView:
+    """A run's state. Build with ``fold``; advance with ``apply``."""
+
+    __slots__ = ("created_at", "finished_at", "last_seq", "meta", "plan", "started_at", "state", "tasks")
+
+    def __init__(self) -> None:
+        self.state: str | None = None
+        self.tasks: dict[str, TaskView] = {}
+        self.last_seq = 0
+        self.created_at: float | None = None
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.meta: dict[str, Any] = {}
+        self.plan: dict[str, Any] | None = None
+
+    def task(self, task_id: str) -> TaskView:
+        t = self.tasks.get(task_id)
+        if t is None:
+            t = self.tasks[task_id] = TaskView(task_id)
+        return t
+
+    def apply(self, e: Event) -> None:
+        if e.seq != self.last_seq + 1:
+            raise st.IllegalTransition(f"event seq {e.seq} after {self.last_seq}: the log has a gap")
+        self.last_seq = e.seq
+        if e.task_id is None:
+            self._apply_run(e)
+            return
+        t = self.tasks.get(e.task_id)
+        if t is None:
+            t = self.tasks[e.task_id] = TaskView(e.task_id)
+        t.state = st.next_task_state(t.state, e.type)
+        typ = e.type
+        if typ == ev.TASK_STARTED:
+            t.attempt = e.attempt
+            t.started_at = e.ts
+            t.node = e.data.get("node")
+            t.resources = e.data.get("res", {})
+        elif typ == ev.TASK_SUCCEEDED:
+            t.finished_at = e.ts
+            d = e.data.get("duration")
+            if d is not None:
+                t.duration = d
+                t.busy += d
+            t.cached = bool(e.data.get("cached"))
+            t.error = None
+        elif typ == ev.TASK_QUEUED:
+            t.queued_at = e.ts
+        elif typ in (ev.TASK_FAILED, ev.TASK_RETRYING):
+            t.finished_at = e.ts
+            t.error = e.data.get("error")
+            d = e.data.get("duration")
+            if d is not None:
+                t.busy += d
+            kind = (t.error or {}).get("kind")
+            if kind == "worker_lost":
+                t.lost += 1
+            else:
+                t.failures += 1
+        elif typ == ev.TASK_SKIPPED:
+            t.skip_reason = e.data.get("reason")
+        elif typ == ev.TASK_CANCELLED:
+            t.finished_at = e.ts
+        elif typ == ev.TASK_EXPANDED:
+            n = int(e.data["count"])
+            t.children = n
+            for i in range(n):
+                cid = f"{e.task_id}[{i}]"
+                if cid not in self.tasks:
+                    self.tasks[cid] = TaskView(cid)
+        elif typ == ev.TASK_RESET:
+            t.failures = 0
+            t.skip_reason = None
+            t.error = None
+
+    def _apply_run(self, e: Event) -> None:
+        self.state = st.next_run_state(self.state, e.type)
+        if e.type == ev.RUN_CREATED:
+            self.created_at = e.ts
+            self.meta = dict(e.data)
+        elif e.type == ev.RUN_STARTED:
+            if self.started_at is None:
+                self.started_at = e.ts
+            self.finished_at = None
+        elif e.type == ev.PLAN_MADE:
+            self.plan = dict(e.data)
+        elif e.type in (ev.RUN_SUCCEEDED, ev.RUN_FAILED, ev.RUN_CANCELLED):
+            self.finished_at = e.ts
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(st.TASK_STATES, 0)
+        for t in self.tasks.values():
+            out[t.state] += 1
+        return out
+
+
+def fold(events: Iterable[Event]) -> RunView:
+    view = RunView()
+    for e in events:
+        view.apply(e)
+    return view
+
+
+def is_item(task_id: str) -> bool:
+    """True for a map item id like ``train[3]``."""
+    return task_id.endswith("]") and "[" in task_id
+
+
+def base_name(task_id: str) -> str:
+    """``train[3]`` -> ``train``; other ids unchanged."""
+    return task_id[: task_id.index("[")] if is_item(task_id) else task_id
