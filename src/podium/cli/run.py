@@ -1,3 +1,224 @@
-"""`podium` commands: run (see module docstring of each command)."""
+"""`podium run`, `resume`, `cancel`, `runs`, `show`: running workflows from the command line.
 
-from podium.cli import cli  # noqa: F401
+Invariants: a spec, parameter or capacity problem is reported before any run is written; a
+run shows live progress (done / running / failed / pending, elapsed, ETA) and ends with a
+summary table and T, R, F; Ctrl-C or SIGTERM cancels cleanly (running tasks stopped, the run
+marked cancelled, resumable) and exits 130.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from podium.cli import cli
+from podium.errors import UsageError
+
+
+def _store(url: str | None) -> Any:
+    from podium.store import default_store_url, open_store
+
+    return open_store(url or default_store_url())
+
+
+def _nodes(cluster: str | None) -> list[Any]:
+    if cluster:
+        from podium.load.cluster import load_cluster
+
+        return list(load_cluster(cluster).nodes)
+    from podium.executors.local import detect_node
+
+    return [detect_node()]
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _execute(
+    workflow: Any,
+    params: dict[str, Any] | None,
+    *,
+    store_url: str | None,
+    cluster: str | None,
+    run_id: str | None,
+    source: dict[str, Any] | None,
+    progress: bool,
+    resume: bool = False,
+    dispatch: str = "critical_path",
+) -> None:
+    from podium.cli.progress import Progress, print_summary
+    from podium.executors.local import LocalExecutor
+    from podium.runtime.engine import Engine, new_run_id
+
+    store = _store(store_url)
+    executor = LocalExecutor(_nodes(cluster))
+    run_id = run_id or new_run_id()
+    show = progress and sys.stderr.isatty()
+    prog = Progress(workflow, run_id, live=show)
+    engine = Engine(store, executor, hooks=[prog.hook], dispatch=dispatch)
+    try:
+        with _sigterm_as_interrupt(), prog:
+            if resume:
+                result = engine.resume(run_id, workflow)
+            else:
+                result = engine.run(workflow, params, run_id=run_id, source=source)
+    except KeyboardInterrupt:
+        click.echo(f"run {run_id} cancelled; continue it with: podium resume {run_id}", err=True)
+        sys.exit(130)
+    finally:
+        executor.shutdown(wait=False)
+        store.close()
+    print_summary(result)
+    if not result.ok:
+        click.echo(f"run {run_id} {result.status}; continue it with: podium resume {run_id}", err=True)
+        sys.exit(1)
+
+
+@cli.command("run")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Run parameter.")
+@click.option("--allow-module", multiple=True, metavar="MODULE", help="Allow Python tasks from MODULE.")
+@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option("--cluster", type=click.Path(dir_okay=False), help="Cluster file of local nodes.")
+@click.option("--run-id", metavar="ID", help="Run id; an existing id resumes that run (idempotent).")
+@click.option("--fifo", is_flag=True, help="Dispatch ready tasks first-in first-out (for comparison).")
+@click.option("--no-progress", is_flag=True, help="No live progress display.")
+def run_cmd(
+    file: str,
+    params: Sequence[str],
+    allow_module: Sequence[str],
+    store_url: str | None,
+    cluster: str | None,
+    run_id: str | None,
+    fifo: bool,
+    no_progress: bool,
+) -> None:
+    """Run the workflow in FILE (.yaml, .yml, .json or .py) to the end."""
+    from podium.load import load_workflow, parse_params
+
+    if run_id is not None and not _valid_id(run_id):
+        raise UsageError(f"--run-id {run_id!r}: use 1-64 letters, digits, '-' or '_'")
+    loaded = load_workflow(file, allow_modules=allow_module)
+    given = parse_params(list(params))
+    _execute(
+        loaded.workflow,
+        given,
+        store_url=store_url,
+        cluster=cluster,
+        run_id=run_id,
+        source=loaded.source,
+        progress=not no_progress,
+        dispatch="fifo" if fifo else "critical_path",
+    )
+
+
+@cli.command("resume")
+@click.argument("run_id")
+@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option("--cluster", type=click.Path(dir_okay=False), help="Cluster file of local nodes.")
+@click.option("--no-progress", is_flag=True, help="No live progress display.")
+def resume_cmd(run_id: str, store_url: str | None, cluster: str | None, no_progress: bool) -> None:
+    """Continue an interrupted, failed or cancelled run; tasks that succeeded are not run again."""
+    from podium.load import load_source
+
+    store = _store(store_url)
+    try:
+        record = store.get_run(run_id)
+    finally:
+        store.close()
+    workflow = load_source(record.source)
+    _execute(
+        workflow,
+        None,
+        store_url=store_url,
+        cluster=cluster,
+        run_id=run_id,
+        source=record.source,
+        progress=not no_progress,
+        resume=True,
+    )
+
+
+@cli.command("cancel")
+@click.argument("run_id")
+@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+def cancel_cmd(run_id: str, store_url: str | None) -> None:
+    """Ask a running run to stop; it ends as cancelled and can be resumed."""
+    store = _store(store_url)
+    try:
+        record = store.get_run(run_id)
+        store.request_cancel(run_id)
+    finally:
+        store.close()
+    host, _, pid = record.owner.rpartition(":")
+    if pid.isdigit() and host == os.uname().nodename:
+        try:
+            os.kill(int(pid), signal.SIGINT)
+        except ProcessLookupError:
+            pass
+    click.echo(f"cancel requested for run {run_id}")
+
+
+@cli.command("runs")
+@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+def runs_cmd(store_url: str | None, limit: int) -> None:
+    """List recent runs, newest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    store = _store(store_url)
+    try:
+        records = store.list_runs(limit)
+    finally:
+        store.close()
+    table = Table("run id", "workflow", "status", "created", "updated")
+    for r in records:
+        table.add_row(r.run_id, r.workflow, r.status, _ts(r.created_at), _ts(r.updated_at))
+    Console().print(table)
+
+
+@cli.command("show")
+@click.argument("run_id")
+@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option("--events", "with_events", is_flag=True, help="Also print the event log.")
+def show_cmd(run_id: str, store_url: str | None, with_events: bool) -> None:
+    """Show a run: its tasks, their states, attempts and durations, and T, R, F."""
+    from podium.cli.progress import print_view
+    from podium.runtime.view import fold
+
+    store = _store(store_url)
+    try:
+        record = store.get_run(run_id)
+        events = store.events(run_id)
+    finally:
+        store.close()
+    view = fold(events)
+    print_view(record, view)
+    if with_events:
+        for e in events:
+            click.echo(f"{e.seq:6d} {_ts(e.ts)} {e.type:14s} {e.task_id or '-'} {e.attempt} {e.data}")
+
+
+def _ts(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def _valid_id(run_id: str) -> bool:
+    return 0 < len(run_id) <= 64 and all(c.isalnum() or c in "-_" for c in run_id)

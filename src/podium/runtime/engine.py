@@ -106,7 +106,10 @@ class Engine:
         record = RunRecord(
             run_id, workflow.name, st.RUN_CREATED_STATE, now, now, resolved, dict(source or {})
         )
-        created = Event(1, ev.RUN_CREATED, None, 0, now, {"workflow": workflow.name, "params": resolved})
+        obj = {"alpha": workflow.objective.alpha, "beta": workflow.objective.beta}
+        created = Event(
+            1, ev.RUN_CREATED, None, 0, now, {"workflow": workflow.name, "params": resolved, "objective": obj}
+        )
         self.store.create_run(record, [created])
         view = fold([created])
         return self._go(run_id, workflow, resolved, view, {})

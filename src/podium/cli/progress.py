@@ -1,0 +1,173 @@
+"""Live progress and summaries for the terminal, fed only by engine events (a hook).
+
+Invariants: the hook does O(batch) work on the engine's thread (it counts, never renders);
+rendering happens on rich's refresh thread from a snapshot; the summary is computed from the
+folded view, so ``podium show`` prints the same table for a finished run as ``podium run``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from podium.model import events as ev
+from podium.model import states as st
+from podium.model.events import Event
+
+_STYLE = {
+    st.SUCCEEDED: "green",
+    st.FAILED: "red",
+    st.RUNNING: "cyan",
+    st.SKIPPED: "dim",
+    st.CANCELLED: "yellow",
+    st.RETRYING: "magenta",
+}
+
+
+class Progress:
+    """A hook that keeps counts, and a live line: done / running / failed / pending, ETA."""
+
+    def __init__(self, workflow: Any, run_id: str, live: bool = True) -> None:
+        self.workflow = workflow
+        self.run_id = run_id
+        self.total = len(workflow.tasks)
+        self.view: Any = None
+        self.t0 = time.monotonic()
+        self.live: Live | None = (
+            Live(self, console=Console(stderr=True), refresh_per_second=4, transient=True) if live else None
+        )
+        self.expanded = 0
+
+    def hook(self, events: Sequence[Event], view: Any) -> None:
+        self.view = view
+        for e in events:
+            if e.type == ev.TASK_EXPANDED:
+                self.expanded += int(e.data.get("count", 0))
+
+    def __enter__(self) -> Progress:
+        self.t0 = time.monotonic()
+        if self.live is not None:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+
+    def __rich__(self) -> Text:
+        view = self.view
+        counts = _counts(view) if view is not None else {}
+        done = counts.get(st.SUCCEEDED, 0) + counts.get(st.SKIPPED, 0)
+        total = max(self.total + self.expanded, 1)
+        failed = counts.get(st.FAILED, 0)
+        running = counts.get(st.RUNNING, 0)
+        pending = max(0, total - done - failed - running - counts.get(st.CANCELLED, 0))
+        elapsed = time.monotonic() - self.t0
+        eta = "?" if done == 0 else _dur(elapsed * (total - done) / done)
+        bar_w = 30
+        filled = int(bar_w * done / total)
+        return Text.assemble(
+            (f"{self.run_id} ", "bold"),
+            ("█" * filled + "░" * (bar_w - filled), "green"),
+            f" done {done}/{total}  ",
+            (f"running {running}  ", "cyan"),
+            (f"failed {failed}  ", "red" if failed else ""),
+            f"pending {pending}  elapsed {_dur(elapsed)}  ETA {eta}",
+        )
+
+
+def _counts(view: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in list(view.tasks.values()):
+        if t.children is not None:  # a map is counted through its items
+            continue
+        out[t.state] = out.get(t.state, 0) + 1
+    return out
+
+
+def _dur(s: float | None) -> str:
+    if s is None:
+        return "-"
+    if s < 1:
+        return f"{s * 1000:.0f}ms"
+    if s < 120:
+        return f"{s:.1f}s"
+    return f"{int(s // 60)}m{int(s % 60):02d}s"
+
+
+def task_table(view: Any, limit: int = 200) -> Table:
+    table = Table("task", "status", "attempts", "duration", "node", "resources", title="tasks")
+    rows = [t for t in view.tasks.values()]
+    for t in rows[:limit]:
+        res = t.resources or {}
+        desc = " ".join(
+            f"{k}={v / 1024**3:.3g}GiB" if k == "memory" else f"{k}={v:g}" for k, v in res.items()
+        )
+        note = ""
+        if t.state == st.SKIPPED and t.skip_reason:
+            note = f" ({t.skip_reason})"
+        elif t.cached:
+            note = " (cached)"
+        table.add_row(
+            t.task_id,
+            Text(t.state + note, style=_STYLE.get(t.state, "")),
+            str(t.attempt),
+            _dur(t.duration),
+            t.node or "-",
+            desc or "-",
+        )
+    if len(rows) > limit:
+        table.add_row(f"... {len(rows) - limit} more", "", "", "", "", "")
+    return table
+
+
+def _errors(view: Any) -> list[Text]:
+    out = []
+    for t in view.tasks.values():
+        if t.state == st.FAILED and t.error:
+            out.append(Text(f"{t.task_id}: [{t.error.get('kind')}] {t.error.get('message')}", style="red"))
+    return out
+
+
+def print_summary(result: Any) -> None:
+    """The final table of a run and its T, R, F."""
+    s = result.summary
+    console = Console()
+    line = Text.assemble(
+        (f"run {result.run_id} {result.status}", "bold green" if result.ok else "bold red"),
+        f"   T = {s.makespan:.3f} s   R = {s.cost:.6f}"
+        f"   F = {s.alpha:g}*T + {s.beta:g}*R = {s.objective:.4f}",
+    )
+    console.print(Group(task_table(result.view), *_errors(result.view), line))
+
+
+def print_view(record: Any, view: Any) -> None:
+    """What ``podium show`` prints for a run read back from the store."""
+    from podium.runtime.summary import summarize
+
+    console = Console()
+    console.print(
+        Text(f"run {record.run_id}  workflow {record.workflow}  status {record.status}", style="bold")
+    )
+    console.print(task_table(view))
+    for line in _errors(view):
+        console.print(line)
+
+    class _Wf:  # summarize needs only the objective; the spec itself may be gone
+        objective = _objective(view)
+
+    s = summarize(view, _Wf, {})  # type: ignore[arg-type]
+    console.print(f"T = {s.makespan:.3f} s   R = {s.cost:.6f}   F = {s.objective:.4f}")
+
+
+def _objective(view: Any) -> Any:
+    from podium.model.workflow import Objective
+
+    o = (view.meta or {}).get("objective") or {}
+    return Objective(alpha=float(o.get("alpha", 1.0)), beta=float(o.get("beta", 0.0)))
