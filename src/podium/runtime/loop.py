@@ -485,9 +485,11 @@ class RunLoop:
         for fut in list(self.running):
             with contextlib.suppress(Exception):
                 self.executor.kill(fut)
-        for tid, tv in self.view.tasks.items():
-            if tv.state in (st.PENDING, st.QUEUED, st.RETRYING):
-                self.emit(ev.TASK_CANCELLED, tid, tv.attempt, {"reason": reason})
+        ids = list(dict.fromkeys([*self.wf.tasks, *self.view.tasks]))
+        for tid in ids:
+            tv = self.view.tasks.get(tid)
+            if tv is None or tv.state in (st.PENDING, st.QUEUED, st.RETRYING):
+                self.emit(ev.TASK_CANCELLED, tid, tv.attempt if tv else 0, {"reason": reason})
         self.ready.clear()
         self.timers.clear()
         self.to_submit.clear()

@@ -1,0 +1,30 @@
+"""Fixtures for engine tests: a real SQLite store and a real local executor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from podium.executors.local import LocalExecutor
+from podium.model import Node, Resources
+from podium.store.sqlite import SqliteStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(str(tmp_path / "podium.db"))
+    yield s
+    s.close()
+
+
+def make_executor(cpu: float = 2, memory: str = "4GiB", **custom: float) -> LocalExecutor:
+    return LocalExecutor([Node("local", Resources.of(cpu=cpu, memory=memory, **custom))])
+
+
+@pytest.fixture
+def executor() -> Iterator[LocalExecutor]:
+    ex = make_executor()
+    yield ex
+    ex.shutdown()

@@ -1,0 +1,247 @@
+"""The engine end to end on a real SQLite store and the real local executor.
+
+Each test reads its verdict from the durable event log (a fresh fold of what the store
+holds), not from the engine's memory, so a test passes only if the log tells the truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from conftest import make_executor
+from runtime_tasks import call
+
+from podium.errors import SpecError
+from podium.model import Const, Param, ParamSpec, Ref, Resources, RetryPolicy, TaskSpec, When, Workflow
+from podium.model import events as ev
+from podium.runtime.engine import Engine
+from podium.runtime.view import fold
+
+
+def demo_workflow() -> Workflow:
+    r"""
+    source -> square (map over source) -> total -> route -> big   (branch: label == big)
+                                                       \-> small (branch: label == small)
+    big, small -> final (none_failed: takes whichever ran);  flaky alone, fails twice
+    """
+    return Workflow.build(
+        "demo",
+        [
+            TaskSpec("source", call=call("source"), args={"n": Const(3)}),
+            TaskSpec("square", call=call("square"), args={"x": Ref("source")}, map_over="x"),
+            TaskSpec("total", call=call("total"), args={"xs": Ref("square"), "k": Param("k")}),
+            TaskSpec("route", call=call("route"), args={"t": Ref("total")}),
+            TaskSpec(
+                "big", call=call("big"), args={"t": Ref("total")}, when=When("route", "big", ("label",))
+            ),
+            TaskSpec(
+                "small", call=call("small"), args={"t": Ref("total")}, when=When("route", "small", ("label",))
+            ),
+            TaskSpec(
+                "final", call=call("final"), args={"a": Ref("big"), "b": Ref("small")}, trigger="none_failed"
+            ),
+            TaskSpec(
+                "flaky",
+                call=call("flaky"),
+                args={"key": Param("key"), "fail_times": Const(2)},
+                retry=RetryPolicy(attempts=3, delay=0.01, jitter=0.0),
+            ),
+        ],
+        [ParamSpec("k", "int", 0), ParamSpec("key", "str")],
+    )
+
+
+def test_map_branch_join_and_retry(store, executor, request) -> None:
+    result = Engine(store, executor).run(demo_workflow(), {"k": "5", "key": request.node.name})
+    assert result.ok
+    assert result["square"] == [1, 4, 9]
+    assert result["total"] == 19
+    assert result["final"] == "big 19"
+    view = fold(store.events(result.run_id))
+    assert view.state == "succeeded"
+    assert view.tasks["small"].state == "skipped"
+    assert "branch" in (view.tasks["small"].skip_reason or "")
+    assert view.tasks["flaky"].attempt == 3
+    kinds = [e.type for e in store.events(result.run_id) if e.task_id == "flaky"]
+    assert kinds.count(ev.TASK_RETRYING) == 2 and kinds[-1] == ev.TASK_SUCCEEDED
+    # every committed result reads back with a valid checksum
+    results = store.results(result.run_id)
+    assert {"source", "square[0]", "square[2]", "total", "big", "final"} <= set(results)
+    assert all(r.verify() for r in results.values())
+
+
+def test_success_is_durable_before_dependents_start(store, executor, request) -> None:
+    result = Engine(store, executor).run(demo_workflow(), {"key": request.node.name})
+    seq = {(e.type, e.task_id): e.seq for e in store.events(result.run_id)}
+    wf = demo_workflow()
+    for name, spec in wf.tasks.items():
+        start = seq.get((ev.TASK_STARTED, name))
+        for dep in spec.deps:
+            if start is not None:
+                done = seq.get((ev.TASK_SUCCEEDED, dep)) or seq[(ev.TASK_SKIPPED, dep)]
+                assert done < start, (dep, name)
+
+
+def test_failure_fail_fast_cancels_and_continue_keeps_going(store, request) -> None:
+    def wf(fail_fast: bool) -> Workflow:
+        return Workflow.build(
+            f"ff-{fail_fast}",
+            [
+                TaskSpec("bad", call=call("boom")),
+                TaskSpec("after_bad", call=call("square"), args={"x": Ref("bad")}),
+                TaskSpec("slow", call=call("sleep"), args={"seconds": Const(0.3)}),
+                TaskSpec("after_slow", call=call("sleep"), args={"seconds": Const(0.0), "mark": Ref("slow")}),
+            ],
+            fail_fast=fail_fast,
+        )
+
+    ex = make_executor(cpu=4)
+    try:
+        kept = Engine(store, ex).run(wf(False))
+        stopped = Engine(store, ex).run(wf(True))
+    finally:
+        ex.shutdown()
+    kv = fold(store.events(kept.run_id))
+    assert kv.state == "failed"
+    assert kv.tasks["bad"].state == "failed"
+    assert kv.tasks["bad"].error["kind"] == "user" and "boom: bad input" in kv.tasks["bad"].error["message"]
+    assert kv.tasks["after_bad"].state == "skipped"
+    assert kv.tasks["after_slow"].state == "succeeded"  # the independent branch finished
+    sv = fold(store.events(stopped.run_id))
+    assert sv.state == "failed"
+    assert sv.tasks["after_slow"].state == "cancelled"
+
+
+def test_non_retryable_input_error_names_the_path(store, executor) -> None:
+    wf = Workflow.build(
+        "badpath",
+        [
+            TaskSpec("route", call=call("route"), args={"t": Const(3)}),
+            TaskSpec("use", call=call("square"), args={"x": Ref("route", ("nope",))}),
+        ],
+    )
+    result = Engine(store, executor).run(wf)
+    err = fold(store.events(result.run_id)).tasks["use"].error
+    assert err is not None and "route['nope']" in err["message"] and err["retryable"] is False
+
+
+def test_unplaceable_task_is_rejected_before_any_run_is_written(store) -> None:
+    wf = Workflow.build("huge", [TaskSpec("big", call=call("square"), resources=Resources.of(cpu=64))])
+    ex = make_executor(cpu=2)
+    try:
+        with pytest.raises(SpecError, match="no node can ever satisfy"):
+            Engine(store, ex).run(wf)
+    finally:
+        ex.shutdown()
+    assert store.list_runs() == []
+
+
+def _intervals(events: Sequence[ev.Event]) -> list[tuple[float, float, dict[str, float]]]:
+    open_: dict[str, tuple[float, dict[str, float]]] = {}
+    out = []
+    for e in events:
+        if e.type == ev.TASK_STARTED:
+            open_[e.task_id] = (e.ts, e.data["res"])
+        elif e.type in (ev.TASK_SUCCEEDED, ev.TASK_FAILED, ev.TASK_RETRYING) and e.task_id in open_:
+            start, res = open_.pop(e.task_id)
+            out.append((start, e.ts, res))
+    return out
+
+
+def test_running_tasks_never_exceed_node_capacity(store) -> None:
+    """Tasks of mixed cpu/memory/custom needs on a small node: at every instant in the log the
+    sum of what runs fits the node, and the node was actually shared (so the check has teeth)."""
+    needs = [
+        Resources.of(cpu=1, memory="1GiB"),
+        Resources.of(cpu=2, memory="512MiB"),
+        Resources.of(cpu=0.5, memory="2GiB", tpu=1),
+        Resources.of(cpu=1, memory="256MiB", tpu=1),
+    ]
+    tasks = [
+        TaskSpec(f"t{i}", call=call("sleep"), args={"seconds": Const(0.05)}, resources=needs[i % len(needs)])
+        for i in range(24)
+    ]
+    capacity = {"cpu": 3.0, "memory": 3 * 1024**3, "tpu": 1.0}
+    ex = make_executor(cpu=3, memory="3GiB", tpu=1)
+    try:
+        result = Engine(store, ex).run(Workflow.build("cap", tasks))
+    finally:
+        ex.shutdown()
+    assert result.ok
+    # Events are committed in order; a start's seq after another's finish means they did not overlap.
+    events = store.events(result.run_id)
+    running: dict[str, dict[str, float]] = {}
+    peak_tasks = 0
+    for e in events:
+        if e.type == ev.TASK_STARTED:
+            running[e.task_id] = e.data["res"]
+            for k, cap in capacity.items():
+                assert sum(r.get(k, 0.0) for r in running.values()) <= cap + 1e-9, (k, running)
+            peak_tasks = max(peak_tasks, len(running))
+        elif e.type in (ev.TASK_SUCCEEDED, ev.TASK_FAILED, ev.TASK_RETRYING):
+            running.pop(e.task_id, None)
+    assert peak_tasks >= 2
+
+
+def _cp_vs_fifo_workflow() -> Workflow:
+    r"""
+    s1 s2 s3 s4 s5 s6        (six short independent tasks, declared first)
+    c1 -> c2 -> c3 -> c4     (a chain: the critical path)
+    On 2 cpus FIFO runs the six first and the chain after them (7 waves); critical-path
+    dispatch starts c1 at once and overlaps the chain with the shorts (5 waves).
+    """
+    shorts = [
+        TaskSpec(f"s{i}", call=call("sleep"), args={"seconds": Const(0.1)}, expected_duration=0.1)
+        for i in range(1, 7)
+    ]
+    chain = [
+        TaskSpec(
+            f"c{i}",
+            call=call("sleep"),
+            args={"seconds": Const(0.1)},
+            after=(f"c{i - 1}",) if i > 1 else (),
+            expected_duration=0.1,
+        )
+        for i in range(1, 5)
+    ]
+    return Workflow.build("cp-vs-fifo", [*shorts, *chain])
+
+
+@pytest.mark.parametrize("renamed", [False, True])
+def test_critical_path_dispatch_beats_fifo(store, renamed: bool) -> None:
+    wf = _cp_vs_fifo_workflow()
+    if renamed:  # same DAG, other names: the order must come from the graph, not the names
+        ren = {n: f"z{i:02d}" for i, n in enumerate(reversed(list(wf.tasks)))}
+        wf = Workflow.build(
+            wf.name,
+            [
+                TaskSpec(
+                    ren[n],
+                    call=t.call,
+                    args=t.args,
+                    after=tuple(ren[a] for a in t.after),
+                    expected_duration=t.expected_duration,
+                )
+                for n, t in wf.tasks.items()
+            ],
+        )
+        chain_head = ren["c1"]
+        shorts = {ren[f"s{i}"] for i in range(1, 7)}
+    else:
+        chain_head, shorts = "c1", {f"s{i}" for i in range(1, 7)}
+    ex = make_executor(cpu=2)
+    try:
+        cp = Engine(store, ex, dispatch="critical_path").run(wf)
+        fifo = Engine(store, ex, dispatch="fifo").run(wf)
+    finally:
+        ex.shutdown()
+
+    def start_order(run_id: str) -> list[str]:
+        return [e.task_id for e in store.events(run_id) if e.type == ev.TASK_STARTED]
+
+    cp_order, fifo_order = start_order(cp.run_id), start_order(fifo.run_id)
+    assert chain_head in cp_order[:2]
+    assert set(fifo_order[:6]) == shorts
+    # the log's own timestamps: the critical-path run is shorter by about two waves
+    assert cp.summary.makespan < fifo.summary.makespan
