@@ -62,8 +62,7 @@ class Event(NamedTuple):
     data: dict[str, Any] = _NO_DATA
 
 
-@dataclass(frozen=True, slots=True)
-class ResultRecord:
+class ResultRecord(NamedTuple):
     """A task instance's committed result: serialized bytes and their sha256."""
 
     task_id: str
