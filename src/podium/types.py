@@ -74,11 +74,11 @@ class Store(Protocol):
     def update_run(self, run_id: RunId, **fields: Any) -> None:
         """Set header fields: ``status``, ``owner``, ``updated_at``, ``params``, ``source``."""
 
-    def append(
-        self, run_id: RunId, events: Sequence[Event], results: Sequence[ResultRecord] = ()
-    ) -> None:
+    def append(self, run_id: RunId, events: Sequence[Event], results: Sequence[ResultRecord] = ()) -> None:
         """Append events (and the results they commit) atomically. Also records, for every
-        ``TaskSucceeded`` carrying ``data["duration"]``, a history row used by ``durations``."""
+        ``TaskSucceeded`` carrying ``data["duration"]``, a history row used by ``durations``.
+        History is derived data: a store may buffer it, but this object's own ``durations``
+        sees it at once and other objects see it by the run's final event or ``close``."""
 
     def get_run(self, run_id: RunId) -> RunRecord:
         """The run's header; ``NotFoundError`` if unknown."""

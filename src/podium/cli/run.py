@@ -61,6 +61,7 @@ def _execute(
     progress: bool,
     resume: bool = False,
     dispatch: str = "critical_path",
+    gantt: str | None = None,
 ) -> None:
     from podium.cli.progress import Progress, print_summary
     from podium.executors.local import LocalExecutor
@@ -78,13 +79,19 @@ def _execute(
                 result = engine.resume(run_id, workflow)
             else:
                 result = engine.run(workflow, params, run_id=run_id, source=source)
+        if gantt:
+            write_gantt(store, run_id, gantt)
     except KeyboardInterrupt:
+        if gantt:
+            write_gantt(store, run_id, gantt)
         click.echo(f"run {run_id} cancelled; continue it with: podium resume {run_id}", err=True)
         sys.exit(130)
     finally:
         executor.shutdown(wait=False)
         store.close()
     print_summary(result)
+    if gantt:
+        click.echo(f"gantt chart: {gantt}")
     if not result.ok:
         click.echo(f"run {run_id} {result.status}; continue it with: podium resume {run_id}", err=True)
         sys.exit(1)
@@ -98,6 +105,7 @@ def _execute(
 @click.option("--cluster", type=click.Path(dir_okay=False), help="Cluster file of local nodes.")
 @click.option("--run-id", metavar="ID", help="Run id; an existing id resumes that run (idempotent).")
 @click.option("--fifo", is_flag=True, help="Dispatch ready tasks first-in first-out (for comparison).")
+@click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
 def run_cmd(
     file: str,
@@ -108,6 +116,7 @@ def run_cmd(
     run_id: str | None,
     fifo: bool,
     no_progress: bool,
+    gantt: str | None,
 ) -> None:
     """Run the workflow in FILE (.yaml, .yml, .json or .py) to the end."""
     from podium.load import load_workflow, parse_params
@@ -125,6 +134,7 @@ def run_cmd(
         source=loaded.source,
         progress=not no_progress,
         dispatch="fifo" if fifo else "critical_path",
+        gantt=gantt,
     )
 
 
@@ -132,8 +142,11 @@ def run_cmd(
 @click.argument("run_id")
 @click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
 @click.option("--cluster", type=click.Path(dir_okay=False), help="Cluster file of local nodes.")
+@click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
-def resume_cmd(run_id: str, store_url: str | None, cluster: str | None, no_progress: bool) -> None:
+def resume_cmd(
+    run_id: str, store_url: str | None, cluster: str | None, gantt: str | None, no_progress: bool
+) -> None:
     """Continue an interrupted, failed or cancelled run; tasks that succeeded are not run again."""
     from podium.load import load_source
 
@@ -152,6 +165,7 @@ def resume_cmd(run_id: str, store_url: str | None, cluster: str | None, no_progr
         source=record.source,
         progress=not no_progress,
         resume=True,
+        gantt=gantt,
     )
 
 
@@ -198,7 +212,8 @@ def runs_cmd(store_url: str | None, limit: int) -> None:
 @click.argument("run_id")
 @click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
 @click.option("--events", "with_events", is_flag=True, help="Also print the event log.")
-def show_cmd(run_id: str, store_url: str | None, with_events: bool) -> None:
+@click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
+def show_cmd(run_id: str, store_url: str | None, with_events: bool, gantt: str | None) -> None:
     """Show a run: its tasks, their states, attempts and durations, and T, R, F."""
     from podium.cli.progress import print_view
     from podium.runtime.view import fold
@@ -207,6 +222,8 @@ def show_cmd(run_id: str, store_url: str | None, with_events: bool) -> None:
     try:
         record = store.get_run(run_id)
         events = store.events(run_id)
+        if gantt:
+            write_gantt(store, run_id, gantt)
     finally:
         store.close()
     view = fold(events)
@@ -214,6 +231,19 @@ def show_cmd(run_id: str, store_url: str | None, with_events: bool) -> None:
     if with_events:
         for e in events:
             click.echo(f"{e.seq:6d} {_ts(e.ts)} {e.type:14s} {e.task_id or '-'} {e.attempt} {e.data}")
+
+
+def write_gantt(store: Any, run_id: str, path: str) -> None:
+    """Write the run's real schedule (every attempt, from the event log) as an HTML Gantt page."""
+    from pathlib import Path
+
+    from podium.cli.gantt import gantt_html, run_bars
+
+    record = store.get_run(run_id)
+    page = gantt_html(run_bars(store.events(run_id)), f"run {run_id} of {record.workflow}", record.status)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")
 
 
 def _ts(t: float) -> str:

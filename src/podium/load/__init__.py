@@ -1,0 +1,197 @@
+"""The load layer: Python flows and YAML/JSON specs into a validated ``Workflow``.
+
+Entry points: ``load_workflow(path)`` (a ``.yaml``/``.yml``/``.json`` spec or a ``.py`` file
+with a ``@podium.flow``, optionally ``FILE.py:flowname``) returns ``Loaded(workflow, source)``;
+``load_source(source)`` loads the same workflow again (for resume), refusing a file that
+changed; ``parse_params`` reads ``-p key=value`` pairs.
+
+Invariants: ``source`` is plain JSON-serialisable data and enough to reload the workflow;
+modules a spec names are importable only when allowed by configuration or the caller;
+importing this package is light (YAML is imported only when a spec is read).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from podium.errors import Problem, SpecError
+from podium.load.config import Config, load_config
+from podium.load.limits import Limits
+from podium.load.params import parse_params
+from podium.model.workflow import Workflow
+from podium.registry import REGISTRY, Registry
+
+__all__ = [
+    "Config",
+    "Limits",
+    "Loaded",
+    "load_config",
+    "load_source",
+    "load_workflow",
+    "parse_params",
+]
+
+SPEC_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A loaded workflow and the plain-data description of where it came from."""
+
+    workflow: Workflow
+    source: dict[str, Any]
+
+
+def split_target(target: str | Path) -> tuple[Path, str | None]:
+    """``"flows.py:train"`` -> ``(Path("flows.py"), "train")``; other paths have no flow name."""
+    text = str(target)
+    head, sep, tail = text.rpartition(":")
+    if (
+        sep
+        and Path(head).suffix.lower() in (*SPEC_SUFFIXES, ".py")
+        and tail
+        and "/" not in tail
+        and "\\" not in tail
+    ):
+        return Path(head), tail
+    return Path(text), None
+
+
+def load_workflow(
+    path: str | Path,
+    allow_modules: Iterable[str] = (),
+    registry: Registry = REGISTRY,
+    limits: Limits | None = None,
+    cwd: str | Path | None = None,
+) -> Loaded:
+    """Load and validate the workflow in ``path``. ``SpecError`` lists every problem.
+
+    Modules allowed: those in ``podium.toml``/``pyproject.toml`` of ``cwd`` (default: the
+    current directory) plus ``allow_modules``.
+    """
+    file, flow_name = split_target(path)
+    allow = tuple(dict.fromkeys((*load_config(cwd).allow_modules, *allow_modules)))
+    return _load(file, str(path) if flow_name is None else str(file), flow_name, allow, registry, limits)
+
+
+def load_source(
+    source: Mapping[str, Any], registry: Registry = REGISTRY, limits: Limits | None = None
+) -> Workflow:
+    """The workflow described by a ``Loaded.source``; ``SpecError`` if its file changed since."""
+    kind, path, digest = source.get("kind"), source.get("path"), source.get("sha256")
+    if kind not in ("yaml", "json", "python") or not isinstance(path, str) or not isinstance(digest, str):
+        raise SpecError(f"run source is incomplete or unknown: {dict(source)!r}")
+    allow = tuple(source.get("allow_modules") or ())
+    loaded = _load(Path(path), path, source.get("flow"), allow, registry, limits, expect_sha256=digest)
+    return loaded.workflow
+
+
+def _read(file: Path, shown: str) -> bytes:
+    try:
+        return file.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(f"{shown}: no such file") from None
+    except IsADirectoryError:
+        raise SpecError(f"{shown}: is a directory, not a spec file") from None
+    except OSError as e:
+        raise SpecError(f"{shown}: cannot be read: {e.strerror}") from None
+
+
+def _load(
+    file: Path,
+    shown: str,
+    flow_name: str | None,
+    allow: tuple[str, ...],
+    registry: Registry,
+    limits: Limits | None,
+    expect_sha256: str | None = None,
+) -> Loaded:
+    suffix = file.suffix.lower()
+    if suffix not in SPEC_SUFFIXES and suffix != ".py":
+        raise SpecError(
+            f"{shown}: unknown spec type {file.suffix or '(none)'!r}: use .yaml, .yml, .json or .py"
+        )
+    data = _read(file, shown)
+    digest = hashlib.sha256(data).hexdigest()
+    if expect_sha256 is not None and digest != expect_sha256:
+        raise SpecError(
+            f"{shown}: the spec changed since the run started (sha256 {expect_sha256[:12]}... is now "
+            f"{digest[:12]}...); restore the original file or start a new run"
+        )
+    absolute = str(file.resolve())
+    source: dict[str, Any] = {"path": absolute, "sha256": digest, "allow_modules": list(allow)}
+    for m in allow:
+        if m not in registry.snapshot():
+            registry.allow(m)
+    if suffix == ".py":
+        flow = _python_flow(file, shown, flow_name, registry, limits, len(data))
+        try:
+            wf = flow.build()
+        except SpecError as e:
+            raise SpecError(e.problems, source=shown) from None
+        return Loaded(wf, {"kind": "python", **source, "flow": flow.name})
+    if flow_name is not None:
+        raise SpecError(f"{shown}: ':{flow_name}' selects a flow in a .py file only")
+    from podium.load.spec import load_spec
+
+    fmt = SPEC_SUFFIXES[suffix]
+    wf = load_spec(
+        data,
+        shown,
+        fmt,
+        allow_modules=allow,
+        registry=registry,
+        limits=limits,
+        base_dir=file.resolve().parent,
+        default_name=file.stem,
+    )
+    return Loaded(wf, {"kind": "yaml" if fmt == "yaml" else "json", **source, "flow": None})
+
+
+def _python_flow(
+    file: Path, shown: str, flow_name: str | None, registry: Registry, limits: Limits | None, size: int
+) -> Any:
+    from podium.load.python import Flow, _user_frame
+
+    lim = limits or Limits()
+    if size > lim.max_bytes:
+        raise SpecError(f"{shown}: file is {size} bytes, over the limit of {lim.max_bytes} bytes")
+    module = file.stem
+    existing = sys.modules.get(module)
+    if existing is not None and getattr(existing, "__file__", None) != str(file.resolve()):
+        raise SpecError(
+            f"{shown}: a module named {module!r} is already imported from elsewhere; rename the file"
+        )
+    # Like ``python FILE.py``: modules next to the flow file can be imported by it.
+    folder = str(file.resolve().parent)
+    if folder not in sys.path:
+        sys.path.append(folder)
+    try:
+        mod = registry.load_file(file, module)
+    except SpecError:
+        raise
+    except SyntaxError as e:
+        raise SpecError(f"{shown}:{e.lineno}:{e.offset}: Python syntax error: {e.msg}") from None
+    except Exception as e:
+        raise SpecError(f"{shown}: importing it failed: {type(e).__name__}: {e}{_user_frame(e)}") from None
+    flows: dict[int, tuple[str, Flow]] = {}
+    for attr, value in vars(mod).items():
+        if isinstance(value, Flow):
+            flows.setdefault(id(value), (attr, value))
+    found = list(flows.values())
+    names = ", ".join(sorted(f.name for _, f in found)) or "none"
+    if flow_name is not None:
+        for attr, f in found:
+            if flow_name in (attr, f.name):
+                return f
+        raise SpecError(Problem(shown, f"no flow named {flow_name!r} (flows: {names})"))
+    if not found:
+        raise SpecError(Problem(shown, "defines no @podium.flow"))
+    if len(found) > 1:
+        raise SpecError(Problem(shown, f"defines {len(found)} flows ({names}): pick one with {shown}:FLOW"))
+    return found[0][1]

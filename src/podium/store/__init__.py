@@ -1,0 +1,75 @@
+"""The store layer: the durable event log, results, cache and run history behind ``Store``.
+
+Invariants: ``open_store(url)`` is the one way the edges pick a backend from a URL;
+``memory:`` is process-local, a file path or ``sqlite:///path.db`` is the embedded default, and
+``postgresql://`` needs the ``postgres`` extra (psycopg is imported only when such a URL is
+opened). Every backend passes the same conformance suite. This package imports only the model
+and the leaves.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlsplit
+
+from podium.errors import UsageError
+from podium.store.codec import redact
+from podium.store.memory import MemoryStore
+from podium.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from podium.types import Store
+
+__all__ = ["DEFAULT_STORE_PATH", "MemoryStore", "SqliteStore", "default_store_url", "open_store"]
+
+#: Where the CLI keeps its store, relative to the current directory.
+DEFAULT_STORE_PATH = Path(".podium") / "podium.db"
+#: Environment variable overriding the default store URL.
+STORE_ENV = "PODIUM_STORE"
+
+_HINT = "use memory:, a file path, sqlite:///relative.db, sqlite:////absolute.db or postgresql://..."
+
+
+def default_store_url() -> str:
+    """``$PODIUM_STORE`` if set, else the SQLite file ``.podium/podium.db`` under the current directory."""
+    env = os.environ.get(STORE_ENV, "").strip()
+    if env:
+        return env
+    return f"sqlite:///{(Path.cwd() / DEFAULT_STORE_PATH).as_posix()}"
+
+
+def open_store(url: str) -> Store:
+    """Open the store named by ``url``: ``memory:``; a file path or ``sqlite:///relative.db`` /
+    ``sqlite:////absolute.db`` (optionally ``?synchronous=FULL``); ``postgresql://...``.
+    Anything else is a ``UsageError`` with a one-line message."""
+    url = url.strip()
+    if not url:
+        raise UsageError(f"empty store URL: {_HINT}")
+    if url in ("memory:", "memory://"):
+        return MemoryStore()
+    if "://" not in url:
+        return SqliteStore(url)
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in ("postgresql", "postgres"):
+        from podium.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    if scheme == "sqlite":
+        return _open_sqlite(url)
+    raise UsageError(f"unsupported store URL {redact(url)!r}: {_HINT}")
+
+
+def _open_sqlite(url: str) -> SqliteStore:
+    parts = urlsplit(url)
+    if parts.netloc:
+        raise UsageError(f"store URL {url!r}: a sqlite URL has no host; {_HINT}")
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path:
+        raise UsageError(f"store URL {url!r} names no database file; {_HINT}")
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = sorted(set(options) - {"synchronous"})
+    if unknown:
+        raise UsageError(f"store URL {url!r}: unknown option(s) {', '.join(unknown)}; known: synchronous")
+    return SqliteStore(path, synchronous=options.get("synchronous", "NORMAL"))

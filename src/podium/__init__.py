@@ -1,0 +1,58 @@
+"""Podium: plan and run AI workflows to minimise alpha*T + beta*R.
+
+The public API: declare tasks and flows with ``task``, ``flow``, ``each``, ``when``,
+``http``, ``shell`` and ``template``; the model classes are re-exported for convenience.
+Invariant: ``import podium`` stays light (no YAML parsing, no optional heavy dependencies).
+"""
+
+from __future__ import annotations
+
+from podium.errors import PodiumError, SpecError
+from podium.load.python import Flow, Handle, Task, each, flow, http, shell, task, template, when
+from podium.model import (
+    REQUIRED,
+    Cluster,
+    Const,
+    Node,
+    Objective,
+    Param,
+    ParamSpec,
+    Ref,
+    Resources,
+    RetryPolicy,
+    TaskSpec,
+    Template,
+    When,
+    Workflow,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "REQUIRED",
+    "Cluster",
+    "Const",
+    "Flow",
+    "Handle",
+    "Node",
+    "Objective",
+    "Param",
+    "ParamSpec",
+    "PodiumError",
+    "Ref",
+    "Resources",
+    "RetryPolicy",
+    "SpecError",
+    "Task",
+    "TaskSpec",
+    "Template",
+    "When",
+    "Workflow",
+    "each",
+    "flow",
+    "http",
+    "shell",
+    "task",
+    "template",
+    "when",
+]

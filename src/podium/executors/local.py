@@ -1,0 +1,126 @@
+"""The local machine as a cluster: node detection and ``LocalExecutor``, the embedded engine's executor.
+
+``detect_node`` measures this machine (cpu from the affinity mask, total memory, NVIDIA GPUs
+through NVML when ``pynvml`` is installed) and lets a config override any value.
+
+``LocalExecutor`` routes each call by ``call.spec.isolation`` to a ``ThreadExecutor`` or a
+``ProcessExecutor`` of the node named by ``call.node``. Several nodes (a local cluster file
+describing several machines, for demos and tests) each get their own pools. It does no
+resource accounting: the engine submits only what fits, so thread pools grow on demand and
+never queue a submitted call. Invariants: an unknown node is a ``ValueError``; this module
+never imports the store.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from podium.errors import Problem, SpecError
+from podium.executors.process import ProcessExecutor
+from podium.executors.thread import ThreadExecutor
+from podium.model.cluster import DEFAULT_PRICES, Node
+from podium.model.resources import Resources
+from podium.model.task import TaskCall
+from podium.registry import REGISTRY, Registry
+
+
+def detect_gpus() -> int:
+    """Number of NVIDIA GPUs visible through NVML; 0 without ``pynvml`` or a driver."""
+    try:
+        import pynvml  # type: ignore[import-not-found]
+    except ImportError:
+        return 0
+    try:
+        pynvml.nvmlInit()
+        try:
+            return int(pynvml.nvmlDeviceGetCount())
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no driver, no device: a machine without GPUs
+        return 0
+
+
+def detect_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def detect_node(
+    name: str = "local",
+    overrides: Mapping[str, Any] | None = None,
+    prices: Mapping[str, float] | None = None,
+) -> Node:
+    """This machine as a ``Node``; ``overrides`` (``{"cpu": 4, "memory": "8GiB", "gpu": 1,
+    "tpu": 2}``) replace detected values and add custom resources."""
+    import psutil
+
+    values: dict[str, Any] = {"cpu": detect_cpus(), "memory": psutil.virtual_memory().total}
+    overrides = dict(overrides or {})
+    if "gpu" not in overrides:
+        values["gpu"] = detect_gpus()
+    values.update(overrides)
+    try:
+        capacity = Resources.from_dict(values)
+    except ValueError as e:
+        raise SpecError(Problem(f"nodes.{name}", f"bad resource override ({e})")) from None
+    return Node(name=name, capacity=capacity, prices=DEFAULT_PRICES if prices is None else prices)
+
+
+class LocalExecutor:
+    """Threads and processes on this machine (or on several described local nodes)."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        nodes: Sequence[Node] | None = None,
+        registry: Registry = REGISTRY,
+        max_threads: int | None = None,
+        grace: float = 1.0,
+    ) -> None:
+        self._nodes: tuple[Node, ...] = tuple(nodes) if nodes else (detect_node(),)
+        self._threads: dict[str, ThreadExecutor] = {}
+        self._procs: dict[str, ProcessExecutor] = {}
+        for n in self._nodes:
+            if n.name in self._threads:
+                raise SpecError(Problem(f"nodes.{n.name}", "duplicate node name"))
+            self._threads[n.name] = ThreadExecutor(max_threads, registry, (n,), name=f"thread-{n.name}")
+            self._procs[n.name] = ProcessExecutor(registry, (n,), grace=grace, name=f"process-{n.name}")
+
+    def submit(self, call: TaskCall) -> Future[Any]:
+        pools = self._procs if call.spec.isolation == "process" else self._threads
+        try:
+            pool = pools[call.node]
+        except KeyError:
+            known = ", ".join(self._threads)
+            raise ValueError(f"task {call.task_id!r}: unknown node {call.node!r} (nodes: {known})") from None
+        return pool.submit(call)
+
+    def kill(self, future: Future[Any]) -> None:
+        for p in self._procs.values():
+            if p.owns(future):
+                p.kill(future)
+                return
+        for t in self._threads.values():  # the first fails it; its owner also kills its command
+            t.kill(future)
+
+    def nodes(self) -> Sequence[Node]:
+        return self._nodes
+
+    def pids(self) -> dict[str, int]:
+        """Pid of the worker process of each running process-isolated task instance."""
+        out: dict[str, int] = {}
+        for p in self._procs.values():
+            out.update(p.pids())
+        return out
+
+    def shutdown(self, wait: bool = True) -> None:
+        for p in self._procs.values():
+            p.shutdown(wait)
+        for t in self._threads.values():
+            t.shutdown(wait)

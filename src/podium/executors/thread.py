@@ -1,0 +1,238 @@
+"""``ThreadExecutor``: runs task calls on threads of this process.
+
+A pool of daemon threads that grows on demand: a call is handed to an idle thread, or a new
+thread is started when none is idle, so a call the engine submitted never waits in a queue
+(the engine does the resource accounting and submits only what fits). ``max_workers`` caps the
+pool if given; then calls beyond the cap queue.
+
+Timeouts and kills: a Python thread cannot be killed. When a call passes ``call.timeout`` or is
+killed, its Future fails at once (kind ``timeout`` / ``cancelled``) and the thread is
+*abandoned*: it keeps running the user's function until that returns, and the late result or
+error is discarded. A shell command started by the call is killed with its process group. Use
+``isolation="process"`` for tasks that must really stop (runaway loops, memory hogs, native code
+that ignores the GIL).
+
+Hot path: ``submit`` of a call without a timeout costs one Future, one queue put and one
+non-blocking semaphore acquire. Timeouts share one lazily started timer thread keyed on a heap.
+
+Invariants: every returned Future resolves exactly once (``set_result``/``set_exception`` race
+safely under the Future's own lock; the loser is dropped); this module never imports the store.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, InvalidStateError
+from typing import Any
+
+from podium.errors import CANCELLED, TIMEOUT, TaskFailedError
+from podium.executors.kinds import failure, kill_group, record_of, run_call
+from podium.model.cluster import Node
+from podium.model.task import TaskCall
+from podium.registry import REGISTRY, Registry
+
+_STOP = None
+
+
+class ThreadExecutor:
+    """Runs calls on an on-demand pool of daemon threads (see the module docstring)."""
+
+    name = "thread"
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        registry: Registry = REGISTRY,
+        nodes: Sequence[Node] = (),
+        name: str = "thread",
+    ) -> None:
+        if max_workers is not None and max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
+        self.name = name
+        self._max = max_workers
+        self._registry = registry
+        self._nodes = tuple(nodes)
+        self._queue: queue.SimpleQueue[tuple[Future[Any], TaskCall] | None] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._threads: list[threading.Thread] = []
+        self._current: dict[threading.Thread, Future[Any] | None] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._procs: dict[Future[Any], subprocess.Popen[Any]] = {}
+        self._timer: _Timer | None = None
+
+    # ------------------------------------------------------------------ Executor protocol
+
+    def submit(self, call: TaskCall) -> Future[Any]:
+        if self._closed:
+            raise RuntimeError(f"executor {self.name!r} is shut down")
+        fut: Future[Any] = Future()
+        fut.podium_task_id = call.task_id  # type: ignore[attr-defined]
+        if call.timeout is not None:
+            self._timeouts().schedule(time.monotonic() + call.timeout, fut, call)
+        self._queue.put((fut, call))
+        if not self._idle.acquire(blocking=False):
+            self._grow()
+        return fut
+
+    def kill(self, future: Future[Any]) -> None:
+        """Fail ``future`` as cancelled and abandon its thread (late results are discarded);
+        a shell command it started is killed with its process group."""
+        if not future.done():
+            task = getattr(future, "podium_task_id", "?")
+            msg = f"task {task!r} was cancelled"
+            self._fail(future, failure(CANCELLED, "Cancelled", msg, retryable=False))
+        else:  # finished, or failed by another executor's kill: only stop a command it may own
+            proc = self._procs.pop(future, None)
+            if proc is not None:
+                kill_group(proc.pid)
+
+    def nodes(self) -> Sequence[Node]:
+        return self._nodes
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop accepting calls; threads exit after the calls already submitted. With ``wait``,
+        wait for those calls (abandoned calls are not waited for)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            threads = list(self._threads)
+        for _ in threads:
+            self._queue.put(_STOP)
+        if self._timer is not None:
+            self._timer.stop()
+        if wait:
+            for t in threads:
+                cur = self._current.get(t)
+                if cur is None or not cur.done():
+                    t.join()
+
+    # ------------------------------------------------------------------ internals
+
+    def _grow(self) -> None:
+        with self._lock:
+            if self._max is not None and len(self._threads) >= self._max:
+                return
+            t = threading.Thread(
+                target=self._work, name=f"podium-{self.name}-{len(self._threads)}", daemon=True
+            )
+            self._threads.append(t)
+            self._current[t] = None
+        t.start()
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        current = self._current
+        get = self._queue.get
+        while True:
+            item = get()
+            if item is None:
+                return
+            fut, call = item
+            del item
+            current[me] = fut
+            try:
+                started = fut.set_running_or_notify_cancel()
+            except RuntimeError:  # killed (already finished) before it started
+                started = False
+            if started:
+                self._run_one(fut, call)
+            current[me] = None
+            del fut, call
+            self._idle.release()
+
+    def _run_one(self, fut: Future[Any], call: TaskCall) -> None:
+        try:
+            if call.spec.kind == "shell":
+                result = run_call(call, self._registry, lambda p: self._track(fut, p))
+            else:
+                result = run_call(call, self._registry)
+        except BaseException as exc:
+            if not fut.done():
+                try:
+                    fut.set_exception(TaskFailedError(record_of(exc)))
+                except InvalidStateError:
+                    pass
+        else:
+            try:
+                fut.set_result(result)
+            except InvalidStateError:  # timed out or killed meanwhile: discard the late result
+                pass
+        finally:
+            if self._procs:
+                self._procs.pop(fut, None)
+
+    def _track(self, fut: Future[Any], proc: subprocess.Popen[Any]) -> None:
+        self._procs[fut] = proc
+        if fut.done():  # killed or timed out while the command was starting
+            kill_group(proc.pid)
+
+    def _fail(self, fut: Future[Any], err: TaskFailedError) -> None:
+        try:
+            fut.set_exception(err)
+        except InvalidStateError:
+            return
+        proc = self._procs.pop(fut, None)
+        if proc is not None:
+            kill_group(proc.pid)
+
+    def _timeouts(self) -> _Timer:
+        if self._timer is None:
+            with self._lock:
+                if self._timer is None:
+                    self._timer = _Timer(self._fail)
+        return self._timer
+
+
+class _Timer:
+    """One daemon thread that fails futures whose deadline passed (a heap of deadlines)."""
+
+    #: Drop entries of finished futures from the heap after this many schedules.
+    COMPACT_EVERY = 1024
+
+    def __init__(self, fail: Any) -> None:
+        self._fail = fail
+        self._heap: list[tuple[float, int, Future[Any], TaskCall]] = []
+        self._cond = threading.Condition()
+        self._seq = itertools.count()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="podium-thread-timeouts", daemon=True)
+        self._thread.start()
+
+    def schedule(self, deadline: float, fut: Future[Any], call: TaskCall) -> None:
+        with self._cond:
+            n = next(self._seq)
+            if n % self.COMPACT_EVERY == self.COMPACT_EVERY - 1:
+                self._heap = [e for e in self._heap if not e[2].done()]
+                heapq.heapify(self._heap)
+            heapq.heappush(self._heap, (deadline, n, fut, call))
+            if self._heap[0][1] == n:
+                self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._heap.clear()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped:
+                    now = time.monotonic()
+                    if self._heap and self._heap[0][0] <= now:
+                        break
+                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
+                if self._stopped:
+                    return
+                _, _, fut, call = heapq.heappop(self._heap)
+            if not fut.done():
+                msg = f"task {call.task_id!r} timed out after {call.timeout:g}s (its thread was abandoned)"
+                self._fail(fut, failure(TIMEOUT, "TimeoutError", msg))

@@ -1,0 +1,123 @@
+"""Cluster files (YAML) in, as a validated ``Cluster``.
+
+```yaml
+nodes:
+  - name: cpu-a
+    capacity: {cpu: 8, memory: 32GiB, gpu: 0, tpu: 0}
+    prices: {cpu: 0.05, memory: 0.01, gpu: 2.5}   # per resource-hour; memory per GiB-hour
+    speed: 1.0
+    labels: {zone: a}
+    count: 2            # optional: replicate as cpu-a-0, cpu-a-1
+```
+
+Invariants: read with ``yaml.safe_load``; anything malformed raises one ``SpecError`` listing
+every problem with its location (``nodes[1].capacity.memory: ...``); unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from podium.errors import Problem, SpecError
+from podium.model.cluster import Cluster, Node
+from podium.model.resources import Resources
+
+NODE_KEYS = ("name", "capacity", "prices", "speed", "labels", "count")
+
+
+def load_cluster(path: str | Path) -> Cluster:
+    src = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise SpecError(f"cannot read cluster file ({e.strerror or e})", src) from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f"line {mark.line + 1}" if mark is not None else ""
+        raise SpecError(Problem(at, f"invalid YAML: {getattr(e, 'problem', None) or e}"), src) from None
+    return parse_cluster(doc, src)
+
+
+def parse_cluster(doc: Any, source: str = "<cluster>") -> Cluster:
+    problems: list[Problem] = []
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("nodes"), list) or not doc["nodes"]:
+        raise SpecError("expected a mapping with 'nodes': a non-empty list of nodes", source)
+    for k in doc:
+        if k != "nodes":
+            problems.append(Problem(str(k), "unknown key (a cluster file has only 'nodes')"))
+    nodes: list[Node] = []
+    for i, raw in enumerate(doc["nodes"]):
+        nodes += _node(raw, f"nodes[{i}]", problems)
+    seen: dict[str, None] = {}
+    for nd in nodes:
+        if nd.name in seen:
+            problems.append(Problem(f"nodes.{nd.name}", "duplicate node name"))
+        seen[nd.name] = None
+    if problems:
+        raise SpecError(problems, source)
+    try:
+        return Cluster.of(nodes)
+    except SpecError as e:
+        raise SpecError(e.problems, source) from None
+
+
+def _node(raw: Any, where: str, problems: list[Problem]) -> list[Node]:
+    if not isinstance(raw, Mapping):
+        problems.append(Problem(where, "expected a mapping with name, capacity, prices, speed"))
+        return []
+    before = len(problems)
+    for k in raw:
+        if k not in NODE_KEYS:
+            problems.append(Problem(f"{where}.{k}", f"unknown key (use {', '.join(NODE_KEYS)})"))
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        problems.append(Problem(f"{where}.name", "a node needs a non-empty string name"))
+    cap = raw.get("capacity")
+    capacity = Resources(cpu=0.0)
+    if not isinstance(cap, Mapping) or not cap:
+        problems.append(Problem(f"{where}.capacity", "expected a mapping like {cpu: 8, memory: 32GiB}"))
+    else:
+        ok = True
+        for k, v in cap.items():
+            try:
+                Resources.from_dict({str(k): v})
+            except ValueError as e:
+                problems.append(Problem(f"{where}.capacity.{k}", str(e)))
+                ok = False
+        if ok:
+            capacity = Resources.from_dict({"cpu": 0, **{str(k): v for k, v in cap.items()}})
+    prices: dict[str, float] = {}
+    pr = raw.get("prices", {})
+    if not isinstance(pr, Mapping):
+        problems.append(Problem(f"{where}.prices", "expected a mapping resource -> price per hour"))
+    else:
+        for k, v in pr.items():
+            if isinstance(v, bool) or not isinstance(v, int | float) or v < 0 or not math.isfinite(v):
+                problems.append(Problem(f"{where}.prices.{k}", f"price must be a number >= 0, got {v!r}"))
+            else:
+                prices[str(k)] = float(v)
+    speed = raw.get("speed", 1.0)
+    if isinstance(speed, bool) or not isinstance(speed, int | float) or not (speed > 0) or math.isinf(speed):
+        problems.append(Problem(f"{where}.speed", f"speed must be a positive number, got {speed!r}"))
+        speed = 1.0
+    labels = raw.get("labels", {})
+    if not isinstance(labels, Mapping):
+        problems.append(Problem(f"{where}.labels", "expected a mapping of strings"))
+        labels = {}
+    count = raw.get("count")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        problems.append(Problem(f"{where}.count", f"count must be an integer >= 1, got {count!r}"))
+        count = None
+    if len(problems) > before:
+        return []
+    assert isinstance(name, str)
+    lab = {str(k): str(v) for k, v in labels.items()}
+    names = [name] if count is None else [f"{name}-{i}" for i in range(count)]
+    return [Node(nm, capacity, prices, float(speed), lab) for nm in names]

@@ -1,0 +1,587 @@
+"""The YAML/JSON front end: a spec document -> a validated ``Workflow``.
+
+The format is documented in docs/spec.md and described by ``podium.load.schema``. Strings
+holding ``${...}`` are expressions: exactly ``${task}`` / ``${task.key.0}`` is a ``Ref``,
+``${params.n}`` a ``Param``, other text around them a ``Template``; ``$${`` is a literal
+``${``. In ``args`` a value without expressions is a ``Const``; in kind settings (http json,
+headers, shell argv, env) plain values stay plain.
+
+Invariants:
+- Every problem of a document is collected and raised once as a ``SpecError``; each carries
+  ``file:line:col`` where known. Nothing is imported for a spec unless its module is allowed
+  by the caller (config or ``--allow-module``), never because the spec names it.
+- The same description written with the Python decorators gives an equal Workflow: both
+  front ends share ``podium.load.options`` for settings.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from podium.errors import Problem, SpecError
+from podium.load import options
+from podium.load.schema import (
+    ALL_TASK_KEYS,
+    COMMON_TASK_KEYS,
+    KIND_KEYS,
+    OBJECTIVE_KEYS,
+    PARAM_KEYS,
+    RETRY_KEYS,
+    TOP_KEYS,
+    WHEN_KEYS,
+    did_you_mean,
+)
+from podium.load.yamlsafe import Document, Limits, read_document
+from podium.model.task import KINDS, Const, Param, Ref, RetryPolicy, TaskSpec, Template, When
+from podium.model.workflow import PARAM_TYPES, REQUIRED, Objective, ParamSpec, Workflow
+from podium.registry import REGISTRY, Registry
+
+P = tuple[str | int, ...]
+
+
+def parse_string(text: str) -> str | Ref | Param | Template:
+    """Interpret ``${...}`` in ``text``: a plain ``str`` (escapes resolved), or an expression.
+
+    Raises ``ValueError`` for an unterminated or malformed ``${...}``.
+    """
+    if "$" not in text:
+        return text
+    parts: list[str | Ref | Param] = []
+    buf: list[str] = []
+    i = 0
+    while i < len(text):
+        if text.startswith("$${", i):
+            buf.append("${")
+            i += 3
+        elif text.startswith("${", i):
+            end = text.find("}", i + 2)
+            if end < 0:
+                raise ValueError(f"unterminated '${{' in {text!r} (write $${{ for a literal '${{')")
+            expr = parse_reference(text[i + 2 : end])
+            if buf:
+                parts.append("".join(buf))
+                buf = []
+            parts.append(expr)
+            i = end + 1
+        else:
+            buf.append(text[i])
+            i += 1
+    if buf:
+        parts.append("".join(buf))
+    if not parts:
+        return ""
+    if all(isinstance(p, str) for p in parts):
+        return "".join(parts)  # type: ignore[arg-type]
+    if len(parts) == 1:
+        return parts[0]
+    return Template(tuple(parts))
+
+
+def parse_reference(body: str) -> Ref | Param:
+    """``task.key.0`` -> ``Ref("task", ("key", 0))``; ``params.n`` -> ``Param("n")``."""
+    segs = body.split(".")
+    if not body or any(not s or s != s.strip() for s in segs):
+        raise ValueError(
+            f"malformed expression '${{{body}}}': use ${{task}}, ${{task.key}} or ${{params.name}}"
+        )
+    if segs[0] == "params":
+        if len(segs) != 2:
+            raise ValueError(f"malformed parameter reference '${{{body}}}': use ${{params.name}}")
+        return Param(segs[1])
+    path = tuple(int(s) if s.isascii() and s.isdigit() else s for s in segs[1:])
+    return Ref(segs[0], path)
+
+
+def _has_expr(value: Any) -> bool:
+    if isinstance(value, Ref | Param | Template):
+        return True
+    if isinstance(value, dict):
+        return any(_has_expr(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_expr(v) for v in value)
+    return False
+
+
+def load_spec(
+    data: bytes,
+    name: str,
+    fmt: str = "yaml",
+    allow_modules: Iterable[str] = (),
+    registry: Registry | None = None,
+    limits: Limits | None = None,
+    base_dir: str | Path | None = None,
+    default_name: str | None = None,
+) -> Workflow:
+    """Bytes of a spec document -> validated Workflow. ``SpecError`` lists every problem."""
+    lim = limits or Limits()
+    doc = read_document(data, name, fmt, lim)
+    fallback = default_name or Path(name).stem or "workflow"
+    reader = _SpecReader(doc, tuple(allow_modules), registry or REGISTRY, lim, base_dir, fallback)
+    return reader.workflow()
+
+
+class _SpecReader:
+    def __init__(
+        self,
+        doc: Document,
+        allow_modules: tuple[str, ...],
+        registry: Registry,
+        limits: Limits,
+        base_dir: str | Path | None,
+        default_name: str | None,
+    ):
+        self.doc = doc
+        self.allow = allow_modules
+        self.registry = registry
+        self.limits = limits
+        self.base_dir = Path(base_dir) if base_dir is not None else None
+        self.default_name = default_name or "workflow"
+        self.problems: list[Problem] = list(doc.problems)
+        self.refs: list[tuple[P, str]] = []  # (where, task name) to check once all tasks are known
+        self.params_used: list[tuple[P, str]] = []
+
+    # -- reporting -------------------------------------------------------------------------
+    def err(self, path: Sequence[str | int], message: str, key: bool = False) -> None:
+        self.problems.append(Problem(self.doc.where(path, key), message))
+
+    def issues(self, base: P, issues: options.Issues) -> None:
+        for k, msg in issues:
+            self.err((*base, k), msg)
+
+    def _unknown_keys(self, value: Mapping[str, Any], allowed: Sequence[str], path: P, what: str) -> None:
+        for k in value:
+            if k not in allowed:
+                self.err((*path, k), f"unknown key {k!r} in {what}{did_you_mean(k, allowed)}", key=True)
+
+    def _expect(self, value: Any, types: type | tuple[type, ...], path: P, what: str) -> bool:
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in _as_tuple(types))
+        if not ok:
+            self.err(path, f"expected {what}, got {_describe(value)}")
+        return ok
+
+    # -- the document ----------------------------------------------------------------------
+    def workflow(self) -> Workflow:
+        data = self.doc.data
+        if data is None:
+            raise SpecError(f"{self.doc.name}: the spec is empty: it needs at least 'tasks:'")
+        if not isinstance(data, dict):
+            raise SpecError(
+                f"{self.doc.where(())}: a spec must be a mapping with 'name:' and 'tasks:', "
+                f"got {_describe(data)}"
+            )
+        self._unknown_keys(data, TOP_KEYS, (), "the spec")
+        name = data.get("name", self.default_name)
+        if not isinstance(name, str) or not name.strip():
+            self.err(("name",), f"expected a non-empty string, got {_describe(name)}")
+            name = self.default_name
+        description = data.get("description", "")
+        if not self._expect(description, str, ("description",), "a string"):
+            description = ""
+        fail_fast = data.get("fail_fast", True)
+        if not self._expect(fail_fast, bool, ("fail_fast",), "true or false"):
+            fail_fast = True
+        objective = self._objective(data.get("objective"))
+        params = self._params(data.get("params"))
+        tasks = self._tasks(data.get("tasks"))
+        self._check_refs({t.name for t in tasks}, {p.name for p in params})
+        try:
+            wf = Workflow.build(name, tasks, params, objective, fail_fast, description)
+        except SpecError as e:
+            self.problems += [self._locate(p) for p in e.problems if not self._already_reported(p)]
+            wf = None
+        if self.problems or wf is None:
+            raise SpecError(sorted(dict.fromkeys(self.problems), key=_position))
+        return wf
+
+    def _objective(self, value: Any) -> Objective:
+        if value is None:
+            return Objective()
+        path: P = ("objective",)
+        if not self._expect(value, dict, path, "a mapping like {alpha: 1, beta: 0.5}"):
+            return Objective()
+        self._unknown_keys(value, OBJECTIVE_KEYS, path, "objective")
+        out: dict[str, Any] = {}
+        for k in ("alpha", "beta", "budget"):
+            if k in value:
+                v = value[k]
+                if options.is_number(v) and v >= 0:
+                    out[k] = float(v)
+                else:
+                    self.err((*path, k), f"expected a non-negative number, got {_describe(v)}")
+        if "deadline" in value:
+            issues: options.Issues = []
+            out["deadline"] = options.duration(value["deadline"], "deadline", issues)
+            self.issues(path, issues)
+        return Objective(**out)
+
+    def _params(self, value: Any) -> list[ParamSpec]:
+        if value is None:
+            return []
+        if not self._expect(value, dict, ("params",), "a mapping of parameter name to type or settings"):
+            return []
+        out = []
+        for pname, spec in value.items():
+            path: P = ("params", pname)
+            if isinstance(spec, str):
+                if spec not in PARAM_TYPES:
+                    self.err(path, f"unknown type {spec!r} (use {', '.join(PARAM_TYPES)})")
+                    spec = "any"
+                out.append(ParamSpec(pname, spec))
+                continue
+            if not isinstance(spec, dict):
+                self.err(path, f"expected a type name or {{type:, default:}}, got {_describe(spec)}")
+                continue
+            self._unknown_keys(spec, PARAM_KEYS, path, "a parameter")
+            default = spec.get("default", REQUIRED)
+            ptype = spec.get("type", options.infer_param_type(default))
+            if not isinstance(ptype, str) or ptype not in PARAM_TYPES:
+                self.err((*path, "type"), f"unknown type {ptype!r} (use {', '.join(PARAM_TYPES)})")
+                ptype = "any"
+            desc = spec.get("description", "")
+            if not self._expect(desc, str, (*path, "description"), "a string"):
+                desc = ""
+            out.append(ParamSpec(pname, ptype, default, desc))
+        return out
+
+    def _tasks(self, value: Any) -> list[TaskSpec]:
+        if value is None:
+            return []
+        if not self._expect(value, dict, ("tasks",), "a mapping of task name to task"):
+            return []
+        if len(value) > self.limits.max_tasks:
+            raise SpecError(
+                f"{self.doc.where(('tasks',))}: {len(value)} tasks, over the limit of "
+                f"{self.limits.max_tasks} (raise it with --max-tasks)"
+            )
+        out = []
+        for tname, body in value.items():
+            path: P = ("tasks", tname)
+            if not isinstance(body, dict):
+                self.err(path, f"a task must be a mapping (call:, args:, ...), got {_describe(body)}")
+                continue
+            out.append(self._task(tname, body, path))
+        return out
+
+    # -- one task --------------------------------------------------------------------------
+    def _task(self, name: str, body: dict[str, Any], path: P) -> TaskSpec:
+        kind = body.get("kind")
+        if kind is None:
+            if "call" in body:
+                kind = "python"
+            elif "url" in body:
+                kind = "http"
+            elif "argv" in body:
+                kind = "shell"
+            else:
+                self.err(
+                    path, "a task needs 'call: module:function' (python) or 'kind: http' / 'kind: shell'"
+                )
+                kind = "python"
+        known_kind = isinstance(kind, str) and kind in KINDS
+        if not known_kind:
+            hint = did_you_mean(kind, KINDS) if isinstance(kind, str) else ""
+            self.err((*path, "kind"), f"unknown kind {kind!r} (use {', '.join(KINDS)}){hint}")
+            kind = "shell"  # checked no further: only the settings every kind shares
+        allowed = (*COMMON_TASK_KEYS, *KIND_KEYS[kind]) if known_kind else ALL_TASK_KEYS
+        for k in body:
+            if k in allowed:
+                continue
+            if k in ALL_TASK_KEYS:
+                self.err((*path, k), f"key {k!r} does not apply to a {kind} task", key=True)
+            else:
+                self.err((*path, k), f"unknown key {k!r} in task{did_you_mean(k, allowed)}", key=True)
+        fields: dict[str, Any] = {"kind": kind}
+        if not known_kind:
+            fields["config"] = {"argv": ["-"]}
+        elif kind == "python":
+            fields.update(self._python(body, path))
+        elif kind == "http":
+            fields["config"] = self._http(body, path)
+        else:
+            fields["config"] = self._shell(body, path)
+        issues: options.Issues = []
+        res = body.get("resources", {})
+        if self._expect(res, dict, (*path, "resources"), "a mapping like {cpu: 1, memory: 512MiB}"):
+            rissues: options.Issues = []
+            fields["resources"] = options.resources(res, rissues)
+            self.issues((*path, "resources"), rissues)
+        if "retries" in body:
+            fields["retry"] = self._retry(body["retries"], (*path, "retries"))
+        fields["timeout"] = options.duration(body.get("timeout"), "timeout", issues)
+        fields["expected_duration"] = options.duration(
+            body.get("expected_duration"), "expected_duration", issues
+        )
+        self.issues(path, issues)
+        for key, typ, what in (
+            ("cache", bool, "true or false"),
+            ("isolation", str, "'thread' or 'process'"),
+            ("trigger", str, "'all_success' or 'none_failed'"),
+            ("description", str, "a string"),
+        ):
+            if key in body and self._expect(body[key], typ, (*path, key), what):
+                fields[key] = body[key]
+        if "after" in body:
+            fields["after"] = self._after(body["after"], (*path, "after"))
+        if "when" in body:
+            fields["when"] = self._when(body["when"], (*path, "when"))
+        return TaskSpec(name=name, **fields)
+
+    def _python(self, body: dict[str, Any], path: P) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        call = body.get("call")
+        if call is None:
+            self.err(path, "a python task needs 'call: module:function'")
+        elif self._expect(call, str, (*path, "call"), "'module:function'"):
+            out["call"] = call
+            self._resolve(call, (*path, "call"))
+        args = body.get("args", {})
+        if self._expect(args, dict, (*path, "args"), "a mapping of argument name to value"):
+            out["args"] = {k: self._arg(v, (*path, "args", k)) for k, v in args.items()}
+        if "map" in body:
+            m = body["map"]
+            if self._expect(m, str, (*path, "map"), "the name of an argument"):
+                if isinstance(args, dict) and m not in args:
+                    known = ", ".join(args) or "none"
+                    self.err((*path, "map"), f"map names {m!r}, which is not an argument (args: {known})")
+                out["map_over"] = m
+        return out
+
+    def _http(self, body: dict[str, Any], path: P) -> dict[str, Any]:
+        issues: options.Issues = []
+        cfg: dict[str, Any] = {}
+        if "method" in body:
+            cfg["method"] = options.normalize_http(body["method"], issues)
+        self.issues(path, issues)
+        url = body.get("url")
+        if url is None:
+            self.err(path, "an http task needs 'url:'")
+        elif self._expect(url, str, (*path, "url"), "a URL string"):
+            cfg["url"] = self._plain(url, (*path, "url"))
+        if "json" in body:
+            cfg["json"] = self._plain(body["json"], (*path, "json"))
+        if "body" in body:
+            if "json" in body:
+                self.err((*path, "body"), "give 'json:' or 'body:', not both")
+            if self._expect(body["body"], str, (*path, "body"), "a string"):
+                cfg["body"] = self._plain(body["body"], (*path, "body"))
+        if "headers" in body and self._expect(body["headers"], dict, (*path, "headers"), "a mapping"):
+            cfg["headers"] = self._plain(body["headers"], (*path, "headers"))
+        return cfg
+
+    def _shell(self, body: dict[str, Any], path: P) -> dict[str, Any]:
+        cfg: dict[str, Any] = {}
+        argv = body.get("argv")
+        if argv is None:
+            self.err(path, "a shell task needs 'argv:' (a list of strings)")
+        elif self._expect(argv, list, (*path, "argv"), "a list of strings") and not argv:
+            self.err((*path, "argv"), "argv must not be empty")
+        elif isinstance(argv, list):
+            items = []
+            for i, a in enumerate(argv):
+                if not isinstance(a, str) and not options.is_number(a):
+                    self.err((*path, "argv", i), f"expected a string, got {_describe(a)}")
+                items.append(self._plain(options.argv_item(a), (*path, "argv", i)))
+            cfg["argv"] = items
+        if "env" in body and self._expect(body["env"], dict, (*path, "env"), "a mapping of strings"):
+            cfg["env"] = {
+                k: self._plain(options.argv_item(v), (*path, "env", k)) for k, v in body["env"].items()
+            }
+        if "cwd" in body and self._expect(body["cwd"], str, (*path, "cwd"), "a directory path"):
+            cfg["cwd"] = self._plain(body["cwd"], (*path, "cwd"))
+        return cfg
+
+    def _retry(self, value: Any, path: P) -> RetryPolicy:
+        issues: options.Issues = []
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 0:
+                self.err(path, f"retries must be >= 0, got {value}")
+                return RetryPolicy()
+            return options.retry_policy(attempts=value + 1, issues=issues)
+        if not isinstance(value, dict):
+            self.err(
+                path, f"expected a number of retries or {{attempts:, delay:, ...}}, got {_describe(value)}"
+            )
+            return RetryPolicy()
+        self._unknown_keys(value, RETRY_KEYS, path, "retries")
+        known = {k: v for k, v in value.items() if k in RETRY_KEYS}
+        policy = options.retry_policy(**known, issues=issues)
+        self.issues(path, issues)
+        return policy
+
+    def _after(self, value: Any, path: P) -> tuple[str, ...]:
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            self.err(path, f"expected a task name or a list of task names, got {_describe(value)}")
+            return ()
+        for i, n in enumerate(names):
+            self.refs.append(((*path, i) if isinstance(value, list) else path, n))
+        return tuple(names)
+
+    def _when(self, value: Any, path: P) -> When | None:
+        if not self._expect(
+            value, dict, path, "{task: NAME, equals: VALUE} or {ref: '${task.key}', equals:}"
+        ):
+            return None
+        self._unknown_keys(value, WHEN_KEYS, path, "when")
+        if "equals" not in value:
+            self.err(path, "when needs 'equals:' (the value the upstream result must have)")
+        task, tpath = value.get("task"), value.get("path", [])
+        if not isinstance(tpath, list) or not all(
+            isinstance(p, str | int) and not isinstance(p, bool) for p in tpath
+        ):
+            self.err((*path, "path"), "expected a list of keys and indexes")
+            tpath = []
+        if ("task" in value) == ("ref" in value):
+            self.err(path, "when needs exactly one of 'task: NAME' or 'ref: ${task.key}'")
+            return None
+        if "ref" in value:
+            try:
+                ref = parse_string(value["ref"]) if isinstance(value["ref"], str) else None
+            except ValueError as e:
+                self.err((*path, "ref"), str(e))
+                return None
+            if not isinstance(ref, Ref):
+                self.err(
+                    (*path, "ref"),
+                    f"expected exactly one task reference like '${{route.label}}', got {value['ref']!r}",
+                )
+                return None
+            task, tpath = ref.task, [*ref.path, *tpath]
+            self.refs.append(((*path, "ref"), task))
+        elif not isinstance(task, str):
+            self.err((*path, "task"), f"expected a task name, got {_describe(task)}")
+            return None
+        else:
+            self.refs.append(((*path, "task"), task))
+        return When(task=task, equals=value.get("equals"), path=tuple(tpath))
+
+    # -- values ----------------------------------------------------------------------------
+    def _expr_of(self, text: str, path: P) -> Any:
+        try:
+            value = parse_string(text)
+        except ValueError as e:
+            self.err(path, str(e))
+            return text
+        for part in value.parts if isinstance(value, Template) else (value,):
+            if isinstance(part, Ref):
+                self.refs.append((path, part.task))
+            elif isinstance(part, Param):
+                self.params_used.append((path, part.name))
+        return value
+
+    def _plain(self, value: Any, path: P) -> Any:
+        """Kind settings: strings may hold expressions, other values stay as they are."""
+        if isinstance(value, str):
+            return self._expr_of(value, path)
+        if isinstance(value, dict):
+            return {k: self._plain(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._plain(v, (*path, i)) for i, v in enumerate(value)]
+        return value
+
+    def _arg(self, value: Any, path: P) -> Any:
+        """An argument: an expression, a structure holding expressions, or a ``Const``."""
+        converted = self._plain(value, path)
+        if isinstance(converted, Ref | Param | Template) or _has_expr(converted):
+            return converted
+        return Const(converted)
+
+    # -- cross checks ----------------------------------------------------------------------
+    def _resolve(self, call: str, path: P) -> None:
+        module, _, fn = call.partition(":")
+        if not module or not fn:
+            self.err(path, f"expected 'module:function', got {call!r}")
+            return
+        if not any(module == m or module.startswith(m + ".") for m in self.allow):
+            self.err(
+                path,
+                f"module {module!r} is not allowed: allow it with --allow-module {module.split('.')[0]} "
+                "or allow_modules in podium.toml",
+            )
+            return
+        self._make_importable(module)
+        try:
+            self.registry.resolve(call)
+        except SpecError as e:
+            self.err(path, "; ".join(p.message for p in e.problems))
+        except Exception as e:  # the user's module raised while being imported
+            self.err(path, f"importing {module!r} failed: {type(e).__name__}: {e}")
+
+    def _make_importable(self, module: str) -> None:
+        """Allow the module in the registry; a top-level module found as a file next to the
+        spec (or in the current directory) is allowed with that file path."""
+        snapshot = self.registry.snapshot()
+        for m in self.allow:
+            if m not in snapshot:
+                self.registry.allow(m)
+        if "." in module or module in sys.modules or snapshot.get(module):
+            return
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if found:
+            return
+        for d in (self.base_dir, Path.cwd()):
+            if d is not None and (d / f"{module}.py").is_file():
+                self.registry.allow(module, str((d / f"{module}.py").resolve()))
+                return
+
+    def _check_refs(self, tasks: set[str], params: set[str]) -> None:
+        for path, name in self.refs:
+            if name not in tasks:
+                self.err(path, f"refers to unknown task {name!r}{did_you_mean(name, tasks)}")
+        for path, name in self.params_used:
+            if name not in params:
+                self.err(path, f"uses undeclared parameter {name!r}{did_you_mean(name, params)}")
+
+    def _already_reported(self, p: Problem) -> bool:
+        """Model problems this reader already reported with a precise position."""
+        m, w = p.message, p.where
+        return (
+            m.startswith(("refers to unknown task", "uses undeclared parameter", "map_over names"))
+            or (m.startswith("unknown task") and w.endswith((".after", ".when")))
+            or w.endswith((".call", ".url", ".argv"))
+            or (w.startswith("params.") and w.endswith(".type"))
+        )
+
+    def _locate(self, p: Problem) -> Problem:
+        """Attach a file position to a problem the model reported as ``tasks.NAME.field``."""
+        where = p.where
+        tasks = self.doc.data.get("tasks") if isinstance(self.doc.data, dict) else None
+        if where.startswith("tasks.") and isinstance(tasks, dict):
+            rest = where[len("tasks.") :]
+            for t in sorted(tasks, key=len, reverse=True):
+                if rest == t or rest.startswith(t + "."):
+                    field = rest[len(t) + 1 :]
+                    path: P = ("tasks", t, field) if field else ("tasks", t)
+                    return Problem(self.doc.where(path, key=bool(field)), p.message)
+        path = tuple(where.split(".")) if where else ()
+        return Problem(self.doc.where(path), p.message)
+
+
+_POS = re.compile(r":(\d+):(\d+)(?::|$)")
+
+
+def _position(p: Problem) -> tuple[int, int]:
+    """Sort key: problems in file order; those without a position last."""
+    m = _POS.search(p.where)
+    return (int(m.group(1)), int(m.group(2))) if m else (sys.maxsize, 0)
+
+
+def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    text = repr(value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{type(value).__name__} {text}"
