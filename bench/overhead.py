@@ -1,0 +1,125 @@
+"""Per-task overhead of the embedded engine against Dask's threaded scheduler, in one run.
+
+Three no-op workloads: a 1,000-task chain; 10,000 independent tasks plus one reduce task
+depending on all; a 2,000-task DAG of 20 layers where each task depends on 1-3 random tasks
+of the previous layer (seed 0). Podium runs them with durable SQLite state (every transition
+committed before it is acted on) on the local executor; Dask runs the same graphs with
+``dask.threaded.get`` and as many worker threads as the Podium node has cpus (each no-op task
+declares cpu=1, Podium's default), so both run at most that many tasks at once.
+
+Prints microseconds per task for each and the ratio Podium/Dask (lower is better; <= 1.0 is
+the goal). Wall times include everything from submitting the graph to having every result,
+best of ``--repeat`` runs. Usage: ``python bench/overhead.py [--repeat 3] [--only chain]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from podium.executors.local import LocalExecutor, detect_node
+from podium.model import TaskSpec, Workflow
+from podium.registry import REGISTRY
+from podium.runtime.engine import Engine
+from podium.store.sqlite import SqliteStore
+
+
+def noop(*args: object, **kwargs: object) -> None:
+    return None
+
+
+REGISTRY.register("bench:noop", noop)
+
+
+def chain(n: int = 1000) -> dict[str, list[str]]:
+    return {f"t{i}": [f"t{i - 1}"] if i else [] for i in range(n)}
+
+
+def fan_in(n: int = 10_000) -> dict[str, list[str]]:
+    g: dict[str, list[str]] = {f"t{i}": [] for i in range(n)}
+    g["reduce"] = [f"t{i}" for i in range(n)]
+    return g
+
+
+def layered(layers: int = 20, width: int = 100, seed: int = 0) -> dict[str, list[str]]:
+    rng = random.Random(seed)
+    g: dict[str, list[str]] = {}
+    prev: list[str] = []
+    for layer in range(layers):
+        cur = [f"l{layer}_{i}" for i in range(width)]
+        for name in cur:
+            g[name] = rng.sample(prev, rng.randint(1, 3)) if prev else []
+        prev = cur
+    return g
+
+
+WORKLOADS: dict[str, Callable[[], dict[str, list[str]]]] = {
+    "chain-1000": chain,
+    "fan-in-10000": fan_in,
+    "layered-2000": layered,
+}
+
+
+def to_workflow(name: str, graph: dict[str, list[str]]) -> Workflow:
+    return Workflow.build(name, [TaskSpec(t, call="bench:noop", after=tuple(d)) for t, d in graph.items()])
+
+
+def run_podium(wf: Workflow, executor: LocalExecutor, tmp: Path, i: int) -> float:
+    store = SqliteStore(str(tmp / f"bench-{wf.name}-{i}.db"))
+    engine = Engine(store, executor)
+    t0 = time.perf_counter()
+    result = engine.run(wf)
+    dt = time.perf_counter() - t0
+    store.close()
+    if not result.ok:
+        raise SystemExit(f"podium run of {wf.name} ended {result.status}")
+    return dt
+
+
+def run_dask(graph: dict[str, list[str]], workers: int) -> float:
+    import dask.threaded
+
+    dsk = {t: (noop, *deps) for t, deps in graph.items()}
+    t0 = time.perf_counter()
+    dask.threaded.get(dsk, list(graph), num_workers=workers)
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--only", choices=sorted(WORKLOADS), action="append")
+    args = ap.parse_args(argv)
+    node = detect_node()
+    workers = max(1, int(node.capacity.cpu))
+    executor = LocalExecutor([node])
+    print(f"node: {node.capacity.describe()}; dask threaded get with num_workers={workers}")
+    print(f"{'workload':14s} {'tasks':>6s} {'podium us/task':>15s} {'dask us/task':>13s} {'ratio':>6s}")
+    worst = 0.0
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        for name in args.only or WORKLOADS:
+            graph = WORKLOADS[name]()
+            wf = to_workflow(name, graph)
+            n = len(graph)
+            p_times, d_times = [], []
+            for i in range(args.repeat):  # interleaved so machine noise hits both alike
+                p_times.append(run_podium(wf, executor, tmp, i))
+                d_times.append(run_dask(graph, workers))
+            p, dk = min(p_times) / n * 1e6, min(d_times) / n * 1e6
+            worst = max(worst, p / dk)
+            spread = statistics.pstdev(p_times) / statistics.mean(p_times) * 100
+            print(f"{name:14s} {n:6d} {p:15.1f} {dk:13.1f} {p / dk:6.2f}   (podium spread {spread:.0f}%)")
+    executor.shutdown()
+    print(f"worst ratio podium/dask: {worst:.2f} (goal <= 1.0)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
