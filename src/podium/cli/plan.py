@@ -1,3 +1,249 @@
-"""`podium` commands: plan (see module docstring of each command)."""
+"""`podium plan FILE`: plan a workflow on a cluster and show the schedule.
 
-from podium.cli import cli  # noqa: F401
+FILE is an STG graph (``.stg``), a WfCommons instance (WfFormat ``.json``) or a Podium workflow
+spec (read with ``podium.load.load_workflow``; durations from each task's ``expected_duration``,
+else 1 s, and the output says which). The cluster is ``--cluster FILE`` (YAML), or
+``--processors P`` (P identical unit-price nodes with one cpu each; every task then takes one
+cpu, so each node runs one task at a time), or this machine as one node.
+
+Prints a terminal Gantt chart with T, R, F, lower bound and gap; ``--json`` prints exactly
+``{"makespan", "cost", "objective", "lower_bound", "tasks": [{"id", "node", "start", "end"}]}``;
+``--html OUT`` writes a self-contained Gantt page (inline SVG, no external assets).
+Invariant: bad arguments give one error line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import os
+from pathlib import Path
+
+import click
+
+from podium.cli import cli
+from podium.errors import SpecError, UsageError
+from podium.model.cluster import Cluster, Node
+from podium.model.resources import Resources, parse_duration
+from podium.model.workflow import Objective
+from podium.planner.plan import Plan, plan
+from podium.planner.problem import PlanRequest, PlanTask
+
+PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7")
+
+
+@cli.command("plan")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--cluster", "cluster_file", type=click.Path(dir_okay=False), help="cluster YAML file")
+@click.option("--processors", type=int, help="P identical unit-price single-cpu nodes")
+@click.option("--alpha", type=float, help="weight of the makespan T in F")
+@click.option("--beta", type=float, help="weight of the cost R in F")
+@click.option("--deadline", help="minimise R subject to T <= DEADLINE (e.g. 90s, 10m)")
+@click.option("--budget", type=float, help="minimise T subject to R <= BUDGET")
+@click.option("--time-limit", type=float, default=0.0, show_default=True, help="seconds to improve the plan")
+@click.option("--json", "as_json", is_flag=True, help="print the plan as JSON")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), help="write a Gantt chart page")
+@click.option("--allow-module", "allow", multiple=True, help="module a spec's tasks may name (repeatable)")
+def plan_command(
+    file: str,
+    cluster_file: str | None,
+    processors: int | None,
+    alpha: float | None,
+    beta: float | None,
+    deadline: str | None,
+    budget: float | None,
+    time_limit: float,
+    as_json: bool,
+    html_out: str | None,
+    allow: tuple[str, ...],
+) -> None:
+    """Plan FILE (.stg, WfCommons .json or a Podium spec) to minimise alpha*T + beta*R."""
+    if cluster_file and processors is not None:
+        raise UsageError("give --cluster or --processors, not both")
+    if processors is not None and processors < 1:
+        raise UsageError(f"--processors must be >= 1, got {processors}")
+    if time_limit < 0:
+        raise UsageError(f"--time-limit must be >= 0, got {time_limit:g}")
+    weighted = alpha is not None or beta is not None
+    if sum([weighted, deadline is not None, budget is not None]) > 1:
+        raise UsageError("give --alpha/--beta, --deadline or --budget, not several")
+    if not Path(file).is_file():
+        raise UsageError(f"{file}: no such file")
+    request, sources, spec_objective = _read(file, allow)
+    if processors is not None:
+        cluster = Cluster.of(
+            Node(f"p{i}", Resources(cpu=1.0), prices={"cpu": 1.0}) for i in range(processors)
+        )
+        request = PlanRequest(
+            {k: dataclasses.replace(t, resources=Resources(cpu=1.0)) for k, t in request.tasks.items()},
+            request.now,
+        )
+    elif cluster_file:
+        from podium.load.cluster import load_cluster
+
+        cluster = load_cluster(cluster_file)
+    else:
+        cluster = _this_machine()
+    if deadline is not None:
+        try:
+            d = parse_duration(deadline)
+        except ValueError as e:
+            raise UsageError(f"--deadline: {e}") from None
+        objective = Objective(deadline=d)
+    elif budget is not None:
+        objective = Objective(budget=budget)
+    elif weighted:
+        objective = Objective(alpha=1.0 if alpha is None else alpha, beta=0.0 if beta is None else beta)
+    else:
+        objective = spec_objective or Objective()
+    p = plan(request, cluster, objective, time_limit=time_limit)
+    if sources:
+        p = dataclasses.replace(p, estimate_sources=sources)
+    if html_out:
+        Path(html_out).write_text(gantt_html(p, cluster, Path(file).name))
+    if as_json:
+        click.echo(json.dumps(plan_json(p)))
+    else:
+        _print(p, cluster, objective, sources)
+
+
+def plan_json(p: Plan) -> dict[str, object]:
+    return {
+        "makespan": p.makespan,
+        "cost": p.cost,
+        "objective": p.objective,
+        "lower_bound": p.lower_bound,
+        "tasks": [{"id": t, "node": s.node, "start": s.start, "end": s.end} for t, s in p.slots.items()],
+    }
+
+
+def _read(file: str, allow: tuple[str, ...] = ()) -> tuple[PlanRequest, dict[str, str], Objective | None]:
+    suffix = Path(file).suffix.lower()
+    if suffix == ".stg":
+        from podium.load.stg import load_stg
+
+        return load_stg(file), {}, None
+    if suffix == ".json" and _is_wfformat(file):
+        from podium.load.wfcommons import load_wfcommons
+
+        return load_wfcommons(file), {}, None
+    try:
+        from podium.load import load_workflow  # type: ignore[attr-defined]
+    except ImportError:
+        raise UsageError(
+            f"{file}: not an .stg or WfCommons file, and workflow specs cannot be read here"
+        ) from None
+    from podium.planner.estimates import estimate
+
+    loaded = load_workflow(file, allow_modules=allow)
+    wf = getattr(loaded, "workflow", loaded)
+    durations: dict[str, float] = {}
+    sources: dict[str, str] = {}
+    for name, spec in wf.tasks.items():
+        durations[name], sources[name] = estimate(spec, (), 1.0)
+    tasks = {name: PlanTask(durations[name], spec.resources, spec.deps) for name, spec in wf.tasks.items()}
+    return PlanRequest(tasks), sources, wf.objective
+
+
+def _is_wfformat(file: str) -> bool:
+    try:
+        doc = json.loads(Path(file).read_text())
+    except (OSError, ValueError):
+        raise SpecError(f"{file}: not readable JSON") from None
+    return isinstance(doc, dict) and isinstance(doc.get("workflow"), dict)
+
+
+def _this_machine() -> Cluster:
+    import psutil
+
+    mem = int(psutil.virtual_memory().total)
+    return Cluster.of([Node("local", Resources(cpu=float(os.cpu_count() or 1), memory=mem))])
+
+
+def _print(p: Plan, cluster: Cluster, objective: Objective, sources: dict[str, str]) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console()
+    width = max(20, min(100, console.width - 16))
+    span = p.makespan or 1.0
+    by_node: dict[str, list[str]] = {n.name: [] for n in cluster.nodes}
+    for t in p.order():
+        by_node[p.slots[t].node].append(t)
+    colours = ("blue", "magenta", "green", "yellow", "cyan", "red")
+    shown = [n for n in by_node if by_node[n]][:40]
+    for k, node in enumerate(shown):
+        line = Text(f"{node[:14]:>14} ")
+        cells: list[tuple[str, str]] = [(" ", "")] * width
+        for i, t in enumerate(by_node[node]):
+            s = p.slots[t]
+            a = int(s.start / span * width)
+            b = max(a + 1, round(s.end / span * width))
+            for x in range(a, min(b, width)):
+                cells[x] = ("█", colours[(i + k) % len(colours)])
+        for ch, style in cells:
+            line.append(ch, style=style or None)
+        console.print(line)
+    hidden = len([n for n in by_node if by_node[n]]) - len(shown)
+    if hidden > 0:
+        console.print(f"{'':>14} ... {hidden} more nodes")
+    console.print(f"{'':>14} 0{'':>{width - len(f'{span:.4g}s') - 1}}{span:.4g}s")
+    if objective.deadline is not None:
+        what = f"R under deadline {objective.deadline:g}s"
+    elif objective.budget is not None:
+        what = f"T under budget {objective.budget:g}"
+    else:
+        what = f"F = {objective.alpha:g}*T + {objective.beta:g}*R"
+    console.print(
+        f"T = {p.makespan:.6g} s   R = {p.cost:.6g}   minimised {what} = {p.objective:.6g}   "
+        f"lower bound = {p.lower_bound:.6g}   gap = {100 * p.gap:.2f}%   method = {p.method}   "
+        f"tasks = {len(p.slots)}",
+        highlight=False,
+    )
+    if sources:
+        counts: dict[str, int] = {}
+        for s in sources.values():
+            counts[s] = counts.get(s, 0) + 1
+        console.print(
+            "durations: "
+            + ", ".join(f"{n} {k}" + (" (1 s)" if k == "default" else "") for k, n in counts.items()),
+            highlight=False,
+        )
+
+
+def gantt_html(p: Plan, cluster: Cluster, title: str) -> str:
+    """A self-contained page: one SVG row per node, one rectangle per task (tooltip: id and times)."""
+    nodes = [n.name for n in cluster.nodes if any(s.node == n.name for s in p.slots.values())]
+    row, left, width = 22, 140, 1000
+    span = p.makespan or 1.0
+    height = row * len(nodes) + 40
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 20}" height="{height}" '
+        'font-family="sans-serif" font-size="11">'
+    ]
+    y_of = {n: 10 + i * row for i, n in enumerate(nodes)}
+    for n, y in y_of.items():
+        parts.append(f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">{html.escape(n)}</text>')
+    for i, t in enumerate(p.order()):
+        s = p.slots[t]
+        x = left + s.start / span * width
+        w = max(0.5, (s.end - s.start) / span * width)
+        tip = html.escape(f"{t}: {s.start:.6g} - {s.end:.6g} on {s.node}")
+        parts.append(
+            f'<rect x="{x:.2f}" y="{y_of[s.node] + 2}" width="{w:.2f}" height="{row - 4}" '
+            f'fill="{PALETTE[i % len(PALETTE)]}" stroke="white" stroke-width="0.5">'
+            f"<title>{tip}</title></rect>"
+        )
+    parts.append(f'<text x="{left}" y="{height - 8}">0</text>')
+    parts.append(f'<text x="{left + width}" y="{height - 8}" text-anchor="end">{span:.6g} s</text>')
+    parts.append("</svg>")
+    summary = (
+        f"T = {p.makespan:.6g} s, R = {p.cost:.6g}, objective = {p.objective:.6g}, "
+        f"lower bound = {p.lower_bound:.6g}, gap = {100 * p.gap:.2f}%, method = {p.method}"
+    )
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>"
+        f"{html.escape(title)} plan</title></head>\n<body style='font-family:sans-serif'>"
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(summary)}</p>\n{''.join(parts)}\n</body></html>\n"
+    )
