@@ -27,7 +27,7 @@ from podium.executors.local import LocalExecutor, detect_node
 from podium.model import TaskSpec, Workflow
 from podium.registry import REGISTRY
 from podium.runtime.engine import Engine
-from podium.store.sqlite import SqliteStore
+from podium.store import open_store
 
 
 def noop(*args: object, **kwargs: object) -> None:
@@ -71,7 +71,7 @@ def to_workflow(name: str, graph: dict[str, list[str]]) -> Workflow:
 
 
 def run_podium(wf: Workflow, executor: LocalExecutor, tmp: Path, i: int) -> float:
-    store = SqliteStore(str(tmp / f"bench-{wf.name}-{i}.db"))
+    store = open_store(str(tmp / f"bench-{wf.name}-{i}.db"))
     engine = Engine(store, executor)
     t0 = time.perf_counter()
     result = engine.run(wf)

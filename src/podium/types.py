@@ -100,6 +100,9 @@ class Store(Protocol):
         """Recent measured durations (seconds) of task ``task`` (a spec name; map items count
         under their map's name) in runs of ``workflow``, newest first."""
 
+    def history(self, workflow: str, limit: int = 20) -> dict[str, list[float]]:
+        """``durations`` of every task of ``workflow`` at once (one query), by task name."""
+
     def request_cancel(self, run_id: RunId) -> None:
         """Ask the run's orchestrator (in any process) to cancel it."""
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from podium.runtime.view import fold
-from podium.store.sqlite import SqliteStore
+from podium.store import open_store
 
 FLOW = textwrap.dedent(
     """
@@ -70,7 +70,7 @@ def _wait_lines(path: Path, n: int, proc: subprocess.Popen, timeout: float = 60)
 
 
 def _committed(db: Path, run_id: str) -> set[str]:
-    store = SqliteStore(str(db))
+    store = open_store(str(db))
     try:
         return set(store.results(run_id))
     finally:
@@ -78,7 +78,7 @@ def _committed(db: Path, run_id: str) -> set[str]:
 
 
 def _state(db: Path, run_id: str) -> str | None:
-    store = SqliteStore(str(db))
+    store = open_store(str(db))
     try:
         return fold(store.events(run_id)).state
     finally:
@@ -200,7 +200,7 @@ def test_bad_cli_input_is_one_line_and_creates_no_run(project: Path, args: list[
     assert message in out.stderr
     assert "Traceback" not in out.stderr
     if db.exists():
-        store = SqliteStore(str(db))
+        store = open_store(str(db))
         try:
             assert store.list_runs() == []
         finally:

@@ -9,12 +9,14 @@ import pytest
 
 from podium.executors.local import LocalExecutor
 from podium.model import Node, Resources
-from podium.store.sqlite import SqliteStore
+from podium.store import open_store
+from podium.types import Store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(str(tmp_path / "podium.db"))
+def store(tmp_path: Path) -> Iterator[Store]:
+    """The default embedded store: SQLite behind its journal."""
+    s = open_store(str(tmp_path / "podium.db"))
     yield s
     s.close()
 

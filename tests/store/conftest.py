@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 import pg
-from podium.store import MemoryStore, SqliteStore
+from podium.store import MemoryStore, SqliteStore, open_store
 from podium.types import Store
 
-BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+BACKENDS = ["memory", "sqlite", "journal", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 #: Opens another store object on the same database (a second process would do the same).
 Opener = Callable[[], Store]
@@ -64,6 +64,15 @@ def open_same(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> I
                 return s
 
             yield open_sqlite
+        elif backend == "journal":
+            path = tmp_path / "store" / "podium.db"
+
+            def open_journaled() -> Store:
+                s = open_store(str(path))
+                opened.append(s)
+                return s
+
+            yield open_journaled
         else:
             url = request.getfixturevalue("pg_url")
             from podium.store.postgres import PostgresStore

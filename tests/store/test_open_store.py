@@ -8,6 +8,7 @@ import pytest
 
 from podium.errors import UsageError
 from podium.store import MemoryStore, SqliteStore, default_store_url, open_store
+from podium.store.journal import JournaledStore
 
 
 def test_memory_url() -> None:
@@ -16,7 +17,8 @@ def test_memory_url() -> None:
 
 def test_plain_path_is_sqlite_and_creates_dirs(tmp_path: Path) -> None:
     s = open_store(str(tmp_path / "x" / "p.db"))
-    assert isinstance(s, SqliteStore) and (tmp_path / "x" / "p.db").exists()
+    assert isinstance(s, JournaledStore) and isinstance(s.inner, SqliteStore)
+    assert (tmp_path / "x" / "p.db").exists()
     s.close()
 
 
@@ -35,10 +37,17 @@ def test_sqlite_url_four_slashes_is_absolute(tmp_path: Path) -> None:
 
 def test_sqlite_url_options(tmp_path: Path) -> None:
     s = open_store(f"sqlite:///{tmp_path.as_posix()}/p.db?synchronous=FULL")
-    assert isinstance(s, SqliteStore) and s.synchronous == "FULL"
+    assert isinstance(s, JournaledStore) and isinstance(s.inner, SqliteStore)
+    assert s.inner.synchronous == "FULL"
+    assert (tmp_path / "p.db.podium-journal").is_dir()
     s.close()
+    bare = open_store(f"sqlite:///{tmp_path.as_posix()}/p.db?journal=off")
+    assert isinstance(bare, SqliteStore)
+    bare.close()
     with pytest.raises(UsageError, match="unknown option"):
-        open_store(f"sqlite:///{tmp_path.as_posix()}/p.db?journal=off")
+        open_store(f"sqlite:///{tmp_path.as_posix()}/p.db?jornal=off")
+    with pytest.raises(UsageError, match="journal must be"):
+        open_store(f"sqlite:///{tmp_path.as_posix()}/p.db?journal=maybe")
 
 
 @pytest.mark.parametrize(

@@ -82,9 +82,8 @@ def gantt_html(bars: Sequence[Bar], title: str, subtitle: str = "") -> str:
                 f'stroke="#fff"><title>{label}</title></rect>'
             )
             if w > 40:
-                parts.append(
-                    f'<text x="{x + 3:.1f}" y="{y + 14}" fill="#fff">{html.escape(b.task[: int(w / 7)])}</text>'
-                )
+                name = html.escape(b.task[: int(w / 7)])
+                parts.append(f'<text x="{x + 3:.1f}" y="{y + 14}" fill="#fff">{name}</text>')
     axis_y = 30 + row_h * max(len(rows), 1) + 4
     parts.append(f'<line class="axis" x1="{left}" y1="{axis_y}" x2="{left + width}" y2="{axis_y}"/>')
     for k in range(11):

@@ -91,7 +91,7 @@ class Engine:
     ) -> RunResult:
         """Run ``workflow`` to the end. With an existing ``run_id`` this resumes that run."""
         resolved = workflow.resolve_params(params or {})
-        problems = Cluster(tuple(self.nodes)).unplaceable({n: t.resources for n, t in workflow.tasks.items()})
+        problems = unplaceable(workflow, self.nodes)
         if problems:
             raise SpecError(problems)
         if run_id is not None:
@@ -172,11 +172,14 @@ class Engine:
     def estimates(self, workflow: Workflow) -> dict[str, float]:
         """Per task: declared expected duration, else the median of past runs, else a default."""
         out: dict[str, float] = {}
+        history: dict[str, list[float]] | None = None
         for name, t in workflow.tasks.items():
             if t.expected_duration is not None:
                 out[name] = t.expected_duration
                 continue
-            hist = self.store.durations(workflow.name, name)
+            if history is None:
+                history = self.store.history(workflow.name)
+            hist = history.get(name)
             out[name] = _median(hist) if hist else self.default_duration
         return out
 
@@ -208,6 +211,19 @@ def codec_values(store: Store, run_id: str, view: RunView) -> dict[str, Any]:
         elif tv.state == st.SUCCEEDED and tv.children is not None and tid not in values:
             values[tid] = [values.get(f"{tid}[{i}]") for i in range(tv.children)]
     return values
+
+
+def unplaceable(workflow: Workflow, nodes: Sequence[Node]) -> list:
+    """Problems for tasks no node can ever hold (each distinct resource vector checked once)."""
+    fits: dict[object, bool] = {}
+    bad: dict[str, object] = {}
+    for name, t in workflow.tasks.items():
+        ok = fits.get(t.resources)
+        if ok is None:
+            ok = fits[t.resources] = any(t.resources.fits_in(n.capacity) for n in nodes)
+        if not ok:
+            bad[name] = t.resources
+    return Cluster(tuple(nodes)).unplaceable(bad) if bad else []
 
 
 def _check_owner(owner: str) -> None:

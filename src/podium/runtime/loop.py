@@ -158,10 +158,18 @@ class RunLoop:
             h(events, self.view)
 
     # -- setup ------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Derive the ready set from the view (fresh run or resume)."""
+    def start(self, order: Sequence[str] | None = None) -> None:
+        """Derive the ready set from the view (fresh run or resume). ``order`` is a topological
+        order of the tasks; a fresh run needs none (nothing has happened to any task yet)."""
         tasks = self.view.tasks
-        for name in self.wf.order():
+        if not tasks:
+            waiting = self.waiting
+            for name, spec in self.specs.items():
+                n = waiting[name] = len(spec.deps)
+                if n == 0:
+                    self._became_ready(name)
+            return
+        for name in order or self.wf.order():
             spec = self.wf.tasks[name]
             tv = tasks.get(name)
             state = tv.state if tv else st.PENDING
@@ -202,7 +210,12 @@ class RunLoop:
 
     # -- readiness --------------------------------------------------------------------------
     def _became_ready(self, name: str) -> None:
-        spec = self.wf.tasks[name]
+        spec = self.specs[name]
+        if not spec.args and not spec.config and spec.when is None and spec.map_over is None:
+            self.prepared[name] = _NO_INPUTS
+            self.emit(ev.TASK_QUEUED, name)
+            self._push(name)
+            return
         if spec.when is not None:
             w = spec.when
             try:
@@ -646,6 +659,7 @@ class RunLoop:
 
 
 _MISSING = object()
+_NO_INPUTS: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
 _UNFINISHED = (st.FAILED, st.CANCELLED, st.PENDING, st.QUEUED, st.RUNNING, st.RETRYING, st.EXPANDED)
 _PENDING_VIEW = TaskView("")
 

@@ -5,6 +5,11 @@ Invariants: ``open_store(url)`` is the one way the edges pick a backend from a U
 ``postgresql://`` needs the ``postgres`` extra (psycopg is imported only when such a URL is
 opened). Every backend passes the same conformance suite. This package imports only the model
 and the leaves.
+
+A SQLite file opened by URL or path is wrapped in a ``JournaledStore`` (journal directory
+beside the database, ``<file>.podium-journal``): appends become durable with one ``write()``
+and reach SQLite in group commits. ``?journal=off`` opens the bare ``SqliteStore``, where every
+append is its own SQLite transaction.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ def open_store(url: str) -> Store:
     if url in ("memory:", "memory://"):
         return MemoryStore()
     if "://" not in url:
-        return SqliteStore(url)
+        return journaled(SqliteStore(url), url)
     scheme = url.split("://", 1)[0].lower()
     if scheme in ("postgresql", "postgres"):
         from podium.store.postgres import PostgresStore
@@ -69,7 +74,26 @@ def _open_sqlite(url: str) -> SqliteStore:
     if not path:
         raise UsageError(f"store URL {url!r} names no database file; {_HINT}")
     options = dict(parse_qsl(parts.query, keep_blank_values=True))
-    unknown = sorted(set(options) - {"synchronous"})
+    unknown = sorted(set(options) - {"synchronous", "journal"})
     if unknown:
-        raise UsageError(f"store URL {url!r}: unknown option(s) {', '.join(unknown)}; known: synchronous")
-    return SqliteStore(path, synchronous=options.get("synchronous", "NORMAL"))
+        raise UsageError(
+            f"store URL {url!r}: unknown option(s) {', '.join(unknown)}; known: synchronous, journal"
+        )
+    journal = options.get("journal", "on")
+    if journal not in ("on", "off"):
+        raise UsageError(f"store URL {url!r}: journal must be 'on' or 'off', not {journal!r}")
+    store = SqliteStore(path, synchronous=options.get("synchronous", "NORMAL"))
+    return journaled(store, path) if journal == "on" else store
+
+
+def journaled(store: SqliteStore, path: str) -> Store:
+    """``store`` behind a journal kept beside its database file (none for ``:memory:``)."""
+    if path == ":memory:" or path.startswith("file:"):
+        return store
+    from podium.store.journal import JournaledStore
+
+    try:
+        return JournaledStore(store, f"{path}.podium-journal")
+    except BaseException:
+        store.close()
+        raise

@@ -217,3 +217,11 @@ def redact(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)
     user = netloc[0].split(":", 1)[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+def group_durations(rows: Iterable[Sequence[Any]]) -> dict[str, list[float]]:
+    """``{task: [duration, ...]}`` from ``(task, duration)`` rows already in order."""
+    out: dict[str, list[float]] = {}
+    for task, duration in rows:
+        out.setdefault(task, []).append(float(duration))
+    return out

@@ -146,6 +146,15 @@ class MemoryStore:
             rows = sorted(self._history.get((workflow, task), ()), reverse=True)
             return [row[3] for row in rows[: max(limit, 0)]]
 
+    def history(self, workflow: str, limit: int = 20) -> dict[str, list[float]]:
+        with self._lock:
+            self._check_open()
+            return {
+                task: [row[3] for row in sorted(rows, reverse=True)[: max(limit, 0)]]
+                for (wf, task), rows in self._history.items()
+                if wf == workflow and rows and limit > 0
+            }
+
     def request_cancel(self, run_id: str) -> None:
         with self._lock:
             self._check_open()

@@ -305,6 +305,16 @@ class PostgresStore:
         )
         return [float(r[0]) for r in rows]
 
+    def history(self, workflow: str, limit: int = 20) -> dict[str, list[float]]:
+        rows, _ = self._run(
+            "reading task history",
+            "SELECT task, duration FROM (SELECT task, duration, ROW_NUMBER() OVER "
+            "(PARTITION BY task ORDER BY ts DESC, run_id DESC, seq DESC) AS k "
+            "FROM history WHERE workflow = %s) AS h WHERE k <= %s ORDER BY task, k",
+            (workflow, max(limit, 0)),
+        )
+        return codec.group_durations(rows)
+
     def request_cancel(self, run_id: str) -> None:
         _, count = self._run(
             f"cancelling run {run_id!r}",

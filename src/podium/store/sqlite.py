@@ -276,6 +276,35 @@ class SqliteStore:
             raise self._fail("writing task history", e) from None
         self._history = []
 
+    def append_rows(
+        self,
+        run_id: str,
+        rows: Sequence[codec.EventRow],
+        result_rows: Sequence[tuple[str, str, int, bytes, str, str]],
+        history: Sequence[codec.HistoryRow],
+    ) -> None:
+        """``append`` for rows already encoded (by a journal): one transaction, history included.
+        Raises ``ConflictError`` if any seq or result is already there (nothing committed)."""
+        with self._lock:
+            conn = self._c()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(_INSERT_EVENT, rows)
+                if result_rows:
+                    conn.executemany(_INSERT_RESULT, result_rows)
+                if history:
+                    conn.executemany(_INSERT_HISTORY, history)
+                conn.execute("COMMIT")
+            except sqlite3.IntegrityError as e:
+                self._rollback(conn)
+                raise ConflictError(f"run {run_id!r}: already written ({e})") from None
+            except sqlite3.Error as e:
+                self._rollback(conn)
+                raise self._fail(f"append to run {run_id!r}", e) from None
+            except BaseException:
+                self._rollback(conn)
+                raise
+
     def get_run(self, run_id: str) -> RunRecord:
         rows = self._query(
             f"reading run {run_id!r}", f"SELECT {_RUN_COLS} FROM runs WHERE run_id = ?", (run_id,)
@@ -334,6 +363,19 @@ class SqliteStore:
             (workflow, task, max(limit, 0)),
         )
         return [r[0] for r in rows]
+
+    def history(self, workflow: str, limit: int = 20) -> dict[str, list[float]]:
+        if self._history:
+            with self._lock:
+                self._flush_history(self._c())
+        rows = self._query(
+            "reading task history",
+            "SELECT task, duration FROM (SELECT task, duration, ROW_NUMBER() OVER "
+            "(PARTITION BY task ORDER BY ts DESC, run_id DESC, seq DESC) AS k "
+            "FROM history WHERE workflow = ?) WHERE k <= ? ORDER BY task, k",
+            (workflow, max(limit, 0)),
+        )
+        return codec.group_durations(rows)
 
     def request_cancel(self, run_id: str) -> None:
         with self._lock:

@@ -1,0 +1,112 @@
+"""The journal in front of SQLite: what a killed writer leaves is applied exactly once, a torn
+tail is ignored, and a run is leased to one writer at a time."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from podium.errors import ConflictError
+from podium.model.events import RUN_CREATED, RUN_SUCCEEDED, Event, ResultRecord, RunRecord
+from podium.store import open_store
+from podium.store.journal import JournaledStore, read_journal
+from podium.store.sqlite import SqliteStore
+
+WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from podium.model.events import Event, ResultRecord, RunRecord
+    from podium.store import open_store
+    s = open_store(sys.argv[1])
+    s.create_run(RunRecord("r1", "wf", "running", 1.0, 1.0), [Event(1, "RunCreated")])
+    seq = 1
+    for i in range(10_000):
+        s.append("r1", [Event(seq + 1, "TaskQueued", f"t{i}"), Event(seq + 2, "TaskStarted", f"t{i}", 1)],
+                 [ResultRecord.of(f"t{i}", 1, str(i).encode())])
+        seq += 2
+        print(seq, flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_a_killed_writer_loses_no_acknowledged_batch(tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db)], stdout=subprocess.PIPE, text=True)
+    acked = 0
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        acked = int(line)
+        if acked > 600:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    # the bare SQLite file may lag; the journal holds the rest
+    bare = SqliteStore(str(db))
+    lagging = len(bare.events("r1"))
+    bare.close()
+    store = open_store(str(db))
+    try:
+        assert isinstance(store, JournaledStore) and store.recovered > 0
+        seqs = [e.seq for e in store.events("r1")]
+        assert seqs == list(range(1, len(seqs) + 1))  # gap-free, each once
+        assert len(seqs) >= acked >= lagging - 2
+        assert all(r.verify() for r in store.results("r1").values())
+    finally:
+        store.close()
+    assert not list((tmp_path / "p.db.podium-journal").glob("*.journal"))
+
+
+def test_torn_tail_is_ignored_and_the_rest_applied(tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    s = open_store(str(db))
+    assert isinstance(s, JournaledStore)
+    s.create_run(RunRecord("r1", "wf", "running", 1.0, 1.0), [Event(1, RUN_CREATED)])
+    # stop the applier from ever running, as a killed process would
+    s._closed = True
+    with s._cv:
+        s._cv.notify_all()
+    s._applier.join()
+    s._closed = False
+    s.append("r1", [Event(2, "TaskQueued", "a")])
+    s.append("r1", [Event(3, "TaskQueued", "b")])
+    path = s.path
+    with path.open("ab") as f:
+        f.write(b"\x10\x00\x00\x00garbage")  # a torn record
+    assert [row[1] for _, rows, _, _ in read_journal(path) for row in rows] == [2, 3]
+    os.close(s._fd)
+    for fd in s._leases.values():
+        os.close(fd)
+    s.inner.close()
+    again = open_store(str(db))
+    try:
+        assert [e.seq for e in again.events("r1")] == [1, 2, 3]
+    finally:
+        again.close()
+
+
+def test_run_is_leased_to_one_writer_until_its_final_event(tmp_path: Path) -> None:
+    db = str(tmp_path / "p.db")
+    a, b = open_store(db), open_store(db)
+    try:
+        a.create_run(RunRecord("r1", "wf", "running", 1.0, 1.0), [Event(1, RUN_CREATED)])
+        a.append("r1", [Event(2, "TaskQueued", "x")], [ResultRecord.of("x", 1, b"1")])
+        with pytest.raises(ConflictError, match="another process"):
+            b.append("r1", [Event(3, "TaskQueued", "y")])
+        a.append("r1", [Event(3, RUN_SUCCEEDED)])  # releases the lease
+        b.append("r1", [Event(4, "RunStarted")])
+        with pytest.raises(ConflictError, match="seq 3"):
+            b.append("r1", [Event(3, "RunStarted")])
+        with pytest.raises(ConflictError):
+            b.append("r1", [Event(5, "TaskSucceeded", "x")], [ResultRecord.of("x", 1, b"again")])
+        assert [e.seq for e in b.events("r1")] == [1, 2, 3, 4]
+    finally:
+        a.close()
+        b.close()
