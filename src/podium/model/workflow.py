@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -90,6 +91,16 @@ class Objective:
     budget: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Graph:
+    """The shape of a workflow's DAG: each task's deps, its dependents, a topological order.
+    Treat the containers as read-only."""
+
+    deps: dict[str, tuple[str, ...]]
+    down: dict[str, list[str]]
+    order: list[str]
+
+
 @dataclass(frozen=True)
 class Workflow:
     """A validated DAG. ``tasks`` keeps declaration order."""
@@ -138,7 +149,14 @@ class Workflow:
         return {n: t.deps for n, t in self.tasks.items()}
 
     def order(self) -> list[str]:
-        return graph.topological_order(self.deps())
+        return self.graph.order
+
+    @cached_property
+    def graph(self) -> Graph:
+        """Dependencies, dependents and a topological order, computed once per workflow (a
+        built Workflow is acyclic; this raises ``ValueError`` on an unvalidated cyclic one)."""
+        deps = self.deps()
+        return Graph(deps, graph.dependents(deps), graph.topological_order(deps))
 
     def resolve_params(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Check ``given`` against the declared parameters, fill defaults. ``SpecError`` lists

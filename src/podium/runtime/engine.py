@@ -187,7 +187,8 @@ class Engine:
         if self.dispatch == "fifo":
             n = len(workflow.tasks)
             return {name: float(n - i) for i, name in enumerate(workflow.tasks)}
-        return upward_rank(workflow.deps(), self.estimates(workflow))
+        g = workflow.graph
+        return upward_rank(g.deps, self.estimates(workflow), g.order, g.down)
 
 
 def _reset_interrupted(loop: RunLoop) -> None:

@@ -104,10 +104,7 @@ class RunLoop:
         self.clock = clock
         self.rng = rng
         self.hooks = list(hooks)
-        self.down: dict[str, list[str]] = {n: [] for n in workflow.tasks}
-        for n, t in workflow.tasks.items():
-            for d in t.deps:
-                self.down[d].append(n)
+        self.down: dict[str, list[str]] = workflow.graph.down
         self.specs: dict[str, TaskSpec] = dict(workflow.tasks)
         self.need: dict[str, dict[str, float]] = {n: t.resources.as_dict() for n, t in workflow.tasks.items()}
         self.waiting: dict[str, int] = {}

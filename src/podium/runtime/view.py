@@ -10,7 +10,6 @@ no information that is not in the events; map items (``name[i]``) appear when th
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from podium.model import events as ev
@@ -18,17 +17,19 @@ from podium.model import states as st
 from podium.model.events import Event
 
 
-@dataclass(slots=True)
 class TaskView:
-    """What the log says about one task instance."""
+    """What the log says about one task instance.
 
-    task_id: str
+    Defaults live on the class, so making one (once per task per run) costs one attribute
+    write; ``resources`` and ``error`` are replaced, never mutated in place.
+    """
+
     state: str = st.PENDING
     attempt: int = 0
     failures: int = 0  # failed attempts that count against the retry policy since the last reset
     lost: int = 0  # attempts whose worker was lost (do not consume retries)
     node: str | None = None
-    resources: dict[str, float] = field(default_factory=dict)
+    resources: dict[str, float] = {}  # a shared default, only ever replaced
     queued_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
@@ -38,6 +39,12 @@ class TaskView:
     skip_reason: str | None = None
     children: int | None = None  # map: number of items once expanded
     busy: float = 0.0  # seconds spent running, over all attempts (for the cost R)
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+
+    def __repr__(self) -> str:
+        return f"TaskView({self.task_id!r}, {self.state!r}, attempt={self.attempt})"
 
 
 class RunView:
