@@ -121,6 +121,9 @@ class RunLoop:
         self.ended = threading.Event()
         self.fatal: BaseException | None = None
         self.buf: list[Event] = []
+        self._buf_append = self.buf.append
+        self._apply = view.apply
+        self._now = clock.time
         self.buf_results: list[ResultRecord] = []
         self.to_submit: list[TaskCall] = []
         self.dirty = True
@@ -131,9 +134,9 @@ class RunLoop:
 
     # -- events -----------------------------------------------------------------------------
     def emit(self, typ: str, task_id: str | None = None, attempt: int = 0, data: dict | None = None) -> None:
-        e = Event(self.view.last_seq + 1, typ, task_id, attempt, self.clock.time(), data or {})
-        self.view.apply(e)
-        self.buf.append(e)
+        e = Event(self.view.last_seq + 1, typ, task_id, attempt, self._now(), data or _NO_DATA)
+        self._apply(e)
+        self._buf_append(e)
 
     def flush(self) -> None:
         """Commit buffered events and results in one transaction, retrying transient failures."""
@@ -151,6 +154,7 @@ class RunLoop:
                     raise
                 time.sleep(pause * (1 + i * 0.1))
         self.buf, self.buf_results = [], []
+        self._buf_append = self.buf.append
         for h in self.hooks:
             h(events, self.view)
 
@@ -656,6 +660,7 @@ class RunLoop:
 
 
 _MISSING = object()
+_NO_DATA: dict[str, Any] = {}  # shared by events without data; never mutated
 _NO_INPUTS: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
 _UNFINISHED = (st.FAILED, st.CANCELLED, st.PENDING, st.QUEUED, st.RUNNING, st.RETRYING, st.EXPANDED)
 _PENDING_VIEW = TaskView("")

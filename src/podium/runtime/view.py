@@ -47,6 +47,10 @@ class TaskView:
         return f"TaskView({self.task_id!r}, {self.state!r}, attempt={self.attempt})"
 
 
+_TRANSITIONS = st.TASK_TRANSITIONS
+_STARTED, _SUCCEEDED, _QUEUED = ev.TASK_STARTED, ev.TASK_SUCCEEDED, ev.TASK_QUEUED
+
+
 class RunView:
     """A run's state. Build with ``fold``; advance with ``apply``."""
 
@@ -69,36 +73,41 @@ class RunView:
         return t
 
     def apply(self, e: Event) -> None:
-        if e.seq != self.last_seq + 1:
-            raise st.IllegalTransition(f"event seq {e.seq} after {self.last_seq}: the log has a gap")
-        self.last_seq = e.seq
-        if e.task_id is None:
+        seq, typ, task_id, attempt, ts, data = e
+        if seq != self.last_seq + 1:
+            raise st.IllegalTransition(f"event seq {seq} after {self.last_seq}: the log has a gap")
+        self.last_seq = seq
+        if task_id is None:
             self._apply_run(e)
             return
-        t = self.tasks.get(e.task_id)
+        t = self.tasks.get(task_id)
         if t is None:
-            t = self.tasks[e.task_id] = TaskView(e.task_id)
-        t.state = st.next_task_state(t.state, e.type)
-        typ = e.type
-        if typ == ev.TASK_STARTED:
-            t.attempt = e.attempt
-            t.started_at = e.ts
-            t.node = e.data.get("node")
-            t.resources = e.data.get("res", {})
-        elif typ == ev.TASK_SUCCEEDED:
-            t.finished_at = e.ts
-            d = e.data.get("duration")
+            t = self.tasks[task_id] = TaskView(task_id)
+        try:
+            t.state = _TRANSITIONS[(t.state, typ)]
+        except KeyError:
+            raise st.IllegalTransition(f"task {task_id!r} in state {t.state!r} cannot take {typ}") from None
+        if typ == _STARTED:
+            t.attempt = attempt
+            t.started_at = ts
+            t.node = data.get("node")
+            t.resources = data.get("res", t.resources)
+        elif typ == _SUCCEEDED:
+            t.finished_at = ts
+            d = data.get("duration")
             if d is not None:
                 t.duration = d
                 t.busy += d
-            t.cached = bool(e.data.get("cached"))
-            t.error = None
-        elif typ == ev.TASK_QUEUED:
-            t.queued_at = e.ts
+            if data.get("cached"):
+                t.cached = True
+            if t.error is not None:
+                t.error = None
+        elif typ == _QUEUED:
+            t.queued_at = ts
         elif typ in (ev.TASK_FAILED, ev.TASK_RETRYING):
-            t.finished_at = e.ts
-            t.error = e.data.get("error")
-            d = e.data.get("duration")
+            t.finished_at = ts
+            t.error = data.get("error")
+            d = data.get("duration")
             if d is not None:
                 t.busy += d
             kind = (t.error or {}).get("kind")
