@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from engine_helpers import make_executor
 
 from podium.executors.local import LocalExecutor
-from podium.model import Node, Resources
 from podium.store import open_store
 from podium.types import Store
 
@@ -19,10 +19,6 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s = open_store(str(tmp_path / "podium.db"))
     yield s
     s.close()
-
-
-def make_executor(cpu: float = 2, memory: str = "4GiB", **custom: float) -> LocalExecutor:
-    return LocalExecutor([Node("local", Resources.of(cpu=cpu, memory=memory, **custom))])
 
 
 @pytest.fixture

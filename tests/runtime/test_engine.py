@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from conftest import make_executor
+from engine_helpers import make_executor
 from runtime_tasks import call
 
 from podium.errors import SpecError
