@@ -31,10 +31,10 @@ from pathlib import Path
 from podium.load.stg import load_stg
 from podium.load.wfcommons import load_wfcommons
 from podium.model.cluster import Cluster, Node
+from podium.model.problem import PlanRequest, PlanTask
 from podium.model.resources import Resources
 from podium.model.workflow import Objective
 from podium.planner.plan import plan
-from podium.planner.problem import PlanRequest, PlanTask
 
 GIB = 1024**3
 

@@ -16,10 +16,10 @@ import random
 import time
 
 from podium.model.cluster import Cluster, Node
+from podium.model.problem import PlanRequest, PlanTask
 from podium.model.resources import Resources
 from podium.model.workflow import Objective
 from podium.planner.plan import plan
-from podium.planner.problem import PlanRequest, PlanTask
 
 TARGETS = {10_000: 1.0, 100_000: 10.0}
 

@@ -7,13 +7,13 @@ import pytest
 
 from podium.errors import InfeasibleError, UsageError
 from podium.model.cluster import Cluster, Node
+from podium.model.problem import PlanRequest, PlanTask, from_workflow
 from podium.model.resources import Resources
 from podium.model.task import TaskSpec
 from podium.model.workflow import Objective, Workflow
 from podium.planner.cost import evaluate
 from podium.planner.estimates import estimate
 from podium.planner.plan import plan
-from podium.planner.problem import PlanRequest, PlanTask, from_workflow
 
 
 def unit(p: int) -> Cluster:

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from podium.model.cluster import Cluster, Node
+from podium.model.problem import PlanRequest, PlanTask
 from podium.model.resources import Resources
 from podium.model.workflow import Objective
 from podium.planner.plan import Plan, plan
-from podium.planner.problem import PlanRequest, PlanTask
 
 GIB = 1024**3
 

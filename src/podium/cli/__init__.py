@@ -7,6 +7,7 @@ never a traceback; commands live in one module per group and register on ``cli``
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -29,8 +30,12 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and translate every error into a message and an exit code."""
     from podium.cli import plan, run, spec  # noqa: F401  (registers commands)
 
+    args = sys.argv[1:] if argv is None else list(argv)
+    for i, a in enumerate(args, 1):
+        if "\x00" in a:
+            fail(f"argument {i} contains a NUL byte")
     try:
-        rv = cli.main(args=argv, prog_name="podium", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="podium", standalone_mode=False)
     except click.exceptions.Abort:
         fail("aborted", 130)
     except click.ClickException as e:
@@ -39,6 +44,10 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(e), e.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except Exception as e:  # a bug, not bad input: one line unless asked for the traceback
+        if os.environ.get("PODIUM_DEBUG"):
+            raise
+        fail(f"internal error: {type(e).__name__}: {e} (set PODIUM_DEBUG=1 for the traceback)", 1)
     else:
         if isinstance(rv, int) and rv:
             sys.exit(rv)

@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 from podium.errors import Problem, SpecError
+from podium.model.problem import PlanRequest, PlanTask
 from podium.model.resources import Resources
 from podium.model.task import TaskSpec
 from podium.model.workflow import Workflow
-from podium.planner.problem import PlanRequest, PlanTask
 from podium.registry import REGISTRY
 
 SLEEP = "podium.load.stg:sleep"

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from podium.errors import Problem, SpecError
+from podium.model.problem import PlanRequest, PlanTask
 from podium.model.resources import Resources
-from podium.planner.problem import PlanRequest, PlanTask
 
 
 def load_wfcommons(path: str | Path) -> PlanRequest:

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from podium.model.cluster import Cluster
+from podium.model.problem import PlanRequest
 from podium.model.workflow import Objective
-from podium.planner.problem import PlanRequest
 
 
 def evaluate(

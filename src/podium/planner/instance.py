@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from podium.errors import InfeasibleError, Problem, SpecError
 from podium.model.cluster import Cluster
 from podium.model.graph import topological_order
+from podium.model.problem import PlanRequest
 from podium.model.resources import Resources
-from podium.planner.problem import PlanRequest
 
 EPS = 1e-9
 

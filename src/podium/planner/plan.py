@@ -22,12 +22,12 @@ from types import MappingProxyType
 
 from podium.errors import InfeasibleError, UsageError
 from podium.model.cluster import Cluster
+from podium.model.problem import PlanRequest, PlanTask, from_workflow
 from podium.model.workflow import Objective
 from podium.planner import exact
 from podium.planner.bounds import cost_bound, makespan_bounds
 from podium.planner.instance import Instance, compile_instance
 from podium.planner.listsched import Schedule
-from podium.planner.problem import PlanRequest, PlanTask, from_workflow
 from podium.planner.search import Goal, Search, passes_for, schedule_cost
 
 #: Share of ``time_limit`` given to list-scheduling improvement before CP-SAT.

@@ -26,6 +26,7 @@ from podium.model.workflow import Workflow
 from podium.planner.rank import upward_rank
 from podium.runtime import codec
 from podium.runtime.loop import Hook, RunLoop, owner_id
+from podium.runtime.planning import Replanner
 from podium.runtime.summary import Summary, summarize
 from podium.runtime.view import RunView, fold
 from podium.types import Clock, Executor, Store, SystemClock
@@ -65,6 +66,8 @@ class Engine:
         hooks: Sequence[Hook] = (),
         dispatch: str = "critical_path",
         default_duration: float = DEFAULT_DURATION,
+        plan_time_limit: float = 0.0,
+        replan: bool = True,
     ) -> None:
         if dispatch not in ("critical_path", "fifo"):
             raise ValueError(f"dispatch must be 'critical_path' or 'fifo', not {dispatch!r}")
@@ -75,6 +78,8 @@ class Engine:
         self.hooks = list(hooks)
         self.dispatch = dispatch
         self.default_duration = default_duration
+        self.plan_time_limit = plan_time_limit
+        self.replan = replan
 
     @property
     def nodes(self) -> list[Node]:
@@ -139,6 +144,17 @@ class Engine:
         resuming: bool = False,
     ) -> RunResult:
         self.store.update_run(run_id, status=st.RUN_RUNNING, owner=owner_id(), updated_at=self.clock.time())
+        nodes = self.nodes
+        replanner = None
+        placement = None
+        if len(nodes) > 1 and self.dispatch == "critical_path":
+            # several nodes: the planner decides placement and order (on one node the critical
+            # path order below is what the planner's list scheduling would do anyway)
+            done = {n for n, t in view.tasks.items() if t.state in st.FINISHED and n in workflow.tasks}
+            replanner = Replanner(workflow, nodes, self.estimates(workflow), self.plan_time_limit)
+            placement = replanner.first(done)
+            if not self.replan:
+                replanner = None
         loop = RunLoop(
             run_id=run_id,
             workflow=workflow,
@@ -146,13 +162,18 @@ class Engine:
             view=view,
             store=self.store,
             executor=self.executor,
-            nodes=self.nodes,
+            nodes=nodes,
             priority=self.priorities(workflow),
             values=values,
             clock=self.clock,
             rng=self.rng,
             hooks=self.hooks,
+            replanner=replanner,
         )
+        if placement is not None:
+            loop.use_plan(placement)
+        if replanner is not None:
+            replanner.on_ready = loop.drive
         if resuming:
             _reset_interrupted(loop)
         try:

@@ -53,6 +53,7 @@ from podium.model.task import TaskCall, TaskSpec
 from podium.model.workflow import Workflow
 from podium.runtime import codec
 from podium.runtime.inputs import InputError, resolve, resolve_args
+from podium.runtime.planning import DRIFT, Placement, Replanner
 from podium.runtime.view import RunView, TaskView, base_name, is_item
 from podium.types import Clock, Executor, Store
 
@@ -64,6 +65,8 @@ BACKFILL_SCAN = 32
 LOST_WORKER_CAP = 3
 #: Seconds between checks for a cancel request made from another process.
 CANCEL_POLL = 0.5
+#: Seconds between drift checks of running tasks when the run follows a plan.
+DRIFT_POLL = 0.05
 #: Store write retries before the loop stops (it never acts on an unpersisted state).
 WRITE_RETRIES = (0.05, 0.2, 1.0)
 _EPS = 1e-9
@@ -88,8 +91,11 @@ class RunLoop:
         clock: Clock,
         rng: random.Random,
         hooks: Sequence[Hook] = (),
+        replanner: Replanner | None = None,
     ) -> None:
         self.run_id = run_id
+        self.replanner = replanner
+        self.origin = clock.monotonic()  # 0 on the plan's clock
         self.wf = workflow
         self.params = dict(params)
         self.view = view
@@ -131,6 +137,7 @@ class RunLoop:
         self.failed = False
         self.last_poll = 0.0
         self.reason = ""
+        self.plan_summary: dict[str, Any] | None = None
 
     # -- events -----------------------------------------------------------------------------
     def emit(self, typ: str, task_id: str | None = None, attempt: int = 0, data: dict | None = None) -> None:
@@ -290,7 +297,7 @@ class RunLoop:
             tid = item[2]
             name = item[3]
             need = needs[name]
-            node = choose(name, need)
+            node = choose(name if tid == name else "", need)  # map items go wherever they fit
             if node is None:
                 deferred.append(item)
                 if len(deferred) >= BACKFILL_SCAN or self._exhausted():
@@ -323,10 +330,13 @@ class RunLoop:
         return spec.resources
 
     def _choose(self, name: str, need: dict[str, float]) -> str | None:
-        """The planned node if the task fits there now, else the fastest node it fits."""
+        """The planned node, when there is one: the task waits for it (a re-plan moves it if its
+        node stays busy for longer than planned). Otherwise the fastest node it fits."""
         planned = self.placement.get(name)
-        if planned is not None and _fits(self.free[planned], need):
-            return planned
+        if planned is not None:
+            cap = self.free.get(planned)
+            if cap is not None:
+                return planned if _fits(cap, need) else None
         for node in self.node_names:
             if _fits(self.free[node], need):
                 return node
@@ -379,6 +389,8 @@ class RunLoop:
             self._attempt_failed(tid, attempt, ErrorRecord(type(e).__name__, msg, retryable=False), duration)
             return
         self.emit(ev.TASK_SUCCEEDED, tid, attempt, {"duration": round(duration, 6)})
+        if self.replanner is not None and self.replanner.finished_late(tid, duration):
+            self._replan(f"drift: task {tid!r} took {duration:.3g}s, over {DRIFT:g}x its estimate")
         self.buf_results.append(rec)
         self.values[tid] = value
         self._finished(tid)
@@ -552,6 +564,8 @@ class RunLoop:
 
     def turn(self) -> None:
         inbox = self.inbox
+        if self.replanner is not None and self.replanner.pending is not None:
+            self._apply_plan()
         while True:
             while inbox:
                 self.complete(inbox.popleft())
@@ -584,6 +598,8 @@ class RunLoop:
         try:
             with self.turn_lock:
                 self.emit(ev.RUN_STARTED, None, 0, {"owner": owner_id()})
+                if self.plan_summary is not None:
+                    self.emit(ev.PLAN_MADE, None, 0, self.plan_summary)
                 self.start()
                 self.turn()
             self.drive()
@@ -604,14 +620,65 @@ class RunLoop:
 
     def _wait(self) -> None:
         while not self.ended.is_set():
-            timeout = CANCEL_POLL
+            timeout = CANCEL_POLL if self.replanner is None else DRIFT_POLL
             if self.timers:
                 timeout = max(0.0, min(timeout, self.timers[0][0] - self.clock.monotonic()))
             if self.ended.wait(timeout):
                 break
-            self._locked_turn(self._poll_cancel)
+            self._locked_turn(self._poll)
         if self.fatal is not None:
             raise self.fatal
+
+    def _poll(self) -> None:
+        self._poll_cancel()
+        if self.replanner is not None and self.running:
+            now = self.clock.monotonic() - self.origin
+            tid = self.replanner.drifting(self.view, self._running_on_plan_clock(), now)
+            if tid is not None:
+                est = self.replanner.estimates.get(base_name(tid), 0.0)
+                self._replan(
+                    f"drift: task {tid!r} still running after {now - self._started(tid):.3g}s, "
+                    f"over {DRIFT:g}x its estimate {est:.3g}s",
+                    drifted=tid,
+                )
+
+    # -- plans ------------------------------------------------------------------------------
+    def use_plan(self, placement: Placement) -> None:
+        """Follow ``placement`` (called before the run starts, and for each re-plan)."""
+        self.placement = dict(placement.node)
+        prio = dict(self.priority)
+        prio.update(placement.priority)
+        self.priority = prio
+        self.plan_summary = placement.summary
+
+    def _running_on_plan_clock(self) -> dict[str, tuple[str, float]]:
+        return {tid: (node, t0 - self.origin) for tid, _a, node, _n, t0 in self.running.values()}
+
+    def _started(self, tid: str) -> float:
+        for t, _a, _node, _n, t0 in self.running.values():
+            if t == tid:
+                return t0 - self.origin
+        return 0.0
+
+    def _replan(self, reason: str, drifted: str | None = None) -> None:
+        """Start a re-plan of the remaining work in the background (caller holds the lock)."""
+        rp = self.replanner
+        if rp is None or self.cancelling:
+            return
+        now = self.clock.monotonic() - self.origin
+        rp.replan(rp.snapshot(self.view, self._running_on_plan_clock(), now, drifted), reason)
+
+    def _apply_plan(self) -> None:
+        placement = self.replanner.take() if self.replanner is not None else None
+        if placement is None or not placement.node:
+            return
+        self.use_plan(placement)
+        self.emit(ev.PLAN_MADE, None, 0, placement.summary)
+        ready = self.ready
+        prio = self.priority
+        self.ready = [(-prio.get(name, 0.0), c, tid, name) for _p, c, tid, name in ready]
+        heapq.heapify(self.ready)
+        self.dirty = True
 
     def _locked_cancel(self, reason: str) -> None:
         with self.turn_lock:
