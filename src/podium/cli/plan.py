@@ -15,7 +15,6 @@ Invariant: bad arguments give one error line and exit code 2.
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 import os
 from pathlib import Path
@@ -25,12 +24,10 @@ import click
 from podium.cli import cli
 from podium.errors import SpecError, UsageError
 from podium.model.cluster import Cluster, Node
+from podium.model.problem import PlanRequest, PlanTask
 from podium.model.resources import Resources, parse_duration
 from podium.model.workflow import Objective
 from podium.planner.plan import Plan, plan
-from podium.planner.problem import PlanRequest, PlanTask
-
-PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7")
 
 
 @cli.command("plan")
@@ -213,37 +210,13 @@ def _print(p: Plan, cluster: Cluster, objective: Objective, sources: dict[str, s
 
 
 def gantt_html(p: Plan, cluster: Cluster, title: str) -> str:
-    """A self-contained page: one SVG row per node, one rectangle per task (tooltip: id and times)."""
-    nodes = [n.name for n in cluster.nodes if any(s.node == n.name for s in p.slots.values())]
-    row, left, width = 22, 140, 1000
-    span = p.makespan or 1.0
-    height = row * len(nodes) + 40
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 20}" height="{height}" '
-        'font-family="sans-serif" font-size="11">'
-    ]
-    y_of = {n: 10 + i * row for i, n in enumerate(nodes)}
-    for n, y in y_of.items():
-        parts.append(f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">{html.escape(n)}</text>')
-    for i, t in enumerate(p.order()):
-        s = p.slots[t]
-        x = left + s.start / span * width
-        w = max(0.5, (s.end - s.start) / span * width)
-        tip = html.escape(f"{t}: {s.start:.6g} - {s.end:.6g} on {s.node}")
-        parts.append(
-            f'<rect x="{x:.2f}" y="{y_of[s.node] + 2}" width="{w:.2f}" height="{row - 4}" '
-            f'fill="{PALETTE[i % len(PALETTE)]}" stroke="white" stroke-width="0.5">'
-            f"<title>{tip}</title></rect>"
-        )
-    parts.append(f'<text x="{left}" y="{height - 8}">0</text>')
-    parts.append(f'<text x="{left + width}" y="{height - 8}" text-anchor="end">{span:.6g} s</text>')
-    parts.append("</svg>")
+    """A self-contained page: one row per node (slot), one bar per task (tooltip: id and times)."""
+    from podium.cli.gantt import Bar
+    from podium.cli.gantt import gantt_html as render
+
+    bars = [Bar(t, p.slots[t].node, p.slots[t].start, p.slots[t].end) for t in p.order()]
     summary = (
         f"T = {p.makespan:.6g} s, R = {p.cost:.6g}, objective = {p.objective:.6g}, "
         f"lower bound = {p.lower_bound:.6g}, gap = {100 * p.gap:.2f}%, method = {p.method}"
     )
-    return (
-        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>"
-        f"{html.escape(title)} plan</title></head>\n<body style='font-family:sans-serif'>"
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(summary)}</p>\n{''.join(parts)}\n</body></html>\n"
-    )
+    return render(bars, f"{title} plan", summary)
