@@ -71,3 +71,36 @@ for _fn in (source, square, total, route, big, small, final, flaky, boom, sleep,
 
 def call(name: str) -> str:
     return f"runtime_tasks:{name}"
+
+
+def hog(megabytes: int, log: str) -> int:
+    """Allocate ``megabytes`` MB (touching every page) and note each attempt in ``log``."""
+    with open(log, "a", encoding="utf-8") as f:
+        f.write("attempt\n")
+    block = bytearray(megabytes * 1024 * 1024)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    return len(block) // (1024 * 1024)
+
+
+def counted(log: str, x: int) -> int:
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(f"{x}\n")
+    return x * 10
+
+
+for _fn in (hog, counted):
+    REGISTRY.register(f"runtime_tasks:{_fn.__name__}", _fn)
+
+
+def suicide() -> None:
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+REGISTRY.register("runtime_tasks:suicide", suicide)
+
+# process-isolated tasks are resolved by name in a fresh worker process: allow this module there
+REGISTRY.allow("runtime_tasks")

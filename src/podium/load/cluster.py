@@ -10,7 +10,8 @@ nodes:
     count: 2            # optional: replicate as cpu-a-0, cpu-a-1
 ```
 
-Invariants: read with ``yaml.safe_load``; anything malformed raises one ``SpecError`` listing
+Invariants: read with the same bounded safe reader as specs (no anchors or aliases, size and
+depth limits, line and column in errors); anything malformed raises one ``SpecError`` listing
 every problem with its location (``nodes[1].capacity.memory: ...``); unknown keys are errors.
 """
 
@@ -20,8 +21,6 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from podium.errors import Problem, SpecError
 from podium.model.cluster import Cluster, Node
@@ -33,16 +32,13 @@ NODE_KEYS = ("name", "capacity", "prices", "speed", "labels", "count")
 def load_cluster(path: str | Path) -> Cluster:
     src = str(path)
     try:
-        text = Path(path).read_text()
+        data = Path(path).read_bytes()
     except OSError as e:
         raise SpecError(f"cannot read cluster file ({e.strerror or e})", src) from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f"line {mark.line + 1}" if mark is not None else ""
-        raise SpecError(Problem(at, f"invalid YAML: {getattr(e, 'problem', None) or e}"), src) from None
-    return parse_cluster(doc, src)
+    from podium.load.yamlsafe import read_document
+
+    doc = read_document(data, src, "json" if src.endswith(".json") else "yaml")
+    return parse_cluster(doc.data, src)
 
 
 def parse_cluster(doc: Any, source: str = "<cluster>") -> Cluster:

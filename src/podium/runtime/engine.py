@@ -24,6 +24,7 @@ from podium.model.cluster import Cluster, Node
 from podium.model.events import Event, RunRecord
 from podium.model.workflow import Workflow
 from podium.planner.rank import upward_rank
+from podium.registry import REGISTRY, Registry
 from podium.runtime import codec
 from podium.runtime.loop import Hook, RunLoop, owner_id
 from podium.runtime.planning import Replanner
@@ -68,6 +69,10 @@ class Engine:
         default_duration: float = DEFAULT_DURATION,
         plan_time_limit: float = 0.0,
         replan: bool = True,
+        registry: Registry = REGISTRY,
+        oom_growth: float = 2.0,
+        oom_retries: int = 3,
+        oom_cap: int | None = None,
     ) -> None:
         if dispatch not in ("critical_path", "fifo"):
             raise ValueError(f"dispatch must be 'critical_path' or 'fifo', not {dispatch!r}")
@@ -80,6 +85,10 @@ class Engine:
         self.default_duration = default_duration
         self.plan_time_limit = plan_time_limit
         self.replan = replan
+        self.registry = registry
+        if oom_growth < 1.0 or oom_retries < 0:
+            raise ValueError("oom_growth must be >= 1 and oom_retries >= 0")
+        self.oom = {"oom_growth": oom_growth, "oom_retries": oom_retries, "oom_cap": oom_cap}
 
     @property
     def nodes(self) -> list[Node]:
@@ -169,6 +178,8 @@ class Engine:
             rng=self.rng,
             hooks=self.hooks,
             replanner=replanner,
+            registry=self.registry,
+            **self.oom,
         )
         if placement is not None:
             loop.use_plan(placement)

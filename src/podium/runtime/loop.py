@@ -38,6 +38,7 @@ from typing import Any
 
 from podium.errors import (
     CANCELLED,
+    OOM,
     WORKER_LOST,
     Cancelled,
     ConflictError,
@@ -49,9 +50,12 @@ from podium.model import events as ev
 from podium.model import states as st
 from podium.model.cluster import Node
 from podium.model.events import Event, ResultRecord
+from podium.model.resources import Resources
 from podium.model.task import TaskCall, TaskSpec
 from podium.model.workflow import Workflow
+from podium.registry import REGISTRY, Registry
 from podium.runtime import codec
+from podium.runtime.cache import cache_key
 from podium.runtime.inputs import InputError, resolve, resolve_args
 from podium.runtime.planning import DRIFT, Placement, Replanner
 from podium.runtime.view import RunView, TaskView, base_name, is_item
@@ -92,9 +96,18 @@ class RunLoop:
         rng: random.Random,
         hooks: Sequence[Hook] = (),
         replanner: Replanner | None = None,
+        registry: Registry = REGISTRY,
+        oom_growth: float = 2.0,
+        oom_retries: int = 3,
+        oom_cap: int | None = None,
     ) -> None:
         self.run_id = run_id
         self.replanner = replanner
+        self.registry = registry
+        self.oom_growth, self.oom_retries, self.oom_cap = oom_growth, oom_retries, oom_cap
+        self.boost: dict[str, dict[str, float]] = {}  # task id -> grown need (after an OOM)
+        self.boost_res: dict[str, Resources] = {}
+        self.cache_keys: dict[str, str] = {}
         self.origin = clock.monotonic()  # 0 on the plan's clock
         self.wf = workflow
         self.params = dict(params)
@@ -170,6 +183,11 @@ class RunLoop:
         """Derive the ready set from the view (fresh run or resume). ``order`` is a topological
         order of the tasks; a fresh run needs none (nothing has happened to any task yet)."""
         tasks = self.view.tasks
+        for tid, tv in tasks.items():  # memory grown after an out-of-memory stays grown on resume
+            if tv.memory is not None:
+                base = self.specs[base_name(tid)].resources
+                self.boost_res[tid] = Resources(base.cpu, tv.memory, base.gpu, base.custom)
+                self.boost[tid] = self.boost_res[tid].as_dict()
         if not tasks:
             waiting = self.waiting
             for name, spec in self.specs.items():
@@ -231,7 +249,8 @@ class RunLoop:
             except (InputError, KeyError):
                 got = _MISSING
             if got != w.equals:
-                self._skip(name, f"branch: {w.task} is {got!r}, not {w.equals!r}")
+                where = w.task + "".join(f"[{p!r}]" for p in w.path)
+                self._skip(name, f"branch: {where} is {got!r}, not {w.equals!r}")
                 return
         try:
             kwargs = resolve_args(spec.args, self.values, self.params)
@@ -250,7 +269,31 @@ class RunLoop:
             return
         self.prepared[name] = (kwargs, config)
         self.emit(ev.TASK_QUEUED, name)
+        if spec.cache and self._from_cache(name, spec, kwargs, config):
+            return
         self._push(name)
+
+    def _from_cache(self, name: str, spec: TaskSpec, kwargs: dict, config: dict) -> bool:
+        """Finish a queued cacheable task from the cache if its key has a valid result."""
+        key = cache_key(spec, kwargs, config, self.registry)
+        if key is None:
+            return False
+        self.cache_keys[name] = key
+        try:
+            rec = self.store.cache_get(key)
+        except StoreError:
+            return False
+        if rec is None or not rec.verify():
+            return False  # a corrupt entry is never passed on: the task runs instead
+        try:
+            value = codec.decode(rec)
+        except Exception:
+            return False
+        self.emit(ev.TASK_SUCCEEDED, name, 0, {"cached": True, "key": key})
+        self.buf_results.append(ResultRecord(name, 0, rec.data, rec.checksum, rec.encoding))
+        self.values[name] = value
+        self._finished(name)
+        return True
 
     def _prepare_items(
         self, name: str, spec: TaskSpec, kwargs: dict, config: dict, items: list, queue_all: bool = True
@@ -291,12 +334,13 @@ class RunLoop:
         self.dirty = False
         ready, free, view_tasks, needs, specs = self.ready, self.free, self.view.tasks, self.need, self.specs
         prepared, submit, run_id, choose = self.prepared, self.to_submit.append, self.run_id, self._choose
+        boost = self.boost
         deferred = []
         while ready:
             item = heapq.heappop(ready)
             tid = item[2]
             name = item[3]
-            need = needs[name]
+            need = boost.get(tid) or needs[name] if boost else needs[name]
             node = choose(name if tid == name else "", need)  # map items go wherever they fit
             if node is None:
                 deferred.append(item)
@@ -326,8 +370,8 @@ class RunLoop:
         floor = self.min_cpu - _EPS
         return all(cap.get("cpu", 0.0) < floor for cap in self.free.values())
 
-    def _resources(self, tid: str, spec: TaskSpec) -> Any:
-        return spec.resources
+    def _resources(self, tid: str, spec: TaskSpec) -> Resources:
+        return self.boost_res.get(tid, spec.resources) if self.boost_res else spec.resources
 
     def _choose(self, name: str, need: dict[str, float]) -> str | None:
         """The planned node, when there is one: the task waits for it (a re-plan moves it if its
@@ -344,10 +388,10 @@ class RunLoop:
 
     def submit(self) -> None:
         calls, self.to_submit = self.to_submit, []
-        put, monotonic, needs = self.deliver, self.clock.monotonic, self.need
+        put, monotonic, needs, boost = self.deliver, self.clock.monotonic, self.need, self.boost
 
         def call_need(call: TaskCall) -> dict[str, float]:
-            return needs[call.spec.name]
+            return (boost.get(call.task_id) if boost else None) or needs[call.spec.name]
 
         for call in calls:
             try:
@@ -393,6 +437,10 @@ class RunLoop:
             self._replan(f"drift: task {tid!r} took {duration:.3g}s, over {DRIFT:g}x its estimate")
         self.buf_results.append(rec)
         self.values[tid] = value
+        key = self.cache_keys.get(tid)
+        if key is not None:
+            with contextlib.suppress(StoreError):
+                self.store.cache_put(key, rec)
         self._finished(tid)
 
     def _attempt_failed(self, tid: str, attempt: int, err: ErrorRecord, duration: float) -> None:
@@ -404,9 +452,19 @@ class RunLoop:
         data = {"error": err.to_dict(), "duration": round(duration, 6)}
         if err.kind == WORKER_LOST and tv.lost < LOST_WORKER_CAP:
             data["delay"] = 0.0
+            data["free"] = WORKER_LOST
             self.emit(ev.TASK_RETRYING, tid, attempt, data)
             self._timer(tid, 0.0)
             return
+        if err.kind == OOM and self.oom_growth > 1.0 and tv.ooms < self.oom_retries:
+            grown = self._grow_memory(tid, spec)
+            if grown is not None:
+                data["delay"] = 0.0
+                data["memory"] = grown
+                data["free"] = OOM
+                self.emit(ev.TASK_RETRYING, tid, attempt, data)
+                self._timer(tid, 0.0)
+                return
         policy = spec.retry
         if err.retryable and err.kind in policy.retry_on and tv.failures + 1 < policy.attempts:
             delay = policy.delay_before(tv.failures + 2, self.rng)
@@ -417,7 +475,7 @@ class RunLoop:
         if err.kind == WORKER_LOST:
             err = ErrorRecord(
                 err.type,
-                f"task {tid!r} quarantined: its worker died {tv.lost + 1} times ({err.message})",
+                f"task {tid!r} quarantined: its worker died {tv.lost + 1} times; last: {err.message}",
                 err.traceback,
                 False,
                 err.kind,
@@ -426,6 +484,24 @@ class RunLoop:
             data["error"] = err.to_dict()
         self.emit(ev.TASK_FAILED, tid, attempt, data)
         self._after_failure(tid, err)
+
+    def _grow_memory(self, tid: str, spec: TaskSpec) -> int | None:
+        """Raise the memory of ``tid``'s next attempt (only memory: it is what ran out), or
+        None when it cannot grow (no limit declared, or no node has more)."""
+        current = self._resources(tid, spec)
+        if not current.memory:
+            return None
+        ceiling = max(int(n.capacity.memory) for n in self.nodes.values())
+        if self.oom_cap is not None:
+            ceiling = min(ceiling, self.oom_cap)
+        grown = min(int(current.memory * self.oom_growth), ceiling)
+        if grown <= current.memory:
+            return None
+        res = current.scaled_memory(grown / current.memory)
+        res = Resources(res.cpu, grown, res.gpu, res.custom)
+        self.boost_res[tid] = res
+        self.boost[tid] = res.as_dict()
+        return grown
 
     def _fail_now(self, tid: str, err: ErrorRecord) -> None:
         """Fail a task that could not even start (bad inputs)."""

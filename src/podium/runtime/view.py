@@ -28,6 +28,8 @@ class TaskView:
     attempt: int = 0
     failures: int = 0  # failed attempts that count against the retry policy since the last reset
     lost: int = 0  # attempts whose worker was lost (do not consume retries)
+    ooms: int = 0  # attempts that ran out of memory (retried with more, up to a cap)
+    memory: int | None = None  # memory granted to the next attempt after an out-of-memory
     node: str | None = None
     resources: dict[str, float] = {}  # a shared default, only ever replaced
     queued_at: float | None = None
@@ -113,7 +115,11 @@ class RunView:
             kind = (t.error or {}).get("kind")
             if kind == "worker_lost":
                 t.lost += 1
-            else:
+            free = data.get("free")  # a retry the engine grants without using the task's retries
+            if free == "oom":
+                t.ooms += 1
+                t.memory = int(data["memory"])
+            elif not free:
                 t.failures += 1
         elif typ == ev.TASK_SKIPPED:
             t.skip_reason = e.data.get("reason")
