@@ -104,3 +104,14 @@ REGISTRY.register("runtime_tasks:suicide", suicide)
 
 # process-isolated tasks are resolved by name in a fresh worker process: allow this module there
 REGISTRY.allow("runtime_tasks")
+
+
+def gated_sum(gate: str, a: int, b: int) -> int:
+    import os
+
+    if not os.path.exists(gate):
+        raise RuntimeError("gate closed")
+    return a + b
+
+
+REGISTRY.register("runtime_tasks:gated_sum", gated_sum)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from runtime_tasks import call
 
-from podium.model import Const, Param, ParamSpec, Resources, RetryPolicy, TaskSpec, Workflow
+from podium.model import Const, Param, ParamSpec, Ref, Resources, RetryPolicy, TaskSpec, Workflow
 from podium.model import events as ev
 from podium.runtime.engine import Engine
 from podium.runtime.view import fold
+from podium.store import open_store
 
 MiB = 1024 * 1024
 
@@ -100,3 +101,43 @@ def test_a_task_that_keeps_killing_its_worker_is_quarantined(store, executor, tm
     starts = [e for e in store.events(result.run_id) if e.type == ev.TASK_STARTED]
     # lost workers do not consume the user's retries: 3 free retries, then the 2 attempts of its policy
     assert len(starts) == 5
+
+
+def test_a_corrupted_result_fails_its_checksum_and_its_task_reruns(store, executor, tmp_path: Path) -> None:
+    r"""
+    a -> b -> c, and c also reads a. c fails on the first run; a's stored result is then
+    corrupted on disk; the resume re-runs a (its checksum fails) instead of handing c bad data.
+    """
+    log = tmp_path / "calls.log"
+    gate = tmp_path / "c-may-pass"
+    wf = Workflow.build(
+        "corrupt",
+        [
+            TaskSpec("a", call=call("counted"), args={"log": Const(str(log)), "x": Const(1)}),
+            TaskSpec("b", call=call("counted"), args={"log": Const(str(log)), "x": Ref("a")}),
+            TaskSpec(
+                "c", call=call("gated_sum"), args={"gate": Const(str(gate)), "a": Ref("a"), "b": Ref("b")}
+            ),
+        ],
+    )
+    first = Engine(store, executor).run(wf)
+    assert not first.ok and log.read_text().split() == ["1", "10"]
+    store.close()
+    db = sqlite3.connect(tmp_path / "podium.db")
+    assert db.execute("UPDATE results SET data = ? WHERE task_id = 'a'", (b"\x80\x05K\x07.",)).rowcount == 1
+    db.commit()
+    db.close()
+    gate.touch()
+    again = open_store(str(tmp_path / "podium.db"))
+    try:
+        resumed = Engine(again, executor).resume(first.run_id, wf)
+        assert resumed.ok
+        assert resumed["c"] == 10 + 100  # a's true value 10, not the corrupt 7
+        assert log.read_text().split() == ["1", "10", "1"]  # a ran again; b did not
+        events = again.events(first.run_id)
+        inval = [e for e in events if e.type == ev.TASK_INVALIDATED]
+        assert [e.task_id for e in inval] == ["a"] and "checksum" in inval[0].data["reason"]
+        assert all(r.verify() for r in again.results(first.run_id).values())
+        assert fold(events).state == "succeeded"
+    finally:
+        again.close()

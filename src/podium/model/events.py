@@ -28,6 +28,7 @@ TASK_SKIPPED = "TaskSkipped"
 TASK_CANCELLED = "TaskCancelled"
 TASK_EXPANDED = "TaskExpanded"
 TASK_RESET = "TaskReset"
+TASK_INVALIDATED = "TaskInvalidated"
 
 RUN_EVENTS = frozenset({RUN_CREATED, RUN_STARTED, RUN_SUCCEEDED, RUN_FAILED, RUN_CANCELLED, PLAN_MADE})
 TASK_EVENTS = frozenset(
@@ -41,6 +42,7 @@ TASK_EVENTS = frozenset(
         TASK_CANCELLED,
         TASK_EXPANDED,
         TASK_RESET,
+        TASK_INVALIDATED,
     }
 )
 ALL_EVENTS = RUN_EVENTS | TASK_EVENTS

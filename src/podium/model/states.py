@@ -2,7 +2,9 @@
 
 Invariants: every transition the engine makes, and every transition replayed from a log, is
 checked against ``TASK_TRANSITIONS`` / ``RUN_TRANSITIONS``; ``SUCCEEDED`` is terminal for a
-task (a committed result is never replaced), so no event can make a succeeded task run again.
+task (a committed result is never replaced), so no event can make a succeeded task run again,
+with one exception: ``TaskInvalidated``, written when the committed result fails its checksum
+on reading (the store drops that result in the same transaction), so bad data is never passed on.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ TASK_TRANSITIONS: dict[tuple[str, str], str] = {
     (FAILED, ev.TASK_RESET): PENDING,
     (CANCELLED, ev.TASK_RESET): PENDING,
     (SKIPPED, ev.TASK_RESET): PENDING,
+    # the one way out of SUCCEEDED: its committed result was read back and failed its checksum
+    (SUCCEEDED, ev.TASK_INVALIDATED): PENDING,
 }
 
 RUN_CREATED_STATE = "created"

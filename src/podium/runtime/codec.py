@@ -11,11 +11,12 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
+from podium.errors import PodiumError
 from podium.model.events import ResultRecord
 
 
-class CorruptResult(Exception):
-    pass
+class CorruptResult(PodiumError):
+    """A stored result whose bytes no longer match their checksum."""
 
 
 def encode(task_id: str, attempt: int, value: Any) -> ResultRecord:

@@ -29,7 +29,7 @@ from podium.runtime import codec
 from podium.runtime.loop import Hook, RunLoop, owner_id
 from podium.runtime.planning import Replanner
 from podium.runtime.summary import Summary, summarize
-from podium.runtime.view import RunView, fold
+from podium.runtime.view import RunView, base_name, fold
 from podium.types import Clock, Executor, Store, SystemClock
 
 DEFAULT_DURATION = 1.0
@@ -139,8 +139,9 @@ class Engine:
         if view.state == st.RUN_SUCCEEDED:
             values = codec_values(self.store, run_id, view)
             return self._result(run_id, workflow, view, values)
-        values = codec_values(self.store, run_id, view)
-        return self._go(run_id, workflow, params, view, values, resuming=True)
+        corrupt: list[str] = []
+        values = codec_values(self.store, run_id, view, corrupt)
+        return self._go(run_id, workflow, params, view, values, resuming=True, corrupt=corrupt)
 
     # -- internals --------------------------------------------------------------------------
     def _go(
@@ -151,6 +152,7 @@ class Engine:
         view: RunView,
         values: dict[str, Any],
         resuming: bool = False,
+        corrupt: Sequence[str] = (),
     ) -> RunResult:
         self.store.update_run(run_id, status=st.RUN_RUNNING, owner=owner_id(), updated_at=self.clock.time())
         nodes = self.nodes
@@ -185,6 +187,12 @@ class Engine:
             loop.use_plan(placement)
         if replanner is not None:
             replanner.on_ready = loop.drive
+        for tid in corrupt:  # its bytes changed since it was committed: run it again
+            for t in (tid, base_name(tid)):  # an item of a map reopens its map too
+                tv = loop.view.tasks.get(t)
+                if tv is not None and tv.state == st.SUCCEEDED:
+                    reason = f"committed result of {tid!r} fails its checksum"
+                    loop.emit(ev.TASK_INVALIDATED, t, 0, {"reason": reason})
         if resuming:
             _reset_interrupted(loop)
         try:
@@ -234,10 +242,19 @@ def _reset_interrupted(loop: RunLoop) -> None:
             loop.emit(ev.TASK_RESET, tid, tv.attempt, {"reason": "resumed"})
 
 
-def codec_values(store: Store, run_id: str, view: RunView) -> dict[str, Any]:
+def codec_values(
+    store: Store, run_id: str, view: RunView, corrupt: list[str] | None = None
+) -> dict[str, Any]:
+    """The committed results of a run, decoded; results failing their checksum are left out
+    and their task ids appended to ``corrupt``."""
     values: dict[str, Any] = {}
     for tid, rec in store.results(run_id).items():
-        values[tid] = codec.decode(rec)
+        try:
+            values[tid] = codec.decode(rec)
+        except codec.CorruptResult:
+            if corrupt is None:
+                raise
+            corrupt.append(tid)
     for tid, tv in view.tasks.items():
         if tv.state == st.SKIPPED:
             values[tid] = None

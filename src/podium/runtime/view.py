@@ -132,6 +132,9 @@ class RunView:
                 cid = f"{e.task_id}[{i}]"
                 if cid not in self.tasks:
                     self.tasks[cid] = TaskView(cid)
+        elif typ == ev.TASK_INVALIDATED:
+            t.error = {"kind": "corrupt", "message": data.get("reason", "result failed its checksum")}
+            t.cached = False
         elif typ == ev.TASK_RESET:
             t.failures = 0
             t.skip_reason = None

@@ -42,7 +42,15 @@ from pathlib import Path
 from typing import Any
 
 from podium.errors import ConflictError, NotFoundError, StoreError
-from podium.model.events import RUN_CANCELLED, RUN_FAILED, RUN_SUCCEEDED, Event, ResultRecord, RunRecord
+from podium.model.events import (
+    RUN_CANCELLED,
+    RUN_FAILED,
+    RUN_SUCCEEDED,
+    TASK_INVALIDATED,
+    Event,
+    ResultRecord,
+    RunRecord,
+)
 from podium.store import codec
 from podium.types import Store
 
@@ -102,8 +110,9 @@ class JournaledStore:
             if len(fresh) != len(seqs) or not fresh.isdisjoint(written):
                 dup = sorted(fresh & written) or codec.duplicate_seqs(events)
                 raise ConflictError(codec.seq_conflict_message(run_id, dup))
+            dropped = {e.task_id for e in events if e.type == TASK_INVALIDATED}
             if results:
-                taken = [r.task_id for r in results if r.task_id in seen]
+                taken = [r.task_id for r in results if r.task_id in seen and r.task_id not in dropped]
                 if taken or len({r.task_id for r in results}) != len(results):
                     raise ConflictError(
                         codec.result_conflict_message(run_id, taken or codec.duplicate_tasks(results))
@@ -121,6 +130,7 @@ class JournaledStore:
                 raise StoreError(f"journal write failed: {e.strerror}") from None
             self._size += len(record)
             written |= fresh
+            seen -= dropped
             for r in results:
                 seen.add(r.task_id)
             if not self._pending:

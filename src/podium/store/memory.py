@@ -56,12 +56,17 @@ class MemoryStore:
         if dup:
             raise ConflictError(codec.seq_conflict_message(run_id, dup))
         done = self._results.setdefault(run_id, {})
-        taken = codec.duplicate_tasks(results) or sorted(r.task_id for r in results if r.task_id in done)
+        dropped = {tid for _, tid in codec.invalidated(run_id, rows)}
+        taken = codec.duplicate_tasks(results) or sorted(
+            r.task_id for r in results if r.task_id in done and r.task_id not in dropped
+        )
         if taken:
             raise ConflictError(codec.result_conflict_message(run_id, taken))
         history = codec.history_rows(workflow, run_id, events)
         for row in rows:
             log[row[1]] = row
+        for tid in dropped:
+            done.pop(tid, None)
         for r in results:
             done[r.task_id] = ResultRecord(r.task_id, r.attempt, bytes(r.data), r.checksum, r.encoding)
         for wf, task, ts, rid, seq, duration, _rss in history:

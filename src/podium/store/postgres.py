@@ -191,6 +191,9 @@ class PostgresStore:
                     cur.execute(*first)
                 if rows:
                     cur.executemany(_INSERT_EVENT, rows)
+                    dropped = codec.invalidated(run_id, rows)
+                    if dropped:
+                        cur.executemany("DELETE FROM results WHERE run_id = %s AND task_id = %s", dropped)
                 if results:
                     cur.executemany(_INSERT_RESULT, [codec.result_row(run_id, r) for r in results])
                 if history:

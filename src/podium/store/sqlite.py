@@ -56,6 +56,7 @@ _INSERT_EVENT = (
 _INSERT_RESULT = (
     "INSERT INTO results (run_id, task_id, attempt, data, checksum, encoding) VALUES (?, ?, ?, ?, ?, ?)"
 )
+_DELETE_RESULT = "DELETE FROM results WHERE run_id = ? AND task_id = ?"
 _INSERT_HISTORY = (
     "INSERT INTO history (workflow, task, ts, run_id, seq, duration, max_rss) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
@@ -200,6 +201,9 @@ class SqliteStore:
             if first is not None:
                 conn.execute(*first)
             conn.executemany(_INSERT_EVENT, rows)
+            dropped = codec.invalidated(run_id, rows)
+            if dropped:
+                conn.executemany(_DELETE_RESULT, dropped)
             if results:
                 conn.executemany(_INSERT_RESULT, [codec.result_row(run_id, r) for r in results])
             if history:
@@ -290,6 +294,9 @@ class SqliteStore:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.executemany(_INSERT_EVENT, rows)
+                dropped = codec.invalidated(run_id, rows)
+                if dropped:
+                    conn.executemany(_DELETE_RESULT, dropped)
                 if result_rows:
                     conn.executemany(_INSERT_RESULT, result_rows)
                 if history:
