@@ -245,3 +245,55 @@ def test_critical_path_dispatch_beats_fifo(store, renamed: bool) -> None:
     assert set(fifo_order[:6]) == shorts
     # the log's own timestamps: the critical-path run is shorter by about two waves
     assert cp.summary.makespan < fifo.summary.makespan
+
+
+@pytest.mark.parametrize("fail_fast", [True, False])
+def test_failure_handlers_run_after_a_failure_and_are_skipped_otherwise(store, fail_fast: bool) -> None:
+    r"""
+    bad (fails)   good
+       \   /  \
+      on_error  notify (one_failed: runs only if an upstream failed -> skipped)
+       cleanup (all_done after bad: runs whatever happened)
+    """
+    wf = Workflow.build(
+        f"handlers-{fail_fast}",
+        [
+            TaskSpec("bad", call=call("boom")),
+            TaskSpec("good", call=call("sleep"), args={"seconds": Const(0.05), "mark": Const("g")}),
+            TaskSpec(
+                "on_error",
+                call=call("sleep"),
+                args={"seconds": Const(0.0)},
+                after=("bad", "good"),
+                trigger="one_failed",
+            ),
+            TaskSpec(
+                "notify",
+                call=call("sleep"),
+                args={"seconds": Const(0.0)},
+                after=("good",),
+                trigger="one_failed",
+            ),
+            TaskSpec(
+                "cleanup",
+                call=call("sleep"),
+                args={"seconds": Const(0.0)},
+                after=("bad",),
+                trigger="all_done",
+            ),
+        ],
+        fail_fast=fail_fast,
+    )
+    ex = make_executor(cpu=4)
+    try:
+        result = Engine(store, ex).run(wf)
+    finally:
+        ex.shutdown()
+    view = fold(store.events(result.run_id))
+    assert view.state == "failed"  # handlers do not turn a failed run into a success
+    assert view.tasks["bad"].state == "failed"
+    assert view.tasks["on_error"].state == "succeeded"
+    assert view.tasks["cleanup"].state == "succeeded"
+    assert view.tasks["notify"].state in ("skipped", "cancelled")
+    if not fail_fast:
+        assert view.tasks["notify"].skip_reason == "no upstream failed"

@@ -389,7 +389,8 @@ def task(fn: Callable[..., Any] | None = None, **settings: Any) -> Any:
 
     Settings: name, cpu, memory, gpu, resources (custom amounts), retries (extra attempts),
     retry_delay, backoff, max_delay, jitter, retry_on, timeout, cache, expected_duration,
-    isolation ("thread" | "process"), trigger ("all_success" | "none_failed"), description.
+    isolation ("thread" | "process"), trigger ("all_success" | "none_failed" | "one_failed" |
+    "all_done"), description.
     """
     _check_settings(settings, "@podium.task")
 

@@ -320,7 +320,7 @@ class _SpecReader:
         for key, typ, what in (
             ("cache", bool, "true or false"),
             ("isolation", str, "'thread' or 'process'"),
-            ("trigger", str, "'all_success' or 'none_failed'"),
+            ("trigger", str, "'all_success', 'none_failed', 'one_failed' or 'all_done'"),
             ("description", str, "a string"),
         ):
             if key in body and self._expect(body[key], typ, (*path, key), what):

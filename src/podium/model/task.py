@@ -22,7 +22,10 @@ from podium.model.resources import Resources
 
 KINDS = ("python", "http", "shell")
 ISOLATIONS = ("thread", "process")
-TRIGGERS = ("all_success", "none_failed")
+#: When a task runs, given how its upstream tasks ended: all succeeded (default); none failed
+#: (skipped upstreams allowed: joins after branches); at least one failed (failure handlers);
+#: all finished whatever the outcome (clean-up).
+TRIGGERS = ("all_success", "none_failed", "one_failed", "all_done")
 
 
 @dataclass(frozen=True, slots=True)

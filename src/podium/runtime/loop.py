@@ -67,6 +67,8 @@ Hook = Callable[[Sequence[Event], RunView], None]
 BACKFILL_SCAN = 32
 #: Lost workers retried without consuming the task's own retries, at most this many times.
 LOST_WORKER_CAP = 3
+#: Triggers of tasks that run after upstream failures (failure handlers).
+HANDLER_TRIGGERS = frozenset({"one_failed", "all_done"})
 #: Seconds between checks for a cancel request made from another process.
 CANCEL_POLL = 0.5
 #: Seconds between drift checks of running tasks when the run follows a plan.
@@ -108,6 +110,8 @@ class RunLoop:
         self.boost: dict[str, dict[str, float]] = {}  # task id -> grown need (after an OOM)
         self.boost_res: dict[str, Resources] = {}
         self.cache_keys: dict[str, str] = {}
+        self.upstream_failed: set[str] = set()  # handler tasks with at least one failed upstream
+        self.handlers_only = False  # after a fail-fast stop: only failure handlers may start
         self.origin = clock.monotonic()  # 0 on the plan's clock
         self.wf = workflow
         self.params = dict(params)
@@ -214,9 +218,15 @@ class RunLoop:
             return False
         if tv.state == st.SUCCEEDED:
             return True
+        if spec.trigger in HANDLER_TRIGGERS and tv.state in st.FINISHED:
+            if tv.state != st.SKIPPED or "failed" in (tv.skip_reason or ""):
+                self.upstream_failed.add(spec.name)
+            return True
         return tv.state == st.SKIPPED and spec.trigger == "none_failed"
 
     def _blocked(self, name: str, spec: TaskSpec) -> bool:
+        if spec.trigger in HANDLER_TRIGGERS:
+            return False
         for d in spec.deps:
             tv = self.view.tasks.get(d)
             if tv is None:
@@ -237,6 +247,9 @@ class RunLoop:
     # -- readiness --------------------------------------------------------------------------
     def _became_ready(self, name: str) -> None:
         spec = self.specs[name]
+        if spec.trigger == "one_failed" and name not in self.upstream_failed:
+            self._skip(name, "no upstream failed")
+            return
         if not spec.args and not spec.config and spec.when is None and spec.map_over is None:
             self.prepared[name] = _NO_INPUTS
             self.emit(ev.TASK_QUEUED, name)
@@ -329,7 +342,7 @@ class RunLoop:
 
     # -- dispatch ---------------------------------------------------------------------------
     def dispatch(self) -> None:
-        if not self.dirty or self.cancelling:
+        if not self.dirty or (self.cancelling and not self.handlers_only):
             return
         self.dirty = False
         ready, free, view_tasks, needs, specs = self.ready, self.free, self.view.tasks, self.need, self.specs
@@ -566,20 +579,30 @@ class RunLoop:
             tv = self.view.tasks.get(d)
             if tv is not None and tv.state != st.PENDING:
                 continue
-            if self.wf.tasks[d].trigger == "none_failed":
-                left = self.waiting.get(d)
-                if left is not None:
-                    self.waiting[d] = left - 1
-                    if left - 1 == 0:
-                        self._became_ready(d)
+            if self.specs[d].trigger != "all_success":
+                self._upstream_done(d)
             else:
                 self._skip(d, f"upstream {name!r} skipped")
 
+    def _upstream_done(self, d: str) -> None:
+        """One more upstream of ``d`` has finished in a way ``d``'s trigger accepts."""
+        left = self.waiting.get(d)
+        if left is not None:
+            self.waiting[d] = left - 1
+            if left == 1:
+                self._became_ready(d)
+
     def _propagate_block(self, name: str) -> None:
+        """``name`` failed (or was skipped because of a failure): dependents waiting for success
+        are skipped; failure handlers (``one_failed``, ``all_done``) count it as done."""
         for d in self.down[name]:
             tv = self.view.tasks.get(d)
             if tv is None or tv.state == st.PENDING:
-                self._skip_failed(d, f"upstream {name!r} failed")
+                if self.specs[d].trigger in HANDLER_TRIGGERS:
+                    self.upstream_failed.add(d)
+                    self._upstream_done(d)
+                else:
+                    self._skip_failed(d, f"upstream {name!r} failed")
 
     def _skip_failed(self, name: str, reason: str) -> None:
         self.emit(ev.TASK_SKIPPED, name, 0, {"reason": reason})
@@ -596,13 +619,32 @@ class RunLoop:
             with contextlib.suppress(Exception):
                 self.executor.kill(fut)
         ids = list(dict.fromkeys([*self.wf.tasks, *self.view.tasks]))
+        handlers = []
         for tid in ids:
             tv = self.view.tasks.get(tid)
             if tv is None or tv.state in (st.PENDING, st.QUEUED, st.RETRYING):
+                spec = self.specs.get(tid)
+                if spec is not None and spec.trigger in HANDLER_TRIGGERS and self.failed:
+                    handlers.append(tid)  # failure handlers still run after a fail-fast stop
+                    continue
                 self.emit(ev.TASK_CANCELLED, tid, tv.attempt if tv else 0, {"reason": reason})
-        self.ready.clear()
+        self.ready = [item for item in self.ready if item[2] in handlers]
         self.timers.clear()
         self.to_submit.clear()
+        for h in handlers:  # every upstream of a handler has now finished one way or another
+            tv = self.view.tasks.get(h)
+            if (tv is None or tv.state == st.PENDING) and h in self.waiting:
+                if any(self._ended_badly(d) for d in self.specs[h].deps):
+                    self.upstream_failed.add(h)
+                self.waiting[h] = 1
+                self._upstream_done(h)
+        self.handlers_only = bool(handlers)
+
+    def _ended_badly(self, task: str) -> bool:
+        tv = self.view.tasks.get(task)
+        if tv is None:
+            return False
+        return tv.state == st.FAILED or (tv.state == st.SKIPPED and "failed" in (tv.skip_reason or ""))
 
     def _poll_cancel(self) -> None:
         now = self.clock.monotonic()
@@ -657,7 +699,7 @@ class RunLoop:
             if self.ready and not self.timers and not self.cancelling:
                 self._stuck()
                 self.flush()
-            if self.cancelling or not (self.ready or self.timers):
+            if (self.cancelling and not self.ready) or not (self.ready or self.timers):
                 self.ended.set()
 
     def _locked_turn(self, before: Callable[[], None] | None = None) -> None:
