@@ -57,7 +57,7 @@ def test_a_killed_writer_loses_no_acknowledged_batch(tmp_path: Path) -> None:
         assert isinstance(store, JournaledStore) and store.recovered > 0
         seqs = [e.seq for e in store.events("r1")]
         assert seqs == list(range(1, len(seqs) + 1))  # gap-free, each once
-        assert len(seqs) >= acked >= lagging - 2
+        assert len(seqs) >= max(acked, lagging)  # nothing acknowledged or applied is lost
         assert all(r.verify() for r in store.results("r1").values())
     finally:
         store.close()
