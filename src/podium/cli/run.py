@@ -28,6 +28,24 @@ def _store(url: str | None) -> Any:
     return open_store(url or default_store_url())
 
 
+# --- Ray (``--ray ADDRESS``): the run's tasks go to a Ray cluster instead of local pools --------
+def _executor(cluster: str | None, ray_address: str | None) -> Any:
+    """The run's executor: ``RayExecutor`` with ``--ray`` (``local`` starts a local Ray; a cluster
+    file then only prices the Ray nodes), else the local executor on the cluster file's nodes."""
+    if ray_address:
+        from podium.executors.ray import RayExecutor
+        from podium.load.cluster import load_cluster
+
+        return RayExecutor(ray_address, cluster=load_cluster(cluster) if cluster else None)
+    from podium.executors.local import LocalExecutor
+
+    return LocalExecutor(_nodes(cluster))
+
+
+_RAY_HELP = "Run on the Ray cluster at ADDRESS (host:port, ray://..., auto) or 'local' to start one."
+# ------------------------------------------------------------------------------------------------
+
+
 def _nodes(cluster: str | None) -> list[Any]:
     if cluster:
         from podium.load.cluster import load_cluster
@@ -62,17 +80,22 @@ def _execute(
     resume: bool = False,
     dispatch: str = "critical_path",
     gantt: str | None = None,
+    ray_address: str | None = None,
+    engine_options: dict[str, Any] | None = None,
 ) -> None:
     from podium.cli.progress import Progress, print_summary
-    from podium.executors.local import LocalExecutor
     from podium.runtime.engine import Engine, new_run_id
 
     store = _store(store_url)
-    executor = LocalExecutor(_nodes(cluster))
+    try:
+        executor = _executor(cluster, ray_address)
+    except BaseException:
+        store.close()
+        raise
     run_id = run_id or new_run_id()
     show = progress and sys.stderr.isatty()
     prog = Progress(workflow, run_id, live=show)
-    engine = Engine(store, executor, hooks=[prog.hook], dispatch=dispatch)
+    engine = Engine(store, executor, hooks=[prog.hook], dispatch=dispatch, **(engine_options or {}))
     try:
         with _sigterm_as_interrupt(), prog:
             if resume:
@@ -106,7 +129,24 @@ def _execute(
 @click.option("--run-id", metavar="ID", help="Run id; an existing id resumes that run (idempotent).")
 @click.option("--fifo", is_flag=True, help="Dispatch ready tasks first-in first-out (for comparison).")
 @click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
+@click.option("--keep-going", is_flag=True, help="On a failure keep running independent branches.")
+@click.option(
+    "--oom-growth",
+    type=click.FloatRange(min=1.0),
+    default=2.0,
+    show_default=True,
+    help="After an out-of-memory, the next attempt gets this many times the memory.",
+)
+@click.option("--oom-cap", metavar="SIZE", help="Never grow a task's memory beyond SIZE (e.g. 16GiB).")
+@click.option(
+    "--plan-time",
+    type=click.FloatRange(min=0.0),
+    default=0.0,
+    show_default=True,
+    help="Seconds the planner may spend improving the plan (several nodes only).",
+)
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
+@click.option("--ray", "ray_address", metavar="ADDRESS", help=_RAY_HELP)
 def run_cmd(
     file: str,
     params: Sequence[str],
@@ -117,24 +157,40 @@ def run_cmd(
     fifo: bool,
     no_progress: bool,
     gantt: str | None,
+    ray_address: str | None,
+    keep_going: bool = False,
+    oom_growth: float = 2.0,
+    oom_cap: str | None = None,
+    plan_time: float = 0.0,
 ) -> None:
     """Run the workflow in FILE (.yaml, .yml, .json or .py) to the end."""
     from podium.load import load_workflow, parse_params
 
     if run_id is not None and not _valid_id(run_id):
         raise UsageError(f"--run-id {run_id!r}: use 1-64 letters, digits, '-' or '_'")
+    from dataclasses import replace
+
+    from podium.model.resources import parse_size
+
+    try:
+        cap = parse_size(oom_cap) if oom_cap is not None else None
+    except ValueError as e:
+        raise UsageError(f"--oom-cap: {e}") from None
     loaded = load_workflow(file, allow_modules=allow_module)
     given = parse_params(list(params))
+    workflow = replace(loaded.workflow, fail_fast=False) if keep_going else loaded.workflow
     _execute(
-        loaded.workflow,
+        workflow,
         given,
         store_url=store_url,
         cluster=cluster,
         run_id=run_id,
         source=loaded.source,
         progress=not no_progress,
+        engine_options={"oom_growth": oom_growth, "oom_cap": cap, "plan_time_limit": plan_time},
         dispatch="fifo" if fifo else "critical_path",
         gantt=gantt,
+        ray_address=ray_address,
     )
 
 
@@ -144,8 +200,14 @@ def run_cmd(
 @click.option("--cluster", type=click.Path(dir_okay=False), help="Cluster file of local nodes.")
 @click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
+@click.option("--ray", "ray_address", metavar="ADDRESS", help=_RAY_HELP)
 def resume_cmd(
-    run_id: str, store_url: str | None, cluster: str | None, gantt: str | None, no_progress: bool
+    run_id: str,
+    store_url: str | None,
+    cluster: str | None,
+    gantt: str | None,
+    no_progress: bool,
+    ray_address: str | None,
 ) -> None:
     """Continue an interrupted, failed or cancelled run; tasks that succeeded are not run again."""
     from podium.load import load_source
@@ -166,6 +228,7 @@ def resume_cmd(
         progress=not no_progress,
         resume=True,
         gantt=gantt,
+        ray_address=ray_address,
     )
 
 
