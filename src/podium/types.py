@@ -72,7 +72,8 @@ class Store(Protocol):
         the run id exists)."""
 
     def update_run(self, run_id: RunId, **fields: Any) -> None:
-        """Set header fields: ``status``, ``owner``, ``updated_at``, ``params``, ``source``."""
+        """Set header fields: ``status``, ``owner``, ``updated_at``, ``params``, ``source``,
+        ``cancel_requested`` (a run that starts again clears its old cancel request)."""
 
     def append(self, run_id: RunId, events: Sequence[Event], results: Sequence[ResultRecord] = ()) -> None:
         """Append events (and the results they commit) atomically. Also records, for every

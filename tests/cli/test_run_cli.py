@@ -167,6 +167,9 @@ def test_cancel_from_another_process(project: Path) -> None:
     assert shown.returncode == 0 and "cancelled" in shown.stdout
     listed = run("runs", "--store", str(db), cwd=project)
     assert "c1" in listed.stdout and "layers" in listed.stdout
+    done = run("resume", "c1", "--store", str(db), "--no-progress", cwd=project)  # the old request is gone
+    assert done.returncode == 0, done.stderr
+    assert _state(db, "c1") == "succeeded"
 
 
 def test_run_prints_summary_with_t_r_f(project: Path) -> None:

@@ -289,6 +289,8 @@ def test_cancel_request_is_seen_by_another_store_object(started: Store, open_sam
     assert not started.cancel_requested("unknown")
     with pytest.raises(NotFoundError):
         other.request_cancel("unknown")
+    started.update_run("r1", cancel_requested=False)  # a run that starts again clears it
+    assert not other.cancel_requested("r1") and not started.cancel_requested("r1")
 
 
 def test_another_store_object_sees_and_extends_the_log(

@@ -33,7 +33,9 @@ from podium.planner.plan import Plan, plan
 @cli.command("plan")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--cluster", "cluster_file", type=click.Path(dir_okay=False), help="cluster YAML file")
-@click.option("--processors", type=int, help="P identical unit-price single-cpu nodes")
+@click.option(
+    "--processors", type=click.IntRange(1, 1024), help="P identical unit-price single-cpu nodes (1-1024)"
+)
 @click.option("--alpha", type=float, help="weight of the makespan T in F")
 @click.option("--beta", type=float, help="weight of the cost R in F")
 @click.option("--deadline", help="minimise R subject to T <= DEADLINE (e.g. 90s, 10m)")

@@ -29,9 +29,10 @@ _WHERE = {
     "detect_node": "podium.executors.local",
     "ProcessExecutor": "podium.executors.process",
     "ThreadExecutor": "podium.executors.thread",
+    "RayExecutor": "podium.executors.ray",
 }
 
-__all__ = ["LocalExecutor", "ProcessExecutor", "ThreadExecutor", "detect_node", "run_call"]
+__all__ = ["LocalExecutor", "ProcessExecutor", "RayExecutor", "ThreadExecutor", "detect_node", "run_call"]
 
 
 def __getattr__(name: str) -> Any:

@@ -154,7 +154,13 @@ class Engine:
         resuming: bool = False,
         corrupt: Sequence[str] = (),
     ) -> RunResult:
-        self.store.update_run(run_id, status=st.RUN_RUNNING, owner=owner_id(), updated_at=self.clock.time())
+        self.store.update_run(
+            run_id,
+            status=st.RUN_RUNNING,
+            owner=owner_id(),
+            updated_at=self.clock.time(),
+            cancel_requested=False,
+        )
         nodes = self.nodes
         replanner = None
         placement = None

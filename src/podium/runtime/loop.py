@@ -421,9 +421,10 @@ class RunLoop:
         if entry is None:
             return
         tid, attempt, node, need, t0 = entry
-        cap = self.free[node]
-        for k, v in need.items():
-            cap[k] += v
+        cap = self.free.get(node)
+        if cap is not None:  # None: the node is gone
+            for k, v in need.items():
+                cap[k] += v
         self.dirty = True
         duration = self.clock.monotonic() - t0
         try:
@@ -445,7 +446,12 @@ class RunLoop:
             msg = f"result of task {tid!r} cannot be stored: {e}"
             self._attempt_failed(tid, attempt, ErrorRecord(type(e).__name__, msg, retryable=False), duration)
             return
-        self.emit(ev.TASK_SUCCEEDED, tid, attempt, {"duration": round(duration, 6)})
+        meta = getattr(fut, "podium_meta", None)
+        ran_on = meta.get("node") if meta else None
+        data = {"duration": round(duration, 6)}
+        if ran_on is not None and ran_on != node:  # the executor had to move it (a lost node)
+            data["node"] = ran_on
+        self.emit(ev.TASK_SUCCEEDED, tid, attempt, data)
         if self.replanner is not None and self.replanner.finished_late(tid, duration):
             self._replan(f"drift: task {tid!r} took {duration:.3g}s, over {DRIFT:g}x its estimate")
         self.buf_results.append(rec)
@@ -463,6 +469,8 @@ class RunLoop:
         spec = self.wf.tasks[base_name(tid)]
         tv = self.view.tasks[tid]
         data = {"error": err.to_dict(), "duration": round(duration, 6)}
+        if err.kind == WORKER_LOST:
+            self._sync_nodes()
         if err.kind == WORKER_LOST and tv.lost < LOST_WORKER_CAP:
             data["delay"] = 0.0
             data["free"] = WORKER_LOST
@@ -497,6 +505,31 @@ class RunLoop:
             data["error"] = err.to_dict()
         self.emit(ev.TASK_FAILED, tid, attempt, data)
         self._after_failure(tid, err)
+
+    def _sync_nodes(self) -> None:
+        """After a lost worker, adopt the executor's live nodes (an executor that can tell,
+        like Ray's): dead nodes leave the placement, joined ones become usable."""
+        refresh = getattr(self.executor, "refresh", None)
+        if refresh is None:
+            return
+        live = {n.name: n for n in refresh()}
+        if not live:
+            return
+        for name in [n for n in self.nodes if n not in live]:
+            del self.nodes[name]
+            self.free.pop(name, None)
+        for name, node in live.items():
+            if name not in self.nodes:
+                self.nodes[name] = node
+                cap = node.capacity.as_dict()
+                for _tid, _att, on, need, _t0 in self.running.values():
+                    if on == name:
+                        for k, v in need.items():
+                            cap[k] = cap.get(k, 0.0) - v
+                self.free[name] = cap
+        self.node_names = [n.name for n in sorted(self.nodes.values(), key=lambda n: (-n.speed, n.name))]
+        self.placement = {t: n for t, n in self.placement.items() if n in self.nodes}
+        self.dirty = True
 
     def _grow_memory(self, tid: str, spec: TaskSpec) -> int | None:
         """Raise the memory of ``tid``'s next attempt (only memory: it is what ran out), or

@@ -25,7 +25,7 @@ from podium.errors import UsageError
 from podium.model.events import TASK_INVALIDATED, TASK_SUCCEEDED, Event, ResultRecord, RunRecord
 
 #: Header fields ``update_run`` may set.
-RUN_FIELDS = ("status", "owner", "updated_at", "params", "source")
+RUN_FIELDS = ("status", "owner", "updated_at", "params", "source", "cancel_requested")
 _JSON_FIELDS = frozenset({"params", "source"})
 
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -47,6 +47,13 @@ def _make_c_encode() -> Any:
 
 
 _c_encode = _make_c_encode()
+
+
+def encode_data(data: Any) -> str:
+    """Compact JSON of one event's data (the C encoder); raises TypeError/ValueError."""
+    return "".join(_c_encode(data, 0))
+
+
 _MAP_INDEX = re.compile(r"(?:\[\d+\])+$")
 
 #: An event row: (run_id, seq, type, task_id, attempt, ts, data_json).

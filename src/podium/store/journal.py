@@ -47,6 +47,7 @@ from podium.model.events import (
     RUN_FAILED,
     RUN_SUCCEEDED,
     TASK_INVALIDATED,
+    TASK_SUCCEEDED,
     Event,
     ResultRecord,
     RunRecord,
@@ -105,21 +106,49 @@ class JournaledStore:
         with self._write_lock:
             written = self._lease(run_id)
             seen = self._result_tasks[run_id]
-            seqs = [e.seq for e in events]
+            workflow = self._workflows[run_id]
+            # One pass over the events: encode, collect seqs, history rows and special events.
+            rows: list[codec.EventRow] = []
+            history: list[codec.HistoryRow] = []
+            seqs: list[int] = []
+            dropped: set[str] = set()
+            final = False
+            enc = codec.encode_data
+            try:
+                for e in events:
+                    seq, typ, task_id, attempt, ts, data = e
+                    seqs.append(seq)
+                    rows.append((run_id, seq, typ, task_id, attempt, ts, enc(data) if data else "{}"))
+                    if typ == TASK_SUCCEEDED:
+                        d = data.get("duration")
+                        if type(d) is float and task_id is not None:
+                            history.append((workflow, codec.task_name(task_id), ts, run_id, seq, d, None))
+                    elif typ in _FINAL:
+                        final = True
+                    elif typ == TASK_INVALIDATED:
+                        dropped.add(task_id)  # type: ignore[arg-type]
+            except (TypeError, ValueError, RecursionError):
+                codec.event_rows(run_id, events)  # raises the one-line UsageError naming the event
+                raise
             fresh = set(seqs)
             if len(fresh) != len(seqs) or not fresh.isdisjoint(written):
                 dup = sorted(fresh & written) or codec.duplicate_seqs(events)
                 raise ConflictError(codec.seq_conflict_message(run_id, dup))
-            dropped = {e.task_id for e in events if e.type == TASK_INVALIDATED}
             if results:
                 taken = [r.task_id for r in results if r.task_id in seen and r.task_id not in dropped]
                 if taken or len({r.task_id for r in results}) != len(results):
                     raise ConflictError(
                         codec.result_conflict_message(run_id, taken or codec.duplicate_tasks(results))
                     )
-            rows = codec.event_rows(run_id, events)  # also rejects data that is not JSON
-            result_rows = [codec.result_row(run_id, r) for r in results]
-            history = codec.history_rows(self._workflows[run_id], run_id, events)
+                if len(history) != sum(1 for r in rows if r[2] == TASK_SUCCEEDED):
+                    history = codec.history_rows(workflow, run_id, events)  # ints, max_rss: the general path
+            else:
+                history = (
+                    history
+                    if not any(r[2] == TASK_SUCCEEDED for r in rows)
+                    else codec.history_rows(workflow, run_id, events)
+                )
+            result_rows = [(run_id, r.task_id, r.attempt, r.data, r.checksum, r.encoding) for r in results]
             payload = pickle.dumps((run_id, rows, result_rows, history), protocol=5)
             record = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
             try:
@@ -130,16 +159,17 @@ class JournaledStore:
                 raise StoreError(f"journal write failed: {e.strerror}") from None
             self._size += len(record)
             written |= fresh
-            seen -= dropped
+            if dropped:
+                seen -= dropped
             for r in results:
                 seen.add(r.task_id)
-            if not self._pending:
+            pending = self._pending
+            if not pending:
                 self._oldest = time.monotonic()
-            self._pending.append(payload)
-            final = any(e.type in _FINAL for e in events)
+            pending.append(payload)
             if final:
                 self._release(run_id)  # applies everything first
-            elif len(self._pending) >= APPLY_BATCHES:
+            elif len(pending) >= APPLY_BATCHES:
                 self._apply_pending(block=False)
 
     def _lease(self, run_id: str) -> set[int]:

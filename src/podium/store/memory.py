@@ -102,6 +102,11 @@ class MemoryStore:
                     updates.get("owner", owner),
                 ),
             )
+            if "cancel_requested" in updates:
+                if updates["cancel_requested"]:
+                    self._cancel.add(run_id)
+                else:
+                    self._cancel.discard(run_id)
 
     def append(self, run_id: str, events: Sequence[Event], results: Sequence[ResultRecord] = ()) -> None:
         with self._lock:

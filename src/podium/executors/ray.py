@@ -1,0 +1,635 @@
+"""``RayExecutor``: runs task calls on a Ray cluster, each on the node its plan chose.
+
+The only module that imports ``ray`` (lazily: constructing a ``RayExecutor`` imports it, and a
+worker imports it to run a call). Install with the ``ray`` extra.
+
+- **Nodes.** Ray nodes become Podium nodes (``raycluster``: name from the ``podium-node`` label,
+  capacity from Ray's resources, prices and speed from an optional ``Cluster``). ``nodes()``
+  and ``refresh()`` list the live ones; ``on_nodes_changed`` is called with the new list when
+  the live set changes (a node died or joined).
+- **Placement.** A call runs on the Ray node named ``call.node`` with
+  ``NodeAffinitySchedulingStrategy(node_id, soft=False)`` and holds ``call.resources``
+  (cpu -> ``num_cpus``, gpu -> ``num_gpus``, memory, custom resources). If that node is gone,
+  a live node with the same name (a replacement) is used; if there is none, the call waits in
+  a placement group for any node that can hold its resources, for at most ``pending_timeout``
+  seconds (the reason is logged and listed by ``waiting()``), then fails as ``timeout``.
+- **Code.** Only plain data travels: the ``TaskCall`` and the registry snapshot, pickled (the
+  spec and snapshot once per spec as a header the workers cache, the rest per call). The
+  worker resolves the function by name through a registry rebuilt from the snapshot, so user
+  modules must be importable on the workers (same machine: they are; a real cluster: ship
+  them with ``runtime_env={"working_dir": ..., "py_modules": [...]}``).
+- **Data.** A worker returns ``(value, meta)``; the object stays in Ray's object store. When a
+  result is at least ``large_result`` bytes, its ObjectRef is kept (up to ``hold_bytes`` in all,
+  oldest dropped first) and a downstream call whose keyword argument *is* that value (the
+  engine passes results by identity) receives it from the object store instead of from the
+  driver. The engine still receives every value and commits it to Podium's store.
+- **Failures.** The Future resolves to the value or raises ``TaskFailedError``: the task's
+  own exception (``user``; ``MemoryError`` -> ``oom``); a dead node, crashed worker, lost object
+  or unschedulable task -> ``worker_lost`` (retryable, so the engine retries it without using
+  the task's retries); Ray's memory monitor -> ``oom``; past ``call.timeout`` -> ``timeout``;
+  ``kill(future)`` -> ``cancelled`` (``ray.cancel(force=True)``). Ray never retries on its own
+  (``max_retries=0``): every attempt is the engine's.
+
+Invariants: every returned Future resolves exactly once; a killed or timed-out attempt's late
+outcome is discarded; the driver never unpickles code sent by anyone but itself; this module
+never imports the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import logging
+import os
+import pickle
+import queue
+import secrets
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from podium.errors import (
+    CANCELLED,
+    OOM,
+    TIMEOUT,
+    USER_ERROR,
+    WORKER_LOST,
+    ErrorRecord,
+    TaskFailedError,
+    UsageError,
+)
+from podium.executors.kinds import record_of, run_call
+from podium.executors.raycluster import NODE_LABEL, RayNode, ray_bundle, ray_nodes, ray_options
+from podium.executors.worker import dumps
+from podium.model.cluster import Cluster, Node
+from podium.model.resources import Resources
+from podium.model.task import TaskCall
+from podium.registry import REGISTRY, Registry
+
+#: ``RayExecutor("local")`` starts a Ray instance on this machine (loopback only).
+LOCAL = "local"
+#: Seconds a call whose node is gone waits for another node that can hold it.
+PENDING_TIMEOUT = 300.0
+#: Results at least this large (bytes) stay referenced in Ray's object store for downstream calls.
+LARGE_RESULT = 100 * 1024
+#: At most this many bytes of results are kept referenced (oldest dropped first).
+HOLD_BYTES = 1 << 30
+
+log = logging.getLogger("podium.ray")
+
+
+def import_ray(local: bool = False) -> Any:
+    """Import ``ray``; before the first import, turn off usage stats and, for a local Ray, make
+    it listen on loopback only (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``) and use token auth with
+    a fresh random token unless one is set (nothing is written to ``~/.ray``)."""
+    if "ray" not in sys.modules:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if local:
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
+            if os.environ["RAY_AUTH_MODE"] == "token":
+                os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("Ray is not installed: pip install 'podium[ray]'") from None
+    return ray
+
+
+# ------------------------------------------------------------------------------ worker side
+
+
+class _Slot(NamedTuple):
+    """Placeholder for a keyword argument passed as the ``index``-th held ObjectRef."""
+
+    index: int
+
+
+_REGISTRIES: dict[tuple[tuple[str, str], ...], Registry] = {}
+
+
+def _registry_for(allowed: Mapping[str, str | None]) -> Registry:
+    key = tuple(sorted((k, v or "") for k, v in allowed.items()))
+    reg = _REGISTRIES.get(key)
+    if reg is None:
+        reg = Registry()
+        reg.restore(dict(allowed))
+        _REGISTRIES[key] = reg
+    return reg
+
+
+_HEADERS: dict[bytes, tuple[Any, dict[str, str | None]]] = {}
+
+
+def _header(header: bytes) -> tuple[Any, dict[str, str | None]]:
+    """The (spec, registry snapshot) a call's header bytes encode; cached per worker process."""
+    got = _HEADERS.get(header)
+    if got is None:
+        if len(_HEADERS) >= 1024:
+            _HEADERS.clear()
+        got = _HEADERS[header] = pickle.loads(header)
+    return got
+
+
+def _size(value: Any) -> int:
+    """Pickled size of ``value`` (out-of-band buffers counted, not copied); -1 if unpicklable."""
+    if value is None or isinstance(value, bool | int | float):
+        return 0
+    buffers: list[pickle.PickleBuffer] = []
+    try:
+        n = len(pickle.dumps(value, protocol=5, buffer_callback=buffers.append))
+    except Exception:
+        return -1
+    return n + sum(b.raw().nbytes for b in buffers)
+
+
+def run_on_worker(blob: bytes, *held: Any) -> tuple[Any, dict[str, Any]]:
+    """The body of every Ray task: rebuild the registry, run the call, return ``(value, meta)``.
+
+    ``held`` are upstream results Ray resolved from held ObjectRefs (each a ``(value, meta)``).
+    The task's own failure is returned as ``meta["error"]`` (an ``ErrorRecord`` dict), never
+    raised, so it crosses as a record."""
+    import ray
+
+    meta: dict[str, Any] = {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+    try:
+        header, call = pickle.loads(blob)
+        spec, allowed = _header(header)
+        call = call._replace(spec=spec)
+        if held:
+            kwargs = {k: held[v.index][0] if isinstance(v, _Slot) else v for k, v in call.kwargs.items()}
+            call = call._replace(kwargs=kwargs)
+        value = run_call(call, _registry_for(allowed))
+    except BaseException as exc:
+        meta["error"] = record_of(exc).to_dict()
+        return None, meta
+    size = _size(value)
+    if size < 0:
+        msg = f"result of task {call.task_id!r} cannot be pickled ({type(value).__name__})"
+        meta["error"] = ErrorRecord("PicklingError", msg, retryable=False).to_dict()
+        return None, meta
+    meta["size"] = size
+    return value, meta
+
+
+# ------------------------------------------------------------------------------ driver side
+
+
+def classify(exc: BaseException, task_id: str, where: str = "") -> ErrorRecord:
+    """The ``ErrorRecord`` of an exception Ray raised for an attempt (see the module docstring)."""
+    import ray.exceptions as rex
+
+    if isinstance(exc, TaskFailedError):
+        return exc.record
+    cause = getattr(exc, "cause", None) if isinstance(exc, rex.RayTaskError) else None
+    lost = (
+        rex.NodeDiedError,
+        rex.WorkerCrashedError,
+        rex.ActorDiedError,
+        rex.ObjectLostError,
+        rex.TaskUnschedulableError,
+        rex.LocalRayletDiedError,
+        rex.TaskPlacementGroupRemoved,
+    )
+    first = (str(exc).strip().splitlines() or [""])[0]
+    on = f" on node {where!r}" if where else ""
+    if isinstance(exc, lost) or isinstance(cause, lost):
+        msg = f"task {task_id!r} lost its Ray worker{on}: {type(cause or exc).__name__}: {first}"
+        return ErrorRecord(type(cause or exc).__name__, msg, str(exc), True, WORKER_LOST)
+    if isinstance(exc, rex.OutOfMemoryError) or isinstance(cause, rex.OutOfMemoryError):
+        msg = f"task {task_id!r} was killed by Ray's memory monitor{on}: {first}"
+        return ErrorRecord("OutOfMemoryError", msg, str(exc), True, OOM)
+    if isinstance(exc, rex.TaskCancelledError):
+        return ErrorRecord("Cancelled", f"task {task_id!r} was cancelled", str(exc), False, CANCELLED)
+    retryable = not isinstance(exc, rex.RuntimeEnvSetupError)
+    return ErrorRecord(type(exc).__name__, f"task {task_id!r}: {first}", str(exc), retryable, USER_ERROR)
+
+
+@dataclass(eq=False)
+class _Attempt:
+    call: TaskCall
+    future: Future[Any]
+    ref: Any = None  # ObjectRef of (value, meta) once launched
+    pg: Any = None  # placement group while waiting for a node
+    held: tuple[int, ...] = ()  # ids of held values passed by reference
+    stopped: bool = False  # killed or timed out: never launch, drop any late outcome
+    rerouted: bool = False  # its node vanished before it started: it went to ``_place``
+
+
+class RayExecutor:
+    """Runs calls as Ray tasks on the nodes the engine chose (see the module docstring)."""
+
+    name = "ray"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        cluster: Cluster | None = None,
+        registry: Registry = REGISTRY,
+        init: Mapping[str, Any] | None = None,
+        runtime_env: Mapping[str, Any] | None = None,
+        pending_timeout: float = PENDING_TIMEOUT,
+        large_result: int = LARGE_RESULT,
+        hold_bytes: int = HOLD_BYTES,
+        label: str = NODE_LABEL,
+        on_nodes_changed: Callable[[Sequence[Node]], None] | None = None,
+    ) -> None:
+        """Connect to Ray at ``address`` (``"host:port"``, ``"ray://..."``, ``"auto"``), or start a
+        local Ray with ``"local"``; ``None`` reuses the Ray this process is already connected to
+        (else behaves like ``ray.init()``). ``init`` adds keyword arguments to ``ray.init``."""
+        self._ray = ray = import_ray(local=address == LOCAL)
+        self._owns = False
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"log_to_driver": False, **dict(init or {})}
+            if runtime_env:
+                kwargs["runtime_env"] = dict(runtime_env)
+            if address == LOCAL:  # this process's own Ray, one node named "local"
+                kwargs.setdefault("include_dashboard", False)
+                kwargs.setdefault("labels", {label: "local"})
+            try:
+                ray.init(address=address, **kwargs)
+            except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
+                first = (str(e).strip().splitlines() or [""])[0]
+                raise UsageError(f"cannot connect to Ray at {address or 'auto'!r}: {first}") from None
+            self._owns = True
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        self._affinity = NodeAffinitySchedulingStrategy
+        self._remote = ray.remote(run_on_worker)
+        self._cluster = cluster
+        self._registry = registry
+        self._pending_timeout = pending_timeout
+        self._large = large_result
+        self._hold_limit = hold_bytes
+        self._label = label
+        self._on_change = on_nodes_changed
+        self._lock = threading.RLock()
+        self._attempts: dict[Future[Any], _Attempt] = {}
+        self._live: dict[str, RayNode] = {}
+        self._names: dict[str, str] = {}  # Ray node id -> Podium name (dead nodes too)
+        self._dead: set[str] = set()
+        self._fns: dict[tuple[Resources, str], Any] = {}
+        self._headers: dict[int, tuple[Any, dict[str, str | None], bytes]] = {}
+        self._held: OrderedDict[int, tuple[Any, Any, int]] = OrderedDict()
+        self._held_bytes = 0
+        self._waiting: dict[str, str] = {}
+        self._timer: _Timer | None = None
+        self._closed = False
+        # Ray runs done-callbacks on its own io thread, where blocking Ray calls (cancel, nodes,
+        # placement groups) deadlock; completions are handed to this thread instead.
+        self._done: queue.SimpleQueue[tuple[_Attempt, Future[Any]] | None] = queue.SimpleQueue()
+        self._completer = threading.Thread(target=self._complete_loop, name="podium-ray-done", daemon=True)
+        self._completer.start()
+        self.refresh()
+
+    # ------------------------------------------------------------------ nodes
+
+    def refresh(self) -> list[Node]:
+        """Re-read Ray's node table; return the live nodes (and tell ``on_nodes_changed``)."""
+        infos = ray_nodes(self._ray.nodes(), self._cluster, self._label)
+        with self._lock:
+            live = {i.name: i for i in infos if i.alive}
+            before = {n: i.node_id for n, i in self._live.items()}
+            self._live = live
+            self._dead = {i.node_id for i in infos if not i.alive}
+            for i in infos:
+                if i.alive or i.node_id not in self._names:
+                    self._names[i.node_id] = i.name
+            nodes = [live[n].node for n in sorted(live)]
+        if self._on_change is not None and before != {n: i.node_id for n, i in live.items()}:
+            self._on_change(nodes)
+        return nodes
+
+    def nodes(self) -> Sequence[Node]:
+        return self.refresh()
+
+    def node_id(self, name: str) -> str:
+        """The Ray node id of the live Podium node ``name`` (``KeyError`` if none is live)."""
+        return self._live[name].node_id
+
+    def node_name(self, node_id: str) -> str:
+        """The Podium name of a Ray node id (the id itself if never seen)."""
+        return self._names.get(node_id, node_id)
+
+    def waiting(self) -> dict[str, str]:
+        """Task instances waiting for a node that can hold them, with the reason."""
+        with self._lock:
+            return dict(self._waiting)
+
+    # ------------------------------------------------------------------ Executor protocol
+
+    def submit(self, call: TaskCall) -> Future[Any]:
+        if self._closed:
+            raise RuntimeError(f"executor {self.name!r} is shut down")
+        target = self._live.get(call.node)
+        if target is None or target.node_id in self._dead:
+            self.refresh()
+            target = self._live.get(call.node)
+            if target is None and call.node not in self._names.values():
+                known = ", ".join(sorted(self._live))
+                raise ValueError(f"task {call.task_id!r}: unknown node {call.node!r} (nodes: {known})")
+        fut: Future[Any] = Future()
+        fut.set_running_or_notify_cancel()
+        fut.podium_task_id = call.task_id  # type: ignore[attr-defined]
+        att = _Attempt(call, fut)
+        with self._lock:
+            self._attempts[fut] = att
+        if call.timeout is not None:
+            self._timeouts().schedule(time.monotonic() + call.timeout, att)
+        if target is not None:
+            self._launch(att, target.node_id)
+        else:
+            self._start_placing(att)
+        return fut
+
+    def kill(self, future: Future[Any]) -> None:
+        """Cancel the attempt (``ray.cancel(force=True)``); its Future fails as ``cancelled``."""
+        att = self._attempts.get(future)
+        if att is not None:
+            self._stop(att, CANCELLED, f"task {att.call.task_id!r} was cancelled", retryable=False)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Cancel every running attempt, forget held results and, if this executor started or
+        connected Ray, disconnect (a local Ray it started stops)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            attempts = list(self._attempts.values())
+            self._held.clear()
+            self._held_bytes = 0
+        for att in attempts:
+            msg = f"task {att.call.task_id!r} was cancelled: the executor shut down"
+            self._stop(att, CANCELLED, msg, retryable=False)
+        if self._timer is not None:
+            self._timer.stop()
+        self._done.put(None)
+        if self._owns:
+            self._ray.shutdown()
+
+    # ------------------------------------------------------------------ running
+
+    def _launch(self, att: _Attempt, node_id: str | None, strategy: Any = None) -> None:
+        call = att.call
+        blob, refs = self._payload(att)
+        if strategy is None:
+            key = (call.resources, node_id or "")
+            fn = self._fns.get(key)
+            if fn is None:
+                fn = self._remote.options(
+                    **ray_options(call.resources),
+                    scheduling_strategy=self._affinity(node_id, soft=False),
+                    max_retries=0,
+                    retry_exceptions=False,
+                )
+                self._fns[key] = fn
+        else:
+            fn = self._remote.options(
+                **ray_options(call.resources),
+                scheduling_strategy=strategy,
+                max_retries=0,
+                retry_exceptions=False,
+            )
+        with self._lock:
+            if att.stopped:  # killed or timed out before it launched
+                return
+            att.ref = ref = fn.remote(blob, *refs)
+        ref.future().add_done_callback(lambda rf: self._done.put((att, rf)))
+
+    def _payload(self, att: _Attempt) -> tuple[bytes, list[Any]]:
+        """The pickled ``(call, registry snapshot)``; kwargs that are held results become slots."""
+        call = att.call
+        refs: list[Any] = []
+        if self._held and call.kwargs:
+            kwargs: dict[str, Any] | None = None
+            ids = []
+            with self._lock:
+                for k, v in call.kwargs.items():
+                    h = self._held.get(id(v))
+                    if h is not None and h[0] is v:
+                        kwargs = dict(call.kwargs) if kwargs is None else kwargs
+                        kwargs[k] = _Slot(len(refs))
+                        refs.append(h[1])
+                        ids.append(id(v))
+            if kwargs is not None:
+                call = call._replace(kwargs=kwargs)
+                att.held = tuple(ids)
+        return dumps((self._header(call), call._replace(spec=None))), refs
+
+    def _header(self, call: TaskCall) -> bytes:
+        """Pickled ``(spec, registry snapshot)``, cached per spec (the same for all its calls)."""
+        snapshot = self._registry.snapshot()
+        got = self._headers.get(id(call.spec))
+        if got is None or got[0] is not call.spec or got[1] != snapshot:
+            if len(self._headers) >= 4096:
+                self._headers.clear()
+            got = self._headers[id(call.spec)] = (call.spec, snapshot, dumps((call.spec, snapshot)))
+        return got[2]
+
+    def _complete_loop(self) -> None:
+        get = self._done.get
+        while True:
+            item = get()
+            if item is None:
+                return
+            self._completed(*item)
+            del item
+
+    def _completed(self, att: _Attempt, rf: Future[Any]) -> None:
+        """Turn the outcome of the attempt's Ray future into its Future's result or error."""
+        call = att.call
+        try:
+            value, meta = rf.result()
+        except BaseException as exc:
+            err = classify(exc, call.task_id, call.node)
+            if err.type == "TaskUnschedulableError" and not att.rerouted and not att.stopped:
+                # Its node died before the task started (Ray's node table lagged): nothing ran,
+                # so this is not a lost attempt; place it on a node that can hold it instead.
+                att.rerouted, att.ref = True, None
+                with contextlib.suppress(Exception):
+                    self.refresh()
+                self._start_placing(att)
+                return
+            if err.kind == WORKER_LOST:
+                self._forget(att.held)
+                with contextlib.suppress(Exception):
+                    self.refresh()
+            self._finish(att, error=TaskFailedError(err))
+            return
+        meta["node"] = self._names.get(meta.get("node_id", ""), meta.get("node_id", ""))
+        att.future.podium_meta = meta  # type: ignore[attr-defined]
+        if "error" in meta:
+            self._finish(att, error=TaskFailedError(ErrorRecord.from_dict(meta["error"])))
+            return
+        if meta.get("size", 0) >= self._large and att.ref is not None:
+            self._hold(value, att.ref, int(meta["size"]))
+        self._finish(att, value=value)
+
+    def _finish(self, att: _Attempt, value: Any = None, error: BaseException | None = None) -> None:
+        with self._lock:
+            self._attempts.pop(att.future, None)
+            pg, att.pg = att.pg, None
+        if pg is not None:
+            self._remove_pg(pg)
+        try:
+            if error is not None:
+                att.future.set_exception(error)
+            else:
+                att.future.set_result(value)
+        except InvalidStateError:  # killed or timed out meanwhile: the late outcome is dropped
+            pass
+
+    def _stop(self, att: _Attempt, kind: str, message: str, retryable: bool) -> None:
+        """Fail the attempt's Future now, then force-cancel its Ray task and placement."""
+        typ = "Cancelled" if kind == CANCELLED else "TimeoutError"
+        err = TaskFailedError(ErrorRecord(typ, message, retryable=retryable, kind=kind))
+        with self._lock:
+            if att.stopped:
+                return
+            att.stopped = True
+            self._attempts.pop(att.future, None)
+            ref, pg = att.ref, att.pg
+            att.pg = None
+        try:
+            att.future.set_exception(err)
+        except InvalidStateError:
+            return
+        if ref is not None:
+            with contextlib.suppress(Exception):
+                self._ray.cancel(ref, force=True)
+        if pg is not None:
+            self._remove_pg(pg)
+
+    # ------------------------------------------------------------------ waiting for a node
+
+    def _start_placing(self, att: _Attempt) -> None:
+        threading.Thread(target=self._place, args=(att,), name="podium-ray-place", daemon=True).start()
+
+    def _place(self, att: _Attempt) -> None:
+        """Run a call whose node is gone on any node that can hold it, waiting for one to join
+        for at most ``pending_timeout`` seconds (a placement group holds the resources)."""
+        from ray.util.placement_group import placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        call = att.call
+        limit = self._pending_timeout
+        reason = (
+            f"task {call.task_id!r}: node {call.node!r} is gone; waiting up to {limit:g}s for a live "
+            f"node with {call.resources.describe()}"
+        )
+        log.warning(reason)
+        with self._lock:
+            self._waiting[call.task_id] = reason
+        try:
+            bundle = ray_bundle(call.resources)
+            if not bundle:  # holds nothing: any node will do
+                self._launch(att, None, strategy="DEFAULT")
+                return
+            pg = placement_group([bundle], strategy="STRICT_PACK")
+            with self._lock:
+                att.pg = pg
+            ready = pg.wait(limit)
+            if att.stopped:
+                self._remove_pg(pg)
+                return
+            if not ready:
+                msg = (
+                    f"task {call.task_id!r} needs {call.resources.describe()} but no live node could "
+                    f"hold it within {limit:g}s (node {call.node!r} is gone)"
+                )
+                self._stop(att, TIMEOUT, msg, retryable=True)
+                return
+            self.refresh()
+            self._launch(att, None, strategy=PlacementGroupSchedulingStrategy(pg, 0))
+        except Exception as e:  # Ray refused the placement: the attempt failed
+            self._finish(att, error=TaskFailedError(classify(e, call.task_id, call.node)))
+        finally:
+            with self._lock:
+                self._waiting.pop(call.task_id, None)
+
+    def _remove_pg(self, pg: Any) -> None:
+        from ray.util.placement_group import remove_placement_group
+
+        with contextlib.suppress(Exception):
+            remove_placement_group(pg)
+
+    # ------------------------------------------------------------------ held results
+
+    def _hold(self, value: Any, ref: Any, size: int) -> None:
+        with self._lock:
+            if id(value) in self._held:
+                return
+            self._held[id(value)] = (value, ref, size)
+            self._held_bytes += size
+            while self._held_bytes > self._hold_limit and self._held:
+                _, (_, _, n) = self._held.popitem(last=False)
+                self._held_bytes -= n
+
+    def _forget(self, ids: tuple[int, ...]) -> None:
+        """Drop held results an attempt used when it lost its worker (their object may be lost)."""
+        with self._lock:
+            for i in ids:
+                h = self._held.pop(i, None)
+                if h is not None:
+                    self._held_bytes -= h[2]
+
+    def held(self) -> int:
+        """How many results are held in Ray's object store for downstream calls."""
+        return len(self._held)
+
+    # ------------------------------------------------------------------ timeouts
+
+    def _timeouts(self) -> _Timer:
+        with self._lock:
+            if self._timer is None:
+                self._timer = _Timer(self._expire)
+            return self._timer
+
+    def _expire(self, att: _Attempt) -> None:
+        if not att.future.done():
+            call = att.call
+            msg = f"task {call.task_id!r} timed out after {call.timeout:g}s (its Ray task was cancelled)"
+            self._stop(att, TIMEOUT, msg, retryable=True)
+
+
+class _Timer:
+    """One daemon thread calling ``expire(attempt)`` when an attempt's deadline passes."""
+
+    def __init__(self, expire: Callable[[_Attempt], None]) -> None:
+        self._expire = expire
+        self._heap: list[tuple[float, int, _Attempt]] = []
+        self._cond = threading.Condition()
+        self._seq = itertools.count()
+        self._stopped = False
+        threading.Thread(target=self._run, name="podium-ray-timeouts", daemon=True).start()
+
+    def schedule(self, deadline: float, att: _Attempt) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (deadline, next(self._seq), att))
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._heap.clear()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped:
+                    now = time.monotonic()
+                    if self._heap and self._heap[0][0] <= now:
+                        break
+                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
+                if self._stopped:
+                    return
+                _, _, att = heapq.heappop(self._heap)
+            self._expire(att)
