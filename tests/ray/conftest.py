@@ -33,6 +33,8 @@ TOPOLOGY: dict[str, tuple[dict[str, float], int]] = {
 }
 
 if importlib.util.find_spec("ray") is None:  # pragma: no cover - the ray extra is not installed
+    if os.environ.get("CI"):
+        raise RuntimeError("the Ray tests need ray: scripts/test.sh installs it with the test extra")
     collect_ignore_glob = ["test_*.py"]
 
 
