@@ -19,6 +19,7 @@ from rich.text import Text
 from podium.model import events as ev
 from podium.model import states as st
 from podium.model.events import Event
+from podium.model.resources import format_size
 
 _STYLE = {
     st.SUCCEEDED: "green",
@@ -101,29 +102,38 @@ def _dur(s: float | None) -> str:
     return f"{int(s // 60)}m{int(s % 60):02d}s"
 
 
+def _console() -> Console:
+    """Wide enough that a task's row stays on one line when the output is not a terminal."""
+    c = Console()
+    return c if c.is_terminal else Console(width=140)
+
+
 def task_table(view: Any, limit: int = 200) -> Table:
-    table = Table("task", "status", "attempts", "duration", "node", "resources", title="tasks")
+    table = Table("task", "status", "attempts", "duration", "node", "resources", "note", title="tasks")
     rows = [t for t in view.tasks.values()]
     for t in rows[:limit]:
         res = t.resources or {}
         desc = " ".join(
-            f"{k}={v / 1024**3:.3g}GiB" if k == "memory" else f"{k}={v:g}" for k, v in res.items()
+            f"{k}={format_size(v)}" if k == "memory" else f"{k}={v:g}" for k, v in res.items()
         )
         note = ""
         if t.state == st.SKIPPED and t.skip_reason:
-            note = f" ({t.skip_reason})"
+            note = t.skip_reason
         elif t.cached:
-            note = " (cached)"
+            note = "cached"
+        elif t.children is not None:
+            note = f"map of {t.children}"
         table.add_row(
             t.task_id,
-            Text(t.state + note, style=_STYLE.get(t.state, "")),
+            Text(t.state, style=_STYLE.get(t.state, "")),
             str(t.attempt),
             _dur(t.duration),
             t.node or "-",
             desc or "-",
+            note,
         )
     if len(rows) > limit:
-        table.add_row(f"... {len(rows) - limit} more", "", "", "", "", "")
+        table.add_row(f"... {len(rows) - limit} more", "", "", "", "", "", "")
     return table
 
 
@@ -138,7 +148,7 @@ def _errors(view: Any) -> list[Text]:
 def print_summary(result: Any) -> None:
     """The final table of a run and its T, R, F."""
     s = result.summary
-    console = Console()
+    console = _console()
     line = Text.assemble(
         (f"run {result.run_id} {result.status}", "bold green" if result.ok else "bold red"),
         f"   T = {s.makespan:.3f} s   R = {s.cost:.6f}"
@@ -151,7 +161,7 @@ def print_view(record: Any, view: Any) -> None:
     """What ``podium show`` prints for a run read back from the store."""
     from podium.runtime.summary import summarize
 
-    console = Console()
+    console = _console()
     console.print(
         Text(f"run {record.run_id}  workflow {record.workflow}  status {record.status}", style="bold")
     )
