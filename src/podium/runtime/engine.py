@@ -283,18 +283,21 @@ def unplaceable(workflow: Workflow, nodes: Sequence[Node]) -> list:
 
 
 def _check_owner(owner: str) -> None:
+    """Refuse to run a run whose recorded owner is a live process on this host (a zombie, a
+    dead process or another host's process does not count: the lease is then stale)."""
     if not owner:
         return
     host, _, pid = owner.rpartition(":")
-    if host != owner_id().rpartition(":")[0] or not pid.isdigit():
+    if host != owner_id().rpartition(":")[0] or not pid.isdigit() or int(pid) == os.getpid():
         return
-    if int(pid) == os.getpid():
-        return
+    import psutil
+
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
+        if psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE:
+            return
+    except psutil.NoSuchProcess:
         return
-    except PermissionError:
+    except psutil.Error:
         pass
     raise ConflictError(f"run is still being run by process {pid} on {host}; cancel it first")
 
