@@ -15,6 +15,10 @@ completion waits for a hand-off to another thread (which costs tens of microseco
 The calling thread starts the run, sleeps until it ends, and wakes only for retry timers,
 cancel requests from other processes, and Ctrl-C.
 
+The loop is one class in three modules: this one (state, dispatch, completions, turns, the
+run), ``readiness`` (how a task becomes ready, skipped or expanded) and ``failures`` (retries,
+quarantine, cancellation), joined as mixins.
+
 Invariants: turns never overlap (one lock); an event is applied to the view when emitted and
 committed before anything is acted on (a task's success is durable before its dependents
 start); the running tasks' resources never exceed any node's capacity; a task whose result
@@ -38,8 +42,6 @@ from typing import Any
 
 from podium.errors import (
     CANCELLED,
-    OOM,
-    WORKER_LOST,
     Cancelled,
     ConflictError,
     ErrorRecord,
@@ -55,20 +57,16 @@ from podium.model.task import TaskCall, TaskSpec
 from podium.model.workflow import Workflow
 from podium.registry import REGISTRY, Registry
 from podium.runtime import codec
-from podium.runtime.cache import cache_key
-from podium.runtime.inputs import InputError, resolve, resolve_args
+from podium.runtime.failures import Failures
 from podium.runtime.planning import DRIFT, Placement, Replanner
-from podium.runtime.view import RunView, TaskView, base_name, is_item
+from podium.runtime.readiness import Readiness
+from podium.runtime.view import RunView, base_name
 from podium.types import Clock, Executor, Store
 
 Hook = Callable[[Sequence[Event], RunView], None]
 
 #: How many ready tasks that do not fit are looked past to find one that does (backfill).
 BACKFILL_SCAN = 32
-#: Lost workers retried without consuming the task's own retries, at most this many times.
-LOST_WORKER_CAP = 3
-#: Triggers of tasks that run after upstream failures (failure handlers).
-HANDLER_TRIGGERS = frozenset({"one_failed", "all_done"})
 #: Seconds between checks for a cancel request made from another process.
 CANCEL_POLL = 0.5
 #: Seconds between drift checks of running tasks when the run follows a plan.
@@ -78,7 +76,7 @@ WRITE_RETRIES = (0.05, 0.2, 1.0)
 _EPS = 1e-9
 
 
-class RunLoop:
+class RunLoop(Readiness, Failures):
     """Runs one run of one workflow to an end (succeeded, failed or cancelled)."""
 
     def __init__(
@@ -181,164 +179,6 @@ class RunLoop:
         self._buf_append = self.buf.append
         for h in self.hooks:
             h(events, self.view)
-
-    # -- setup ------------------------------------------------------------------------------
-    def start(self, order: Sequence[str] | None = None) -> None:
-        """Derive the ready set from the view (fresh run or resume). ``order`` is a topological
-        order of the tasks; a fresh run needs none (nothing has happened to any task yet)."""
-        tasks = self.view.tasks
-        for tid, tv in tasks.items():  # memory grown after an out-of-memory stays grown on resume
-            if tv.memory is not None:
-                base = self.specs[base_name(tid)].resources
-                self.boost_res[tid] = Resources(base.cpu, tv.memory, base.gpu, base.custom)
-                self.boost[tid] = self.boost_res[tid].as_dict()
-        if not tasks:
-            waiting = self.waiting
-            for name, spec in self.specs.items():
-                n = waiting[name] = len(spec.deps)
-                if n == 0:
-                    self._became_ready(name)
-            return
-        for name in order or self.wf.order():
-            spec = self.wf.tasks[name]
-            tv = tasks.get(name)
-            state = tv.state if tv else st.PENDING
-            if state == st.PENDING:
-                self.waiting[name] = sum(1 for d in spec.deps if not self._satisfied(d, spec))
-                if self._blocked(name, spec):
-                    self._skip(name, self._block_reason(spec))
-                elif self.waiting[name] == 0:
-                    self._became_ready(name)
-            elif state == st.EXPANDED:
-                self._reexpand(name, spec)
-
-    def _satisfied(self, dep: str, spec: TaskSpec) -> bool:
-        tv = self.view.tasks.get(dep)
-        if tv is None:
-            return False
-        if tv.state == st.SUCCEEDED:
-            return True
-        if spec.trigger in HANDLER_TRIGGERS and tv.state in st.FINISHED:
-            if tv.state != st.SKIPPED or "failed" in (tv.skip_reason or ""):
-                self.upstream_failed.add(spec.name)
-            return True
-        return tv.state == st.SKIPPED and spec.trigger == "none_failed"
-
-    def _blocked(self, name: str, spec: TaskSpec) -> bool:
-        if spec.trigger in HANDLER_TRIGGERS:
-            return False
-        for d in spec.deps:
-            tv = self.view.tasks.get(d)
-            if tv is None:
-                continue
-            if tv.state in (st.FAILED, st.CANCELLED):
-                return True
-            if tv.state == st.SKIPPED and spec.trigger != "none_failed":
-                return True
-        return False
-
-    def _block_reason(self, spec: TaskSpec) -> str:
-        for d in spec.deps:
-            tv = self.view.tasks.get(d)
-            if tv is not None and tv.state in (st.FAILED, st.CANCELLED, st.SKIPPED):
-                return f"upstream {d!r} {tv.state}"
-        return "upstream not run"
-
-    # -- readiness --------------------------------------------------------------------------
-    def _became_ready(self, name: str) -> None:
-        spec = self.specs[name]
-        if spec.trigger == "one_failed" and name not in self.upstream_failed:
-            self._skip(name, "no upstream failed")
-            return
-        if not spec.args and not spec.config and spec.when is None and spec.map_over is None:
-            self.prepared[name] = _NO_INPUTS
-            self.emit(ev.TASK_QUEUED, name)
-            self._push(name)
-            return
-        if spec.when is not None:
-            w = spec.when
-            try:
-                got = resolve(_ref(w.task, w.path), self.values, self.params)
-            except (InputError, KeyError):
-                got = _MISSING
-            if got != w.equals:
-                where = w.task + "".join(f"[{p!r}]" for p in w.path)
-                self._skip(name, f"branch: {where} is {got!r}, not {w.equals!r}")
-                return
-        try:
-            kwargs = resolve_args(spec.args, self.values, self.params)
-            config = resolve(spec.config, self.values, self.params) if spec.config else {}
-        except InputError as e:
-            self._fail_now(name, ErrorRecord("InputError", str(e), retryable=False))
-            return
-        if spec.map_over is not None:
-            items = kwargs[spec.map_over]
-            if not isinstance(items, list | tuple):
-                msg = f"map over {spec.map_over!r} needs a list, got {type(items).__name__}"
-                self._fail_now(name, ErrorRecord("InputError", msg, retryable=False))
-                return
-            self.emit(ev.TASK_EXPANDED, name, 0, {"count": len(items)})
-            self._prepare_items(name, spec, kwargs, config, list(items))
-            return
-        self.prepared[name] = (kwargs, config)
-        self.emit(ev.TASK_QUEUED, name)
-        if spec.cache and self._from_cache(name, spec, kwargs, config):
-            return
-        self._push(name)
-
-    def _from_cache(self, name: str, spec: TaskSpec, kwargs: dict, config: dict) -> bool:
-        """Finish a queued cacheable task from the cache if its key has a valid result."""
-        key = cache_key(spec, kwargs, config, self.registry)
-        if key is None:
-            return False
-        self.cache_keys[name] = key
-        try:
-            rec = self.store.cache_get(key)
-        except StoreError:
-            return False
-        if rec is None or not rec.verify():
-            return False  # a corrupt entry is never passed on: the task runs instead
-        try:
-            value = codec.decode(rec)
-        except Exception:
-            return False
-        self.emit(ev.TASK_SUCCEEDED, name, 0, {"cached": True, "key": key})
-        self.buf_results.append(ResultRecord(name, 0, rec.data, rec.checksum, rec.encoding))
-        self.values[name] = value
-        self._finished(name)
-        return True
-
-    def _prepare_items(
-        self, name: str, spec: TaskSpec, kwargs: dict, config: dict, items: list, queue_all: bool = True
-    ) -> None:
-        left = 0
-        for i, item in enumerate(items):
-            cid = f"{name}[{i}]"
-            tv = self.view.tasks[cid]
-            if tv.state == st.SUCCEEDED:
-                continue
-            left += 1
-            kw = dict(kwargs)
-            kw[spec.map_over] = item  # type: ignore[index]
-            self.prepared[cid] = (kw, config)
-            if tv.state == st.PENDING:
-                self.emit(ev.TASK_QUEUED, cid)
-                self._push(cid)
-        self.items_left[name] = left
-        if left == 0:
-            self._map_done(name)
-
-    def _reexpand(self, name: str, spec: TaskSpec) -> None:
-        """On resume: rebuild the inputs of an expanded map's unfinished items."""
-        kwargs = resolve_args(spec.args, self.values, self.params)
-        config = resolve(spec.config, self.values, self.params) if spec.config else {}
-        self._prepare_items(name, spec, kwargs, config, list(kwargs[spec.map_over]))  # type: ignore[index]
-
-    def _push(self, task_id: str) -> None:
-        self.counter += 1
-        name = base_name(task_id)
-        heapq.heappush(self.ready, (-self.priority.get(name, 0.0), self.counter, task_id, name))
-        self.dirty = True
 
     # -- dispatch ---------------------------------------------------------------------------
     def dispatch(self) -> None:
@@ -461,223 +301,6 @@ class RunLoop:
             with contextlib.suppress(StoreError):
                 self.store.cache_put(key, rec)
         self._finished(tid)
-
-    def _attempt_failed(self, tid: str, attempt: int, err: ErrorRecord, duration: float) -> None:
-        if self.cancelling:
-            self.emit(ev.TASK_CANCELLED, tid, attempt, {"error": err.to_dict(), "duration": duration})
-            return
-        spec = self.wf.tasks[base_name(tid)]
-        tv = self.view.tasks[tid]
-        data = {"error": err.to_dict(), "duration": round(duration, 6)}
-        if err.kind == WORKER_LOST:
-            self._sync_nodes()
-        if err.kind == WORKER_LOST and tv.lost < LOST_WORKER_CAP:
-            data["delay"] = 0.0
-            data["free"] = WORKER_LOST
-            self.emit(ev.TASK_RETRYING, tid, attempt, data)
-            self._timer(tid, 0.0)
-            return
-        if err.kind == OOM and self.oom_growth > 1.0 and tv.ooms < self.oom_retries:
-            grown = self._grow_memory(tid, spec)
-            if grown is not None:
-                data["delay"] = 0.0
-                data["memory"] = grown
-                data["free"] = OOM
-                self.emit(ev.TASK_RETRYING, tid, attempt, data)
-                self._timer(tid, 0.0)
-                return
-        policy = spec.retry
-        if err.retryable and err.kind in policy.retry_on and tv.failures + 1 < policy.attempts:
-            delay = policy.delay_before(tv.failures + 2, self.rng)
-            data["delay"] = round(delay, 6)
-            self.emit(ev.TASK_RETRYING, tid, attempt, data)
-            self._timer(tid, delay)
-            return
-        if err.kind == WORKER_LOST:
-            err = ErrorRecord(
-                err.type,
-                f"task {tid!r} quarantined: its worker died {tv.lost + 1} times; last: {err.message}",
-                err.traceback,
-                False,
-                err.kind,
-                err.extra,
-            )
-            data["error"] = err.to_dict()
-        self.emit(ev.TASK_FAILED, tid, attempt, data)
-        self._after_failure(tid, err)
-
-    def _sync_nodes(self) -> None:
-        """After a lost worker, adopt the executor's live nodes (an executor that can tell,
-        like Ray's): dead nodes leave the placement, joined ones become usable."""
-        refresh = getattr(self.executor, "refresh", None)
-        if refresh is None:
-            return
-        live = {n.name: n for n in refresh()}
-        if not live:
-            return
-        for name in [n for n in self.nodes if n not in live]:
-            del self.nodes[name]
-            self.free.pop(name, None)
-        for name, node in live.items():
-            if name not in self.nodes:
-                self.nodes[name] = node
-                cap = node.capacity.as_dict()
-                for _tid, _att, on, need, _t0 in self.running.values():
-                    if on == name:
-                        for k, v in need.items():
-                            cap[k] = cap.get(k, 0.0) - v
-                self.free[name] = cap
-        self.node_names = [n.name for n in sorted(self.nodes.values(), key=lambda n: (-n.speed, n.name))]
-        self.placement = {t: n for t, n in self.placement.items() if n in self.nodes}
-        self.dirty = True
-
-    def _grow_memory(self, tid: str, spec: TaskSpec) -> int | None:
-        """Raise the memory of ``tid``'s next attempt (only memory: it is what ran out), or
-        None when it cannot grow (no limit declared, or no node has more)."""
-        current = self._resources(tid, spec)
-        if not current.memory:
-            return None
-        ceiling = max(int(n.capacity.memory) for n in self.nodes.values())
-        if self.oom_cap is not None:
-            ceiling = min(ceiling, self.oom_cap)
-        grown = min(int(current.memory * self.oom_growth), ceiling)
-        if grown <= current.memory:
-            return None
-        res = current.scaled_memory(grown / current.memory)
-        res = Resources(res.cpu, grown, res.gpu, res.custom)
-        self.boost_res[tid] = res
-        self.boost[tid] = res.as_dict()
-        return grown
-
-    def _fail_now(self, tid: str, err: ErrorRecord) -> None:
-        """Fail a task that could not even start (bad inputs)."""
-        self.emit(ev.TASK_FAILED, tid, 0, {"error": err.to_dict()})
-        self._after_failure(tid, err)
-
-    def _after_failure(self, tid: str, err: ErrorRecord) -> None:
-        self.failed = True
-        if is_item(tid):
-            parent = base_name(tid)
-            if self.view.tasks[parent].state == st.EXPANDED:
-                msg = f"item {tid} failed: {err.message}"
-                self.emit(
-                    ev.TASK_FAILED,
-                    parent,
-                    0,
-                    {"error": ErrorRecord(err.type, msg, "", False, err.kind).to_dict()},
-                )
-                self._propagate_block(parent)
-        else:
-            self._propagate_block(tid)
-        if self.wf.fail_fast:
-            self.cancel(f"fail-fast: task {tid!r} failed")
-
-    def _timer(self, tid: str, delay: float) -> None:
-        self.counter += 1
-        heapq.heappush(self.timers, (self.clock.monotonic() + delay, self.counter, tid))
-
-    def fire_timers(self) -> None:
-        now = self.clock.monotonic()
-        while self.timers and self.timers[0][0] <= now:
-            _, _, tid = heapq.heappop(self.timers)
-            if self.view.tasks[tid].state == st.RETRYING:
-                self.emit(ev.TASK_QUEUED, tid)
-                self._push(tid)
-
-    def _finished(self, tid: str) -> None:
-        if is_item(tid):
-            parent = base_name(tid)
-            self.items_left[parent] -= 1
-            if self.items_left[parent] == 0 and self.view.tasks[parent].state == st.EXPANDED:
-                self._map_done(parent)
-            return
-        for d in self.down[tid]:
-            left = self.waiting.get(d)
-            if left is None or self.view.tasks.get(d, _PENDING_VIEW).state != st.PENDING:
-                continue
-            self.waiting[d] = left - 1
-            if left == 1:
-                self._became_ready(d)
-
-    def _map_done(self, name: str) -> None:
-        n = self.view.tasks[name].children or 0
-        self.values[name] = [self.values[f"{name}[{i}]"] for i in range(n)]
-        self.emit(ev.TASK_SUCCEEDED, name, 0, {"items": n})
-        self._finished(name)
-
-    def _skip(self, name: str, reason: str) -> None:
-        self.emit(ev.TASK_SKIPPED, name, 0, {"reason": reason})
-        self.values[name] = None  # what a none_failed dependent receives for a skipped upstream
-        for d in self.down[name]:
-            tv = self.view.tasks.get(d)
-            if tv is not None and tv.state != st.PENDING:
-                continue
-            if self.specs[d].trigger != "all_success":
-                self._upstream_done(d)
-            else:
-                self._skip(d, f"upstream {name!r} skipped")
-
-    def _upstream_done(self, d: str) -> None:
-        """One more upstream of ``d`` has finished in a way ``d``'s trigger accepts."""
-        left = self.waiting.get(d)
-        if left is not None:
-            self.waiting[d] = left - 1
-            if left == 1:
-                self._became_ready(d)
-
-    def _propagate_block(self, name: str) -> None:
-        """``name`` failed (or was skipped because of a failure): dependents waiting for success
-        are skipped; failure handlers (``one_failed``, ``all_done``) count it as done."""
-        for d in self.down[name]:
-            tv = self.view.tasks.get(d)
-            if tv is None or tv.state == st.PENDING:
-                if self.specs[d].trigger in HANDLER_TRIGGERS:
-                    self.upstream_failed.add(d)
-                    self._upstream_done(d)
-                else:
-                    self._skip_failed(d, f"upstream {name!r} failed")
-
-    def _skip_failed(self, name: str, reason: str) -> None:
-        self.emit(ev.TASK_SKIPPED, name, 0, {"reason": reason})
-        self._propagate_block(name)
-
-    # -- cancellation -----------------------------------------------------------------------
-    def cancel(self, reason: str) -> None:
-        """Stop everything: kill running attempts, cancel what has not run."""
-        if self.cancelling:
-            return
-        self.cancelling = True
-        self.reason = reason
-        for fut in list(self.running):
-            with contextlib.suppress(Exception):
-                self.executor.kill(fut)
-        ids = list(dict.fromkeys([*self.wf.tasks, *self.view.tasks]))
-        handlers = []
-        for tid in ids:
-            tv = self.view.tasks.get(tid)
-            if tv is None or tv.state in (st.PENDING, st.QUEUED, st.RETRYING):
-                spec = self.specs.get(tid)
-                if spec is not None and spec.trigger in HANDLER_TRIGGERS and self.failed:
-                    handlers.append(tid)  # failure handlers still run after a fail-fast stop
-                    continue
-                self.emit(ev.TASK_CANCELLED, tid, tv.attempt if tv else 0, {"reason": reason})
-        self.ready = [item for item in self.ready if item[2] in handlers]
-        self.timers.clear()
-        self.to_submit.clear()
-        for h in handlers:  # every upstream of a handler has now finished one way or another
-            tv = self.view.tasks.get(h)
-            if (tv is None or tv.state == st.PENDING) and h in self.waiting:
-                if any(self._ended_badly(d) for d in self.specs[h].deps):
-                    self.upstream_failed.add(h)
-                self.waiting[h] = 1
-                self._upstream_done(h)
-        self.handlers_only = bool(handlers)
-
-    def _ended_badly(self, task: str) -> bool:
-        tv = self.view.tasks.get(task)
-        if tv is None:
-            return False
-        return tv.state == st.FAILED or (tv.state == st.SKIPPED and "failed" in (tv.skip_reason or ""))
 
     def _poll_cancel(self) -> None:
         now = self.clock.monotonic()
@@ -877,11 +500,8 @@ class RunLoop:
         return self.view.state or st.RUN_FAILED
 
 
-_MISSING = object()
 _NO_DATA: dict[str, Any] = {}  # shared by events without data; never mutated
-_NO_INPUTS: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
 _UNFINISHED = (st.FAILED, st.CANCELLED, st.PENDING, st.QUEUED, st.RUNNING, st.RETRYING, st.EXPANDED)
-_PENDING_VIEW = TaskView("")
 
 
 def _fits(cap: dict[str, float], need: dict[str, float]) -> bool:
