@@ -15,7 +15,7 @@ import pytest
 from podium.errors import ConflictError
 from podium.model.events import RUN_CREATED, RUN_SUCCEEDED, Event, ResultRecord, RunRecord
 from podium.store import open_store
-from podium.store.journal import JournaledStore, read_journal
+from podium.store.journal import JOURNAL_SPACE, JournaledStore, read_journal
 from podium.store.sqlite import SqliteStore
 
 WRITER = textwrap.dedent(
@@ -78,9 +78,11 @@ def test_torn_tail_is_ignored_and_the_rest_applied(tmp_path: Path) -> None:
     s.append("r1", [Event(2, "TaskQueued", "a")])
     s.append("r1", [Event(3, "TaskQueued", "b")])
     path = s.path
-    with path.open("ab") as f:
-        f.write(b"\x10\x00\x00\x00garbage")  # a torn record
+    with path.open("r+b") as f:  # a torn record right after the last one
+        f.seek(s._size)
+        f.write(b"\x10\x00\x00\x00garbage")
     assert [row[1] for _, rows, _, _ in read_journal(path) for row in rows] == [2, 3]
+    s._map.close()  # the handles a killed process leaves behind are gone
     os.close(s._fd)
     for fd in s._leases.values():
         os.close(fd)
@@ -88,6 +90,39 @@ def test_torn_tail_is_ignored_and_the_rest_applied(tmp_path: Path) -> None:
     again = open_store(str(db))
     try:
         assert [e.seq for e in again.events("r1")] == [1, 2, 3]
+    finally:
+        again.close()
+
+
+def test_a_record_larger_than_the_journal_space_grows_it_and_survives_a_crash(tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    s = open_store(str(db))
+    assert isinstance(s, JournaledStore)
+    s.create_run(RunRecord("r1", "wf", "running", 1.0, 1.0), [Event(1, RUN_CREATED)])
+    s._closed = True  # no background apply: everything stays in the journal, as at a crash
+    with s._cv:
+        s._cv.notify_all()
+    s._applier.join()
+    s._closed = False
+    big = os.urandom(3 * JOURNAL_SPACE)
+    s.append("r1", [Event(2, "TaskQueued", "a")])
+    s.append(
+        "r1", [Event(3, "TaskSucceeded", "a", 1, 2.0, {"duration": 0.5})], [ResultRecord.of("a", 1, big)]
+    )
+    s.append("r1", [Event(4, "TaskQueued", "b")])
+    assert len(s._map) > 3 * JOURNAL_SPACE
+    assert [row[1] for _, rows, _, _ in read_journal(s.path) for row in rows] == [2, 3, 4]
+    s._map.close()  # the process dies: its handles are gone, the journal file stays
+    os.close(s._fd)
+    for fd in s._leases.values():
+        os.close(fd)
+    s.inner.close()
+    again = open_store(str(db))
+    try:
+        assert [e.seq for e in again.events("r1")] == [1, 2, 3, 4]
+        rec = again.results("r1")["a"]
+        assert rec.verify() and rec.data == big
+        assert again.durations("wf", "a") == [0.5]
     finally:
         again.close()
 
@@ -110,3 +145,20 @@ def test_run_is_leased_to_one_writer_until_its_final_event(tmp_path: Path) -> No
     finally:
         a.close()
         b.close()
+
+
+def test_seqs_below_the_highest_written_are_checked_against_the_whole_run(tmp_path: Path) -> None:
+    s = open_store(str(tmp_path / "p.db"))
+    try:
+        s.create_run(RunRecord("r1", "wf", "running", 1.0, 1.0), [Event(1, RUN_CREATED)])
+        s.append("r1", [Event(2, "TaskQueued", "a"), Event(5, "TaskQueued", "b")])
+        s.append("r1", [Event(3, "TaskQueued", "c")])  # below the highest, but new: accepted
+        with pytest.raises(ConflictError, match="seq 5"):
+            s.append("r1", [Event(4, "TaskQueued", "d"), Event(5, "TaskQueued", "e")])
+        with pytest.raises(ConflictError, match="seq 6"):
+            s.append("r1", [Event(6, "TaskQueued", "d"), Event(6, "TaskQueued", "e")])
+        s.append("r1", [Event(4, "TaskQueued", "d")])
+        s.append("r1", [Event(6, "TaskQueued", "e")])
+        assert [e.seq for e in s.events("r1")] == [1, 2, 3, 4, 5, 6]
+    finally:
+        s.close()

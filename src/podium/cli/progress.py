@@ -113,9 +113,7 @@ def task_table(view: Any, limit: int = 200) -> Table:
     rows = [t for t in view.tasks.values()]
     for t in rows[:limit]:
         res = t.resources or {}
-        desc = " ".join(
-            f"{k}={format_size(v)}" if k == "memory" else f"{k}={v:g}" for k, v in res.items()
-        )
+        desc = " ".join(f"{k}={format_size(v)}" if k == "memory" else f"{k}={v:g}" for k, v in res.items())
         note = ""
         if t.state == st.SKIPPED and t.skip_reason:
             note = t.skip_reason

@@ -12,7 +12,7 @@ import pickle
 from typing import Any
 
 from podium.errors import PodiumError
-from podium.model.events import ResultRecord
+from podium.model.events import ResultRecord, checksum
 
 
 class CorruptResult(PodiumError):
@@ -20,7 +20,25 @@ class CorruptResult(PodiumError):
 
 
 def encode(task_id: str, attempt: int, value: Any) -> ResultRecord:
-    return ResultRecord.of(task_id, attempt, pickle.dumps(value, protocol=5))
+    data = _dumps(value, 5)
+    if len(data) <= _SMALL:  # the sha256 of a few bytes costs more than looking it up
+        digest = _small.get(data)
+        if digest is None:
+            digest = checksum(data)
+            if len(_small) < _SMALL_KEEP:
+                _small[data] = digest
+    else:
+        digest = checksum(data)
+    return _new(ResultRecord, (task_id, attempt, data, digest, "pickle"))
+
+
+#: Results pickling to at most this many bytes (None, booleans, small numbers, short strings)
+#: have their checksum remembered, up to ``_SMALL_KEEP`` distinct ones.
+_SMALL = 32
+_SMALL_KEEP = 4096
+_small: dict[bytes, str] = {}
+_dumps = pickle.dumps
+_new = tuple.__new__
 
 
 def decode(rec: ResultRecord) -> Any:

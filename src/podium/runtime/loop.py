@@ -74,6 +74,8 @@ DRIFT_POLL = 0.05
 #: Store write retries before the loop stops (it never acts on an unpersisted state).
 WRITE_RETRIES = (0.05, 0.2, 1.0)
 _EPS = 1e-9
+_STARTED, _SUCCEEDED = ev.TASK_STARTED, ev.TASK_SUCCEEDED
+_FINISHED = "FINISHED"  # concurrent.futures' state of a future with a result or an exception
 
 
 class RunLoop(Readiness, Failures):
@@ -127,8 +129,25 @@ class RunLoop(Readiness, Failures):
         self.hooks = list(hooks)
         self.down: dict[str, list[str]] = workflow.graph.down
         self.specs: dict[str, TaskSpec] = dict(workflow.tasks)
-        self.need: dict[str, dict[str, float]] = {n: t.resources.as_dict() for n, t in workflow.tasks.items()}
+        # one need dict per distinct resource vector (never mutated): events share them
+        shared: dict[Resources, dict[str, float]] = {}
+        self.need: dict[str, dict[str, float]] = {}
+        for n, t in workflow.tasks.items():
+            need = shared.get(t.resources)
+            if need is None:
+                need = shared[t.resources] = t.resources.as_dict()
+            self.need[n] = need
         self.waiting: dict[str, int] = {}
+        # tasks that are queued as soon as their upstreams are done: nothing to resolve or judge
+        self.plain = frozenset(
+            n
+            for n, t in workflow.tasks.items()
+            if not t.args
+            and not t.config
+            and t.when is None
+            and t.map_over is None
+            and t.trigger != "one_failed"
+        )
         self.items_left: dict[str, int] = {}
         self.prepared: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self.ready: list[tuple[float, int, str, str]] = []
@@ -146,7 +165,9 @@ class RunLoop(Readiness, Failures):
         self._apply = view.apply
         self._now = clock.time
         self.buf_results: list[ResultRecord] = []
-        self.to_submit: list[TaskCall] = []
+        self.to_submit: list[tuple[TaskCall, dict[str, float]]] = []  # (call, its resource need)
+        self._started_data: dict[tuple[str, int], dict[str, Any]] = {}
+        self._monotonic = clock.monotonic
         self.dirty = True
         self.cancelling = False
         self.failed = False
@@ -156,7 +177,8 @@ class RunLoop(Readiness, Failures):
 
     # -- events -----------------------------------------------------------------------------
     def emit(self, typ: str, task_id: str | None = None, attempt: int = 0, data: dict | None = None) -> None:
-        e = Event(self.view.last_seq + 1, typ, task_id, attempt, self._now(), data or _NO_DATA)
+        # tuple.__new__ builds the same Event as Event(...) without the NamedTuple's Python __new__
+        e = _new(Event, (self.view.last_seq + 1, typ, task_id, attempt, self._now(), data or _NO_DATA))
         self._apply(e)
         self._buf_append(e)
 
@@ -165,20 +187,30 @@ class RunLoop(Readiness, Failures):
         if not self.buf:
             return
         events, results = self.buf, self.buf_results
-        for i, pause in enumerate((*WRITE_RETRIES, None)):
+        try:
+            self.store.append(self.run_id, events, results)
+        except ConflictError:
+            raise
+        except StoreError:
+            self._append_retrying(events, results)
+        self.buf, self.buf_results = [], []
+        self._buf_append = self.buf.append
+        if self.hooks:
+            for h in self.hooks:
+                h(events, self.view)
+
+    def _append_retrying(self, events: list[Event], results: list[ResultRecord]) -> None:
+        """The append failed transiently: retry it a few times, then give up (re-raise)."""
+        for i, pause in enumerate(WRITE_RETRIES):
+            time.sleep(pause * (1 + i * 0.1))
             try:
                 self.store.append(self.run_id, events, results)
-                break
+                return
             except ConflictError:
                 raise
             except StoreError:
-                if pause is None:
+                if i == len(WRITE_RETRIES) - 1:
                     raise
-                time.sleep(pause * (1 + i * 0.1))
-        self.buf, self.buf_results = [], []
-        self._buf_append = self.buf.append
-        for h in self.hooks:
-            h(events, self.view)
 
     # -- dispatch ---------------------------------------------------------------------------
     def dispatch(self) -> None:
@@ -187,14 +219,35 @@ class RunLoop(Readiness, Failures):
         self.dirty = False
         ready, free, view_tasks, needs, specs = self.ready, self.free, self.view.tasks, self.need, self.specs
         prepared, submit, run_id, choose = self.prepared, self.to_submit.append, self.run_id, self._choose
-        boost = self.boost
+        boost, boost_res, emit, started = self.boost, self.boost_res, self.emit, self._started_data
+        pop, placement, node_names = heapq.heappop, self.placement, self.node_names
+        # every task needs cpu: once no node has the least any task asks for, stop looking
+        floor = self.min_cpu - _EPS if self.min_cpu > 0.0 else None
+        caps = list(free.values())
         deferred = []
         while ready:
-            item = heapq.heappop(ready)
+            if floor is not None:
+                for cap in caps:
+                    if cap.get("cpu", 0.0) >= floor:
+                        break
+                else:
+                    break
+            item = pop(ready)
             tid = item[2]
             name = item[3]
             need = boost.get(tid) or needs[name] if boost else needs[name]
-            node = choose(name if tid == name else "", need)  # map items go wherever they fit
+            if placement:
+                node = choose(name if tid == name else "", need)  # map items go wherever they fit
+            else:  # no plan: the fastest node it fits (``_choose`` inlined)
+                node = None
+                for n in node_names:
+                    cap = free[n]
+                    for k, v in need.items():
+                        if cap.get(k, 0.0) + _EPS < v:
+                            break
+                    else:
+                        node = n
+                        break
             if node is None:
                 deferred.append(item)
                 if len(deferred) >= BACKFILL_SCAN or self._exhausted():
@@ -204,14 +257,16 @@ class RunLoop(Readiness, Failures):
             for k, v in need.items():
                 cap[k] -= v
             attempt = view_tasks[tid].attempt + 1
-            self.emit(ev.TASK_STARTED, tid, attempt, {"node": node, "res": need})
+            # one shared data dict per (node, need): event data is never mutated
+            data = started.get((node, id(need)))
+            if data is None or data["res"] is not need:
+                data = started[(node, id(need))] = {"node": node, "res": need}
+            emit(_STARTED, tid, attempt, data)
             kwargs, config = prepared[tid]
             spec = specs[name]
-            submit(
-                TaskCall(
-                    run_id, tid, attempt, spec, kwargs, config, self._resources(tid, spec), node, spec.timeout
-                )
-            )
+            res = boost_res.get(tid, spec.resources) if boost_res else spec.resources
+            call = _new(TaskCall, (run_id, tid, attempt, spec, kwargs, config, res, node, spec.timeout))
+            submit((call, need))
         for item in deferred:
             heapq.heappush(ready, item)
 
@@ -241,18 +296,14 @@ class RunLoop(Readiness, Failures):
 
     def submit(self) -> None:
         calls, self.to_submit = self.to_submit, []
-        put, monotonic, needs, boost = self.deliver, self.clock.monotonic, self.need, self.boost
-
-        def call_need(call: TaskCall) -> dict[str, float]:
-            return (boost.get(call.task_id) if boost else None) or needs[call.spec.name]
-
-        for call in calls:
+        put, monotonic, running, execute = self.deliver, self._monotonic, self.running, self.executor.submit
+        for call, need in calls:
             try:
-                fut = self.executor.submit(call)
+                fut = execute(call)
             except Exception as e:  # the executor refused the call: the attempt failed
                 fut = Future()
                 fut.set_exception(TaskFailedError(ErrorRecord.from_exception(e)))
-            self.running[fut] = (call.task_id, call.attempt, call.node, call_need(call), monotonic())
+            running[fut] = (call.task_id, call.attempt, call.node, need, monotonic())
             fut.add_done_callback(put)
 
     # -- completions ------------------------------------------------------------------------
@@ -266,9 +317,13 @@ class RunLoop(Readiness, Failures):
             for k, v in need.items():
                 cap[k] += v
         self.dirty = True
-        duration = self.clock.monotonic() - t0
+        duration = self._monotonic() - t0
         try:
-            value = fut.result()
+            # a done-callback runs once the future is final: read it without taking its lock
+            if isinstance(fut, Future) and fut._state == _FINISHED and fut._exception is None:
+                value = fut._result
+            else:
+                value = fut.result()
         except TaskFailedError as e:
             self._attempt_failed(tid, attempt, e.record, duration)
             return
@@ -291,15 +346,16 @@ class RunLoop(Readiness, Failures):
         data = {"duration": round(duration, 6)}
         if ran_on is not None and ran_on != node:  # the executor had to move it (a lost node)
             data["node"] = ran_on
-        self.emit(ev.TASK_SUCCEEDED, tid, attempt, data)
+        self.emit(_SUCCEEDED, tid, attempt, data)
         if self.replanner is not None and self.replanner.finished_late(tid, duration):
             self._replan(f"drift: task {tid!r} took {duration:.3g}s, over {DRIFT:g}x its estimate")
         self.buf_results.append(rec)
         self.values[tid] = value
-        key = self.cache_keys.get(tid)
-        if key is not None:
-            with contextlib.suppress(StoreError):
-                self.store.cache_put(key, rec)
+        if self.cache_keys:
+            key = self.cache_keys.get(tid)
+            if key is not None:
+                with contextlib.suppress(StoreError):
+                    self.store.cache_put(key, rec)
         self._finished(tid)
 
     def _poll_cancel(self) -> None:
@@ -322,31 +378,35 @@ class RunLoop(Readiness, Failures):
     def drive(self) -> None:
         """Run turns until the inbox is empty, unless another thread is already in one: that
         thread re-checks the inbox after releasing the lock, so no completion is left behind."""
+        lock, ended = self.turn_lock, self.ended
         while True:
-            if not self.turn_lock.acquire(blocking=False):
+            if not lock.acquire(blocking=False):
                 return
             try:
-                if self.fatal is None and not self.ended.is_set():
+                if self.fatal is None and not ended.is_set():
                     self.turn()
             except BaseException as e:  # a store that stays down, or a bug: the caller re-raises
                 self.fatal = e
-                self.ended.set()
+                ended.set()
             finally:
-                self.turn_lock.release()
-            if not self.inbox or self.ended.is_set():
+                lock.release()
+            if not self.inbox or ended.is_set():
                 return
 
     def turn(self) -> None:
         inbox = self.inbox
         if self.replanner is not None and self.replanner.pending is not None:
             self._apply_plan()
+        complete, take = self.complete, inbox.popleft
         while True:
             while inbox:
-                self.complete(inbox.popleft())
+                complete(take())
             if self.timers:
                 self.fire_timers()
-            self.dispatch()
-            self.flush()
+            if self.dirty:
+                self.dispatch()
+            if self.buf:
+                self.flush()
             if self.to_submit:
                 self.submit()
             if not inbox:
@@ -501,6 +561,7 @@ class RunLoop(Readiness, Failures):
 
 
 _NO_DATA: dict[str, Any] = {}  # shared by events without data; never mutated
+_new = tuple.__new__
 _UNFINISHED = (st.FAILED, st.CANCELLED, st.PENDING, st.QUEUED, st.RUNNING, st.RETRYING, st.EXPANDED)
 
 

@@ -38,6 +38,7 @@ HANDLER_TRIGGERS = frozenset({"one_failed", "all_done"})
 _MISSING = object()
 _NO_INPUTS: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
 _PENDING_VIEW = TaskView("")
+_QUEUED, _PENDING = ev.TASK_QUEUED, st.PENDING
 
 
 class Readiness(_Base):
@@ -103,14 +104,19 @@ class Readiness(_Base):
         return "upstream not run"
 
     def _became_ready(self, name: str) -> None:
+        if name in self.plain:  # no inputs, no branch, no map, not a failure handler
+            self.prepared[name] = _NO_INPUTS
+            self.emit(_QUEUED, name)
+            self._push(name, name)
+            return
         spec = self.specs[name]
         if spec.trigger == "one_failed" and name not in self.upstream_failed:
             self._skip(name, "no upstream failed")
             return
         if not spec.args and not spec.config and spec.when is None and spec.map_over is None:
             self.prepared[name] = _NO_INPUTS
-            self.emit(ev.TASK_QUEUED, name)
-            self._push(name)
+            self.emit(_QUEUED, name)
+            self._push(name, name)
             return
         if spec.when is not None:
             w = spec.when
@@ -191,24 +197,26 @@ class Readiness(_Base):
         config = resolve(spec.config, self.values, self.params) if spec.config else {}
         self._prepare_items(name, spec, kwargs, config, list(kwargs[spec.map_over]))  # type: ignore[index]
 
-    def _push(self, task_id: str) -> None:
+    def _push(self, task_id: str, name: str | None = None) -> None:
         self.counter += 1
-        name = base_name(task_id)
+        if name is None:
+            name = base_name(task_id)
         heapq.heappush(self.ready, (-self.priority.get(name, 0.0), self.counter, task_id, name))
         self.dirty = True
 
     def _finished(self, tid: str) -> None:
-        if is_item(tid):
+        if tid[-1] == "]" and is_item(tid):
             parent = base_name(tid)
             self.items_left[parent] -= 1
             if self.items_left[parent] == 0 and self.view.tasks[parent].state == st.EXPANDED:
                 self._map_done(parent)
             return
+        waiting, tasks = self.waiting, self.view.tasks
         for d in self.down[tid]:
-            left = self.waiting.get(d)
-            if left is None or self.view.tasks.get(d, _PENDING_VIEW).state != st.PENDING:
+            left = waiting.get(d)
+            if left is None or tasks.get(d, _PENDING_VIEW).state != _PENDING:
                 continue
-            self.waiting[d] = left - 1
+            waiting[d] = left - 1
             if left == 1:
                 self._became_ready(d)
 

@@ -27,13 +27,17 @@ class Summary:
 
 
 def task_cost(res: Mapping[str, float], seconds: float, node: Node | None) -> float:
+    return _per_hour(res, node) * seconds / 3600.0
+
+
+def _per_hour(res: Mapping[str, float], node: Node | None) -> float:
     prices = node.prices if node is not None else DEFAULT_PRICES
     per_hour = 0.0
     for k, v in res.items():
         p = prices.get(k, 0.0)
         if p:
             per_hour += p * (v / _GIB if k == "memory" else v)
-    return per_hour * seconds / 3600.0
+    return per_hour
 
 
 def summarize(view: RunView, wf: Workflow, nodes: Mapping[str, Node]) -> Summary:
@@ -46,8 +50,13 @@ def summarize(view: RunView, wf: Workflow, nodes: Mapping[str, Node]) -> Summary
             end = max(ends) if ends else start
         makespan = max(0.0, end - start)
     cost = 0.0
+    rates: dict[tuple[int, str | None], float] = {}  # tasks share resource dicts: price each once
     for t in view.tasks.values():
         if t.busy and t.resources:
-            cost += task_cost(t.resources, t.busy, nodes.get(t.node or ""))
+            key = (id(t.resources), t.node)
+            rate = rates.get(key)
+            if rate is None:
+                rate = rates[key] = _per_hour(t.resources, nodes.get(t.node or ""))
+            cost += rate * t.busy / 3600.0
     o = wf.objective
     return Summary(makespan, cost, o.alpha * makespan + o.beta * cost, o.alpha, o.beta)

@@ -47,6 +47,8 @@ def _make_c_encode() -> Any:
 
 
 _c_encode = _make_c_encode()
+#: The C encoder for callers that inline ``encode_data``: ``"".join(c_encode(value, 0))``.
+c_encode = _c_encode
 
 
 def encode_data(data: Any) -> str:

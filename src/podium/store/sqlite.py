@@ -33,6 +33,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -293,14 +294,14 @@ class SqliteStore:
             conn = self._c()
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_INSERT_EVENT, rows)
+                _insert_many(conn, _INSERT_EVENT, 7, rows)
                 dropped = codec.invalidated(run_id, rows)
                 if dropped:
                     conn.executemany(_DELETE_RESULT, dropped)
                 if result_rows:
-                    conn.executemany(_INSERT_RESULT, result_rows)
+                    _insert_many(conn, _INSERT_RESULT, 6, result_rows)
                 if history:
-                    conn.executemany(_INSERT_HISTORY, history)
+                    _insert_many(conn, _INSERT_HISTORY, 7, history)
                 conn.execute("COMMIT")
             except sqlite3.IntegrityError as e:
                 self._rollback(conn)
@@ -411,3 +412,26 @@ class SqliteStore:
                     self._conn.close()
                 finally:
                     self._conn = None
+
+
+#: Rows per multi-row INSERT: chunks of 128, 64, ..., 1 keep few distinct statements (the
+#: statement cache holds them all) and stay under SQLite's oldest limit of 999 variables.
+_CHUNKS = (128, 64, 32, 16, 8, 4, 2, 1)
+_MULTI: dict[tuple[str, int], str] = {}
+_chain = chain.from_iterable
+
+
+def _insert_many(conn: sqlite3.Connection, sql: str, width: int, rows: Sequence[Sequence[Any]]) -> None:
+    """``executemany(sql, rows)`` as a few multi-row INSERTs: one statement step per chunk
+    instead of one per row (SQLite does the same work; Python and the step calls cost less)."""
+    n, i = len(rows), 0
+    for size in _CHUNKS:
+        while n - i >= size:
+            text = _MULTI.get((sql, size))
+            if text is None:
+                one = "(" + ", ".join("?" * width) + ")"
+                text = _MULTI[(sql, size)] = sql.replace(
+                    f" VALUES {one}", " VALUES " + ", ".join([one] * size)
+                )
+            conn.execute(text, list(_chain(rows[i : i + size])))
+            i += size
