@@ -2,7 +2,8 @@
 
 1. Overhead: the no-op workloads of ``bench/overhead.py`` (a 1,000-task chain, 10,000
    independent tasks plus a reduce, a 2,000-task layered DAG; their graph builders are imported
-   from there) run through ``Engine(SqliteStore, RayExecutor)`` and as plain ``f.remote(*deps)``
+   from there) run through ``Engine(open_store(path), RayExecutor)`` (Podium's default store,
+   SQLite behind its journal, as in ``bench/overhead.py``) and as plain ``f.remote(*deps)``
    calls (each task cpu=1, dependencies passed as ObjectRefs). Prints microseconds per task and
    the ratio Podium/Ray (goal <= 1.2).
 2. Makespan (W4-style): 200 tasks sleeping 10-100 ms in 10 layers, each depending on 1-3 tasks
@@ -85,7 +86,7 @@ def run_podium(
 ) -> float:
     from podium.model import Const, TaskSpec, Workflow
     from podium.runtime.engine import Engine
-    from podium.store.sqlite import SqliteStore
+    from podium.store import open_store
 
     specs = []
     for t, deps in graph.items():
@@ -99,7 +100,7 @@ def run_podium(
                 )
             )
     wf = Workflow.build("bench-ray", specs)
-    store = SqliteStore(db)
+    store = open_store(db)
     try:
         t0 = time.perf_counter()
         result = Engine(store, executor).run(wf)
@@ -153,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     ray.get([ray.remote(_plain_noop).remote() for _ in range(4 * args.slots)])  # start the workers
+    with tempfile.TemporaryDirectory() as tmp:  # ... and Podium's (its pooled worker actors)
+        run_podium({f"warm{i}": [] for i in range(4 * args.slots)}, executor, f"{tmp}/warm.db")
     print(f"ray {ray.__version__}, one local node with {args.slots} cpus; best of {args.repeat}")
     chosen = args.only or [*workloads, "w4"]
     worst = 0.0

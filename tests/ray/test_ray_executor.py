@@ -81,7 +81,7 @@ def test_tasks_run_on_the_nodes_the_engine_chose(executor, tmp_path: Path) -> No
         events = store.events(result.run_id)
     finally:
         store.close()
-    assert result.ok, result.status
+    assert result.ok, [e.data["error"]["message"] for e in events if "error" in e.data]
     assert fold(events).state == "succeeded"
     started = {e.task_id: e.data["node"] for e in events if e.type == ev.TASK_STARTED}
     assert set(started) == {s.name for s in specs}
@@ -127,3 +127,21 @@ def test_timeout_and_kill_stop_the_ray_task(executor) -> None:
 def test_unknown_node_is_refused(executor) -> None:
     with pytest.raises(ValueError, match="unknown node 'nowhere'"):
         executor.submit(_call("where", "nowhere", tag="x"))
+
+
+def test_calls_reuse_warm_worker_actors_and_a_kill_replaces_one(executor) -> None:
+    first = executor.submit(_call("where", "node-a", tag="1"))
+    first.result(timeout=60)
+    second = executor.submit(_call("where", "node-a", tag="2"))
+    second.result(timeout=60)
+    pid = first.podium_meta["pid"]
+    assert second.podium_meta["pid"] == pid  # the same warm worker process ran both calls
+    killed = executor.submit(_call("nap", "node-a", seconds=300))
+    time.sleep(0.5)
+    executor.kill(killed)
+    with pytest.raises(TaskFailedError) as info:
+        killed.result(timeout=60)
+    assert info.value.record.kind == CANCELLED
+    after = executor.submit(_call("where", "node-a", tag="3"))
+    assert after.result(timeout=60)["node_id"] == executor.node_id("node-a")
+    assert after.podium_meta["pid"] != pid  # the killed actor's process is gone; a new one ran it

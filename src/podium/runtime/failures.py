@@ -91,9 +91,10 @@ class Failures(_Base):
             return
         for name in [n for n in self.nodes if n not in live]:
             del self.nodes[name]
-            self.free.pop(name, None)
+            self.gone.add(name)  # its free capacity is kept: see RunLoop._choose
         for name, node in live.items():
             if name not in self.nodes:
+                self.gone.discard(name)
                 self.nodes[name] = node
                 cap = node.capacity.as_dict()
                 for _tid, _att, on, need, _t0 in self.running.values():

@@ -107,6 +107,7 @@ class RunLoop(Readiness, Failures):
         self.replanner = replanner
         self.registry = registry
         self.oom_growth, self.oom_retries, self.oom_cap = oom_growth, oom_retries, oom_cap
+        self.gone: set[str] = set()  # nodes lost during the run (see _choose)
         self.boost: dict[str, dict[str, float]] = {}  # task id -> grown need (after an OOM)
         self.boost_res: dict[str, Resources] = {}
         self.cache_keys: dict[str, str] = {}
@@ -292,6 +293,16 @@ class RunLoop(Readiness, Failures):
         for node in self.node_names:
             if _fits(self.free[node], need):
                 return node
+        if self.gone:
+            # No live node can ever hold it (a resource only a lost node had): send it to that
+            # node anyway; the executor waits there, with a visible reason, for a replacement.
+            for n in self.nodes.values():
+                if _fits(n.capacity.as_dict(), need):
+                    return None
+            for gone in sorted(self.gone):
+                cap = self.free.get(gone)
+                if cap is not None and _fits(cap, need):
+                    return gone
         return None
 
     def submit(self) -> None:
