@@ -63,8 +63,10 @@ def _run(tmp_path: Path, tasks: dict[str, Any], name: str, expect: str = "succee
 def test_hanging_thread_and_process_tasks_are_stopped_by_timeouts(tmp_path: Path, tag: str) -> None:
     tasks: dict[str, Any] = {}
     hangers = []
+    # the process timeout leaves room for a worker to start on a loaded machine (it marks its
+    # first attempt only once it runs; a start slower than the timeout would hang twice)
     for i in range(4):
-        for isolation, timeout, hang in (("thread", "300ms", 3.0), ("process", "1s", 60.0)):
+        for isolation, timeout, hang in (("thread", "300ms", 3.0), ("process", "3s", 60.0)):
             name = f"hang_{isolation}_{i}"
             t = _task("hang_once", name, marker=str(tmp_path / f"{name}.marker"), hang=hang)
             t["timeout"] = timeout
