@@ -174,10 +174,27 @@ def test_cancel_from_another_process(project: Path) -> None:
 
 def test_run_prints_summary_with_t_r_f(project: Path) -> None:
     log, db = project / "effects.log", project / "state.db"
-    out = run("run", "flow.py", "-p", f"log={log}", "-p", "delay=0", "--store", str(db), cwd=project)
+    out = run(
+        "run",
+        "flow.py",
+        "-p",
+        f"log={log}",
+        "-p",
+        "delay=0",
+        "--run-id",
+        "s1",
+        "--store",
+        str(db),
+        cwd=project,
+    )
     assert out.returncode == 0, out.stderr
     assert "T = " in out.stdout and "R = " in out.stdout and "F = " in out.stdout
     assert "succeeded" in out.stdout
+    # `podium show` recomputes R from the log with the prices the run recorded: the same figure
+    shown = run("show", "s1", "--store", str(db), cwd=project)
+    r_run = out.stdout.split("R = ")[1].split()[0]
+    r_show = shown.stdout.split("R = ")[1].split()[0]
+    assert r_run == r_show and float(r_run) > 0
 
 
 @pytest.mark.parametrize(

@@ -170,8 +170,17 @@ def print_view(record: Any, view: Any) -> None:
     class _Wf:  # summarize needs only the objective; the spec itself may be gone
         objective = _objective(view)
 
-    s = summarize(view, _Wf, {})  # type: ignore[arg-type]
+    s = summarize(view, _Wf, _priced_nodes(view))  # type: ignore[arg-type]
     console.print(f"T = {s.makespan:.3f} s   R = {s.cost:.6f}   F = {s.objective:.4f}")
+
+
+def _priced_nodes(view: Any) -> dict[str, Any]:
+    """Nodes carrying the prices the run recorded when it started (capacity is not needed)."""
+    from podium.model.cluster import Node
+    from podium.model.resources import Resources
+
+    prices = (view.meta or {}).get("prices") or {}
+    return {name: Node(name, Resources(), p) for name, p in prices.items()}
 
 
 def _objective(view: Any) -> Any:

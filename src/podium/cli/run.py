@@ -179,13 +179,14 @@ def run_cmd(
     loaded = load_workflow(file, allow_modules=allow_module)
     given = parse_params(list(params))
     workflow = replace(loaded.workflow, fail_fast=False) if keep_going else loaded.workflow
+    source = dict(loaded.source, keep_going=True) if keep_going else loaded.source
     _execute(
         workflow,
         given,
         store_url=store_url,
         cluster=cluster,
         run_id=run_id,
-        source=loaded.source,
+        source=source,
         progress=not no_progress,
         engine_options={"oom_growth": oom_growth, "oom_cap": cap, "plan_time_limit": plan_time},
         dispatch="fifo" if fifo else "critical_path",
@@ -218,6 +219,10 @@ def resume_cmd(
     finally:
         store.close()
     workflow = load_source(record.source)
+    if record.source.get("keep_going"):  # `podium run --keep-going` holds for its resumes too
+        from dataclasses import replace
+
+        workflow = replace(workflow, fail_fast=False)
     _execute(
         workflow,
         None,

@@ -442,7 +442,8 @@ class RunLoop(Readiness, Failures):
         """Run to the end; return the final run state. Ctrl-C cancels cleanly."""
         try:
             with self.turn_lock:
-                self.emit(ev.RUN_STARTED, None, 0, {"owner": owner_id()})
+                prices = {n.name: dict(n.prices) for n in self.nodes.values()}
+                self.emit(ev.RUN_STARTED, None, 0, {"owner": owner_id(), "prices": prices})
                 if self.plan_summary is not None:
                     self.emit(ev.PLAN_MADE, None, 0, self.plan_summary)
                 self.start()

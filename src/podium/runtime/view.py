@@ -148,6 +148,8 @@ class RunView:
         elif e.type == ev.RUN_STARTED:
             if self.started_at is None:
                 self.started_at = e.ts
+            if "prices" in e.data:
+                self.meta["prices"] = e.data["prices"]
             self.finished_at = None
         elif e.type == ev.PLAN_MADE:
             self.plan = dict(e.data)
