@@ -49,8 +49,6 @@ never imports the store.
 from __future__ import annotations
 
 import contextlib
-import heapq
-import itertools
 import logging
 import math
 import os
@@ -76,6 +74,7 @@ from podium.errors import (
     TaskFailedError,
     UsageError,
 )
+from podium.executors.deadlines import Deadlines
 from podium.executors.kinds import record_of, run_call
 from podium.executors.raycluster import NODE_LABEL, RayNode, ray_bundle, ray_nodes, ray_options
 from podium.executors.worker import dumps
@@ -335,7 +334,7 @@ class RayExecutor:
         self._held: OrderedDict[int, tuple[Any, Any, int]] = OrderedDict()
         self._held_bytes = 0
         self._waiting: dict[str, str] = {}
-        self._timer: _Timer | None = None
+        self._timer: Deadlines[_Attempt] | None = None
         self._closed = False
         # Ray runs done-callbacks on its own io thread, where blocking Ray calls (cancel, nodes,
         # placement groups) deadlock; completions are handed to this thread instead.
@@ -736,10 +735,10 @@ class RayExecutor:
 
     # ------------------------------------------------------------------ timeouts
 
-    def _timeouts(self) -> _Timer:
+    def _timeouts(self) -> Deadlines[_Attempt]:
         with self._lock:
             if self._timer is None:
-                self._timer = _Timer(self._expire)
+                self._timer = Deadlines("podium-ray-timeouts", self._expire, lambda a: a.future.done())
             return self._timer
 
     def _expire(self, att: _Attempt) -> None:
@@ -747,39 +746,3 @@ class RayExecutor:
             call = att.call
             msg = f"task {call.task_id!r} timed out after {call.timeout:g}s (its Ray task was cancelled)"
             self._stop(att, TIMEOUT, msg, retryable=True)
-
-
-class _Timer:
-    """One daemon thread calling ``expire(attempt)`` when an attempt's deadline passes."""
-
-    def __init__(self, expire: Callable[[_Attempt], None]) -> None:
-        self._expire = expire
-        self._heap: list[tuple[float, int, _Attempt]] = []
-        self._cond = threading.Condition()
-        self._seq = itertools.count()
-        self._stopped = False
-        threading.Thread(target=self._run, name="podium-ray-timeouts", daemon=True).start()
-
-    def schedule(self, deadline: float, att: _Attempt) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, (deadline, next(self._seq), att))
-            self._cond.notify()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._heap.clear()
-            self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopped:
-                    now = time.monotonic()
-                    if self._heap and self._heap[0][0] <= now:
-                        break
-                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
-                if self._stopped:
-                    return
-                _, _, att = heapq.heappop(self._heap)
-            self._expire(att)

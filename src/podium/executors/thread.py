@@ -26,8 +26,6 @@ safely under the Future's own lock; the loser is dropped); this module never imp
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import queue
 import subprocess
 import threading
@@ -39,6 +37,7 @@ from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, PENDING, 
 from typing import Any
 
 from podium.errors import CANCELLED, TIMEOUT, TaskFailedError
+from podium.executors.deadlines import Deadlines
 from podium.executors.kinds import failure, kill_group, record_of, run_call
 from podium.model.cluster import Node
 from podium.model.task import TaskCall
@@ -117,7 +116,7 @@ class ThreadExecutor:
         self._lock = threading.Lock()
         self._closed = False
         self._procs: dict[Future[Any], subprocess.Popen[Any]] = {}
-        self._timer: _Timer | None = None
+        self._timer: Deadlines[tuple[Future[Any], TaskCall]] | None = None
         self._tls = threading.local()
 
     # ------------------------------------------------------------------ Executor protocol
@@ -128,7 +127,7 @@ class ThreadExecutor:
         fut: Future[Any] = _Future()
         fut.podium_task_id = call.task_id  # type: ignore[attr-defined]
         if call.timeout is not None:
-            self._timeouts().schedule(time.monotonic() + call.timeout, fut, call)
+            self._timeouts().schedule(time.monotonic() + call.timeout, (fut, call))
         tls = self._tls
         if getattr(tls, "reporting", False) and tls.next is None:
             tls.next = (fut, call)  # this thread runs it as soon as its callbacks return
@@ -254,56 +253,15 @@ class ThreadExecutor:
         if proc is not None:
             kill_group(proc.pid)
 
-    def _timeouts(self) -> _Timer:
+    def _timeouts(self) -> Deadlines[tuple[Future[Any], TaskCall]]:
         if self._timer is None:
             with self._lock:
                 if self._timer is None:
-                    self._timer = _Timer(self._fail)
+                    self._timer = Deadlines("podium-thread-timeouts", self._expire, lambda e: e[0].done())
         return self._timer
 
-
-class _Timer:
-    """One daemon thread that fails futures whose deadline passed (a heap of deadlines)."""
-
-    #: Drop entries of finished futures from the heap after this many schedules.
-    COMPACT_EVERY = 1024
-
-    def __init__(self, fail: Any) -> None:
-        self._fail = fail
-        self._heap: list[tuple[float, int, Future[Any], TaskCall]] = []
-        self._cond = threading.Condition()
-        self._seq = itertools.count()
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="podium-thread-timeouts", daemon=True)
-        self._thread.start()
-
-    def schedule(self, deadline: float, fut: Future[Any], call: TaskCall) -> None:
-        with self._cond:
-            n = next(self._seq)
-            if n % self.COMPACT_EVERY == self.COMPACT_EVERY - 1:
-                self._heap = [e for e in self._heap if not e[2].done()]
-                heapq.heapify(self._heap)
-            heapq.heappush(self._heap, (deadline, n, fut, call))
-            if self._heap[0][1] == n:
-                self._cond.notify()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._heap.clear()
-            self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopped:
-                    now = time.monotonic()
-                    if self._heap and self._heap[0][0] <= now:
-                        break
-                    self._cond.wait(self._heap[0][0] - now if self._heap else None)
-                if self._stopped:
-                    return
-                _, _, fut, call = heapq.heappop(self._heap)
-            if not fut.done():
-                msg = f"task {call.task_id!r} timed out after {call.timeout:g}s (its thread was abandoned)"
-                self._fail(fut, failure(TIMEOUT, "TimeoutError", msg))
+    def _expire(self, entry: tuple[Future[Any], TaskCall]) -> None:
+        fut, call = entry
+        if not fut.done():
+            msg = f"task {call.task_id!r} timed out after {call.timeout:g}s (its thread was abandoned)"
+            self._fail(fut, failure(TIMEOUT, "TimeoutError", msg))
