@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import heapq
 import os
-import pickle
 import random
 import socket
 import threading
@@ -479,7 +478,7 @@ class RunLoop(Readiness, Failures):
         self._poll_cancel()
         if self.replanner is not None and self.running:
             now = self.clock.monotonic() - self.origin
-            tid = self.replanner.drifting(self.view, self._running_on_plan_clock(), now)
+            tid = self.replanner.drifting(self._running_on_plan_clock(), now)
             if tid is not None:
                 est = self.replanner.estimates.get(base_name(tid), 0.0)
                 self._replan(
@@ -595,9 +594,4 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def decode_results(records: Mapping[str, ResultRecord]) -> dict[str, Any]:
-    """Load committed results (resume). Raises ``codec.CorruptResult`` for a bad checksum."""
-    return {tid: codec.decode(rec) for tid, rec in records.items()}
-
-
-__all__ = ["RunLoop", "decode_results", "owner_id", "pickle"]
+__all__ = ["RunLoop", "owner_id"]

@@ -99,7 +99,7 @@ class Replanner:
             plan(req, self.cluster, self.workflow.objective, time_limit=self.time_limit), "start"
         )
 
-    def drifting(self, view: RunView, running: Mapping[str, tuple[str, float]], now: float) -> str | None:
+    def drifting(self, running: Mapping[str, tuple[str, float]], now: float) -> str | None:
         """The first running task (not yet flagged) past ``DRIFT`` x its estimate, or None.
         ``running`` maps task id -> (node, start on the run clock)."""
         for tid, (_node, start) in running.items():

@@ -171,9 +171,7 @@ class Readiness(_Base):
         self._finished(name)
         return True
 
-    def _prepare_items(
-        self, name: str, spec: TaskSpec, kwargs: dict, config: dict, items: list, queue_all: bool = True
-    ) -> None:
+    def _prepare_items(self, name: str, spec: TaskSpec, kwargs: dict, config: dict, items: list) -> None:
         left = 0
         for i, item in enumerate(items):
             cid = f"{name}[{i}]"
