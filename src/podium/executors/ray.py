@@ -7,24 +7,23 @@ worker imports it to run a call). Install with the ``ray`` extra.
   capacity from Ray's resources, prices and speed from an optional ``Cluster``). ``nodes()``
   and ``refresh()`` list the live ones; ``on_nodes_changed`` is called with the new list when
   the live set changes (a node died or joined).
-- **Placement.** A call runs on the Ray node named ``call.node``. A call that needs no gpu is
-  a method call on one of the node's pooled ``PodiumWorker`` actors (placed with
-  ``NodeAffinitySchedulingStrategy(node_id, soft=False)``, ``max_concurrency=1``, holding no Ray
-  resources: the engine accounts for the node's capacity). An idle actor is reused, else one is
-  created; at most ``ceil(cpus)`` idle actors are kept per node. A warm actor needs no worker
-  lease, which a Ray task needs every time (measured: about half the cost per task). A gpu call
+- **Placement.** A call runs on the Ray node named ``call.node``. A call that needs no gpu runs
+  on a *lane* of that node: a pooled ``PodiumWorker`` actor that runs its calls in order and
+  takes them in batches (``raylanes``; ``submit(call, follow=f)`` queues a call behind ``f``'s
+  on its lane, and ``queue_depth(node)`` tells the engine how deep to queue). A gpu call
   is a Ray task with the same hard affinity holding ``call.resources`` (cpu -> ``num_cpus``,
   gpu -> ``num_gpus``, memory, custom resources), so Ray assigns its devices. If that node is gone,
   a live node with the same name (a replacement) is used; if there is none, the call waits in
   a placement group for any node that can hold its resources, for at most ``pending_timeout``
   seconds (the reason is logged and listed by ``waiting()``), then fails as ``timeout``.
-- **Code.** Only plain data travels: the ``TaskCall`` and the registry snapshot, pickled (the
-  spec and snapshot once per spec as a header the workers cache, the rest per call). The
+- **Code.** Only plain data travels: the call's task id, arguments, config and timeout, and a
+  header with its spec and the registry snapshot (pickled once per spec; workers cache it). The
   worker resolves the function by name through a registry rebuilt from the snapshot, so user
   modules must be importable on the workers (same machine: they are; a real cluster: ship
   them with ``runtime_env={"working_dir": ..., "py_modules": [...]}``).
-- **Data.** A worker returns ``(value, meta)``; the object stays in Ray's object store. When a
-  result is at least ``large_result`` bytes, its ObjectRef is kept (up to ``hold_bytes`` in all,
+- **Data.** A worker returns ``(value, meta)`` (a lane returns a batch of them); the reply
+  stays in Ray's object store. When a result is at least ``large_result`` bytes, the reply's
+  ObjectRef is kept (up to ``hold_bytes`` in all,
   oldest dropped first) and a downstream call whose keyword argument *is* that value (the
   engine passes results by identity) receives it from the object store instead of from the
   driver. The engine still receives every value and commits it to Podium's store.
@@ -33,7 +32,8 @@ worker imports it to run a call). Install with the ``ray`` extra.
   or unschedulable task -> ``worker_lost`` (retryable, so the engine retries it without using
   the task's retries); Ray's memory monitor -> ``oom``; past ``call.timeout`` -> ``timeout``;
   ``kill(future)`` -> ``cancelled``. A killed or timed-out call's actor is killed (``ray.kill``;
-  a Ray task gets ``ray.cancel(force=True)``) and a new actor takes its place when next needed.
+  the calls queued behind it on its lane fail as ``worker_lost``; a call not yet sent is just
+  dropped; a Ray task gets ``ray.cancel(force=True)``); a new lane is made when next needed.
   Ray never retries or restarts on its own (``max_retries=0``, ``max_restarts=0``): every
   attempt is the engine's.
 - **Threads.** Ray runs done-callbacks on its own thread; a result is handled there (one
@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import queue
 import secrets
@@ -75,6 +74,7 @@ from podium.errors import (
 )
 from podium.executors.deadlines import Deadlines
 from podium.executors.raycluster import NODE_LABEL, RayNode, ray_bundle, ray_nodes, ray_options
+from podium.executors.raylanes import BUDGET, ActorLanes, Lane
 from podium.executors.rayworker import PodiumWorker, Slot, run_on_worker
 from podium.executors.worker import dumps
 from podium.model.cluster import Cluster, Node
@@ -161,16 +161,16 @@ _Job = tuple[Callable[..., None], tuple[Any, ...]]
 class _Attempt:
     call: TaskCall
     future: Future[Any]
-    ref: Any = None  # ObjectRef of (value, meta) once launched
+    ref: Any = None  # ObjectRef of its reply (a Ray task's (value, meta), or a lane's batch)
     pg: Any = None  # placement group while waiting for a node
     held: tuple[int, ...] = ()  # ids of held values passed by reference
     stopped: bool = False  # killed or timed out: never launch, drop any late outcome
     rerouted: bool = False  # its node vanished before it started: it went to ``_place``
-    actor: Any = None  # the pooled actor running it (None: it runs as a Ray task)
-    node_id: str = ""  # the Ray node of that actor
+    lane: Lane | None = None  # the lane running it (None: it runs as a Ray task)
+    armed: bool = False  # its deadline is scheduled
 
 
-class RayExecutor:
+class RayExecutor(ActorLanes):
     """Runs calls as Ray tasks on the nodes the engine chose (see the module docstring)."""
 
     name = "ray"
@@ -188,6 +188,7 @@ class RayExecutor:
         hold_bytes: int = HOLD_BYTES,
         label: str = NODE_LABEL,
         on_nodes_changed: Callable[[Sequence[Node]], None] | None = None,
+        budget: float = BUDGET,
     ) -> None:
         """Connect to Ray at ``address`` (``"host:port"``, ``"ray://..."``, ``"auto"``), or start a
         local Ray with ``"local"``; ``None`` reuses the Ray this process is already connected to
@@ -211,13 +212,13 @@ class RayExecutor:
 
         self._affinity = NodeAffinitySchedulingStrategy
         self._remote = ray.remote(run_on_worker)
-        # the worker pool: actors hold no Ray resources (the engine accounts for the node's
+        # the lanes' actors hold no Ray resources (the engine accounts for the node's
         # capacity); they only pin a warm worker process to a node
         self._worker_cls = ray.remote(num_cpus=0, max_concurrency=1, max_restarts=0, max_task_retries=0)(
             PodiumWorker
         )
-        self._idle: dict[str, list[Any]] = {}  # Ray node id -> idle actors on it
-        self._cpus: dict[str, float] = {}  # Ray node id -> its cpus (caps its idle actors)
+        self._init_lanes(budget)
+        self._cpus: dict[str, float] = {}  # Ray node id -> its cpus (caps its idle lanes)
         self._tls = threading.local()  # .ray_cb: this thread is running a Ray done-callback
         self._cluster = cluster
         self._registry = registry
@@ -233,7 +234,7 @@ class RayExecutor:
         self._dead: set[str] = set()
         self._fns: dict[tuple[Resources, str], Any] = {}
         self._headers: dict[int, tuple[Any, dict[str, str | None], bytes]] = {}
-        self._held: OrderedDict[int, tuple[Any, Any, int]] = OrderedDict()
+        self._held: OrderedDict[int, tuple[Any, Any, int, int]] = OrderedDict()
         self._held_bytes = 0
         self._waiting: dict[str, str] = {}
         self._timer: Deadlines[_Attempt] | None = None
@@ -286,7 +287,9 @@ class RayExecutor:
 
     # ------------------------------------------------------------------ Executor protocol
 
-    def submit(self, call: TaskCall) -> Future[Any]:
+    def submit(self, call: TaskCall, follow: Future[Any] | None = None) -> Future[Any]:
+        """Run ``call``; with ``follow``, after that Future's call, on the same worker (see
+        ``raylanes``)."""
         if self._closed:
             raise RuntimeError(f"executor {self.name!r} is shut down")
         target = self._live.get(call.node)
@@ -302,12 +305,12 @@ class RayExecutor:
         att = _Attempt(call, fut)
         with self._lock:
             self._attempts[fut] = att
-        if call.timeout is not None:
-            self._timeouts().schedule(time.monotonic() + call.timeout, att)
-        if target is not None:
-            self._launch(att, target.node_id)
-        else:
+        if target is None:
             self._start_placing(att)
+        elif follow is not None:
+            self._follow(att, follow, target.node_id)
+        else:
+            self._launch(att, target.node_id)
         return fut
 
     def kill(self, future: Future[Any]) -> None:
@@ -326,13 +329,12 @@ class RayExecutor:
             attempts = list(self._attempts.values())
             self._held.clear()
             self._held_bytes = 0
-            idle = [a for pool in self._idle.values() for a in pool]
-            self._idle.clear()
+        idle = self._idle_lanes()
         for att in attempts:
             msg = f"task {att.call.task_id!r} was cancelled: the executor shut down"
             self._stop(att, CANCELLED, msg, retryable=False)
-        for actor in idle:
-            self._kill_actor(actor)
+        for lane in idle:
+            self._kill_actor(lane.actor)
         if self._timer is not None:
             self._timer.stop()
         self._done.put(None)
@@ -344,12 +346,13 @@ class RayExecutor:
     def _launch(self, att: _Attempt, node_id: str | None, strategy: Any = None) -> None:
         call = att.call
         if strategy is None and node_id and not call.resources.gpu:
-            self._launch_on_actor(att, node_id)
+            self._on_new_lane(att, node_id)
             return
         if self._in_callback():  # submitting a Ray task may block: not in Ray's own thread
             self._defer(self._launch, att, node_id, strategy)
             return
-        blob, refs = self._payload(att)
+        refs: list[Any] = []
+        blob = self._payload(att, refs, {})
         if strategy is None:
             key = (call.resources, node_id or "")
             fn = self._fns.get(key)
@@ -372,42 +375,9 @@ class RayExecutor:
             if att.stopped:  # killed or timed out before it launched
                 return
             att.ref = ref = fn.remote(blob, *refs)
+        if call.timeout is not None:
+            self._arm(att, time.monotonic())
         ref.future().add_done_callback(lambda rf: self._on_done(att, rf))
-
-    def _launch_on_actor(self, att: _Attempt, node_id: str) -> None:
-        """Send the call to an idle pooled actor on the node (a new one if none is idle).
-
-        A call that needs no gpu runs on an actor: a method call reuses the actor's worker,
-        where a Ray task needs a worker lease every time (measured: about 2x the cost per
-        task). A gpu call runs as a Ray task, so Ray assigns it its devices."""
-        with self._lock:
-            pool = self._idle.get(node_id)
-            actor = pool.pop() if pool else None
-        if actor is None:
-            if self._in_callback():  # creating an actor may block: not in Ray's own thread
-                self._defer(self._launch_on_actor, att, node_id)
-                return
-            actor = self._worker_cls.options(scheduling_strategy=self._affinity(node_id, soft=False)).remote()
-        blob, refs = self._payload(att)
-        with self._lock:
-            if att.stopped:  # killed or timed out before it launched: the actor stays idle
-                self._idle.setdefault(node_id, []).append(actor)
-                return
-            att.actor, att.node_id = actor, node_id
-            att.ref = ref = actor.run.remote(blob, *refs)
-        ref.future().add_done_callback(lambda rf: self._on_done(att, rf))
-
-    def _release(self, att: _Attempt) -> None:
-        """Return the attempt's actor to its node's idle pool (kill it if the pool is full)."""
-        with self._lock:
-            actor, att.actor = att.actor, None
-            if actor is None or att.stopped:
-                return
-            pool = self._idle.setdefault(att.node_id, [])
-            if not self._closed and len(pool) < max(1, math.ceil(self._cpus.get(att.node_id, 1.0))):
-                pool.append(actor)
-                return
-        self._kill_actor(actor)
 
     def _kill_actor(self, actor: Any) -> None:
         if self._in_callback():
@@ -436,25 +406,30 @@ class RayExecutor:
         finally:
             tls.ray_cb = outer
 
-    def _payload(self, att: _Attempt) -> tuple[bytes, list[Any]]:
-        """The pickled ``(call, registry snapshot)``; kwargs that are held results become slots."""
+    def _payload(self, att: _Attempt, refs: list[Any], index: dict[int, int]) -> bytes:
+        """The pickled ``(header, task_id, kwargs, config, timeout)`` of the attempt's call;
+        kwargs that are held results become ``Slot``s into ``refs`` (extended here; ``index``
+        maps a ref's id to its place, so a batch passes each ref once)."""
         call = att.call
-        refs: list[Any] = []
-        if self._held and call.kwargs:
-            kwargs: dict[str, Any] | None = None
+        kwargs = call.kwargs
+        if self._held and kwargs:
+            swapped: dict[str, Any] | None = None
             ids = []
             with self._lock:
-                for k, v in call.kwargs.items():
+                for k, v in kwargs.items():
                     h = self._held.get(id(v))
                     if h is not None and h[0] is v:
-                        kwargs = dict(call.kwargs) if kwargs is None else kwargs
-                        kwargs[k] = Slot(len(refs))
-                        refs.append(h[1])
+                        swapped = dict(kwargs) if swapped is None else swapped
+                        i = index.get(id(h[1]))
+                        if i is None:
+                            i = index[id(h[1])] = len(refs)
+                            refs.append(h[1])
+                        swapped[k] = Slot(i, h[3])
                         ids.append(id(v))
-            if kwargs is not None:
-                call = call._replace(kwargs=kwargs)
+            if swapped is not None:
+                kwargs = swapped
                 att.held = tuple(ids)
-        return dumps((self._header(call), call._replace(spec=None))), refs
+        return dumps((self._header(call), call.task_id, kwargs, call.config, call.timeout))
 
     def _header(self, call: TaskCall) -> bytes:
         """Pickled ``(spec, registry snapshot)``, cached per spec (the same for all its calls)."""
@@ -480,14 +455,12 @@ class RayExecutor:
             del item, fn, args
 
     def _completed(self, att: _Attempt, rf: Future[Any]) -> None:
-        """Turn the outcome of the attempt's Ray future into its Future's result or error."""
+        """Turn the outcome of a Ray task's future into the attempt's result or error."""
         call = att.call
         try:
             value, meta = rf.result()
         except BaseException as exc:
             err = classify(exc, call.task_id, call.node)
-            with self._lock:
-                att.actor = None  # a Ray failure: the actor (if any) is not reused
             if _never_ran(exc) and not att.rerouted and not att.stopped:
                 # Its node died before the task started (Ray's node table lagged): nothing ran,
                 # so this is not a lost attempt; place it on a node that can hold it instead.
@@ -502,14 +475,18 @@ class RayExecutor:
                     self.refresh()
             self._finish(att, error=TaskFailedError(err))
             return
-        self._release(att)
+        self._delivered(att, value, meta, -1)
+
+    def _delivered(self, att: _Attempt, value: Any, meta: dict[str, Any], pos: int) -> None:
+        """A worker's ``(value, meta)`` for the attempt (``pos``: its place in a lane's reply)."""
+        att.lane = None
         meta["node"] = self._names.get(meta.get("node_id", ""), meta.get("node_id", ""))
         att.future.podium_meta = meta  # type: ignore[attr-defined]
         if "error" in meta:
             self._finish(att, error=TaskFailedError(ErrorRecord.from_dict(meta["error"])))
             return
         if meta.get("size", 0) >= self._large and att.ref is not None:
-            self._hold(value, att.ref, int(meta["size"]))
+            self._hold(value, att.ref, int(meta["size"]), pos)
         self._finish(att, value=value)
 
     def _finish(self, att: _Attempt, value: Any = None, error: BaseException | None = None) -> None:
@@ -535,14 +512,19 @@ class RayExecutor:
                 return
             att.stopped = True
             self._attempts.pop(att.future, None)
-            ref, pg, actor = att.ref, att.pg, att.actor
-            att.pg = att.actor = None
+            ref, pg, lane = att.ref, att.pg, att.lane
+            att.pg = att.lane = None
+            if lane is not None and att in lane.queue:  # not sent yet: just drop it
+                lane.queue.remove(att)
+                lane = None
+                ref = None
         try:
             att.future.set_exception(err)
         except InvalidStateError:
             return
-        if actor is not None:  # an actor call cannot be force-cancelled: kill its actor
-            self._kill_actor(actor)
+        if lane is not None:  # an actor call cannot be force-cancelled: kill its actor
+            self._drop_lane(lane)
+            self._kill_actor(lane.actor)
         elif ref is not None:
             self._cancel(ref)
         if pg is not None:
@@ -613,14 +595,14 @@ class RayExecutor:
 
     # ------------------------------------------------------------------ held results
 
-    def _hold(self, value: Any, ref: Any, size: int) -> None:
+    def _hold(self, value: Any, ref: Any, size: int, pos: int) -> None:
         with self._lock:
             if id(value) in self._held:
                 return
-            self._held[id(value)] = (value, ref, size)
+            self._held[id(value)] = (value, ref, size, pos)
             self._held_bytes += size
             while self._held_bytes > self._hold_limit and self._held:
-                _, (_, _, n) = self._held.popitem(last=False)
+                _, (_, _, n, _) = self._held.popitem(last=False)
                 self._held_bytes -= n
 
     def _forget(self, ids: tuple[int, ...]) -> None:

@@ -1,29 +1,44 @@
 """What runs inside Ray: the body of every Podium call on a Ray worker or worker actor.
 
-The driver (``podium.executors.ray``) sends plain data: the pickled ``TaskCall`` and a header
-with the spec and the registry snapshot (cached per worker process). The worker resolves the
-function by name through a registry rebuilt from that snapshot, never from code in the request,
-runs the call, and returns ``(value, meta)``; a failure comes back as ``meta["error"]`` (an
-``ErrorRecord`` dict), never as a raised exception, so it crosses the process boundary as a
-record. This module must not import ``ray`` at import time (workers import it lazily).
+The driver (``podium.executors.ray``) sends plain data per call: a header with the spec and the
+registry snapshot (cached per worker process) and ``(task_id, kwargs, config, timeout)``. The
+worker resolves the function by name through a registry rebuilt from that snapshot, never from
+code in the request, runs the call, and returns ``(value, meta)``; ``meta`` says where it ran and
+for how many seconds, and a failure comes back as ``meta["error"]`` (an ``ErrorRecord`` dict),
+never as a raised exception, so it crosses the process boundary as a record.
+
+A ``PodiumWorker`` actor runs calls in batches (``run_many``): it queues each batch behind the
+calls left from earlier ones and replies once ``budget`` seconds have passed (checked between
+calls) or nothing is left, so its replies return the results in the order the calls came.
+
+This module must not import ``ray`` at import time (workers import it lazily).
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import time
+from collections import deque
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from podium.errors import ErrorRecord
 from podium.executors.kinds import record_of, run_call
+from podium.model.resources import Resources
+from podium.model.task import TaskCall
 from podium.registry import Registry
+
+_NO_RESOURCES = Resources()
 
 
 class Slot(NamedTuple):
-    """Placeholder for a keyword argument passed as the ``index``-th held ObjectRef."""
+    """Placeholder for a keyword argument passed as the ``index``-th held ObjectRef: that
+    object is a Ray task's ``(value, meta)`` (``pos`` -1) or a batch reply whose ``pos``-th
+    result is the value."""
 
     index: int
+    pos: int = -1
 
 
 _REGISTRIES: dict[tuple[tuple[str, str], ...], Registry] = {}
@@ -77,35 +92,65 @@ def _node_id() -> str:
 
 
 def run_on_worker(blob: bytes, *held: Any) -> tuple[Any, dict[str, Any]]:
-    """The body of every Ray task: rebuild the registry, run the call, return ``(value, meta)``.
+    """The body of every call: rebuild the registry, run the call, return ``(value, meta)``.
 
-    ``held`` are upstream results Ray resolved from held ObjectRefs (each a ``(value, meta)``).
-    The task's own failure is returned as ``meta["error"]`` (an ``ErrorRecord`` dict), never
-    raised, so it crosses as a record."""
-    meta: dict[str, Any] = {"node_id": _node_id(), "pid": os.getpid()}
+    ``held`` are upstream results Ray resolved from held ObjectRefs (see ``Slot``). The task's
+    own failure is returned as ``meta["error"]`` (an ``ErrorRecord`` dict), never raised, so it
+    crosses as a record."""
+    meta: dict[str, Any] = {"node_id": _node_id(), "pid": os.getpid(), "started": time.time()}
+    t0 = time.perf_counter()
+    task_id = "?"
     try:
-        header, call = pickle.loads(blob)
+        header, task_id, kwargs, config, timeout = pickle.loads(blob)
         spec, allowed = _header(header)
-        call = call._replace(spec=spec)
         if held:
-            kwargs = {k: held[v.index][0] if isinstance(v, Slot) else v for k, v in call.kwargs.items()}
-            call = call._replace(kwargs=kwargs)
+            kwargs = {k: _slot_value(v, held) if isinstance(v, Slot) else v for k, v in kwargs.items()}
+        call = TaskCall("", task_id, 0, spec, kwargs, config, _NO_RESOURCES, "", timeout)
         value = run_call(call, _registry_for(allowed))
     except BaseException as exc:
+        meta["seconds"] = time.perf_counter() - t0
         meta["error"] = record_of(exc).to_dict()
         return None, meta
+    meta["seconds"] = time.perf_counter() - t0
     size = _size(value)
     if size < 0:
-        msg = f"result of task {call.task_id!r} cannot be pickled ({type(value).__name__})"
+        msg = f"result of task {task_id!r} cannot be pickled ({type(value).__name__})"
         meta["error"] = ErrorRecord("PicklingError", msg, retryable=False).to_dict()
         return None, meta
     meta["size"] = size
     return value, meta
 
 
+def _slot_value(slot: Slot, held: tuple[Any, ...]) -> Any:
+    reply = held[slot.index]
+    return reply[0] if slot.pos < 0 else reply[0][slot.pos][0]
+
+
 class PodiumWorker:
     """A long-lived Ray actor running one call at a time (``max_concurrency=1``), pinned to its
     node. Calls sent to a warm actor need no worker lease, which a Ray task needs every time."""
 
-    def run(self, blob: bytes, *held: Any) -> tuple[Any, dict[str, Any]]:
-        return run_on_worker(blob, *held)
+    def __init__(self) -> None:
+        self._pending: deque[tuple[bytes, bool, tuple[Any, ...]]] = deque()
+
+    def run_many(
+        self, budget: float, items: tuple[tuple[bytes, bool], ...], *held: Any
+    ) -> tuple[list[tuple[Any, dict[str, Any]]], int]:
+        """Queue ``items`` (a call's bytes, and whether it has a timeout) behind the calls left
+        from earlier batches, then run queued calls in order until none is left or ``budget``
+        seconds have passed since this batch began; a call with a timeout is only started
+        first (the reply goes out before it), so the driver knows when it started. Return the
+        ``(value, meta)`` of the calls run, in order, and how many are still queued here."""
+        pending = self._pending
+        for blob, timed in items:
+            pending.append((blob, timed, held))
+        out: list[tuple[Any, dict[str, Any]]] = []
+        deadline = time.perf_counter() + budget
+        while pending:
+            if out and pending[0][1]:
+                break
+            blob, _timed, refs = pending.popleft()
+            out.append(run_on_worker(blob, *refs))
+            if time.perf_counter() >= deadline:
+                break
+        return out, len(pending)

@@ -105,7 +105,8 @@ class Engine:
     ) -> RunResult:
         """Run ``workflow`` to the end. With an existing ``run_id`` this resumes that run."""
         resolved = workflow.resolve_params(params or {})
-        problems = unplaceable(workflow, self.nodes)
+        nodes = self.nodes
+        problems = unplaceable(workflow, nodes)
         if problems:
             raise SpecError(problems)
         if run_id is not None:
@@ -126,7 +127,7 @@ class Engine:
         )
         self.store.create_run(record, [created])
         view = fold([created])
-        return self._go(run_id, workflow, resolved, view, {})
+        return self._go(run_id, workflow, resolved, view, {}, nodes=nodes)
 
     def resume(self, run_id: str, workflow: Workflow) -> RunResult:
         """Continue an interrupted, failed or cancelled run; succeeded tasks are not run again."""
@@ -153,6 +154,7 @@ class Engine:
         values: dict[str, Any],
         resuming: bool = False,
         corrupt: Sequence[str] = (),
+        nodes: list[Node] | None = None,
     ) -> RunResult:
         self.store.update_run(
             run_id,
@@ -161,14 +163,16 @@ class Engine:
             updated_at=self.clock.time(),
             cancel_requested=False,
         )
-        nodes = self.nodes
+        nodes = nodes if nodes is not None else self.nodes
         replanner = None
         placement = None
+        known = self.estimates(workflow, None)  # declared or measured before
+        estimates = {n: known.get(n, self.default_duration) for n in workflow.tasks}
         if len(nodes) > 1 and self.dispatch == "critical_path":
             # several nodes: the planner decides placement and order (on one node the critical
             # path order below is what the planner's list scheduling would do anyway)
             done = {n for n, t in view.tasks.items() if t.state in st.FINISHED and n in workflow.tasks}
-            replanner = Replanner(workflow, nodes, self.estimates(workflow), self.plan_time_limit)
+            replanner = Replanner(workflow, nodes, estimates, self.plan_time_limit)
             placement = replanner.first(done)
             if not self.replan:
                 replanner = None
@@ -180,7 +184,8 @@ class Engine:
             store=self.store,
             executor=self.executor,
             nodes=nodes,
-            priority=self.priorities(workflow),
+            priority=self.priorities(workflow, estimates),
+            estimates=known,
             values=values,
             clock=self.clock,
             rng=self.rng,
@@ -207,16 +212,25 @@ class Engine:
             self.store.update_run(
                 run_id, status=view.state or st.RUN_FAILED, owner="", updated_at=self.clock.time()
             )
-        return self._result(run_id, workflow, view, loop.values, status)
+        return self._result(run_id, workflow, view, loop.values, status, nodes)
 
     def _result(
-        self, run_id: str, wf: Workflow, view: RunView, values: dict[str, Any], status: str | None = None
+        self,
+        run_id: str,
+        wf: Workflow,
+        view: RunView,
+        values: dict[str, Any],
+        status: str | None = None,
+        nodes: Sequence[Node] | None = None,
     ) -> RunResult:
-        summary = summarize(view, wf, {n.name: n for n in self.nodes})
+        summary = summarize(view, wf, {n.name: n for n in (self.nodes if nodes is None else nodes)})
         return RunResult(run_id, status or view.state or "", view, values, wf, summary)
 
-    def estimates(self, workflow: Workflow) -> dict[str, float]:
-        """Per task: declared expected duration, else the median of past runs, else a default."""
+    def estimates(self, workflow: Workflow, default: float | None = -1.0) -> dict[str, float]:
+        """Per task: declared expected duration, else the median of past runs, else ``default``
+        (the engine's default duration; ``None``: leave the task out)."""
+        if default is not None and default < 0:
+            default = self.default_duration
         out: dict[str, float] = {}
         history: dict[str, list[float]] | None = None
         for name, t in workflow.tasks.items():
@@ -226,15 +240,20 @@ class Engine:
             if history is None:
                 history = self.store.history(workflow.name)
             hist = history.get(name)
-            out[name] = _median(hist) if hist else self.default_duration
+            if hist:
+                out[name] = _median(hist)
+            elif default is not None:
+                out[name] = default
         return out
 
-    def priorities(self, workflow: Workflow) -> dict[str, float]:
+    def priorities(
+        self, workflow: Workflow, estimates: Mapping[str, float] | None = None
+    ) -> dict[str, float]:
         if self.dispatch == "fifo":
             n = len(workflow.tasks)
             return {name: float(n - i) for i, name in enumerate(workflow.tasks)}
         g = workflow.graph
-        return upward_rank(g.deps, self.estimates(workflow), g.order, g.down)
+        return upward_rank(g.deps, estimates or self.estimates(workflow), g.order, g.down)
 
 
 def _reset_interrupted(loop: RunLoop) -> None:

@@ -165,7 +165,7 @@ class Failures(_Base):
             return
         self.cancelling = True
         self.reason = reason
-        for fut in list(self.running):
+        for fut in [*self.running, *self.queued]:
             with contextlib.suppress(Exception):
                 self.executor.kill(fut)
         ids = list(dict.fromkeys([*self.wf.tasks, *self.view.tasks]))

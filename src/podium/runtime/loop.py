@@ -15,9 +15,10 @@ completion waits for a hand-off to another thread (which costs tens of microseco
 The calling thread starts the run, sleeps until it ends, and wakes only for retry timers,
 cancel requests from other processes, and Ctrl-C.
 
-The loop is one class in three modules: this one (state, dispatch, completions, turns, the
-run), ``readiness`` (how a task becomes ready, skipped or expanded) and ``failures`` (retries,
-quarantine, cancellation), joined as mixins.
+The loop is one class in four modules: this one (state, dispatch, completions, turns, the
+run), ``readiness`` (how a task becomes ready, skipped or expanded), ``failures`` (retries,
+quarantine, cancellation) and ``lanes`` (tasks queued behind a running call on its worker, with
+an executor that queues), joined as mixins.
 
 Invariants: turns never overlap (one lock); an event is applied to the view when emitted and
 committed before anything is acted on (a task's success is durable before its dependents
@@ -57,6 +58,7 @@ from podium.model.workflow import Workflow
 from podium.registry import REGISTRY, Registry
 from podium.runtime import codec
 from podium.runtime.failures import Failures
+from podium.runtime.lanes import Lane, Lanes
 from podium.runtime.planning import DRIFT, Placement, Replanner
 from podium.runtime.readiness import Readiness
 from podium.runtime.view import RunView, base_name
@@ -77,7 +79,7 @@ _STARTED, _SUCCEEDED = ev.TASK_STARTED, ev.TASK_SUCCEEDED
 _FINISHED = "FINISHED"  # concurrent.futures' state of a future with a result or an exception
 
 
-class RunLoop(Readiness, Failures):
+class RunLoop(Readiness, Failures, Lanes):
     """Runs one run of one workflow to an end (succeeded, failed or cancelled)."""
 
     def __init__(
@@ -101,6 +103,7 @@ class RunLoop(Readiness, Failures):
         oom_growth: float = 2.0,
         oom_retries: int = 3,
         oom_cap: int | None = None,
+        estimates: dict[str, float] | None = None,
     ) -> None:
         self.run_id = run_id
         self.replanner = replanner
@@ -165,7 +168,9 @@ class RunLoop(Readiness, Failures):
         self._apply = view.apply
         self._now = clock.time
         self.buf_results: list[ResultRecord] = []
-        self.to_submit: list[tuple[TaskCall, dict[str, float]]] = []  # (call, its resource need)
+        # (call, its resource need, its lane, None to start it now or the expected seconds of
+        # a call that waits in the lane)
+        self.to_submit: list[tuple[TaskCall, dict[str, float], Lane | None, float | None]] = []
         self._started_data: dict[tuple[str, int], dict[str, Any]] = {}
         self._monotonic = clock.monotonic
         self.dirty = True
@@ -174,6 +179,7 @@ class RunLoop(Readiness, Failures):
         self.last_poll = 0.0
         self.reason = ""
         self.plan_summary: dict[str, Any] | None = None
+        self._init_lanes(estimates)
 
     # -- events -----------------------------------------------------------------------------
     def emit(self, typ: str, task_id: str | None = None, attempt: int = 0, data: dict | None = None) -> None:
@@ -225,8 +231,10 @@ class RunLoop(Readiness, Failures):
         floor = self.min_cpu - _EPS if self.min_cpu > 0.0 else None
         caps = list(free.values())
         deferred = []
+        lanes = self.queue_limits is not None
+        rooms, limits = self._lane_rooms() if lanes else (0, {})
         while ready:
-            if floor is not None:
+            if floor is not None and rooms <= 0:
                 for cap in caps:
                     if cap.get("cpu", 0.0) >= floor:
                         break
@@ -249,8 +257,24 @@ class RunLoop(Readiness, Failures):
                         node = n
                         break
             if node is None:
+                if rooms > 0:  # every node is full: wait behind a running call in a lane
+                    est = self.expected(name)
+                    lane = None if est is None else self._lane_for(name, need, limits)
+                    if lane is not None:
+                        rooms -= 1
+                        self._join_lane(lane, est)  # type: ignore[arg-type]
+                        kwargs, config = prepared[tid]
+                        spec = specs[name]
+                        res = boost_res.get(tid, spec.resources) if boost_res else spec.resources
+                        attempt = view_tasks[tid].attempt + 1
+                        call = _new(
+                            TaskCall,
+                            (run_id, tid, attempt, spec, kwargs, config, res, lane.node, spec.timeout),
+                        )
+                        submit((call, need, lane, est))
+                        continue
                 deferred.append(item)
-                if len(deferred) >= BACKFILL_SCAN or self._exhausted():
+                if len(deferred) >= BACKFILL_SCAN or (rooms <= 0 and self._exhausted()):
                     break
                 continue
             cap = free[node]
@@ -266,7 +290,7 @@ class RunLoop(Readiness, Failures):
             spec = specs[name]
             res = boost_res.get(tid, spec.resources) if boost_res else spec.resources
             call = _new(TaskCall, (run_id, tid, attempt, spec, kwargs, config, res, node, spec.timeout))
-            submit((call, need))
+            submit((call, need, self._open_lane(node, need, name) if lanes else None, None))
         for item in deferred:
             heapq.heappush(ready, item)
 
@@ -307,25 +331,51 @@ class RunLoop(Readiness, Failures):
     def submit(self) -> None:
         calls, self.to_submit = self.to_submit, []
         put, monotonic, running, execute = self.deliver, self._monotonic, self.running, self.executor.submit
-        for call, need in calls:
+        for call, need, lane, est in calls:
             try:
-                fut = execute(call)
+                fut = execute(call) if est is None else execute(call, follow=lane.tail)  # type: ignore[union-attr,call-arg]
             except Exception as e:  # the executor refused the call: the attempt failed
                 fut = Future()
                 fut.set_exception(TaskFailedError(ErrorRecord.from_exception(e)))
-            running[fut] = (call.task_id, call.attempt, call.node, need, monotonic())
+            if est is None:
+                running[fut] = (call.task_id, call.attempt, call.node, need, monotonic())
+                if lane is not None:
+                    lane.tail = fut
+                    self.lane_of[fut] = lane
+            else:
+                self._submitted_waiting(lane, fut, (call.task_id, call.attempt, need, est))  # type: ignore[arg-type]
             fut.add_done_callback(put)
 
     # -- completions ------------------------------------------------------------------------
     def complete(self, fut: Future[Any]) -> None:
         entry = self.running.pop(fut, None)
         if entry is None:
+            if fut in self.queued:
+                self._queued_done(fut)
             return
+        lane = self.lane_of.pop(fut, None) if self.lane_of else None
+        if lane is None:
+            self._outcome(fut, entry, True)
+        elif self._lane_continues(fut, lane):
+            self._outcome(fut, entry, False)
+            if self._lane_continues(fut, lane):  # (its outcome may have cancelled the run)
+                self._advance(lane)
+            else:
+                self._close_lane(lane)
+        else:
+            self.open_lanes.discard(lane)
+            self._outcome(fut, entry, True)
+
+    def _outcome(
+        self, fut: Future[Any], entry: tuple[str, int, str, dict[str, float], float], release: bool
+    ) -> None:
+        """Record how the attempt ended (``release``: give its resources back to its node)."""
         tid, attempt, node, need, t0 = entry
-        cap = self.free.get(node)
-        if cap is not None:  # None: the node is gone
-            for k, v in need.items():
-                cap[k] += v
+        if release:
+            cap = self.free.get(node)
+            if cap is not None:  # None: the node is gone
+                for k, v in need.items():
+                    cap[k] += v
         self.dirty = True
         duration = self._monotonic() - t0
         try:
@@ -353,6 +403,8 @@ class RunLoop(Readiness, Failures):
             return
         meta = getattr(fut, "podium_meta", None)
         ran_on = meta.get("node") if meta else None
+        if self.queue_limits is not None and meta and "seconds" in meta:
+            self._ran_for(base_name(tid), meta["seconds"])
         data = {"duration": round(duration, 6)}
         if ran_on is not None and ran_on != node:  # the executor had to move it (a lost node)
             data["node"] = ran_on
@@ -421,7 +473,7 @@ class RunLoop(Readiness, Failures):
                 self.submit()
             if not inbox:
                 break
-        if not self.running:
+        if not self.running and not self.queued:
             if self.ready and not self.timers and not self.cancelling:
                 self._stuck()
                 self.flush()
@@ -456,7 +508,7 @@ class RunLoop(Readiness, Failures):
                 self._finish()
             raise
         except BaseException:
-            for fut in list(self.running):
+            for fut in [*self.running, *self.queued]:
                 with contextlib.suppress(Exception):
                     self.executor.kill(fut)
             raise
@@ -543,12 +595,13 @@ class RunLoop(Readiness, Failures):
         """After a cancel: let killed attempts report (their callbacks run turns), then give
         up on any that do not within ``timeout``."""
         deadline = time.monotonic() + timeout
-        while self.running and time.monotonic() < deadline:
+        while (self.running or self.queued) and time.monotonic() < deadline:
             self.drive()
             time.sleep(0.01)
         with self.turn_lock:
             while self.inbox:
                 self.complete(self.inbox.popleft())
+            self.queued.clear()  # waiting calls never started: cancel() has cancelled their tasks
             for fut, (tid, attempt, *_rest) in list(self.running.items()):
                 self.emit(ev.TASK_CANCELLED, tid, attempt, {"reason": "abandoned at shutdown"})
                 self.running.pop(fut)

@@ -1,0 +1,309 @@
+"""Worker lanes on Ray: pooled ``PodiumWorker`` actors, each running its calls one at a time, in order.
+
+A mixin of ``RayExecutor``. A *lane* is one ``PodiumWorker`` actor pinned to a node (hard node
+affinity, ``max_concurrency=1``, holding no Ray resources: the engine accounts for the node's
+capacity) and the calls assigned to it, in order. A warm actor needs no worker lease, which a
+Ray task needs every time.
+
+- **Batches.** Calls reach the actor in batches (``run_many``). At most ``INFLIGHT`` batches
+  of a lane are in flight, so the next calls already wait at the actor when one finishes;
+  calls assigned meanwhile leave together in the next batch: one Ray call for all of them.
+  The actor replies once ``budget`` seconds have passed since a batch began (checked between
+  calls) or nothing is left; calls it has not reached stay queued there and come back with a
+  later reply (an empty batch fetches them when nothing else is in flight). So results return
+  in the order the calls were assigned, at most ``budget`` late, and a call that does not
+  finish holds back only the calls behind it.
+- **Following.** ``submit(call, follow=f)`` assigns the call to the lane of ``f``'s call: it
+  runs right after it, on the same worker, and its Future resolves after ``f``'s. If ``f``'s
+  call is not on a live lane, the call starts once ``f`` has resolved.
+- **Limits.** ``queue_limits(node)`` tells the engine how many calls may wait behind a running
+  one (``MAX_DEPTH``) and the node's round trip: the moving average of a reply's time beyond
+  the run time its calls report, measured on batches sent to an idle, warm actor (0 calls
+  until one was measured). The engine decides what to queue (``podium.runtime.lanes``).
+- **Timeouts.** A call with a timeout starts a reply cycle of its own (the actor replies
+  before starting it), so its deadline is armed when it becomes the first call of its lane.
+- **Failures.** A lane dies with its actor (node lost, killed after a timeout or a kill):
+  every call still assigned to it fails, in order, with the error Ray raised, so the engine
+  treats them as lost workers. A dead lane is never reused; an idle lane goes back to its
+  node's pool (at most ``ceil(cpus)`` idle lanes per node are kept).
+
+Invariants: a lane's calls run one at a time, in the order assigned; each assigned call's
+outcome is delivered exactly once, in that order; batches of a lane are sent in order (one
+lock per lane); a lane with calls assigned has a batch in flight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from podium.errors import USER_ERROR, WORKER_LOST, ErrorRecord, TaskFailedError
+
+if TYPE_CHECKING:
+    from podium.executors.ray import RayExecutor, _Attempt
+
+    _Base = RayExecutor
+else:
+    _Base = object
+
+#: Batches of one lane in flight at once.
+INFLIGHT = 2
+#: Calls sent in one batch at most.
+MAX_BATCH = 64
+#: Calls the engine may queue behind a running call, at most.
+MAX_DEPTH = 32
+#: Seconds a batch may run before the actor replies with what it has finished.
+BUDGET = 0.002
+#: Weight of a new sample in the moving average round trip.
+_ALPHA = 0.2
+
+
+class Lane:
+    """One pooled actor and the calls assigned to it (see the module docstring)."""
+
+    __slots__ = ("actor", "assigned", "closed", "dead", "inflight", "node_id", "queue", "send_lock", "warm")
+
+    def __init__(self, actor: Any, node_id: str) -> None:
+        self.actor = actor
+        self.node_id = node_id
+        self.queue: deque[_Attempt] = deque()  # assigned, not sent yet
+        self.assigned: deque[_Attempt] = deque()  # sent, outcome not delivered (actor's order)
+        self.inflight = 0  # batches sent and not replied
+        self.dead = False  # its actor is (being) killed: take nothing new
+        self.closed = False  # its remaining calls have been failed
+        self.send_lock = threading.Lock()
+        self.warm = False  # it has replied once (the first reply includes the actor's start)
+
+
+class ActorLanes(_Base):
+    def _init_lanes(self, budget: float = BUDGET) -> None:
+        self._budget = budget
+        self._idle: dict[str, list[Lane]] = {}  # Ray node id -> idle lanes on it
+        self._rtt: dict[str, float] = {}  # Ray node id -> moving average round trip beyond it
+
+    # ------------------------------------------------------------------ depth
+
+    def queue_limits(self, node: str) -> tuple[int, float]:
+        """For Podium node ``node``: how many calls may wait behind a running call on a lane,
+        and the round trip of a call beyond its run time (seconds); (0, 0) until measured."""
+        info = self._live.get(node)
+        rtt = self._rtt.get(info.node_id) if info is not None else None
+        if rtt is None:
+            return 0, 0.0
+        return MAX_DEPTH, rtt
+
+    def _measure(self, node_id: str, rtt: float) -> None:
+        old = self._rtt.get(node_id)
+        self._rtt[node_id] = rtt if old is None else old + _ALPHA * (rtt - old)
+
+    # ------------------------------------------------------------------ assigning
+
+    def _follow(self, att: _Attempt, follow: Future[Any], node_id: str) -> None:
+        """Run ``att`` after ``follow``'s call: on its lane while that lane lives (even if it
+        went idle meanwhile), else once ``follow`` has resolved: then, if ``follow`` failed
+        for any reason but its task's own error, its worker is gone and ``att`` fails as
+        ``worker_lost`` without running."""
+        lane: Lane | None = getattr(follow, "podium_lane", None)
+        if lane is not None and lane.node_id == node_id and not att.call.resources.gpu:
+            with self._lock:
+                ok = not lane.dead
+                if ok:
+                    pool = self._idle.get(node_id)
+                    if pool and lane in pool:
+                        pool.remove(lane)
+                    self._on_lane(att, lane)
+            if ok:
+                self._pump(lane)
+                return
+
+        def after(f: Future[Any]) -> None:
+            exc = f.exception()
+            if exc is None or (isinstance(exc, TaskFailedError) and exc.record.kind == USER_ERROR):
+                self._launch(att, node_id)
+                return
+            msg = f"task {att.call.task_id!r} was queued behind a call whose worker is gone"
+            self._finish(
+                att, error=TaskFailedError(ErrorRecord("WorkerLost", msg, retryable=True, kind=WORKER_LOST))
+            )
+
+        # its done-callbacks run in the order they were added: whoever waits for ``follow``
+        # hears of it first
+        follow.add_done_callback(after)
+
+    def _on_lane(self, att: _Attempt, lane: Lane) -> None:
+        """Assign ``att`` to ``lane`` (caller holds the lock)."""
+        att.lane = lane
+        att.future.podium_lane = lane  # type: ignore[attr-defined]
+        lane.queue.append(att)
+
+    def _on_new_lane(self, att: _Attempt, node_id: str) -> None:
+        """Assign ``att`` to an idle lane on the node, or to a new one."""
+        with self._lock:
+            pool = self._idle.get(node_id)
+            lane = pool.pop() if pool else None
+        if lane is None:
+            if self._in_callback():  # creating an actor may block: not in Ray's own thread
+                self._defer(self._on_new_lane, att, node_id)
+                return
+            actor = self._worker_cls.options(scheduling_strategy=self._affinity(node_id, soft=False)).remote()
+            lane = Lane(actor, node_id)
+        with self._lock:
+            if att.stopped:  # killed or timed out before it was assigned: the lane stays idle
+                self._idle.setdefault(node_id, []).append(lane)
+                return
+            self._on_lane(att, lane)
+        self._pump(lane)
+
+    def _pump(self, lane: Lane) -> None:
+        """Send the lane's queued calls as one batch if fewer than ``INFLIGHT`` are in flight
+        (or an empty batch to fetch calls left at the actor when none is)."""
+        with lane.send_lock:
+            with self._lock:
+                if lane.dead or lane.inflight >= INFLIGHT:
+                    return
+                batch: list[_Attempt] = []
+                queue = lane.queue
+                while queue and len(batch) < MAX_BATCH:
+                    att = queue.popleft()
+                    if not att.stopped:
+                        batch.append(att)
+                if not batch and not (lane.assigned and lane.inflight == 0):
+                    return
+                idle = not lane.assigned
+                lane.assigned.extend(batch)
+                lane.inflight += 1
+            items, refs = self._batch_payload(batch)
+            sent = time.monotonic()
+            ref = lane.actor.run_many.remote(self._budget, items, *refs)
+            for att in batch:
+                att.ref = ref
+        if idle and batch and batch[0].call.timeout is not None:
+            self._arm(batch[0], sent)
+        ref.future().add_done_callback(lambda rf: self._on_reply(lane, rf, sent if idle else None))
+
+    def _batch_payload(self, batch: list[_Attempt]) -> tuple[tuple[tuple[bytes, bool], ...], list[Any]]:
+        refs: list[Any] = []
+        index: dict[int, int] = {}
+        items = []
+        for att in batch:
+            items.append((self._payload(att, refs, index), att.call.timeout is not None))
+        return tuple(items), refs
+
+    # ------------------------------------------------------------------ replies
+
+    def _on_reply(self, lane: Lane, rf: Future[Any], sent: float | None) -> None:
+        """Done-callback of a batch (usually in Ray's thread): deliver its results in order."""
+        if rf.exception() is not None:
+            self._defer(self._lane_failed, lane, rf.exception())
+            return
+        tls = self._tls
+        outer = getattr(tls, "ray_cb", False)
+        tls.ray_cb = True  # nothing that may block on Ray runs in this thread
+        try:
+            self._replied(lane, rf.result(), sent)
+        finally:
+            tls.ray_cb = outer
+
+    def _replied(self, lane: Lane, reply: tuple[list[Any], int], sent: float | None) -> None:
+        results = reply[0]
+        now = time.monotonic()
+        with self._lock:
+            if lane.closed:
+                return
+            lane.inflight -= 1
+            done = [lane.assigned.popleft() for _ in results]
+            head = lane.assigned[0] if lane.assigned else None
+            idle = not lane.assigned and not lane.queue and lane.inflight == 0 and not lane.dead
+        if not lane.warm:
+            lane.warm = True
+        elif results and sent is not None:  # sent to an idle actor: no wait behind other calls
+            total = 0.0
+            for _value, meta in results:
+                total += meta.get("seconds", 0.0)
+            self._measure(lane.node_id, max(0.0, now - sent - total))
+        if head is not None and head.call.timeout is not None and not head.armed:
+            self._arm(head, now)
+        if idle:  # before the results go out: the calls they lead to may use this lane
+            self._park(lane)
+        else:
+            self._pump(lane)
+        for pos, (att, (value, meta)) in enumerate(zip(done, results, strict=True)):
+            self._delivered(att, value, meta, pos)
+
+    def _park(self, lane: Lane) -> None:
+        """Return an idle lane to its node's pool (kill its actor if the pool is full)."""
+        with self._lock:
+            if lane.dead or lane.assigned or lane.queue or lane.inflight:
+                return
+            pool = self._idle.setdefault(lane.node_id, [])
+            if not self._closed and len(pool) < max(1, math.ceil(self._cpus.get(lane.node_id, 1.0))):
+                pool.append(lane)
+                return
+            lane.dead = True
+        self._kill_actor(lane.actor)
+
+    def _lane_failed(self, lane: Lane, exc: BaseException) -> None:
+        """A batch of the lane failed (its actor or node died): fail every call still
+        assigned to it, in order (completer thread)."""
+        from podium.executors.ray import _never_ran, classify
+
+        with self._lock:
+            if lane.closed:
+                return
+            lane.closed = lane.dead = True
+            atts = [*lane.assigned, *lane.queue]
+            lane.assigned.clear()
+            lane.queue.clear()
+            pool = self._idle.get(lane.node_id)
+            if pool and lane in pool:
+                pool.remove(lane)
+        never_ran = _never_ran(exc)
+        refreshed = False
+        for att in atts:
+            if att.stopped:
+                continue
+            att.lane = None
+            if never_ran and not att.rerouted:
+                # its node died before the call started (Ray's node table lagged): nothing
+                # ran, so place it on a node that can hold it instead
+                att.rerouted, att.ref = True, None
+                if not refreshed:
+                    refreshed = True
+                    with contextlib.suppress(Exception):
+                        self.refresh()
+                self._start_placing(att)
+                continue
+            err = classify(exc, att.call.task_id, att.call.node)
+            if err.kind == WORKER_LOST:
+                self._forget(att.held)
+                if not refreshed:
+                    refreshed = True
+                    with contextlib.suppress(Exception):
+                        self.refresh()
+            self._finish(att, error=TaskFailedError(err))
+        self._kill_actor(lane.actor)
+
+    def _drop_lane(self, lane: Lane) -> None:
+        """Stop using a lane whose actor is being killed (its replies will fail)."""
+        with self._lock:
+            lane.dead = True
+            pool = self._idle.get(lane.node_id)
+            if pool and lane in pool:
+                pool.remove(lane)
+
+    def _arm(self, att: _Attempt, start: float) -> None:
+        att.armed = True
+        timeout = att.call.timeout
+        if timeout is not None and not att.future.done():
+            self._timeouts().schedule(start + timeout, att)
+
+    def _idle_lanes(self) -> list[Lane]:
+        with self._lock:
+            lanes = [lane for pool in self._idle.values() for lane in pool]
+            self._idle.clear()
+        return lanes
