@@ -85,6 +85,12 @@ class ActorLanes(_Base):
         self._budget = budget
         self._idle: dict[str, list[Lane]] = {}  # Ray node id -> idle lanes on it
         self._rtt: dict[str, float] = {}  # Ray node id -> moving average round trip beyond it
+        self._counts = {"calls": 0, "batches": 0, "queued": 0, "lanes": 0}
+
+    def lane_stats(self) -> dict[str, int]:
+        """Calls and batches sent to lanes, calls queued behind another on its lane, lanes made."""
+        with self._lock:
+            return dict(self._counts)
 
     # ------------------------------------------------------------------ depth
 
@@ -117,6 +123,7 @@ class ActorLanes(_Base):
                     if pool and lane in pool:
                         pool.remove(lane)
                     self._on_lane(att, lane)
+                    self._counts["queued"] += 1
             if ok:
                 self._pump(lane)
                 return
@@ -152,6 +159,8 @@ class ActorLanes(_Base):
                 return
             actor = self._worker_cls.options(scheduling_strategy=self._affinity(node_id, soft=False)).remote()
             lane = Lane(actor, node_id)
+            with self._lock:
+                self._counts["lanes"] += 1
         with self._lock:
             if att.stopped:  # killed or timed out before it was assigned: the lane stays idle
                 self._idle.setdefault(node_id, []).append(lane)
@@ -177,6 +186,8 @@ class ActorLanes(_Base):
                 idle = not lane.assigned
                 lane.assigned.extend(batch)
                 lane.inflight += 1
+                self._counts["calls"] += len(batch)
+                self._counts["batches"] += 1
             items, refs = self._batch_payload(batch)
             sent = time.monotonic()
             ref = lane.actor.run_many.remote(self._budget, items, *refs)

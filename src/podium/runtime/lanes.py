@@ -80,7 +80,7 @@ class Lanes(_Base):
         """How many tasks may still join lanes, and (depth, horizon end) per node; once per
         dispatch."""
         limits = self.queue_limits
-        if limits is None or not self.open_lanes:
+        if limits is None:
             return 0, {}
         now = self._monotonic()
         per: dict[str, tuple[int, float]] = {}
@@ -89,10 +89,13 @@ class Lanes(_Base):
             per[n] = (depth, now + max(2.0 * rtt, LOOKAHEAD))
         rooms = 0
         for lane in self.open_lanes:
-            depth, horizon = per.get(lane.node, (0, 0.0))
-            if lane.end + lane.backlog <= horizon:
-                rooms += max(0, depth - len(lane.waiting))
+            rooms += self._room(lane, per)
         return rooms, per
+
+    @staticmethod
+    def _room(lane: Lane, per: dict[str, tuple[int, float]]) -> int:
+        depth, horizon = per.get(lane.node, (0, 0.0))
+        return max(0, depth - len(lane.waiting)) if lane.end + lane.backlog <= horizon else 0
 
     def expected(self, name: str) -> float | None:
         """Expected run time of task ``name``: its estimate, else what its function took in

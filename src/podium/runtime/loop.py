@@ -290,7 +290,12 @@ class RunLoop(Readiness, Failures, Lanes):
             spec = specs[name]
             res = boost_res.get(tid, spec.resources) if boost_res else spec.resources
             call = _new(TaskCall, (run_id, tid, attempt, spec, kwargs, config, res, node, spec.timeout))
-            submit((call, need, self._open_lane(node, need, name) if lanes else None, None))
+            if lanes:
+                lane = self._open_lane(node, need, name)
+                rooms += self._room(lane, limits)
+                submit((call, need, lane, None))
+            else:
+                submit((call, need, None, None))
         for item in deferred:
             heapq.heappush(ready, item)
 
