@@ -58,6 +58,22 @@ class Executor(Protocol):
     def shutdown(self, wait: bool = True) -> None: ...
 
 
+class QueueingExecutor(Executor, Protocol):
+    """An executor that can queue a call behind another on the same worker (optional; the
+    engine uses it when present, see ``podium.runtime.lanes``).
+
+    ``submit(call, follow=f)`` runs the call on the worker of ``f``'s call, right after it and
+    never beside anything else there; its Future resolves after ``f``'s. If that worker is lost,
+    killed or timed out, the call fails as ``worker_lost`` without running. ``queue_limits(node)``
+    is ``(depth, round_trip)``: how many calls may wait behind a running one on ``node`` (0: none)
+    and the seconds a call's round trip adds to its run time there.
+    """
+
+    def submit(self, call: TaskCall, follow: Future[Any] | None = None) -> Future[Any]: ...
+
+    def queue_limits(self, node: str) -> tuple[int, float]: ...
+
+
 @runtime_checkable
 class Store(Protocol):
     """Durable event log, results, cache and run history. One ``append`` is one transaction.

@@ -1,6 +1,6 @@
 """Lanes: ready tasks queued behind a running call, on its worker, to hide the dispatch round trip.
 
-A mixin of ``RunLoop``, active only with an executor that queues: one with
+A mixin of ``RunLoop``, active only with an executor that queues (``types.QueueingExecutor``):
 ``queue_limits(node) -> (depth, round_trip)`` and ``submit(call, follow=future)`` (the call
 runs on the worker of ``future``'s call, right after it, and its Future resolves after that
 one's; if that worker is lost, the call fails as ``worker_lost`` without running).
@@ -8,8 +8,8 @@ one's; if that worker is lost, the call fails as ``worker_lost`` without running
 A *lane* opens when a call starts within a node's free capacity and holds that call's
 resources until it drains. When no node has room, a ready task may join a lane instead: one
 whose hold covers the task's need, on the task's planned node if it has one, with fewer than
-``depth`` tasks waiting, expected to drain within the *horizon* (two round trips, at least
-``LOOKAHEAD``), and of those the one expected to drain first: list scheduling onto the
+``depth`` tasks waiting, expected to drain within the *horizon* (two round trips, within
+``LOOKAHEAD`` and ``MAX_LOOKAHEAD``), and of those the one expected to drain first: list scheduling onto the
 worker predicted to be free first, decided at most a horizon ahead. Expected run times are
 the task's estimate (declared or measured in earlier runs), else the moving average of what
 its function took in this run (as the worker reports it); a task with neither joins no lane
@@ -43,8 +43,10 @@ else:
     _Base = object
 
 _EPS = 1e-9
-#: Seconds ahead of a worker's expected free time that a task may be queued on it, at least.
+#: Seconds ahead of a worker's expected free time that a task may be queued on it, at least ...
 LOOKAHEAD = 0.020
+#: ... and at most (whatever the round trip).
+MAX_LOOKAHEAD = 0.250
 #: Weight of a new sample in a function's moving average run time.
 _ALPHA = 0.2
 _INF = float("inf")
@@ -86,7 +88,7 @@ class Lanes(_Base):
         per: dict[str, tuple[int, float]] = {}
         for n in self.free:
             depth, rtt = limits(n)
-            per[n] = (depth, now + max(2.0 * rtt, LOOKAHEAD))
+            per[n] = (depth, now + min(max(2.0 * rtt, LOOKAHEAD), MAX_LOOKAHEAD))
         rooms = 0
         for lane in self.open_lanes:
             rooms += self._room(lane, per)
