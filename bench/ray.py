@@ -11,6 +11,10 @@
    durations); plain Ray runs the same graph submitted in topological order. Prints each
    makespan over the lower bound max(critical path, total work / 8) (goal: Podium's lower).
 
+Podium's executor is the same ``RayExecutor`` throughout: tasks queue on its worker lanes and
+travel in batches (``podium.runtime.lanes``, ``podium.executors.raylanes``) as in any run.
+Its lane counters are printed at the end.
+
 Wall times include everything from submitting the graph to having every result; best of
 ``--repeat``. Usage: ``python bench/ray.py [--repeat 2] [--only chain-1000] [--slots 8]``.
 The Ray instance is local, loopback only, started and stopped by this script.
@@ -188,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"podium {p:.3f}s = {p / lb:.3f} x LB; plain ray {r:.3f}s = {r / lb:.3f} x LB "
                 f"(goal: podium's ratio lower)"
             )
+    print(f"podium lanes: {executor.lane_stats()}")
     executor.shutdown()
     return 0
 
