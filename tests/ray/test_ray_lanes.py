@@ -66,7 +66,7 @@ def test_short_tasks_queue_in_lanes_and_run_once(executor, tmp_path: Path) -> No
     stats = executor.lane_stats()
     assert stats["queued"] >= 30, stats  # tasks waited behind running calls ...
     assert stats["batches"] < stats["calls"], stats  # ... and several left in one batch
-    assert stats["lanes"] <= 6, stats  # idle lanes were reused, not remade
+    assert stats["lanes"] <= 9, stats  # idle lanes were reused, not remade (300 tasks)
 
 
 def test_killing_a_call_fails_what_waits_behind_it_unrun(executor, tmp_path: Path) -> None:
