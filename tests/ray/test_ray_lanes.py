@@ -51,7 +51,8 @@ def test_short_tasks_queue_in_lanes_and_run_once(executor, tmp_path: Path) -> No
     finally:
         store.close()
     assert result.ok, result.status
-    assert all(result[f"t{i}"] == f"T{i}" for i in range(300))
+    wrong = {i: result[f"t{i}"] for i in range(300) if result[f"t{i}"] != f"T{i}"}
+    assert not wrong, wrong
     ran = Counter(ledger.read_text().split())
     assert ran == Counter(f"t{i}" for i in range(300))
     running: dict[str, str] = {}
@@ -113,3 +114,32 @@ def test_a_queued_call_times_out_from_when_it_started(executor, tmp_path: Path) 
         last.result(timeout=60)
     assert info.value.record.kind == WORKER_LOST
     assert not ledger.exists()
+
+
+def test_replies_are_handled_in_the_order_their_batches_were_sent(executor) -> None:
+    """A batch's reply can reach the driver in another thread before the reply of the batch
+    sent before it is handled: results still go to the calls they belong to."""
+    from concurrent.futures import Future
+
+    from podium.executors.ray import _Attempt
+    from podium.executors.raylanes import Lane
+
+    lane = Lane(None, executor.node_id("node-a"))
+    lane.warm = True
+    atts = []
+    for tag in ("a", "b"):
+        att = _Attempt(_call("where", "node-a", tag=tag), Future())
+        att.lane = lane
+        atts.append(att)
+    lane.assigned.extend(atts)
+    lane.inflight = lane.sent = 2
+    replies = []
+    for tag in ("a", "b"):
+        reply: Future[Any] = Future()
+        reply.set_result(([(f"value-{tag}", {"node_id": lane.node_id, "seconds": 0.0})], 0))
+        replies.append(reply)
+    executor._on_reply(lane, 1, replies[1], None)  # b's reply first: it must wait for a's
+    assert not atts[0].future.done() and not atts[1].future.done()
+    executor._on_reply(lane, 0, replies[0], None)
+    assert atts[0].future.result(timeout=5) == "value-a"
+    assert atts[1].future.result(timeout=5) == "value-b"

@@ -13,9 +13,9 @@ worker imports it to run a call). Install with the ``ray`` extra.
   on its lane, and ``queue_depth(node)`` tells the engine how deep to queue). A gpu call
   is a Ray task with the same hard affinity holding ``call.resources`` (cpu -> ``num_cpus``,
   gpu -> ``num_gpus``, memory, custom resources), so Ray assigns its devices. If that node is gone,
-  a live node with the same name (a replacement) is used; if there is none, the call waits in
-  a placement group for any node that can hold its resources, for at most ``pending_timeout``
-  seconds (the reason is logged and listed by ``waiting()``), then fails as ``timeout``.
+  a live node with the same name (a replacement) is used; if there is none, the call waits
+  for any node that can hold it (``raywait``: listed by ``waiting()``, at most
+  ``pending_timeout`` seconds, then it fails as ``timeout``).
 - **Code.** Only plain data travels: the call's task id, arguments, config and timeout, and a
   header with its spec and the registry snapshot (pickled once per spec; workers cache it). The
   worker resolves the function by name through a registry rebuilt from the snapshot, so user
@@ -73,8 +73,9 @@ from podium.errors import (
     UsageError,
 )
 from podium.executors.deadlines import Deadlines
-from podium.executors.raycluster import NODE_LABEL, RayNode, ray_bundle, ray_nodes, ray_options
+from podium.executors.raycluster import NODE_LABEL, RayNode, ray_nodes, ray_options
 from podium.executors.raylanes import BUDGET, ActorLanes, Lane
+from podium.executors.raywait import NodeWait
 from podium.executors.rayworker import PodiumWorker, Slot, run_on_worker
 from podium.executors.worker import dumps
 from podium.model.cluster import Cluster, Node
@@ -170,7 +171,7 @@ class _Attempt:
     armed: bool = False  # its deadline is scheduled
 
 
-class RayExecutor(ActorLanes):
+class RayExecutor(ActorLanes, NodeWait):
     """Runs calls as Ray tasks on the nodes the engine chose (see the module docstring)."""
 
     name = "ray"
@@ -279,11 +280,6 @@ class RayExecutor(ActorLanes):
     def node_name(self, node_id: str) -> str:
         """The Podium name of a Ray node id (the id itself if never seen)."""
         return self._names.get(node_id, node_id)
-
-    def waiting(self) -> dict[str, str]:
-        """Task instances waiting for a node that can hold them, with the reason."""
-        with self._lock:
-            return dict(self._waiting)
 
     # ------------------------------------------------------------------ Executor protocol
 
@@ -536,62 +532,6 @@ class RayExecutor(ActorLanes):
             return
         with contextlib.suppress(Exception):
             self._ray.cancel(ref, force=True)
-
-    # ------------------------------------------------------------------ waiting for a node
-
-    def _start_placing(self, att: _Attempt) -> None:
-        threading.Thread(target=self._place, args=(att,), name="podium-ray-place", daemon=True).start()
-
-    def _place(self, att: _Attempt) -> None:
-        """Run a call whose node is gone on any node that can hold it, waiting for one to join
-        for at most ``pending_timeout`` seconds (a placement group holds the resources)."""
-        from ray.util.placement_group import placement_group
-        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-        call = att.call
-        limit = self._pending_timeout
-        reason = (
-            f"task {call.task_id!r}: node {call.node!r} is gone; waiting up to {limit:g}s for a live "
-            f"node with {call.resources.describe()}"
-        )
-        log.warning(reason)
-        with self._lock:
-            self._waiting[call.task_id] = reason
-        try:
-            bundle = ray_bundle(call.resources)
-            if not bundle:  # holds nothing: any node will do
-                self._launch(att, None, strategy="DEFAULT")
-                return
-            pg = placement_group([bundle], strategy="STRICT_PACK")
-            with self._lock:
-                att.pg = pg
-            ready = pg.wait(limit)
-            if att.stopped:
-                self._remove_pg(pg)
-                return
-            if not ready:
-                msg = (
-                    f"task {call.task_id!r} needs {call.resources.describe()} but no live node could "
-                    f"hold it within {limit:g}s (node {call.node!r} is gone)"
-                )
-                self._stop(att, TIMEOUT, msg, retryable=True)
-                return
-            self.refresh()
-            self._launch(att, None, strategy=PlacementGroupSchedulingStrategy(pg, 0))
-        except Exception as e:  # Ray refused the placement: the attempt failed
-            self._finish(att, error=TaskFailedError(classify(e, call.task_id, call.node)))
-        finally:
-            with self._lock:
-                self._waiting.pop(call.task_id, None)
-
-    def _remove_pg(self, pg: Any) -> None:
-        if self._in_callback():
-            self._defer(self._remove_pg, pg)
-            return
-        from ray.util.placement_group import remove_placement_group
-
-        with contextlib.suppress(Exception):
-            remove_placement_group(pg)
 
     # ------------------------------------------------------------------ held results
 

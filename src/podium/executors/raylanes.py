@@ -29,7 +29,8 @@ Ray task needs every time.
 
 Invariants: a lane's calls run one at a time, in the order assigned; each assigned call's
 outcome is delivered exactly once, in that order; batches of a lane are sent in order (one
-lock per lane); a lane with calls assigned has a batch in flight.
+lock per lane) and their replies handled in that order, whatever thread each arrives in; a
+lane with calls assigned has a batch in flight.
 """
 
 from __future__ import annotations
@@ -66,7 +67,23 @@ _ALPHA = 0.2
 class Lane:
     """One pooled actor and the calls assigned to it (see the module docstring)."""
 
-    __slots__ = ("actor", "assigned", "closed", "dead", "inflight", "node_id", "queue", "send_lock", "warm")
+    __slots__ = (
+        "actor",
+        "assigned",
+        "closed",
+        "dead",
+        "draining",
+        "failing",
+        "inflight",
+        "next_reply",
+        "node_id",
+        "queue",
+        "replies",
+        "reply_lock",
+        "send_lock",
+        "sent",
+        "warm",
+    )
 
     def __init__(self, actor: Any, node_id: str) -> None:
         self.actor = actor
@@ -78,6 +95,14 @@ class Lane:
         self.closed = False  # its remaining calls have been failed
         self.send_lock = threading.Lock()
         self.warm = False  # it has replied once (the first reply includes the actor's start)
+        self.sent = 0  # batches sent (the next one's sequence number)
+        # replies are handled in the order their batches were sent, by one thread at a time
+        # (a reply can come back in another thread before the one before it is handled)
+        self.reply_lock = threading.Lock()
+        self.replies: dict[int, tuple[Future[Any], float | None]] = {}  # arrived, not handled
+        self.next_reply = 0
+        self.draining = False
+        self.failing = False  # a batch failed: the remaining calls fail with it
 
 
 class ActorLanes(_Base):
@@ -186,6 +211,8 @@ class ActorLanes(_Base):
                 idle = not lane.assigned
                 lane.assigned.extend(batch)
                 lane.inflight += 1
+                seq = lane.sent
+                lane.sent += 1
                 self._counts["calls"] += len(batch)
                 self._counts["batches"] += 1
             items, refs = self._batch_payload(batch)
@@ -195,7 +222,7 @@ class ActorLanes(_Base):
                 att.ref = ref
         if idle and batch and batch[0].call.timeout is not None:
             self._arm(batch[0], sent)
-        ref.future().add_done_callback(lambda rf: self._on_reply(lane, rf, sent if idle else None))
+        ref.future().add_done_callback(lambda rf: self._on_reply(lane, seq, rf, sent if idle else None))
 
     def _batch_payload(self, batch: list[_Attempt]) -> tuple[tuple[tuple[bytes, bool], ...], list[Any]]:
         refs: list[Any] = []
@@ -207,9 +234,29 @@ class ActorLanes(_Base):
 
     # ------------------------------------------------------------------ replies
 
-    def _on_reply(self, lane: Lane, rf: Future[Any], sent: float | None) -> None:
-        """Done-callback of a batch (usually in Ray's thread): deliver its results in order."""
+    def _on_reply(self, lane: Lane, seq: int, rf: Future[Any], sent: float | None) -> None:
+        """Done-callback of batch ``seq`` (usually in Ray's thread): replies are handled in the
+        order their batches were sent, flat-combining style: the thread that finds the next
+        reply handles it and any that arrived after it; a thread that finds one being handled
+        leaves its reply to that thread."""
+        with lane.reply_lock:
+            lane.replies[seq] = (rf, sent)
+            if lane.draining:
+                return
+            lane.draining = True
+        while True:
+            with lane.reply_lock:
+                item = lane.replies.pop(lane.next_reply, None)
+                if item is None:
+                    lane.draining = False
+                    return
+                lane.next_reply += 1
+            self._handle_reply(lane, *item)
+
+    def _handle_reply(self, lane: Lane, rf: Future[Any], sent: float | None) -> None:
         if rf.exception() is not None:
+            with self._lock:
+                lane.failing = True  # later replies must not take this batch's calls
             self._defer(self._lane_failed, lane, rf.exception())
             return
         tls = self._tls
@@ -224,7 +271,7 @@ class ActorLanes(_Base):
         results = reply[0]
         now = time.monotonic()
         with self._lock:
-            if lane.closed:
+            if lane.closed or lane.failing:
                 return
             lane.inflight -= 1
             done = [lane.assigned.popleft() for _ in results]

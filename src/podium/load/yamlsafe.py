@@ -196,6 +196,9 @@ def parse_yaml(text: str, name: str, limits: Limits) -> Document:
         what = e.problem or e.context or "invalid YAML"
         ctx = f" ({e.context})" if e.context and e.problem else ""
         loc = f"{name}:{m.line + 1}:{m.column + 1}" if m is not None else name
+        if "maximum nesting depth" in what:  # PyYAML >= 6.0.4 stops deep flows while scanning
+            msg = f"nesting deeper than {limits.max_depth} levels (raise the limit with --max-depth)"
+            raise SpecError(f"{loc}: {msg}") from None
         raise SpecError(f"{loc}: YAML syntax error: {what}{ctx}") from None
     except yaml.reader.ReaderError as e:
         line, col = _line_col(text, e.position, _Loader.byte_offsets)
