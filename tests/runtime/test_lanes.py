@@ -28,8 +28,10 @@ def gate(name: str) -> str:
     return name
 
 
-def tick(name: str, seconds: float = 0.002, fail: bool = False) -> str:
+def tick(name: str, seconds: float = 0.002, fail: bool = False, gate: str = "") -> str:
     _RUNS[name] += 1
+    if gate:
+        _GATES[gate].wait(10)
     time.sleep(seconds)
     if fail:
         raise RuntimeError(f"{name} failed")
@@ -201,3 +203,32 @@ def test_fail_fast_cancels_the_tasks_waiting_in_a_lane(store) -> None:
     assert states["head"] == "failed"
     assert all(states[f"f{i}"] == "cancelled" for i in range(3))
     assert all(_RUNS[f"{name}-f{i}"] == 0 for i in range(3))
+
+
+def test_a_lane_whose_call_is_overdue_takes_no_more_tasks(store) -> None:
+    """A call of a function that usually takes 2 ms hangs: tasks stop joining its lane once it
+    is overdue by the horizon (20 ms here) and go to the other worker instead."""
+    ex = LaneExecutor(Node("local", Resources(cpu=2)), depth=32, rtt=0.001)
+    tasks = [_tick(f"t{i}") for i in range(20)]
+    tasks.append(_tick("slow", gate="stuck"))
+    tasks += [_tick(f"u{i}") for i in range(120)]
+    _GATES["stuck"] = threading.Event()
+    out: dict[str, object] = {}
+    runner = threading.Thread(
+        target=lambda: out.setdefault("r", Engine(store, ex).run(Workflow.build("stuck", tasks)))
+    )
+    runner.start()
+    try:
+        deadline = time.monotonic() + 10
+        while _RUNS["slow"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.5)  # the other worker runs what is left meanwhile
+        behind = ex.queued_behind("slow")
+        done_meanwhile = sum(1 for r in ex.ran if r.task_id.startswith("u"))
+    finally:
+        _GATES["stuck"].set()
+        runner.join(20)
+        ex.shutdown()
+    assert out["r"].ok
+    assert behind <= 24, behind  # without the overdue rule it fills up to the depth (32)
+    assert done_meanwhile >= 120 - behind - 2

@@ -9,16 +9,17 @@ A *lane* opens when a call starts within a node's free capacity and holds that c
 resources until it drains. When no node has room, a ready task may join a lane instead: one
 whose hold covers the task's need, on the task's planned node if it has one, with fewer than
 ``depth`` tasks waiting, expected to drain within the *horizon* (two round trips, within
-``LOOKAHEAD`` and ``MAX_LOOKAHEAD``), and of those the one expected to drain first: list scheduling onto the
-worker predicted to be free first, decided at most a horizon ahead. Expected run times are
-the task's estimate (declared or measured in earlier runs), else the moving average of what
-its function took in this run (as the worker reports it); a task with neither joins no lane
-and nothing joins behind it. The task's call is submitted at once, so it is already at the
-worker when the call before it ends; but it is only *started* (``TaskStarted``, attempt
-counted) once the call before it has completed, when it takes over the lane's hold. A lane
-whose running call was lost, killed or timed out closes: its hold is released, and its
-waiting tasks, which fail without running, go back to the ready queue without using an
-attempt.
+``LOOKAHEAD`` and ``MAX_LOOKAHEAD``), and of those the one expected to drain first: list
+scheduling onto the worker predicted to be free first, decided at most a horizon ahead. A
+lane whose running call is overdue by more than the horizon takes nobody (it may be stuck).
+Expected run times are the task's estimate (declared or measured in earlier runs), else the
+moving average of what its function took in this run (as the worker reports it); a task with
+neither joins no lane and nothing joins behind it. The task's call is submitted at once, so it
+is already at the worker when the call before it ends; but it is only *started*
+(``TaskStarted``, attempt counted) once the call before it has completed, when it takes over
+the lane's hold. A lane whose running call was lost, killed or timed out closes: its hold is
+released, and its waiting tasks, which fail without running, go back to the ready queue
+without using an attempt.
 
 Invariants: in the log, a lane's started calls never overlap, and each holds at most the
 lane's resources, so the running tasks' resources never exceed any node's capacity; a lane's
@@ -50,6 +51,7 @@ MAX_LOOKAHEAD = 0.250
 #: Weight of a new sample in a function's moving average run time.
 _ALPHA = 0.2
 _INF = float("inf")
+_NO_ROOM = (0, _INF, 0.0)
 
 
 class Lane:
@@ -78,26 +80,29 @@ class Lanes(_Base):
         self.queued: dict[Future[Any], tuple[str, int, dict[str, float], float]] = {}
         self.open_lanes: set[Lane] = set()
 
-    def _lane_rooms(self) -> tuple[int, dict[str, tuple[int, float]]]:
-        """How many tasks may still join lanes, and (depth, horizon end) per node; once per
-        dispatch."""
+    def _lane_rooms(self) -> tuple[int, dict[str, tuple[int, float, float]]]:
+        """How many tasks may still join lanes, and per node (depth, overdue before, horizon
+        end); once per dispatch."""
         limits = self.queue_limits
         if limits is None:
             return 0, {}
         now = self._monotonic()
-        per: dict[str, tuple[int, float]] = {}
+        per: dict[str, tuple[int, float, float]] = {}
         for n in self.free:
             depth, rtt = limits(n)
-            per[n] = (depth, now + min(max(2.0 * rtt, LOOKAHEAD), MAX_LOOKAHEAD))
+            span = min(max(2.0 * rtt, LOOKAHEAD), MAX_LOOKAHEAD)
+            per[n] = (depth, now - span, now + span)
         rooms = 0
         for lane in self.open_lanes:
             rooms += self._room(lane, per)
         return rooms, per
 
     @staticmethod
-    def _room(lane: Lane, per: dict[str, tuple[int, float]]) -> int:
-        depth, horizon = per.get(lane.node, (0, 0.0))
-        return max(0, depth - len(lane.waiting)) if lane.end + lane.backlog <= horizon else 0
+    def _room(lane: Lane, per: dict[str, tuple[int, float, float]]) -> int:
+        depth, overdue, horizon = per.get(lane.node, _NO_ROOM)
+        if overdue <= lane.end and lane.end + lane.backlog <= horizon:
+            return max(0, depth - len(lane.waiting))
+        return 0
 
     def expected(self, name: str) -> float | None:
         """Expected run time of task ``name``: its estimate, else what its function took in
@@ -112,18 +117,21 @@ class Lanes(_Base):
         old = self.run_times.get(fn)
         self.run_times[fn] = seconds if old is None else old + _ALPHA * (seconds - old)
 
-    def _lane_for(self, name: str, need: dict[str, float], per: dict[str, tuple[int, float]]) -> Lane | None:
+    def _lane_for(
+        self, name: str, need: dict[str, float], per: dict[str, tuple[int, float, float]]
+    ) -> Lane | None:
         """The lane a ready task may join: on its planned node (if planned), with room,
-        holding at least its need, expected to drain within the horizon; the first to drain."""
+        holding at least its need, expected to drain within the horizon and not overdue; the
+        first to drain."""
         planned = self.placement.get(name) if self.placement else None
         best: Lane | None = None
         best_at = 0.0
         for lane in self.open_lanes:
             if planned is not None and lane.node != planned:
                 continue
-            depth, horizon = per.get(lane.node, (0, 0.0))
+            depth, overdue, horizon = per.get(lane.node, _NO_ROOM)
             at = lane.end + lane.backlog
-            if at > horizon or len(lane.waiting) >= depth:
+            if at > horizon or lane.end < overdue or len(lane.waiting) >= depth:
                 continue
             hold = lane.need
             for k, v in need.items():
