@@ -36,6 +36,24 @@ WRITER = textwrap.dedent(
 )
 
 
+def _stop_applier(s: JournaledStore) -> None:
+    """Keep everything in the journal, as in a process killed before its applier ran."""
+    s._closed = True
+    with s._cv:
+        s._cv.notify_all()
+    s._applier.join()
+    s._closed = False
+
+
+def _die(s: JournaledStore) -> None:
+    """Drop the handles a killed process leaves behind; the journal file stays."""
+    s._map.close()
+    os.close(s._fd)
+    for fd in s._leases.values():
+        os.close(fd)
+    s.inner.close()
+
+
 def test_a_killed_writer_loses_no_acknowledged_batch(tmp_path: Path) -> None:
     db = tmp_path / "p.db"
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db)], stdout=subprocess.PIPE, text=True)
@@ -69,12 +87,7 @@ def test_torn_tail_is_ignored_and_the_rest_applied(tmp_path: Path) -> None:
     s = open_store(str(db))
     assert isinstance(s, JournaledStore)
     s.create_run(RunRecord("r1", "wf", "running", 1.0, 1.0), [Event(1, RUN_CREATED)])
-    # stop the applier from ever running, as a killed process would
-    s._closed = True
-    with s._cv:
-        s._cv.notify_all()
-    s._applier.join()
-    s._closed = False
+    _stop_applier(s)
     s.append("r1", [Event(2, "TaskQueued", "a")])
     s.append("r1", [Event(3, "TaskQueued", "b")])
     path = s.path
@@ -82,11 +95,7 @@ def test_torn_tail_is_ignored_and_the_rest_applied(tmp_path: Path) -> None:
         f.seek(s._size)
         f.write(b"\x10\x00\x00\x00garbage")
     assert [row[1] for _, rows, _, _ in read_journal(path) for row in rows] == [2, 3]
-    s._map.close()  # the handles a killed process leaves behind are gone
-    os.close(s._fd)
-    for fd in s._leases.values():
-        os.close(fd)
-    s.inner.close()
+    _die(s)
     again = open_store(str(db))
     try:
         assert [e.seq for e in again.events("r1")] == [1, 2, 3]
@@ -99,11 +108,7 @@ def test_a_record_larger_than_the_journal_space_grows_it_and_survives_a_crash(tm
     s = open_store(str(db))
     assert isinstance(s, JournaledStore)
     s.create_run(RunRecord("r1", "wf", "running", 1.0, 1.0), [Event(1, RUN_CREATED)])
-    s._closed = True  # no background apply: everything stays in the journal, as at a crash
-    with s._cv:
-        s._cv.notify_all()
-    s._applier.join()
-    s._closed = False
+    _stop_applier(s)
     big = os.urandom(3 * JOURNAL_SPACE)
     s.append("r1", [Event(2, "TaskQueued", "a")])
     s.append(
@@ -112,11 +117,7 @@ def test_a_record_larger_than_the_journal_space_grows_it_and_survives_a_crash(tm
     s.append("r1", [Event(4, "TaskQueued", "b")])
     assert len(s._map) > 3 * JOURNAL_SPACE
     assert [row[1] for _, rows, _, _ in read_journal(s.path) for row in rows] == [2, 3, 4]
-    s._map.close()  # the process dies: its handles are gone, the journal file stays
-    os.close(s._fd)
-    for fd in s._leases.values():
-        os.close(fd)
-    s.inner.close()
+    _die(s)
     again = open_store(str(db))
     try:
         assert [e.seq for e in again.events("r1")] == [1, 2, 3, 4]
