@@ -114,6 +114,12 @@ class TaskFailedError(PodiumError):
         return self.record.retryable
 
 
+def worker_survived(exc: BaseException | None) -> bool:
+    """Whether an attempt that ended with ``exc`` (None: it succeeded) left its worker alive:
+    a success or the task's own error; not a lost, killed, timed-out or out-of-memory one."""
+    return exc is None or (isinstance(exc, TaskFailedError) and exc.record.kind == USER_ERROR)
+
+
 class Cancelled(BaseException):
     """Raised inside the engine to stop work; user code cannot swallow it with ``except Exception``."""
 

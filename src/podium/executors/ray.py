@@ -10,7 +10,7 @@ worker imports it to run a call). Install with the ``ray`` extra.
 - **Placement.** A call runs on the Ray node named ``call.node``. A call that needs no gpu runs
   on a *lane* of that node: a pooled ``PodiumWorker`` actor that runs its calls in order and
   takes them in batches (``raylanes``; ``submit(call, follow=f)`` queues a call behind ``f``'s
-  on its lane, and ``queue_depth(node)`` tells the engine how deep to queue). A gpu call
+  on its lane, and ``queue_limits(node)`` tells the engine how deep it may queue). A gpu call
   is a Ray task with the same hard affinity holding ``call.resources`` (cpu -> ``num_cpus``,
   gpu -> ``num_gpus``, memory, custom resources), so Ray assigns its devices. If that node is gone,
   a live node with the same name (a replacement) is used; if there is none, the call waits
@@ -375,12 +375,17 @@ class RayExecutor(ActorLanes, NodeWait):
             self._arm(att, time.monotonic())
         ref.future().add_done_callback(lambda rf: self._on_done(att, rf))
 
-    def _kill_actor(self, actor: Any) -> None:
+    def _best_effort(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Call ``fn``, a Ray call that may block, ignoring its failure; from Ray's own
+        callback thread (where blocking Ray calls deadlock) it runs in the completer thread."""
         if self._in_callback():
-            self._defer(self._kill_actor, actor)
+            self._defer(lambda: self._best_effort(fn, *args, **kwargs))
             return
         with contextlib.suppress(Exception):
-            self._ray.kill(actor, no_restart=True)
+            fn(*args, **kwargs)
+
+    def _kill_actor(self, actor: Any) -> None:
+        self._best_effort(self._ray.kill, actor, no_restart=True)
 
     def _in_callback(self) -> bool:
         return getattr(self._tls, "ray_cb", False)
@@ -394,11 +399,15 @@ class RayExecutor(ActorLanes, NodeWait):
         if rf.exception() is not None:
             self._defer(self._completed, att, rf)
             return
+        self._as_callback(self._completed, att, rf)
+
+    def _as_callback(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn`` marked as Ray's callback thread: whatever may block on Ray is deferred."""
         tls = self._tls
         outer = getattr(tls, "ray_cb", False)
         tls.ray_cb = True
         try:
-            self._completed(att, rf)
+            fn(*args)
         finally:
             tls.ray_cb = outer
 
@@ -452,26 +461,35 @@ class RayExecutor(ActorLanes, NodeWait):
 
     def _completed(self, att: _Attempt, rf: Future[Any]) -> None:
         """Turn the outcome of a Ray task's future into the attempt's result or error."""
-        call = att.call
         try:
             value, meta = rf.result()
         except BaseException as exc:
-            err = classify(exc, call.task_id, call.node)
-            if _never_ran(exc) and not att.rerouted and not att.stopped:
-                # Its node died before the task started (Ray's node table lagged): nothing ran,
-                # so this is not a lost attempt; place it on a node that can hold it instead.
-                att.rerouted, att.ref = True, None
-                with contextlib.suppress(Exception):
-                    self.refresh()
-                self._start_placing(att)
-                return
-            if err.kind == WORKER_LOST and not att.stopped:
-                self._forget(att.held)
-                with contextlib.suppress(Exception):
-                    self.refresh()
-            self._finish(att, error=TaskFailedError(err))
+            self._ray_failed(att, exc)
             return
         self._delivered(att, value, meta, -1)
+
+    def _ray_failed(self, att: _Attempt, exc: BaseException, refresh: bool = True) -> bool:
+        """Fail the attempt with what Ray raised (completer thread). If its node died before it
+        started (Ray's node table lagged), nothing ran: it is placed on a node that can hold it
+        instead. A lost worker drops the held results it used. With ``refresh``, the node table
+        is re-read when a node may have gone; returns whether it was."""
+        call = att.call
+        if _never_ran(exc) and not att.rerouted and not att.stopped:
+            att.rerouted, att.ref = True, None
+            if refresh:
+                with contextlib.suppress(Exception):
+                    self.refresh()
+            self._start_placing(att)
+            return refresh
+        err = classify(exc, call.task_id, call.node)
+        lost = err.kind == WORKER_LOST and not att.stopped
+        if lost:
+            self._forget(att.held)
+            if refresh:
+                with contextlib.suppress(Exception):
+                    self.refresh()
+        self._finish(att, error=TaskFailedError(err))
+        return lost and refresh
 
     def _delivered(self, att: _Attempt, value: Any, meta: dict[str, Any], pos: int) -> None:
         """A worker's ``(value, meta)`` for the attempt (``pos``: its place in a lane's reply)."""
@@ -527,11 +545,7 @@ class RayExecutor(ActorLanes, NodeWait):
             self._remove_pg(pg)
 
     def _cancel(self, ref: Any) -> None:
-        if self._in_callback():
-            self._defer(self._cancel, ref)
-            return
-        with contextlib.suppress(Exception):
-            self._ray.cancel(ref, force=True)
+        self._best_effort(self._ray.cancel, ref, force=True)
 
     # ------------------------------------------------------------------ held results
 

@@ -35,7 +35,6 @@ lane with calls assigned has a batch in flight.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
@@ -43,7 +42,7 @@ from collections import deque
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from podium.errors import USER_ERROR, WORKER_LOST, ErrorRecord, TaskFailedError
+from podium.errors import WORKER_LOST, ErrorRecord, TaskFailedError, worker_survived
 
 if TYPE_CHECKING:
     from podium.executors.ray import RayExecutor, _Attempt
@@ -144,9 +143,7 @@ class ActorLanes(_Base):
             with self._lock:
                 ok = not lane.dead
                 if ok:
-                    pool = self._idle.get(node_id)
-                    if pool and lane in pool:
-                        pool.remove(lane)
+                    self._unpark(lane)
                     self._on_lane(att, lane)
                     self._counts["queued"] += 1
             if ok:
@@ -154,8 +151,7 @@ class ActorLanes(_Base):
                 return
 
         def after(f: Future[Any]) -> None:
-            exc = f.exception()
-            if exc is None or (isinstance(exc, TaskFailedError) and exc.record.kind == USER_ERROR):
+            if worker_survived(f.exception()):
                 self._launch(att, node_id)
                 return
             msg = f"task {att.call.task_id!r} was queued behind a call whose worker is gone"
@@ -259,13 +255,7 @@ class ActorLanes(_Base):
                 lane.failing = True  # later replies must not take this batch's calls
             self._defer(self._lane_failed, lane, rf.exception())
             return
-        tls = self._tls
-        outer = getattr(tls, "ray_cb", False)
-        tls.ray_cb = True  # nothing that may block on Ray runs in this thread
-        try:
-            self._replied(lane, rf.result(), sent)
-        finally:
-            tls.ray_cb = outer
+        self._as_callback(self._replied, lane, rf.result(), sent)
 
     def _replied(self, lane: Lane, reply: tuple[list[Any], int], sent: float | None) -> None:
         results = reply[0]
@@ -308,8 +298,6 @@ class ActorLanes(_Base):
     def _lane_failed(self, lane: Lane, exc: BaseException) -> None:
         """A batch of the lane failed (its actor or node died): fail every call still
         assigned to it, in order (completer thread)."""
-        from podium.executors.ray import _never_ran, classify
-
         with self._lock:
             if lane.closed:
                 return
@@ -317,42 +305,27 @@ class ActorLanes(_Base):
             atts = [*lane.assigned, *lane.queue]
             lane.assigned.clear()
             lane.queue.clear()
-            pool = self._idle.get(lane.node_id)
-            if pool and lane in pool:
-                pool.remove(lane)
-        never_ran = _never_ran(exc)
+            self._unpark(lane)
         refreshed = False
         for att in atts:
             if att.stopped:
                 continue
             att.lane = None
-            if never_ran and not att.rerouted:
-                # its node died before the call started (Ray's node table lagged): nothing
-                # ran, so place it on a node that can hold it instead
-                att.rerouted, att.ref = True, None
-                if not refreshed:
-                    refreshed = True
-                    with contextlib.suppress(Exception):
-                        self.refresh()
-                self._start_placing(att)
-                continue
-            err = classify(exc, att.call.task_id, att.call.node)
-            if err.kind == WORKER_LOST:
-                self._forget(att.held)
-                if not refreshed:
-                    refreshed = True
-                    with contextlib.suppress(Exception):
-                        self.refresh()
-            self._finish(att, error=TaskFailedError(err))
+            if self._ray_failed(att, exc, refresh=not refreshed):
+                refreshed = True
         self._kill_actor(lane.actor)
 
     def _drop_lane(self, lane: Lane) -> None:
         """Stop using a lane whose actor is being killed (its replies will fail)."""
         with self._lock:
             lane.dead = True
-            pool = self._idle.get(lane.node_id)
-            if pool and lane in pool:
-                pool.remove(lane)
+            self._unpark(lane)
+
+    def _unpark(self, lane: Lane) -> None:
+        """Take ``lane`` out of its node's idle pool if it is there (caller holds the lock)."""
+        pool = self._idle.get(lane.node_id)
+        if pool and lane in pool:
+            pool.remove(lane)
 
     def _arm(self, att: _Attempt, start: float) -> None:
         att.armed = True

@@ -13,7 +13,6 @@ stopped call never launches; the reason is listed exactly while the call waits.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
@@ -85,10 +84,6 @@ class NodeWait(_Base):
                 self._waiting.pop(call.task_id, None)
 
     def _remove_pg(self, pg: Any) -> None:
-        if self._in_callback():
-            self._defer(self._remove_pg, pg)
-            return
         from ray.util.placement_group import remove_placement_group
 
-        with contextlib.suppress(Exception):
-            remove_placement_group(pg)
+        self._best_effort(remove_placement_group, pg)
