@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -168,8 +169,6 @@ def run_cmd(
 
     if run_id is not None and not _valid_id(run_id):
         raise UsageError(f"--run-id {run_id!r}: use 1-64 letters, digits, '-' or '_'")
-    from dataclasses import replace
-
     from podium.model.resources import parse_size
 
     try:
@@ -220,8 +219,6 @@ def resume_cmd(
         store.close()
     workflow = load_source(record.source)
     if record.source.get("keep_going"):  # `podium run --keep-going` holds for its resumes too
-        from dataclasses import replace
-
         workflow = replace(workflow, fail_fast=False)
     _execute(
         workflow,

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from podium.errors import USER_ERROR, TaskFailedError
+from podium.errors import TaskFailedError, worker_survived
 from podium.model import events as ev
 
 if TYPE_CHECKING:
@@ -126,18 +126,16 @@ class Lanes(_Base):
         planned = self.placement.get(name) if self.placement else None
         best: Lane | None = None
         best_at = 0.0
+        room = self._room
         for lane in self.open_lanes:
-            if planned is not None and lane.node != planned:
-                continue
-            depth, overdue, horizon = per.get(lane.node, _NO_ROOM)
-            at = lane.end + lane.backlog
-            if at > horizon or lane.end < overdue or len(lane.waiting) >= depth:
+            if (planned is not None and lane.node != planned) or not room(lane, per):
                 continue
             hold = lane.need
             for k, v in need.items():
                 if hold.get(k, 0.0) + _EPS < v:
                     break
             else:
+                at = lane.end + lane.backlog
                 if best is None or at < best_at:
                     best, best_at = lane, at
         return best
@@ -172,10 +170,7 @@ class Lanes(_Base):
         after a success or the task's own error; not after a lost, killed or timed-out one."""
         if not lane.waiting or self.cancelling:
             return False
-        if fut._exception is None:  # a done-callback runs once the future is final
-            return True
-        exc = fut._exception
-        return isinstance(exc, TaskFailedError) and exc.record.kind == USER_ERROR
+        return worker_survived(fut._exception)  # a done-callback runs once the future is final
 
     def _close_lane(self, lane: Lane) -> None:
         """Release the lane's hold (its waiting calls, if any, fail without running)."""
@@ -193,8 +188,7 @@ class Lanes(_Base):
         lane.backlog = max(0.0, lane.backlog - est)
         now = self._monotonic()
         lane.end = now + est
-        data = {"node": lane.node, "res": need}
-        self.emit(ev.TASK_STARTED, tid, attempt, data)
+        self.emit(ev.TASK_STARTED, tid, attempt, self._start_data(lane.node, need))
         self.running[fut] = (tid, attempt, lane.node, lane.need, now)
 
     def _queued_done(self, fut: Future[Any]) -> None:
@@ -211,11 +205,11 @@ class Lanes(_Base):
         if self.cancelling:
             return  # cancel() has cancelled the task (it was queued)
         exc = fut._exception if fut._state == "FINISHED" else None
-        if isinstance(exc, TaskFailedError) and exc.record.kind != USER_ERROR:
+        if isinstance(exc, TaskFailedError) and not worker_survived(exc):  # it never ran
             self._push(tid)
             return
         # it ran (an executor that did not keep its order): account for it as an attempt
         node = lane.node if lane is not None else ""
-        self.emit(ev.TASK_STARTED, tid, attempt, {"node": node, "res": need})
+        self.emit(ev.TASK_STARTED, tid, attempt, self._start_data(node, need))
         self.running[fut] = (tid, attempt, node, {}, self._monotonic())
         self.complete(fut)

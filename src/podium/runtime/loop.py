@@ -225,7 +225,7 @@ class RunLoop(Readiness, Failures, Lanes):
         self.dirty = False
         ready, free, view_tasks, needs, specs = self.ready, self.free, self.view.tasks, self.need, self.specs
         prepared, submit, run_id, choose = self.prepared, self.to_submit.append, self.run_id, self._choose
-        boost, boost_res, emit, started = self.boost, self.boost_res, self.emit, self._started_data
+        boost, boost_res, emit, started_data = self.boost, self.boost_res, self.emit, self._start_data
         pop, placement, node_names = heapq.heappop, self.placement, self.node_names
         # every task needs cpu: once no node has the least any task asks for, stop looking
         floor = self.min_cpu - _EPS if self.min_cpu > 0.0 else None
@@ -256,48 +256,44 @@ class RunLoop(Readiness, Failures, Lanes):
                     else:
                         node = n
                         break
+            attempt = view_tasks[tid].attempt + 1
+            lane: Lane | None = None
+            est: float | None = None  # None: it starts now; else it waits in ``lane``
             if node is None:
                 if rooms > 0:  # every node is full: wait behind a running call in a lane
                     est = self.expected(name)
                     lane = None if est is None else self._lane_for(name, need, limits)
-                    if lane is not None:
-                        rooms -= 1
-                        self._join_lane(lane, est)  # type: ignore[arg-type]
-                        kwargs, config = prepared[tid]
-                        spec = specs[name]
-                        res = boost_res.get(tid, spec.resources) if boost_res else spec.resources
-                        attempt = view_tasks[tid].attempt + 1
-                        call = _new(
-                            TaskCall,
-                            (run_id, tid, attempt, spec, kwargs, config, res, lane.node, spec.timeout),
-                        )
-                        submit((call, need, lane, est))
-                        continue
-                deferred.append(item)
-                if len(deferred) >= BACKFILL_SCAN or (rooms <= 0 and self._exhausted()):
-                    break
-                continue
-            cap = free[node]
-            for k, v in need.items():
-                cap[k] -= v
-            attempt = view_tasks[tid].attempt + 1
-            # one shared data dict per (node, need): event data is never mutated
-            data = started.get((node, id(need)))
-            if data is None or data["res"] is not need:
-                data = started[(node, id(need))] = {"node": node, "res": need}
-            emit(_STARTED, tid, attempt, data)
+                if lane is None:
+                    deferred.append(item)
+                    if len(deferred) >= BACKFILL_SCAN or (rooms <= 0 and self._exhausted()):
+                        break
+                    continue
+                rooms -= 1
+                self._join_lane(lane, est)  # type: ignore[arg-type]
+                node = lane.node
+            else:
+                cap = free[node]
+                for k, v in need.items():
+                    cap[k] -= v
+                emit(_STARTED, tid, attempt, started_data(node, need))
+                if lanes:
+                    lane = self._open_lane(node, need, name)
+                    rooms += self._room(lane, limits)
             kwargs, config = prepared[tid]
             spec = specs[name]
             res = boost_res.get(tid, spec.resources) if boost_res else spec.resources
             call = _new(TaskCall, (run_id, tid, attempt, spec, kwargs, config, res, node, spec.timeout))
-            if lanes:
-                lane = self._open_lane(node, need, name)
-                rooms += self._room(lane, limits)
-                submit((call, need, lane, None))
-            else:
-                submit((call, need, None, None))
+            submit((call, need, lane, est))
         for item in deferred:
             heapq.heappush(ready, item)
+
+    def _start_data(self, node: str, need: dict[str, float]) -> dict[str, Any]:
+        """The data of a ``TaskStarted`` on ``node`` holding ``need``: one shared dict per
+        (node, need), since event data is never mutated."""
+        data = self._started_data.get((node, id(need)))
+        if data is None or data["res"] is not need:
+            data = self._started_data[(node, id(need))] = {"node": node, "res": need}
+        return data
 
     def _exhausted(self) -> bool:
         """True when no node has the cpu that the smallest cpu-needing task asks for and every

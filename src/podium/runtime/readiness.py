@@ -105,18 +105,14 @@ class Readiness(_Base):
 
     def _became_ready(self, name: str) -> None:
         if name in self.plain:  # no inputs, no branch, no map, not a failure handler
-            self.prepared[name] = _NO_INPUTS
-            self.emit(_QUEUED, name)
-            self._push(name, name)
+            self._queue_as_is(name)
             return
         spec = self.specs[name]
         if spec.trigger == "one_failed" and name not in self.upstream_failed:
             self._skip(name, "no upstream failed")
             return
         if not spec.args and not spec.config and spec.when is None and spec.map_over is None:
-            self.prepared[name] = _NO_INPUTS
-            self.emit(_QUEUED, name)
-            self._push(name, name)
+            self._queue_as_is(name)
             return
         if spec.when is not None:
             w = spec.when
@@ -194,6 +190,12 @@ class Readiness(_Base):
         kwargs = resolve_args(spec.args, self.values, self.params)
         config = resolve(spec.config, self.values, self.params) if spec.config else {}
         self._prepare_items(name, spec, kwargs, config, list(kwargs[spec.map_over]))  # type: ignore[index]
+
+    def _queue_as_is(self, name: str) -> None:
+        """Queue a task that has no inputs to resolve."""
+        self.prepared[name] = _NO_INPUTS
+        self.emit(_QUEUED, name)
+        self._push(name, name)
 
     def _push(self, task_id: str, name: str | None = None) -> None:
         self.counter += 1

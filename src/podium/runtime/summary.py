@@ -26,10 +26,6 @@ class Summary:
     beta: float
 
 
-def task_cost(res: Mapping[str, float], seconds: float, node: Node | None) -> float:
-    return _per_hour(res, node) * seconds / 3600.0
-
-
 def _per_hour(res: Mapping[str, float], node: Node | None) -> float:
     prices = node.prices if node is not None else DEFAULT_PRICES
     per_hour = 0.0

@@ -179,15 +179,12 @@ class JournaledStore:
                 top = self._check_seqs(run_id, run, events)
             result_rows = []
             if results:
-                clash = False
+                taken = []
                 for r in results:
                     if r[0] in seen and (dropped is None or r[0] not in dropped):
-                        clash = True
+                        taken.append(r[0])
                     result_rows.append((run_id, *r))
-                if clash or (len(results) > 1 and len({r[0] for r in results}) != len(results)):
-                    taken = [
-                        r[0] for r in results if r[0] in seen and (dropped is None or r[0] not in dropped)
-                    ]
+                if taken or (len(results) > 1 and len({r[0] for r in results}) != len(results)):
                     raise ConflictError(
                         codec.result_conflict_message(run_id, taken or codec.duplicate_tasks(results))
                     )
