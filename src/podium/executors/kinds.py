@@ -9,6 +9,8 @@ Kinds:
 - ``shell``: ``argv`` (a list, never a string: no shell ever parses it) with ``env`` merged over
   ``os.environ`` and ``cwd``; returns ``{"returncode", "stdout", "stderr"}``. The command runs in
   its own process group so a timeout or kill takes its children too.
+- ``container``: one container per attempt (``podium.executors.container``: inputs as files, a
+  JSON result file, limits, its own timeout that removes the container).
 
 Invariants: every failure leaves this module either as the user's own exception (python kind:
 the caller records it) or as ``TaskFailedError`` carrying an ``ErrorRecord`` with the right
@@ -26,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from podium.errors import OOM, TIMEOUT, USER_ERROR, ErrorRecord, TaskFailedError
+from podium.executors.failure import failure
 from podium.model.task import TaskCall
 from podium.registry import Registry
 
@@ -35,17 +38,6 @@ STDERR_TAIL_LINES = 10
 RETRYABLE_4XX = frozenset({408, 429})
 
 OnProcess = Callable[[subprocess.Popen[Any]], None]
-
-
-def failure(
-    kind: str, type_: str, message: str, *, retryable: bool = True, traceback: str = "", **extra: Any
-) -> TaskFailedError:
-    """A ``TaskFailedError`` carrying a fresh ``ErrorRecord``."""
-    return TaskFailedError(
-        ErrorRecord(
-            type=type_, message=message, traceback=traceback, retryable=retryable, kind=kind, extra=extra
-        )
-    )
 
 
 def record_of(exc: BaseException) -> ErrorRecord:
@@ -67,7 +59,8 @@ def thaw(value: Any) -> Any:
 def run_call(call: TaskCall, registry: Registry, on_process: OnProcess | None = None) -> Any:
     """Run ``call`` in the current thread and return its result (or raise).
 
-    ``on_process`` is told about any OS process started for the call (shell kind) so the
+    ``on_process`` is told about any OS process started for the call (shell kind; the runtime
+    client of a container task, whose death makes the call remove its container) so the
     executor can kill its process group on timeout or cancel.
     """
     kind = call.spec.kind
@@ -77,6 +70,10 @@ def run_call(call: TaskCall, registry: Registry, on_process: OnProcess | None = 
         return run_http(call)
     if kind == "shell":
         return run_shell(call, on_process)
+    if kind == "container":
+        from podium.executors.container import run_container
+
+        return run_container(call, on_process)
     raise failure(USER_ERROR, "SpecError", f"task {call.task_id!r}: unknown kind {kind!r}", retryable=False)
 
 

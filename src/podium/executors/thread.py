@@ -8,7 +8,9 @@ pool if given; then calls beyond the cap queue.
 Timeouts and kills: a Python thread cannot be killed. When a call passes ``call.timeout`` or is
 killed, its Future fails at once (kind ``timeout`` / ``cancelled``) and the thread is
 *abandoned*: it keeps running the user's function until that returns, and the late result or
-error is discarded. A shell command started by the call is killed with its process group. Use
+error is discarded. A shell command started by the call is killed with its process group; a
+container task enforces its own timeout, and the death of its runtime client makes it remove
+its container. Use
 ``isolation="process"`` for tasks that must really stop (runaway loops, memory hogs, native code
 that ignores the GIL).
 
@@ -126,7 +128,7 @@ class ThreadExecutor:
             raise RuntimeError(f"executor {self.name!r} is shut down")
         fut: Future[Any] = _Future()
         fut.podium_task_id = call.task_id  # type: ignore[attr-defined]
-        if call.timeout is not None:
+        if call.timeout is not None and call.spec.kind != "container":  # it stops itself in time
             self._timeouts().schedule(time.monotonic() + call.timeout, (fut, call))
         tls = self._tls
         if getattr(tls, "reporting", False) and tls.next is None:
@@ -214,7 +216,7 @@ class ThreadExecutor:
             spec = call.spec
             if spec.kind == "python" and spec.call:  # ``run_call``'s python path, two calls shorter
                 result = self._registry.resolve(spec.call)(**call.kwargs)
-            elif spec.kind == "shell":
+            elif spec.kind == "shell" or spec.kind == "container":
                 result = run_call(call, self._registry, lambda p: self._track(fut, p))
             else:
                 result = run_call(call, self._registry)

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from podium.model.resources import Resources
 
-KINDS = ("python", "http", "shell")
+KINDS = ("python", "http", "shell", "container")
 ISOLATIONS = ("thread", "process")
 #: When a task runs, given how its upstream tasks ended: all succeeded (default); none failed
 #: (skipped upstreams allowed: joins after branches); at least one failed (failure handlers);
@@ -125,9 +125,10 @@ class TaskSpec:
     """One node of the DAG.
 
     ``args`` maps the callable's keyword arguments to expressions. ``config`` holds kind
-    specific settings (http: method, url, json, headers; shell: argv, env, cwd) which may
-    contain expressions. ``map_over`` names an argument whose runtime value is a list: the task
-    then runs once per item and its result is the list of item results.
+    specific settings (http: method, url, json, headers; shell: argv, env, cwd; container:
+    image, argv, env, workdir, network) which may contain expressions. ``map_over`` names an
+    argument whose runtime value is a list: the task then runs once per item and its result is
+    the list of item results.
     """
 
     name: str

@@ -17,6 +17,7 @@ from typing import Any
 
 from podium.errors import Problem, SpecError
 from podium.model import graph
+from podium.model.container import container_problems
 from podium.model.task import ISOLATIONS, KINDS, TRIGGERS, Const, Param, Ref, TaskSpec, walk_exprs
 
 PARAM_TYPES: dict[str, tuple[type, ...]] = {
@@ -218,6 +219,8 @@ def validate(wf: Workflow) -> list[Problem]:
             argv = t.config.get("argv")
             if not isinstance(argv, tuple) or not argv:
                 problems.append(Problem(f"{where}.argv", "shell task needs argv: a non-empty list"))
+        if t.kind == "container":
+            problems += [Problem(f"{where}.{k}", m) for k, m in container_problems(t)]
         if t.isolation not in ISOLATIONS:
             problems.append(Problem(f"{where}.isolation", f"use one of {', '.join(ISOLATIONS)}"))
         if t.trigger not in TRIGGERS:
