@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up everything the test suite needs on a fresh machine and runs it:
 # a virtualenv with the package and its test extras, PostgreSQL server binaries for the store
-# conformance suite (the tests start and stop their own private server), then ruff and pytest.
+# conformance suite (the tests start and stop their own private server), Podman with runc and a
+# static busybox for the container tests (they use private storage and build their image from
+# busybox; nothing is pulled), then ruff and pytest.
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,17 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
   else
     echo "PostgreSQL binaries not found and cannot install them: PostgreSQL tests will be skipped" >&2
+  fi
+fi
+
+# Podman, runc (crun cannot set rlimits without CAP_SYS_RESOURCE) and a static busybox.
+if ! command -v podman >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1 || [ ! -x /bin/busybox ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Podman, runc and busybox-static (apt)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc busybox-static >/dev/null
+  else
+    echo "podman, runc or busybox-static missing and cannot install them: container tests will be skipped" >&2
   fi
 fi
 

@@ -1,13 +1,14 @@
 """Podium: plan and run AI workflows to minimise alpha*T + beta*R.
 
 The public API: declare tasks and flows with ``task``, ``flow``, ``each``, ``when``,
-``http``, ``shell`` and ``template``; the model classes are re-exported for convenience.
+``http``, ``shell``, ``container`` and ``template``; the model classes are re-exported for convenience.
 Invariant: ``import podium`` stays light (no YAML parsing, no optional heavy dependencies).
 """
 
 from __future__ import annotations
 
 from podium.errors import PodiumError, SpecError
+from podium.load.containers import container
 from podium.load.python import Flow, Handle, Task, each, flow, http, shell, task, template, when
 from podium.model import (
     REQUIRED,
@@ -48,6 +49,7 @@ __all__ = [
     "Template",
     "When",
     "Workflow",
+    "container",
     "each",
     "flow",
     "http",

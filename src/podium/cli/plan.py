@@ -44,6 +44,9 @@ from podium.planner.plan import Plan, plan
 @click.option("--json", "as_json", is_flag=True, help="print the plan as JSON")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="write a Gantt chart page")
 @click.option("--allow-module", "allow", multiple=True, help="module a spec's tasks may name (repeatable)")
+@click.option(
+    "--allow-image", "images", multiple=True, help="image a spec's container tasks may run (repeatable)"
+)
 def plan_command(
     file: str,
     cluster_file: str | None,
@@ -56,6 +59,7 @@ def plan_command(
     as_json: bool,
     html_out: str | None,
     allow: tuple[str, ...],
+    images: tuple[str, ...] = (),
 ) -> None:
     """Plan FILE (.stg, WfCommons .json or a Podium spec) to minimise alpha*T + beta*R."""
     if cluster_file and processors is not None:
@@ -69,7 +73,7 @@ def plan_command(
         raise UsageError("give --alpha/--beta, --deadline or --budget, not several")
     if not Path(file).is_file():
         raise UsageError(f"{file}: no such file")
-    request, sources, spec_objective = _read(file, allow)
+    request, sources, spec_objective = _read(file, allow, images)
     if processors is not None:
         cluster = Cluster.of(
             Node(f"p{i}", Resources(cpu=1.0), prices={"cpu": 1.0}) for i in range(processors)
@@ -117,7 +121,9 @@ def plan_json(p: Plan) -> dict[str, object]:
     }
 
 
-def _read(file: str, allow: tuple[str, ...] = ()) -> tuple[PlanRequest, dict[str, str], Objective | None]:
+def _read(
+    file: str, allow: tuple[str, ...] = (), images: tuple[str, ...] = ()
+) -> tuple[PlanRequest, dict[str, str], Objective | None]:
     suffix = Path(file).suffix.lower()
     if suffix == ".stg":
         from podium.load.stg import load_stg
@@ -135,7 +141,7 @@ def _read(file: str, allow: tuple[str, ...] = ()) -> tuple[PlanRequest, dict[str
         ) from None
     from podium.planner.estimates import estimate
 
-    loaded = load_workflow(file, allow_modules=allow)
+    loaded = load_workflow(file, allow_modules=allow, allow_images=images)
     wf = getattr(loaded, "workflow", loaded)
     durations: dict[str, float] = {}
     sources: dict[str, str] = {}

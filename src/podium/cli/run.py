@@ -125,6 +125,7 @@ def _execute(
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Run parameter.")
 @click.option("--allow-module", multiple=True, metavar="MODULE", help="Allow Python tasks from MODULE.")
+@click.option("--allow-image", multiple=True, metavar="IMAGE", help="Allow container tasks to run IMAGE.")
 @click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
 @click.option("--cluster", type=click.Path(dir_okay=False), help="Cluster file of local nodes.")
 @click.option("--run-id", metavar="ID", help="Run id; an existing id resumes that run (idempotent).")
@@ -163,6 +164,7 @@ def run_cmd(
     oom_growth: float = 2.0,
     oom_cap: str | None = None,
     plan_time: float = 0.0,
+    allow_image: Sequence[str] = (),
 ) -> None:
     """Run the workflow in FILE (.yaml, .yml, .json or .py) to the end."""
     from podium.load import load_workflow, parse_params
@@ -175,7 +177,7 @@ def run_cmd(
         cap = parse_size(oom_cap) if oom_cap is not None else None
     except ValueError as e:
         raise UsageError(f"--oom-cap: {e}") from None
-    loaded = load_workflow(file, allow_modules=allow_module)
+    loaded = load_workflow(file, allow_modules=allow_module, allow_images=allow_image)
     given = parse_params(list(params))
     workflow = replace(loaded.workflow, fail_fast=False) if keep_going else loaded.workflow
     source = dict(loaded.source, keep_going=True) if keep_going else loaded.source

@@ -52,14 +52,26 @@ def _limit_options(fn: Any) -> Any:
         metavar="MODULE",
         help="Allow Python tasks from MODULE (repeatable; also allow_modules in podium.toml).",
     )(fn)
+    fn = click.option(
+        "--allow-image",
+        "allow_images",
+        multiple=True,
+        metavar="IMAGE",
+        help="Allow container tasks to run IMAGE (repeatable; also allow_images in podium.toml).",
+    )(fn)
     return fn
 
 
 def _load(
-    file: str, allow_modules: Sequence[str], max_bytes: int, max_tasks: int, max_depth: int
+    file: str,
+    allow_modules: Sequence[str],
+    max_bytes: int,
+    max_tasks: int,
+    max_depth: int,
+    allow_images: Sequence[str] = (),
 ) -> Workflow:
     limits = Limits(max_bytes=max_bytes, max_tasks=max_tasks, max_depth=max_depth)
-    return load_workflow(file, allow_modules=allow_modules, limits=limits).workflow
+    return load_workflow(file, allow_modules=allow_modules, limits=limits, allow_images=allow_images).workflow
 
 
 @cli.command()
@@ -84,9 +96,10 @@ def validate(
     max_depth: int,
     params: tuple[str, ...],
     cluster: str | None,
+    allow_images: tuple[str, ...] = (),
 ) -> None:
     """Check a spec (YAML, JSON or a Python flow FILE.py[:FLOW]) without running it."""
-    wf = _load(file, allow_modules, max_bytes, max_tasks, max_depth)
+    wf = _load(file, allow_modules, max_bytes, max_tasks, max_depth, allow_images)
     problems = []
     if params:
         try:
@@ -128,10 +141,16 @@ def _cluster(path: str | None) -> Any:
 @_limit_options
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
 def graph(
-    file: str, allow_modules: tuple[str, ...], max_bytes: int, max_tasks: int, max_depth: int, fmt: str
+    file: str,
+    allow_modules: tuple[str, ...],
+    max_bytes: int,
+    max_tasks: int,
+    max_depth: int,
+    fmt: str,
+    allow_images: tuple[str, ...] = (),
 ) -> None:
     """Print the DAG of a spec as Mermaid or Graphviz DOT (maps and branches shown)."""
-    wf = _load(file, allow_modules, max_bytes, max_tasks, max_depth)
+    wf = _load(file, allow_modules, max_bytes, max_tasks, max_depth, allow_images)
     click.echo(mermaid(wf) if fmt == "mermaid" else dot(wf))
 
 

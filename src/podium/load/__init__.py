@@ -68,15 +68,19 @@ def load_workflow(
     registry: Registry = REGISTRY,
     limits: Limits | None = None,
     cwd: str | Path | None = None,
+    allow_images: Iterable[str] = (),
 ) -> Loaded:
     """Load and validate the workflow in ``path``. ``SpecError`` lists every problem.
 
     Modules allowed: those in ``podium.toml``/``pyproject.toml`` of ``cwd`` (default: the
-    current directory) plus ``allow_modules``.
+    current directory) plus ``allow_modules``; container images likewise (``allow_images``).
     """
     file, flow_name = split_target(path)
-    allow = tuple(dict.fromkeys((*load_config(cwd).allow_modules, *allow_modules)))
-    return _load(file, str(path) if flow_name is None else str(file), flow_name, allow, registry, limits)
+    config = load_config(cwd)
+    allow = tuple(dict.fromkeys((*config.allow_modules, *allow_modules)))
+    images = tuple(dict.fromkeys((*config.allow_images, *allow_images)))
+    shown = str(path) if flow_name is None else str(file)
+    return _load(file, shown, flow_name, allow, registry, limits, allow_images=images)
 
 
 def load_source(
@@ -87,7 +91,17 @@ def load_source(
     if kind not in ("yaml", "json", "python") or not isinstance(path, str) or not isinstance(digest, str):
         raise SpecError(f"run source is incomplete or unknown: {dict(source)!r}")
     allow = tuple(source.get("allow_modules") or ())
-    loaded = _load(Path(path), path, source.get("flow"), allow, registry, limits, expect_sha256=digest)
+    images = tuple(source.get("allow_images") or ())
+    loaded = _load(
+        Path(path),
+        path,
+        source.get("flow"),
+        allow,
+        registry,
+        limits,
+        expect_sha256=digest,
+        allow_images=images,
+    )
     return loaded.workflow
 
 
@@ -110,6 +124,7 @@ def _load(
     registry: Registry,
     limits: Limits | None,
     expect_sha256: str | None = None,
+    allow_images: tuple[str, ...] = (),
 ) -> Loaded:
     suffix = file.suffix.lower()
     if suffix not in SPEC_SUFFIXES and suffix != ".py":
@@ -125,6 +140,8 @@ def _load(
         )
     absolute = str(file.resolve())
     source: dict[str, Any] = {"path": absolute, "sha256": digest, "allow_modules": list(allow)}
+    if allow_images:
+        source["allow_images"] = list(allow_images)
     for m in allow:
         if m not in registry.snapshot():
             registry.allow(m)
@@ -149,6 +166,7 @@ def _load(
         limits=limits,
         base_dir=file.resolve().parent,
         default_name=file.stem,
+        allow_images=allow_images,
     )
     return Loaded(wf, {"kind": "yaml" if fmt == "yaml" else "json", **source, "flow": None})
 

@@ -4,6 +4,9 @@ Read from ``podium.toml`` (top-level ``allow_modules = [...]``, or a ``[podium]`
 from ``[tool.podium]`` in ``pyproject.toml``, in the directory given (the current directory
 for the CLI). Invariants: only this configuration or an explicit ``--allow-module`` can allow
 a module; a spec can never allow one itself. A malformed file is a ``SpecError`` naming it.
+
+``allow_images = [...]`` lists the container images specs may run, like modules (and
+``--allow-image``): a spec can never allow an image itself.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ from typing import Any
 
 from podium.errors import Problem, SpecError
 
-CONFIG_KEYS = ("allow_modules",)
+CONFIG_KEYS = ("allow_modules", "allow_images")
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
     allow_modules: tuple[str, ...] = ()
     path: str | None = None
+    allow_images: tuple[str, ...] = ()
 
 
 def load_config(cwd: str | Path | None = None) -> Config:
@@ -56,6 +60,14 @@ def _config(table: dict[str, Any], path: Path, prefix: str) -> Config:
     if not isinstance(mods, list) or not all(isinstance(m, str) and m.strip() for m in mods):
         problems.append(Problem(f"{path.name}: {prefix}allow_modules", "expected a list of module names"))
         mods = []
+    images = table.get("allow_images", [])
+    if not isinstance(images, list) or not all(isinstance(m, str) and m.strip() for m in images):
+        problems.append(Problem(f"{path.name}: {prefix}allow_images", "expected a list of image names"))
+        images = []
     if problems:
         raise SpecError(problems)
-    return Config(allow_modules=tuple(m.strip() for m in mods), path=str(path))
+    return Config(
+        allow_modules=tuple(m.strip() for m in mods),
+        path=str(path),
+        allow_images=tuple(m.strip() for m in images),
+    )

@@ -4,7 +4,8 @@ A ``@task`` function is registered under ``"module:qualname"`` and otherwise beh
 plain function, except while a ``@flow`` is being built: then a call records a ``TaskSpec``
 and returns a ``Handle`` (a promise of the task's result; ``handle["key"]`` narrows it).
 Handles passed as arguments become ``Ref``s, flow parameters are ``Param``s, other values
-``Const``s. ``podium.http(...)`` and ``podium.shell(...)`` declare the other task kinds.
+``Const``s. ``podium.http(...)`` and ``podium.shell(...)`` declare the other task kinds
+(``podium.container(...)`` lives in ``podium.load.containers``).
 
 Invariants:
 - Building never runs task code; the flow function runs once with ``Param`` placeholders.
@@ -220,6 +221,22 @@ def _arg(v: Any) -> Any:
     return Const(e)
 
 
+def arguments(
+    given: Mapping[str, Any], problems: list[Problem], what: str = "argument"
+) -> tuple[dict[str, Any], str | None]:
+    """Expressions for a task's arguments, and the one marked ``podium.each`` (mapped over)."""
+    mapped = [k for k, v in given.items() if isinstance(v, _Each)]
+    if len(mapped) > 1:
+        problems.append(Problem("", f"at most one podium.each(...) per call, got {', '.join(mapped)}"))
+    exprs: dict[str, Any] = {}
+    for k, v in given.items():
+        try:
+            exprs[k] = _arg(v.value if isinstance(v, _Each) else v)
+        except TypeError as e:
+            problems.append(Problem("", f"{what} {k!r}: {e}"))
+    return exprs, mapped[0] if mapped else None
+
+
 # -- settings -> TaskSpec fields ------------------------------------------------------------
 def _fields(settings: Mapping[str, Any], where: str, problems: list[Problem]) -> dict[str, Any]:
     s = {**TASK_DEFAULTS, **settings}
@@ -355,15 +372,7 @@ class Task:
                     problems.append(Problem("", f"*{pname}: pass task arguments by name"))
             else:
                 given[pname] = value
-        mapped = [k for k, v in given.items() if isinstance(v, _Each)]
-        if len(mapped) > 1:
-            problems.append(Problem("", f"at most one podium.each(...) per call, got {', '.join(mapped)}"))
-        exprs: dict[str, Any] = {}
-        for k, v in given.items():
-            try:
-                exprs[k] = _arg(v.value if isinstance(v, _Each) else v)
-            except TypeError as e:
-                problems.append(Problem("", f"argument {k!r}: {e}"))
+        exprs, mapped = arguments(given, problems)
         return _record(
             build,
             self.settings.get("name") or self.fn.__name__,
@@ -371,7 +380,7 @@ class Task:
             "python",
             call=self.call,
             args=exprs,
-            map_over=mapped[0] if mapped else None,
+            map_over=mapped,
             problems=problems,
             exact_name=self.exact_name,
         )

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from podium.errors import FAILURE_KINDS
+from podium.model.container import NETWORKS
 from podium.model.task import ISOLATIONS, KINDS, TRIGGERS
 from podium.model.workflow import PARAM_TYPES
 
@@ -39,6 +40,7 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
     "python": ("call", "args", "map"),
     "http": ("method", "url", "json", "body", "headers"),
     "shell": ("argv", "env", "cwd"),
+    "container": ("image", "argv", "env", "workdir", "network", "inputs", "map"),
 }
 ALL_TASK_KEYS = tuple(dict.fromkeys((*COMMON_TASK_KEYS, *(k for ks in KIND_KEYS.values() for k in ks))))
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
@@ -126,6 +128,9 @@ def _task_schema(kind: str) -> dict[str, Any]:
         props["body"] = {"type": "string"}
         props["headers"] = {"type": "object", "additionalProperties": {"type": "string"}}
         required = ["url"]
+    elif kind == "container":
+        props.update(_container_props())
+        required = ["image"]
     else:
         props["argv"] = {"type": "array", "minItems": 1, "items": {"type": ["string", "number"]}}
         props["env"] = {"type": "object", "additionalProperties": {"type": ["string", "number"]}}
@@ -137,6 +142,26 @@ def _task_schema(kind: str) -> dict[str, Any]:
         "properties": props,
         "required": required,
         "additionalProperties": False,
+    }
+
+
+def _container_props() -> dict[str, Any]:
+    return {
+        "image": {"type": "string", "description": "an image allowed by allow_images / --allow-image"},
+        "argv": {"type": "array", "items": {"type": ["string", "number"]}},
+        "env": {
+            "type": "object",
+            "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+            "additionalProperties": {"type": ["string", "number", "boolean"]},
+        },
+        "workdir": {"type": "string", "pattern": "^/"},
+        "network": {"enum": list(NETWORKS)},
+        "inputs": {
+            "type": "object",
+            "description": "each input NAME is written to /podium/in/NAME.json; strings may hold ${...}",
+            "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_-]*$"},
+        },
+        "map": {"type": "string", "description": "the input whose list value is fanned out"},
     }
 
 

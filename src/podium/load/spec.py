@@ -25,6 +25,7 @@ from typing import Any
 
 from podium.errors import Problem, SpecError
 from podium.load import options
+from podium.load.containers import read_container
 from podium.load.schema import (
     ALL_TASK_KEYS,
     COMMON_TASK_KEYS,
@@ -116,12 +117,14 @@ def load_spec(
     limits: Limits | None = None,
     base_dir: str | Path | None = None,
     default_name: str | None = None,
+    allow_images: Iterable[str] = (),
 ) -> Workflow:
     """Bytes of a spec document -> validated Workflow. ``SpecError`` lists every problem."""
     lim = limits or Limits()
     doc = read_document(data, name, fmt, lim)
     fallback = default_name or Path(name).stem or "workflow"
     reader = _SpecReader(doc, tuple(allow_modules), registry or REGISTRY, lim, base_dir, fallback)
+    reader.allow_images = tuple(allow_images)
     return reader.workflow()
 
 
@@ -144,6 +147,7 @@ class _SpecReader:
         self.problems: list[Problem] = list(doc.problems)
         self.refs: list[tuple[P, str]] = []  # (where, task name) to check once all tasks are known
         self.params_used: list[tuple[P, str]] = []
+        self.allow_images: tuple[str, ...] = ()  # container images the caller allowed
 
     # -- reporting -------------------------------------------------------------------------
     def err(self, path: Sequence[str | int], message: str, key: bool = False) -> None:
@@ -276,7 +280,9 @@ class _SpecReader:
             elif "url" in body:
                 kind = "http"
             elif "argv" in body:
-                kind = "shell"
+                kind = "container" if "image" in body else "shell"
+            elif "image" in body:
+                kind = "container"
             else:
                 self.err(
                     path, "a task needs 'call: module:function' (python) or 'kind: http' / 'kind: shell'"
@@ -302,6 +308,8 @@ class _SpecReader:
             fields.update(self._python(body, path))
         elif kind == "http":
             fields["config"] = self._http(body, path)
+        elif kind == "container":
+            fields.update(read_container(self, body, path))
         else:
             fields["config"] = self._shell(body, path)
         issues: options.Issues = []
@@ -342,14 +350,20 @@ class _SpecReader:
         args = body.get("args", {})
         if self._expect(args, dict, (*path, "args"), "a mapping of argument name to value"):
             out["args"] = {k: self._arg(v, (*path, "args", k)) for k, v in args.items()}
-        if "map" in body:
-            m = body["map"]
-            if self._expect(m, str, (*path, "map"), "the name of an argument"):
-                if isinstance(args, dict) and m not in args:
-                    known = ", ".join(args) or "none"
-                    self.err((*path, "map"), f"map names {m!r}, which is not an argument (args: {known})")
-                out["map_over"] = m
+        out.update(self._map(body, args, path, "argument", "args"))
         return out
+
+    def _map(self, body: dict[str, Any], given: Any, path: P, what: str, key: str) -> dict[str, Any]:
+        """``map: NAME`` naming one of ``given`` (the task's args or inputs, called ``key``)."""
+        if "map" not in body:
+            return {}
+        m = body["map"]
+        if not self._expect(m, str, (*path, "map"), f"the name of an {what}"):
+            return {}
+        if isinstance(given, dict) and m not in given:
+            known = ", ".join(given) or "none"
+            self.err((*path, "map"), f"map names {m!r}, which is not an {what} ({key}: {known})")
+        return {"map_over": m}
 
     def _http(self, body: dict[str, Any], path: P) -> dict[str, Any]:
         issues: options.Issues = []
@@ -546,7 +560,7 @@ class _SpecReader:
         return (
             m.startswith(("refers to unknown task", "uses undeclared parameter", "map_over names"))
             or (m.startswith("unknown task") and w.endswith((".after", ".when")))
-            or w.endswith((".call", ".url", ".argv"))
+            or w.endswith((".call", ".url", ".argv", ".image", ".inputs"))
             or (w.startswith("params.") and w.endswith(".type"))
         )
 
