@@ -175,3 +175,23 @@ def test_kill_9_mid_container_then_resume_leaves_no_container(tmp_path: Path, po
 def _running(rt: Runtime, run_id: str) -> bool:
     found = rt.inspect(leftovers(rt, run_id))
     return any((c.get("State") or {}).get("Status") == "running" for c in found)
+
+
+def test_ctrl_c_cancels_the_run_and_removes_its_container(tmp_path: Path, podman: Runtime) -> None:
+    (tmp_path / "box.yaml").write_text(SPEC)
+    cmd = [sys.executable, "-m", "podium", "run", "box.yaml", "--run-id", "ctrlc", "--allow-image", IMAGE]
+    proc = subprocess.Popen(
+        [*cmd, "--no-progress"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        end = time.monotonic() + 60
+        while not _running(podman, "ctrlc") and time.monotonic() < end and proc.poll() is None:
+            time.sleep(0.1)
+        assert _running(podman, "ctrlc"), proc.communicate(timeout=5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0 and b"cancelled" in err
+    assert leftovers(podman, "ctrlc") == []
