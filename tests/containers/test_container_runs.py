@@ -4,9 +4,11 @@ orchestrator followed by ``podium resume``."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -127,6 +129,7 @@ SPEC = textwrap.dedent(
         kind: container
         image: {IMAGE}
         argv: [/bin/sh, -c, '[ "$PODIUM_ATTEMPT" = 1 ] && sleep 300; echo 7 > /podium/out/result.json']
+        env: {{TOKEN: not-to-be-left-on-disk}}
       after:
         kind: container
         image: {IMAGE}
@@ -154,6 +157,9 @@ def test_kill_9_mid_container_then_resume_leaves_no_container(tmp_path: Path, po
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
     assert leftovers(podman, "kill9") == orphans, "the dead orchestrator's container outlives it"
+    folders = Path(tempfile.gettempdir()) / f"podium-containers-{os.getuid()}"
+    dead = [d for d in folders.iterdir() if d.name.split("+")[1] == str(proc.pid)]
+    assert [p.name for d in dead for p in d.glob("*/env")] == ["env"], "its env file is still on disk"
 
     resumed = subprocess.run(
         [*cmd, "resume", "kill9"], cwd=tmp_path, capture_output=True, text=True, timeout=120
@@ -161,6 +167,7 @@ def test_kill_9_mid_container_then_resume_leaves_no_container(tmp_path: Path, po
     assert resumed.returncode == 0, resumed.stderr
     assert podman.inspect(orphans) == []
     assert leftovers(podman, "kill9") == []
+    assert not any(d.exists() for d in dead)
     store = open_store(str(tmp_path / ".podium" / "podium.db"))
     try:
         from podium.runtime.engine import codec_values
@@ -195,3 +202,5 @@ def test_ctrl_c_cancels_the_run_and_removes_its_container(tmp_path: Path, podman
             proc.kill()
     assert proc.returncode != 0 and b"cancelled" in err
     assert leftovers(podman, "ctrlc") == []
+    folders = Path(tempfile.gettempdir()) / f"podium-containers-{os.getuid()}"
+    assert not [d for d in folders.iterdir() if d.name.split("+")[1] == str(proc.pid)]

@@ -159,6 +159,12 @@ def test_cli_validate_refuses_then_accepts_with_allow_image(tmp_path: Path) -> N
         [*cmd, "--allow-image", "localhost/podium-busybox"], cwd=tmp_path, capture_output=True, text=True
     )
     assert ok.returncode == 0, ok.stderr
+    drawn = subprocess.run(
+        [sys.executable, "-m", "podium", "graph", str(spec), "--allow-image", "localhost/podium-busybox"],
+        capture_output=True,
+        text=True,
+    )
+    assert "double<br/>container localhost/podium-busybox:1<br/>map over x" in drawn.stdout
 
 
 # -- other settings ------------------------------------------------------------------------------

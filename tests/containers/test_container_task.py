@@ -15,6 +15,7 @@ from container_helpers import IMAGE, container_call, leftovers, sh
 
 from podium.errors import OOM, TIMEOUT, USER_ERROR, WORKER_LOST, TaskFailedError
 from podium.executors import container
+from podium.executors import container_files as files
 from podium.executors.container_runtime import (
     LABEL_OWNER,
     LABEL_RUN,
@@ -233,6 +234,30 @@ def test_cleanup_removes_containers_of_dead_owners_only(podman: Runtime) -> None
         assert left == ["podium-live"]
     finally:
         podman.remove(names)
+    with files.attempt_folder() as live:  # attempt folders: a dead owner's go, a live one's stay
+        dead_folder = Path(live).parents[1] / names["podium-dead"].replace(":", "+")
+        dead_folder.mkdir()
+        assert dead_folder.name in files.remove_dead()
+        assert Path(live).is_dir() and not dead_folder.exists()
+
+
+def test_a_detached_container_is_found_inspected_stopped_and_removed_by_label(podman: Runtime) -> None:
+    """What a long-running service needs from the runtime module."""
+    labels = {LABEL_RUN: "svc-1", "podium.service": "model"}
+    spec = ContainerSpec(IMAGE, "podium-svc-test", ("sleep", "300"), labels=labels, cpus=0.5, memory=32 * MiB)
+    started = subprocess.run(podman.run_argv(spec, detach=True), capture_output=True, text=True)
+    assert started.returncode == 0, started.stderr
+    try:
+        ids = podman.find(labels)
+        assert len(ids) == 1 and ids[0].startswith(started.stdout.strip()[:12])
+        state = podman.inspect(ids)[0]["State"]
+        assert state["Status"] == "running"
+        podman.stop("podium-svc-test", grace=1)
+        assert podman.inspect(ids)[0]["State"]["Status"] == "exited"
+        podman.remove(podman.find(labels))
+        assert podman.find(labels) == [] and podman.inspect(ids) == []
+    finally:
+        podman.remove(["podium-svc-test"])
 
 
 def _wait(predicate: object, limit: float) -> bool:

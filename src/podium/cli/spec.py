@@ -170,6 +170,8 @@ def _label(wf: Workflow, name: str) -> list[str]:
         lines.append(str(t.call))
     elif t.kind == "http":
         lines.append(f"http {t.config.get('method', '')} ".replace("  ", " ").strip())
+    elif t.kind == "container":
+        lines.append(f"container {t.config.get('image', '')}")
     else:
         lines.append("shell")
     if t.map_over:

@@ -5,8 +5,8 @@ The contract (docs/services.md):
   mounted read-only. ``/podium/out`` is an empty writable folder.
 - The container's result is the JSON document it leaves in ``/podium/out/result.json``. Exit
   code 0 and no such file: the result is None (a container run for its side effects). A file
-  that is not valid JSON, not a regular file or over ``MAX_RESULT_BYTES`` fails the attempt
-  (type ``ResultError``, not retried): a result is never guessed.
+  that is not valid JSON, not a regular file or over 64 MiB fails the attempt (type
+  ``ResultError``, not retried): a result is never guessed. (``container_files``: the files.)
 - Exit code other than 0: the attempt fails (kind ``user``, retryable, like a shell command),
   or with kind ``oom`` when the memory limit killed a process in it (the runtime says so, or
   Podman's conmon left its ``oom`` marker): the engine then retries with more memory. Past
@@ -24,8 +24,7 @@ a command line, and replaced by ``***`` in captured output and in messages.
 Invariants: no container outlives its attempt in a live Podium process (removed when the
 attempt ends however it ends, and at interpreter exit); a killed process's containers are
 removed by ``cleanup(run_id)``, which the first container attempt of a run in each process
-calls; the result file is opened without following links, so an image cannot make Podium read
-a host file.
+calls (with the attempt folders such processes left).
 """
 
 from __future__ import annotations
@@ -36,9 +35,7 @@ import os
 import re
 import selectors
 import signal
-import stat
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -47,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from podium.errors import OOM, TIMEOUT, USER_ERROR, WORKER_LOST, TaskFailedError
+from podium.executors import container_files as files
 from podium.executors.container_runtime import (
     LABEL_ATTEMPT,
     LABEL_OWNER,
@@ -66,8 +64,6 @@ from podium.model.task import TaskCall
 
 #: Bytes kept of each of stdout and stderr (the end of the output).
 LOG_TAIL_BYTES = 1 << 20
-#: Largest result file read back.
-MAX_RESULT_BYTES = 64 << 20
 #: Lines of stderr quoted in a failure message.
 STDERR_TAIL_LINES = 10
 #: Seconds the runtime itself lets a container outlive its task's timeout (a backstop that
@@ -112,10 +108,10 @@ def run(call: TaskCall, on_process: OnProcess | None = None, runtime: Runtime | 
     _cleanup_once(rt, call.run_id)
     settings = _settings(call)
     secrets = sorted({v for v in settings["env"].values() if len(v) >= MIN_SECRET_LEN}, key=len, reverse=True)
-    with tempfile.TemporaryDirectory(prefix="podium-container-", ignore_cleanup_errors=True) as tmp:
-        spec = _prepare(call, settings, tmp)
+    with files.attempt_folder() as folder:
+        spec = _prepare(call, settings, folder)
         try:
-            return _attempt(call, rt, spec, secrets, on_process, tmp)
+            return _attempt(call, rt, spec, secrets, on_process, folder)
         finally:
             _forget(rt, spec.name)
 
@@ -163,31 +159,10 @@ def _settings(call: TaskCall) -> dict[str, Any]:
     return {"image": image, "argv": tuple(args), "env": env, "workdir": workdir, "network": network}
 
 
-def _prepare(call: TaskCall, settings: Mapping[str, Any], tmp: str) -> ContainerSpec:
-    """Write the inputs and the env file under ``tmp``; the spec of the container to run."""
-    indir, outdir = os.path.join(tmp, "in"), os.path.join(tmp, "out")
-    os.mkdir(indir, 0o755)
-    os.mkdir(outdir)
-    os.chmod(outdir, 0o777)  # the image may run as any user; only this container sees the folder
-    os.chmod(tmp, 0o711)
-    for name, value in call.kwargs.items():
-        try:
-            data = json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as e:
-            raise failure(
-                USER_ERROR,
-                "InputError",
-                f"container task {call.task_id!r}: input {name!r} cannot be written as JSON ({e})",
-                retryable=False,
-            ) from None
-        with open(os.path.join(indir, f"{name}.json"), "w", encoding="utf-8") as f:
-            f.write(data)
-    env_file = None
-    if settings["env"]:
-        env_file = os.path.join(tmp, "env")
-        fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.writelines(f"{k}={v}\n" for k, v in settings["env"].items())
+def _prepare(call: TaskCall, settings: Mapping[str, Any], folder: str) -> ContainerSpec:
+    """Write the inputs and the env file in ``folder``; the spec of the container to run."""
+    indir, outdir = files.write_inputs(folder, call.kwargs, call.task_id)
+    env_file = files.write_env(folder, settings["env"])
     res = call.resources
     return ContainerSpec(
         image=settings["image"],
@@ -282,7 +257,7 @@ def _attempt(
     if rc != 0:
         oom = os.path.exists(os.path.join(tmp, "oom"))
         raise _exit_failure(rt, spec, where, rc, stderr, oom, failed)
-    result = _read_result(os.path.join(spec.mounts[1].source, rules.RESULT_FILE), where)
+    result = files.read_result(spec.mounts[1].source, where)
     return ContainerRun(result, 0, stdout, stderr, spec.name)
 
 
@@ -305,34 +280,6 @@ def _exit_failure(
         message = f"{where} exited with code {code} after a process was killed at its memory limit{limit}"
         return failed(OOM, "OutOfMemory", f"{message}: out of memory", True, code)
     return failed(USER_ERROR, "ContainerFailed", f"{where} exited with code {code}", True, code)
-
-
-def _read_result(path: str, where: str) -> Any:
-    def bad(message: str) -> TaskFailedError:
-        return failure(
-            USER_ERROR,
-            "ResultError",
-            f"{where}: {rules.OUT_DIR}/{rules.RESULT_FILE} {message}",
-            retryable=False,
-        )
-
-    try:  # never follow a link the image planted; never block on a fifo
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise bad(f"cannot be read ({e.strerror}): write a regular file") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise bad("is not a regular file")
-        if st.st_size > MAX_RESULT_BYTES:
-            raise bad(f"is {st.st_size} bytes, over the limit of {MAX_RESULT_BYTES} bytes")
-        data = f.read(MAX_RESULT_BYTES + 1)
-    try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise bad(f"is not valid JSON ({e})") from None
 
 
 class _Tail:
@@ -413,13 +360,14 @@ def _forget(rt: Runtime, name: str) -> None:
 
 
 def _cleanup_once(rt: Runtime, run_id: str) -> None:
-    """Remove the run's containers left by dead processes, once per run in this process (the
-    first container attempt of a run, fresh or resumed, does it)."""
+    """Remove the run's containers (and any attempt folders) left by dead processes, once per
+    run in this process (the first container attempt of a run, fresh or resumed, does it)."""
     key = (rt, run_id)
     with _LOCK:
         if key in _CLEANED:
             return
         _CLEANED.add(key)
+    files.remove_dead()
     try:
         rt.cleanup(run_id)
     except ContainerRuntimeError:
@@ -430,7 +378,7 @@ def _cleanup_once(rt: Runtime, run_id: str) -> None:
 @atexit.register
 def _remove_leftovers() -> None:
     """Containers of attempts still running when this interpreter exits (a cancelled run whose
-    abandoned threads had not finished removing them) go with it."""
+    abandoned threads had not finished removing them) go with it, and so do its attempt folders."""
     with _LOCK:
         live = list(_LIVE.items())
     by_runtime: dict[Runtime, list[str]] = {}
@@ -441,3 +389,5 @@ def _remove_leftovers() -> None:
             rt.remove(names)
         except ContainerRuntimeError:
             pass
+    if _CLEANED:  # this process ran container attempts
+        files.remove_mine()

@@ -134,6 +134,8 @@ class Runtime:
         if spec.stop_after is not None and self.kind == "podman":
             argv += ["--timeout", str(max(1, int(spec.stop_after + 0.999)))]
         for m in spec.mounts:
+            if ":" in m.source or ":" in m.target:
+                raise ValueError(f"a mounted path cannot hold ':' ({m.source} -> {m.target})")
             argv += ["--volume", f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}"]
         if spec.env_file:
             argv += ["--env-file", spec.env_file]
