@@ -208,6 +208,15 @@ def test_a_missing_command_gives_one_clear_line(podman: Runtime) -> None:
     assert "/no/such/program" in err.record.message and "\n" not in err.record.message
 
 
+def test_argv_that_looks_like_runtime_options_is_the_containers_command(podman: Runtime) -> None:
+    """Items after the image go to the container: ``--privileged`` or a host mount cannot be
+    smuggled in through argv (nor through the image, which the loader checks)."""
+    err = fail(container_call(["--privileged", "--volume=/:/host"]))
+    assert err.record.type == "ContainerStartError" and "--privileged" in err.record.message
+    argv = podman.run_argv(ContainerSpec(IMAGE, "x", ("--privileged",)))
+    assert argv.index(IMAGE) == len(argv) - 2 and argv.count("--privileged") == 1
+
+
 def test_workdir_and_argv_from_a_result_are_checked_again(podman: Runtime) -> None:
     ok = container.run(
         container_call(sh('printf \'"%s"\' "$(pwd)" > /podium/out/result.json'), workdir="/tmp")
