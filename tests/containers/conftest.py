@@ -87,4 +87,12 @@ def podman() -> Iterator[Runtime]:
         base = ["podman", "--root", f"{root}/root", "--runroot", f"{root}/run"]
         subprocess.run([*base, "rm", "--all", "--force", "--time", "0"], capture_output=True, check=False)
         subprocess.run([*base, "rmi", "--all", "--force"], capture_output=True, check=False)
+        _unmount_below(root)  # Podman keeps its overlay folder mounted on itself
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _unmount_below(root: str) -> None:
+    with open("/proc/self/mounts", encoding="utf-8") as f:
+        points = [line.split()[1] for line in f if line.split()[1].startswith(root + "/")]
+    for point in sorted(points, reverse=True):
+        subprocess.run(["umount", point], capture_output=True, check=False)
