@@ -13,11 +13,17 @@ maps back to a feasible real one. Two models:
 
 The objective ``alpha*T + beta*R`` (or R under a deadline, or T under a budget) is scaled to
 integers; the solver is warm-started with the heuristic schedule (``AddHint``) and start domains
-are cut to ``[head, UB - tail]``. Its ``ObjectiveBound`` becomes a lower bound on the real
-objective after subtracting the worst-case rounding error (zero when the data are integral).
+are cut to ``[head, UB - tail]``. A deadline bounds the makespan variable, so every end. Costs
+are exact integers when a decimal multiple of 1/3600 makes them so (``_cost_unit``): then a
+budget is enforced exactly and R's bound under a deadline is exact; otherwise costs are rounded
+up and the budget down, and the bound is not used. Its ``ObjectiveBound`` becomes a lower bound
+on the real objective after subtracting the worst-case rounding error (zero when the data are
+integral).
 
 Invariants: ortools is imported here only, lazily; ``solve`` returns ``None`` when the model is
-too large, ortools is missing, or no better-or-equal solution was found.
+too large, ortools is missing, or no better-or-equal solution was found; every schedule it
+returns meets the deadline or budget; ``bound`` is a valid lower bound or ``-inf``, and
+``optimal`` means the solver proved its schedule optimal for the real problem.
 """
 
 from __future__ import annotations
@@ -129,7 +135,10 @@ def solve(
         for q in inst.preds[t]:
             m.Add(starts[t] >= ends[q])
     lb_ticks = math.ceil(makespan_lb / tick - 1e-9) if exact_time else math.floor(makespan_lb / tick)
-    makespan = m.NewIntVar(min(lb_ticks, horizon), horizon + max((max(r) for r in dt), default=0), "T")
+    # A deadline is a hard limit on every end, not only on starts: ``tail`` counts each task at its
+    # fastest node, so a start within ``horizon - tail`` can still end past the deadline on a slower one.
+    top = horizon if objective.deadline is not None else horizon + max((max(r) for r in dt), default=0)
+    makespan = m.NewIntVar(min(lb_ticks, top), top, "T")
     for t in range(inst.n):
         m.Add(makespan >= ends[t])
     lits: dict[tuple[int, int], object] = {}
@@ -160,24 +169,33 @@ def solve(
     fixed_cost = sum(inst.cost(t, 0) for t in range(inst.n)) if pool else 0.0
     alpha, beta = objective.alpha, objective.beta
     sure = resource_exact
+    unit = _cost_unit([c for _, c in cost_terms], inst.n) if cost_terms else None
     if objective.deadline is not None:
         alpha, beta = 0.0, 1.0
         sure = sure and exact_time
     elif objective.budget is not None:
         alpha, beta = 1.0, 0.0
-        if cost_terms:
+        if unit is not None:
+            # exact: a schedule meets the budget in the model exactly when it does in real money
+            w, cap = [round(c * unit) for _, c in cost_terms], objective.budget * unit
+        else:
+            # costs rounded up and the budget down: every model solution meets the budget, but
+            # the model may miss schedules close to it, so its bound proves nothing
             csc = 1e6 / max(1e-12, sum(c for _, c in cost_terms))
-            m.Add(
-                sum(math.ceil(c * csc - 1e-9) * lit for lit, c in cost_terms)
-                <= math.floor(objective.budget * csc)
-            )
-            sure = False
+            w, cap = [math.ceil(c * csc - 1e-9) for _, c in cost_terms], objective.budget * csc
+            sure = sure and cap >= sum(w)
+        if cap < sum(w):
+            m.Add(sum(q * lit for q, (lit, _) in zip(w, cost_terms, strict=True)) <= _floor(cap))
     t_err = 0.0 if exact_time else 2 * inst.n * tick  # up-rounded durations and starts
     if pool or beta == 0.0 or not cost_terms:
         # minimise the makespan in ticks; ``scale`` maps the bound back to seconds
         scale = 1.0 / tick
         a_int, terms = 1, []
         err = t_err
+    elif alpha == 0.0 and unit is not None:
+        # beta * R alone, with R in exact integer units: the solver's bound is the real bound
+        scale, a_int, err = unit / beta, 0, 0.0
+        terms = [(lit, round(c * unit)) for lit, c in cost_terms]
     else:
         a_real = alpha * tick
         total = a_real * horizon + beta * sum(c for _, c in cost_terms)
@@ -253,6 +271,29 @@ def _scaled(inst: Instance, tasks: list[int], j: int, k: int) -> tuple[list[int]
         exact = False
     demand = [math.ceil(inst.req[t][k] * factor - 1e-9) for t in tasks]
     return demand, math.floor(inst.cap[j][k] * factor + 1e-9), exact
+
+
+def _cost_unit(costs: list[float], n: int) -> float | None:
+    """A scale that makes every cost an exact integer, or None.
+
+    Prices are per hour, so costs are usually decimals divided by 3600: ``3600 * 10**k`` for the
+    smallest k that works, as long as ``n`` tasks' worth of the largest cost stays well inside
+    the solver's integers.
+    """
+    top = max(costs, default=0.0)
+    for k in range(10):
+        unit = 3600.0 * 10**k
+        if top * unit * max(1, n) >= 2**50:
+            return None
+        if all(abs(c * unit - round(c * unit)) <= 1e-11 * max(1.0, c * unit) for c in costs):
+            return unit
+    return None
+
+
+def _floor(x: float) -> int:
+    """``floor(x)``, taking an x within float noise below an integer as that integer."""
+    r = round(x)
+    return r if abs(x - r) <= 1e-12 * max(1.0, abs(x)) else math.floor(x)
 
 
 def _tails(inst: Instance, dt: list[list[int]]) -> list[int]:

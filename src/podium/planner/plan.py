@@ -105,6 +105,7 @@ def plan(
     assert best is not None
     schedule, method, bound = best.schedule, "heuristic", lower
     score = best.score
+    proven = False
     if time_limit > 0 and not search.done():
         budget = time_limit * (1 - IMPROVE_SHARE)
         res = exact.solve(inst, objective, schedule, best.score[1], budget, lb_t, seed=seed)
@@ -114,11 +115,10 @@ def plan(
                 s_mk, s_cost = res.schedule.makespan(), schedule_cost(inst, res.schedule)
                 if goal.score(s_mk, s_cost) <= score:
                     schedule, score = res.schedule, goal.score(s_mk, s_cost)
-            if res.optimal and score[0] == 0:
-                method = "cpsat-optimal"
-                bound = max(bound, score[1])
-            else:
-                bound = max(bound, res.bound)
+            # the solver's bound is the only proof it gives: optimality is claimed below only
+            # when the plan kept actually meets that bound
+            bound = max(bound, res.bound)
+            proven = res.optimal
     makespan, cost = schedule.makespan(), schedule_cost(inst, schedule)
     if score[0] > 0:
         _raise_unmet(objective, makespan, cost, lb_t)
@@ -127,6 +127,7 @@ def plan(
     gap = (value - bound) / value if value > 0 else 0.0
     if gap < 1e-9:
         gap = 0.0
+        method = "cpsat-optimal" if proven else method
     return Plan(
         slots=MappingProxyType(_slots(inst, schedule)),
         makespan=makespan,
