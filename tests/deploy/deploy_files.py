@@ -1,0 +1,49 @@
+"""Paths and loaders shared by the offline checks of the deployment files (tests/deploy)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "deploy" / "k8s"
+ANSIBLE = REPO / "deploy" / "ansible"
+CONTAINERFILE = REPO / "Containerfile"
+#: The uid the image runs as, and the pods' runAsUser.
+PODIUM_UID = 1000
+
+
+def project_version() -> str:
+    import tomllib
+
+    return tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+
+
+def load_manifests(directory: Path = K8S) -> dict[str, list[dict[str, Any]]]:
+    """Every YAML document of every manifest file, by file name (safe loader)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+        out[path.name] = docs
+    return out
+
+
+def objects(kind: str) -> list[dict[str, Any]]:
+    """The manifests of one kind (a Kustomization is no API object and is never listed)."""
+    return [d for docs in load_manifests().values() for d in docs if d.get("kind") == kind]
+
+
+def one(kind: str) -> dict[str, Any]:
+    found = objects(kind)
+    assert len(found) == 1, f"expected one {kind} in deploy/k8s, found {len(found)}"
+    return found[0]
+
+
+def k8s_schema_dir() -> Path | None:
+    """KubeRay's CRDs: $PODIUM_K8S_SCHEMAS, else ../shared/k8s beside the repository."""
+    base = Path(os.environ.get("PODIUM_K8S_SCHEMAS") or REPO.parent / "shared" / "k8s")
+    crds = base / "kuberay-crds"
+    return crds if crds.is_dir() else None
