@@ -47,3 +47,19 @@ def k8s_schema_dir() -> Path | None:
     base = Path(os.environ.get("PODIUM_K8S_SCHEMAS") or REPO.parent / "shared" / "k8s")
     crds = base / "kuberay-crds"
     return crds if crds.is_dir() else None
+
+
+def podium_accepts(argv: list[str]) -> None:
+    """Assert that the real `podium` command accepts these arguments (option names; `--help`
+    stops it before it would run). A command this version of podium lacks is a skip."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    done = subprocess.run(
+        [sys.executable, "-m", "podium", *argv, "--help"], capture_output=True, text=True, timeout=60
+    )
+    if done.returncode != 0 and "No such command" in done.stderr:
+        pytest.skip(f"`podium {argv[0]}` is not part of this version of podium")
+    assert done.returncode == 0, done.stderr

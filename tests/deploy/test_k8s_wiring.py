@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_files import K8S, PODIUM_UID, load_manifests, objects, one, project_version
+from deploy_files import K8S, PODIUM_UID, load_manifests, objects, one, podium_accepts, project_version
 
-from podium.cli import cli
 from podium.cli.run import run_cmd
 
 CLUSTER = one("RayCluster")
@@ -139,11 +138,7 @@ def test_the_service_reaches_podium_server_on_the_head_only() -> None:
 def test_podium_server_arguments_are_accepted_by_podium() -> None:
     server = container(HEAD_POD, "podium-server")
     assert server["command"] == ["tini", "--", "podium"]
-    if cli.get_command(None, "server") is None:  # type: ignore[arg-type]
-        pytest.skip("`podium server` is not part of this version of podium")
-    command = cli.get_command(None, "server")  # type: ignore[arg-type]
-    assert command is not None
-    command.make_context("server", list(server["args"][1:]))
+    podium_accepts(server["args"])
 
 
 def test_the_head_shares_one_store_and_one_configuration() -> None:
@@ -182,6 +177,9 @@ def test_the_rayjob_runs_podium_on_the_cluster_with_ray_auto() -> None:
     _, config_dir = mount(HEAD_POD, HEAD_POD["containers"][0], "configMap")
     assert directory == config_dir
     assert argv[:2] == ["podium", "run"]
+    podium_accepts(argv[1:])  # the installed `podium` command, as the driver runs it
+    with pytest.raises(AssertionError, match="No such option"):
+        podium_accepts(["run", "--rayy", "auto", "flow.yaml"])
     params = run_cmd.make_context("run", argv[2:]).params
     assert params["ray_address"] == "auto"
     assert params["store_url"] is None  # from PODIUM_STORE: a URL with a password stays off the command line
