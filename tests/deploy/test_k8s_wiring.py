@@ -7,6 +7,7 @@ and run with the real `podium` command.
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import subprocess
@@ -252,3 +253,12 @@ def test_every_reference_resolves() -> None:
             for volume in template["spec"].get("volumes", []):
                 if key in volume:
                     assert volume[key][field] in names, volume
+
+
+def test_the_guide_shows_the_files_and_the_entrypoint_as_they_are() -> None:
+    guide = (K8S.parents[1] / "docs" / "kubernetes.md").read_text(encoding="utf-8")
+    for path in set(re.findall(r"deploy/[\w./-]+\w", guide)):
+        assert (K8S.parents[1] / path).exists(), f"docs/kubernetes.md names {path}, which does not exist"
+    shown = re.search(r"Its entrypoint is\n\n```bash\n(.*?)```", guide, re.S)
+    assert shown, "docs/kubernetes.md should show the RayJob's entrypoint"
+    assert shlex.split(shown.group(1).replace("\\\n", " ")) == shlex.split(JOB["spec"]["entrypoint"])
