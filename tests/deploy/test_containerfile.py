@@ -179,6 +179,14 @@ def test_installs_podium_with_the_ray_and_server_extras_and_the_manifests_ray() 
     # the readme pyproject names must be in the context, or `pip install .` fails
     assert "README.md" in build.split()
     assert parser.envs["PODIUM_STORE"] == "sqlite:////var/lib/podium/podium.db"
+    assert parser.envs["PATH"].startswith("/opt/podium/bin:")
+
+
+def test_login_shells_find_ray_and_podium() -> None:
+    # KubeRay runs `ray start` and `ray job submit` under `bash -lc`, and Debian's /etc/profile
+    # sets PATH anew for login shells: only /etc/profile.d can put the virtualenv back
+    runtime = " ".join(i["value"] for i in stages(TEXT)[-1] if i["instruction"] == "RUN")
+    assert re.search(r"PATH=/opt/podium/bin:\$PATH; export PATH' > /etc/profile\.d/\w+\.sh", runtime)
 
 
 def test_default_command_is_a_podium_command() -> None:
