@@ -50,12 +50,16 @@ def env(ctr: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in ctr.get("env", [])}
 
 
-def entrypoint() -> tuple[str, list[str]]:
-    """The RayJob entrypoint as (directory it enters, argv of the podium command)."""
-    cd, _, rest = JOB["spec"]["entrypoint"].partition("&&")
-    argv = shlex.split(rest)
-    assert shlex.split(cd)[0] == "cd" and argv[0] == "exec", JOB["spec"]["entrypoint"]
-    return shlex.split(cd)[1], argv[1:]
+def entrypoint() -> list[str]:
+    """The RayJob entrypoint as argv. KubeRay's submitter pastes it unquoted into a bash command
+    line (`ray job submit ... -- ENTRYPOINT ; ...`), so a shell operator in it would run on the
+    submitter pod: it must be one plain command."""
+    text = JOB["spec"]["entrypoint"]
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
+    words = list(lexer)
+    operators = [w for w in words if w and set(w) <= set("&|;<>()")]
+    assert not operators and "`" not in text and "$(" not in text, f"shell syntax in the entrypoint: {text}"
+    return shlex.split(text)
 
 
 def test_every_pod_runs_the_project_image_unprivileged() -> None:
@@ -174,9 +178,10 @@ def test_the_rayjob_runs_podium_on_the_cluster_with_ray_auto() -> None:
     assert JOB["spec"]["clusterSelector"] == {"ray.io/cluster": CLUSTER["metadata"]["name"]}
     # no entrypoint resources: Ray runs the driver on the head, where the store is mounted
     assert not {"entrypointNumCpus", "entrypointNumGpus", "entrypointResources"} & JOB["spec"].keys()
-    directory, argv = entrypoint()
+    argv = entrypoint()
+    # the driver runs in the head container's working directory: the configuration's mount
     _, config_dir = mount(HEAD_POD, HEAD_POD["containers"][0], "configMap")
-    assert directory == config_dir
+    assert HEAD_POD["containers"][0]["workingDir"] == config_dir
     assert argv[:2] == ["podium", "run"]
     podium_accepts(argv[1:])  # the installed `podium` command, as the driver runs it
     with pytest.raises(AssertionError, match="No such option"):
@@ -189,6 +194,13 @@ def test_the_rayjob_runs_podium_on_the_cluster_with_ray_auto() -> None:
     assert params["run_id"]  # a resubmitted job resumes the same run
 
 
+def test_an_entrypoint_with_shell_syntax_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    for text in ("cd /etc/podium && exec podium run flow.yaml", "podium run flow.yaml; echo done"):
+        monkeypatch.setitem(JOB["spec"], "entrypoint", text)
+        with pytest.raises(AssertionError, match="shell syntax"):
+            entrypoint()
+
+
 def test_the_configmap_flow_validates_and_runs_with_podium(tmp_path: Path) -> None:
     from podium.load.cluster import load_cluster
     from podium.load.config import load_config
@@ -199,8 +211,7 @@ def test_the_configmap_flow_validates_and_runs_with_podium(tmp_path: Path) -> No
         (tmp_path / name).write_text(text, encoding="utf-8")
     assert load_config(tmp_path).path == str(tmp_path / "podium.toml")
     assert [n.name for n in load_cluster(tmp_path / "cluster.yaml").nodes] == ["cpu-worker"]
-    _, argv = entrypoint()
-    params = run_cmd.make_context("run", argv[2:]).params
+    params = run_cmd.make_context("run", entrypoint()[2:]).params
     podium = [sys.executable, "-m", "podium"]
     checked = subprocess.run(
         [*podium, "validate", params["file"], "--cluster", params["cluster"], *_param_args(params)],
@@ -261,4 +272,4 @@ def test_the_guide_shows_the_files_and_the_entrypoint_as_they_are() -> None:
         assert (K8S.parents[1] / path).exists(), f"docs/kubernetes.md names {path}, which does not exist"
     shown = re.search(r"Its entrypoint is\n\n```bash\n(.*?)```", guide, re.S)
     assert shown, "docs/kubernetes.md should show the RayJob's entrypoint"
-    assert shlex.split(shown.group(1).replace("\\\n", " ")) == shlex.split(JOB["spec"]["entrypoint"])
+    assert shlex.split(shown.group(1).replace("\\\n", " ")) == entrypoint()
