@@ -13,6 +13,7 @@ from __future__ import annotations
 import configparser
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -272,3 +273,22 @@ def test_secret_settings_are_only_written_by_tasks_that_log_nothing() -> None:
         yaml.safe_load((ANSIBLE / "roles/podium/defaults/main.yml").read_text())["podium_ray_auth_token"]
         == ""
     )
+
+
+def test_rendered_units_pass_systemd_analyze_verify(rendered: Path, tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed: the units were checked by parsing only")
+    units = []
+    for path in sorted(rendered.glob("*/*.service")):
+        # the virtualenv does not exist here; its command lines are checked by the tests above
+        text = re.sub(r"^ExecStart=\S+", "ExecStart=/bin/true", path.read_text(), flags=re.M)
+        units.append(tmp_path / f"{path.parent.name}-{path.name}")
+        units[-1].write_text(text)
+    assert len(units) == 6  # three units on each of two hosts
+    done = subprocess.run([analyze, "verify", *map(str, units)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and not re.search(r"Unknown|Failed|[Ii]nvalid", done.stderr), done.stderr
+    bad = tmp_path / "bad.service"
+    bad.write_text(units[0].read_text().replace("KillMode=mixed", "KillMode=mixed\nRestartSecs=5"))
+    caught = subprocess.run([analyze, "verify", str(bad)], capture_output=True, text=True, timeout=60)
+    assert "Unknown key 'RestartSecs'" in caught.stderr
