@@ -63,3 +63,37 @@ def podium_accepts(argv: list[str]) -> None:
     if done.returncode != 0 and "No such command" in done.stderr:
         pytest.skip(f"`podium {argv[0]}` is not part of this version of podium")
     assert done.returncode == 0, done.stderr
+
+
+_RAY_START = """
+import json, sys
+from ray._private.label_utils import parse_node_labels_string
+from ray.scripts.scripts import start
+out = []
+for args in json.loads(sys.argv[1]):
+    try:
+        params = start.make_context("start", args).params
+        labels = parse_node_labels_string(params["labels"]) if params.get("labels") else {}
+        out.append({"params": params, "labels": labels})
+    except Exception as e:
+        out.append({"error": f"ray start {' '.join(args)}: {e}"})
+print(json.dumps(out, default=str))
+"""
+
+
+def ray_start_params(*commands: list[str]) -> list[dict[str, Any]]:
+    """How Ray's own `ray start` parses each argument list (with its label syntax check), in one
+    subprocess: importing ray here would fix its settings before the Ray tests set theirs.
+    A list Ray refuses raises AssertionError with Ray's message."""
+    import json
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-c", _RAY_START, json.dumps(list(commands))]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        raise AssertionError("; ".join(errors))
+    return results

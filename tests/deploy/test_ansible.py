@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_files import ANSIBLE, podium_accepts
+from deploy_files import ANSIBLE, podium_accepts, ray_start_params
 
 BIN = Path(sys.executable).parent
 TOKEN = "0123456789abcdef" * 4
@@ -178,24 +178,24 @@ def unit(path: Path) -> tuple[dict[str, str], list[str]]:
 
 
 def test_ray_units_run_ray_start_as_podium_with_options_ray_accepts(rendered: Path) -> None:
-    from ray._private.label_utils import parse_node_labels_string
-    from ray.scripts.scripts import start
-
     defaults = yaml.safe_load((ANSIBLE / "roles/podium/defaults/main.yml").read_text())
-    seen = []
+    found = []
     for host_dir in sorted(rendered.iterdir()):
         for name in ("podium-ray-head.service", "podium-ray-worker.service"):
             service, argv = unit(host_dir / name)
             assert service["User"] == defaults["podium_user"] != "root"
             assert service["EnvironmentFile"] == f"{defaults['podium_config_dir']}/podium.env"
             assert argv[:2] == [f"{defaults['podium_venv']}/bin/ray", "start"]
-            params = start.make_context("start", argv[2:]).params
-            assert params["block"] and params["node_ip_address"].startswith("10.0.0.")
-            assert parse_node_labels_string(params["labels"]) == {"podium-node": host_dir.name}
-            if name == "podium-ray-worker.service":
-                assert params["address"] == f"10.0.0.10:{defaults['podium_ray_port']}"
-            seen.append(name)
-    assert len(seen) == 4
+            found.append((host_dir.name, name, argv[2:]))
+    assert len(found) == 4
+    for (host, name, _), parsed in zip(found, ray_start_params(*(a for _, _, a in found)), strict=True):
+        params = parsed["params"]
+        assert params["block"] and params["node_ip_address"].startswith("10.0.0.")
+        assert parsed["labels"] == {"podium-node": host}
+        if name == "podium-ray-worker.service":
+            assert params["address"] == f"10.0.0.10:{defaults['podium_ray_port']}"
+        else:
+            assert params["head"] and params["num_cpus"] == 0
 
 
 def test_server_unit_runs_podium_server_as_podium(rendered: Path) -> None:
