@@ -1,0 +1,81 @@
+"""Figures derived from a folded run: map aggregates and the critical path.
+
+Pure functions of a ``RunView`` (and, for the critical path, the workflow's graph): no store,
+no clock. A map is summarised by its items' counts per state and duration quantiles, so a page
+never needs to draw 10,000 rows to show one map.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+
+def _quantile(xs: list[float], q: float) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * (len(xs) - 1) + 0.5))]
+
+
+def map_rows(view: Any) -> list[dict[str, Any]]:
+    out = []
+    for tid, t in view.tasks.items():
+        if t.children is None:
+            continue
+        counts: dict[str, int] = {}
+        durations = []
+        for i in range(t.children):
+            c = view.tasks.get(f"{tid}[{i}]")
+            if c is None:
+                continue
+            counts[c.state] = counts.get(c.state, 0) + 1
+            if c.duration is not None:
+                durations.append(c.duration)
+        out.append(
+            {
+                "name": tid,
+                "children": t.children,
+                "counts": counts,
+                "duration_p50": _quantile(durations, 0.5),
+                "duration_p95": _quantile(durations, 0.95),
+            }
+        )
+    return out
+
+
+def critical_path(view: Any, graph: Sequence[dict[str, Any]] | None) -> list[str]:
+    """The chain of task instances that ended the run: from the last to finish, back through
+    the dependency (or map item) that finished last. Empty without the workflow's graph."""
+    if not graph:
+        return []
+    deps = {g["name"]: g["deps"] for g in graph}
+    tasks = view.tasks
+
+    def end(tid: str) -> float:
+        t = tasks.get(tid)
+        return t.finished_at if t is not None and t.finished_at is not None else -math.inf
+
+    def before(tid: str) -> list[str]:
+        t = tasks.get(tid)
+        if t is not None and t.children:
+            return [f"{tid}[{i}]" for i in range(t.children)]
+        name = tid[: tid.index("[")] if tid.endswith("]") and "[" in tid else tid
+        return list(deps.get(name, ()))
+
+    tops = [n for n in deps if n in tasks]
+    if not tops:
+        return []
+    cur: str | None = max(tops, key=end)
+    if end(cur) == -math.inf:
+        return []
+    path: list[str] = []
+    seen: set[str] = set()
+    while cur is not None and cur not in seen:
+        path.append(cur)
+        seen.add(cur)
+        prev = [p for p in before(cur) if end(p) > -math.inf]
+        cur = max(prev, key=end) if prev else None
+    path.reverse()
+    return path

@@ -1,0 +1,435 @@
+"""Reading runs for the API and the web UI: the one module that knows how runs are stored.
+
+Every route reads runs only through these functions, which return plain JSON values in the
+shapes of the run read model (``RunSummary``, ``RunDetail``, ``TaskRow``, ``TaskDetail``;
+schema ``podium.run/1``): ``list_runs``, ``run_summary``, ``run_detail``, ``task_detail``,
+``events_after``, ``log_range`` and ``result_preview``. Until the store keeps a materialised
+run summary they fold the event log, incrementally: a view per run is cached with the last
+sequence number it has seen, so a live run costs only its new events per call and a finished
+run is folded once. Invariants: nothing here writes to the store or executes anything read
+from it; every value that leaves passes through ``redact``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from podium.errors import NotFoundError
+from podium.model import events as ev
+from podium.model import states as st
+from podium.model.events import Event, RunRecord
+from podium.server.analysis import critical_path, map_rows
+from podium.server.redact import preview, redact
+
+SCHEMA = "podium.run/1"
+#: Views kept in memory (the most recently read runs).
+CACHED_VIEWS = 64
+#: Bytes of log text one call returns at most.
+LOG_CHUNK = 256 * 1024
+_ACTIVE = frozenset({st.RUN_CREATED_STATE, st.RUN_RUNNING})
+
+
+@dataclass
+class Attempt:
+    attempt: int
+    node: str | None
+    started_at: float
+    resources: dict[str, float]
+    finished_at: float | None = None
+    outcome: str | None = None  # "succeeded" or a failure kind ("user", "timeout", ...)
+    error: dict[str, Any] | None = None
+
+
+@dataclass
+class _Entry:
+    view: Any  # RunView
+    attempts: dict[str, list[Attempt]] = field(default_factory=dict)
+    broken: str | None = None  # the log could not be folded past this point
+
+
+class _Cache:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.views: OrderedDict[str, _Entry] = OrderedDict()
+        self.finished: dict[str, tuple[float, dict[str, Any]]] = {}  # run_id -> (updated_at, summary)
+
+
+_caches: weakref.WeakKeyDictionary[Any, _Cache] = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def _cache(store: Any) -> _Cache:
+    with _caches_lock:
+        c = _caches.get(store)
+        if c is None:
+            c = _caches[store] = _Cache()
+        return c
+
+
+def _track(entry: _Entry, e: Event) -> None:
+    """Per-attempt spans, kept beside the view (the view keeps only the last attempt)."""
+    tid = e.task_id
+    if tid is None:
+        return
+    typ = e.type
+    if typ == ev.TASK_STARTED:
+        entry.attempts.setdefault(tid, []).append(
+            Attempt(e.attempt, e.data.get("node"), e.ts, dict(e.data.get("res") or {}))
+        )
+        return
+    if typ not in (ev.TASK_SUCCEEDED, ev.TASK_FAILED, ev.TASK_RETRYING, ev.TASK_CANCELLED, ev.TASK_RESET):
+        return
+    runs = entry.attempts.get(tid)
+    if not runs or runs[-1].finished_at is not None:
+        return
+    a = runs[-1]
+    a.finished_at = e.ts
+    if typ == ev.TASK_SUCCEEDED:
+        a.outcome = "succeeded"
+    elif typ == ev.TASK_RESET:
+        a.outcome = "interrupted"
+    elif typ == ev.TASK_CANCELLED:
+        a.outcome = "cancelled"
+    else:
+        a.error = e.data.get("error")
+        a.outcome = str((a.error or {}).get("kind") or "user")
+
+
+def _entry(store: Any, run_id: str) -> _Entry:
+    """The run's cached view, brought up to date with the events committed since."""
+    from podium.model.states import IllegalTransition
+    from podium.runtime.view import RunView
+
+    cache = _cache(store)
+    with cache.lock:
+        entry = cache.views.get(run_id)
+        if entry is None:
+            entry = _Entry(RunView())
+            cache.views[run_id] = entry
+            while len(cache.views) > CACHED_VIEWS:
+                cache.views.popitem(last=False)
+        else:
+            cache.views.move_to_end(run_id)
+        if entry.broken is None:
+            for e in store.events(run_id, entry.view.last_seq):
+                try:
+                    entry.view.apply(e)
+                except IllegalTransition as err:
+                    entry.broken = f"the event log cannot be read past seq {e.seq}: {err}"
+                    break
+                _track(entry, e)
+        return entry
+
+
+def _record(store: Any, run_id: str) -> RunRecord:
+    if not isinstance(run_id, str) or not run_id or len(run_id) > 200:
+        raise NotFoundError(f"run {run_id!r} not found")
+    return store.get_run(run_id)
+
+
+def _owner_gone(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _summary(record: RunRecord, entry: _Entry) -> dict[str, Any]:
+    from podium.model.cluster import Node
+    from podium.model.resources import Resources
+    from podium.model.workflow import Objective, Workflow
+    from podium.runtime.summary import summarize
+
+    view = entry.view
+    obj = view.meta.get("objective") or {}
+    alpha, beta = float(obj.get("alpha", 1.0)), float(obj.get("beta", 0.0))
+    prices = view.meta.get("prices") or {}
+    nodes = {n: Node(n, Resources(), p) for n, p in prices.items() if isinstance(p, dict)}
+    s = summarize(view, Workflow(record.workflow, {}, objective=Objective(alpha, beta)), nodes)
+    status = view.state or record.status
+    attention = entry.broken
+    if attention is None and status in _ACTIVE and record.owner and _owner_gone(record.owner):
+        attention = f"its orchestrator (process {record.owner.rpartition(':')[2]}) is gone; resume the run"
+    start, end = view.started_at, (view.finished_at if status not in _ACTIVE else None)
+    wall = None if start is None else max(0.0, (end if end is not None else time.time()) - start)
+    counts = {k: v for k, v in view.counts().items() if v}
+    return {
+        "schema": SCHEMA,
+        "run_id": record.run_id,
+        "workflow": record.workflow,
+        "status": status,
+        "attention": attention,
+        "params": redact(dict(record.params)),
+        "created_at": record.created_at,
+        "started_at": start,
+        "finished_at": end,
+        "updated_at": record.updated_at,
+        "wall_time": wall,
+        "T": _num(s.makespan),
+        "R": _num(s.cost),
+        "F": _num(s.objective),
+        "alpha": alpha,
+        "beta": beta,
+        "counts": counts,
+        "tasks_total": len(view.tasks),
+        "owner": record.owner,
+    }
+
+
+def _num(x: float) -> float:
+    return round(x, 9) if math.isfinite(x) else 0.0
+
+
+def run_summary(store: Any, run_id: str) -> dict[str, Any]:
+    """A run's ``RunSummary``; ``NotFoundError`` if there is no such run."""
+    record = _record(store, run_id)
+    cache = _cache(store)
+    hit = cache.finished.get(run_id)
+    if hit is not None and hit[0] == record.updated_at:
+        return hit[1]
+    out = _summary(record, _entry(store, run_id))
+    if out["status"] in st.RUN_FINISHED and not record.owner:
+        cache.finished[run_id] = (record.updated_at, out)
+    return out
+
+
+def list_runs(
+    store: Any,
+    *,
+    status: str | None = None,
+    workflow: str | None = None,
+    q: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of runs, newest first, filtered; and how many runs match in all."""
+    records = store.list_runs(1 << 31)
+    if status:
+        records = [r for r in records if r.status == status]
+    if workflow:
+        records = [r for r in records if r.workflow == workflow]
+    if q:
+        needle = q.lower()
+        records = [r for r in records if needle in r.run_id.lower() or needle in r.workflow.lower()]
+    page = records[offset : offset + limit]
+    out = []
+    for r in page:
+        try:
+            out.append(run_summary(store, r.run_id))
+        except NotFoundError:  # deleted between the listing and now
+            continue
+    return out, len(records)
+
+
+def _error(err: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not err:
+        return None
+    return redact(
+        {
+            "type": str(err.get("type") or "Error"),
+            "message": str(err.get("message") or ""),
+            "kind": str(err.get("kind") or "user"),
+            "frame": err.get("frame"),
+        }
+    )
+
+
+def _task_row(tid: str, t: Any) -> dict[str, Any]:
+    name, index = tid, None
+    if tid.endswith("]") and "[" in tid:
+        name = tid[: tid.index("[")]
+        inner = tid[tid.index("[") + 1 : tid.index("]")]
+        index = int(inner) if inner.isdigit() else None
+    return {
+        "task_id": tid,
+        "name": name,
+        "map_index": index,
+        "status": t.state,
+        "attempts": t.attempt,
+        "node": t.node,
+        "queued_at": t.queued_at,
+        "started_at": t.started_at,
+        "finished_at": t.finished_at,
+        "duration": t.duration,
+        "estimate": None,
+        "resources": dict(t.resources),
+        "usage": {"cpu_time": None, "peak_memory": None, "wall_time": t.duration, "source": None},
+        "cached": t.cached,
+        "skip_reason": t.skip_reason,
+        "children": t.children,
+        "error": _error(t.error),
+    }
+
+
+def run_detail(store: Any, run_id: str, graph: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A run's ``RunDetail``: its summary, plan, nodes, every task (map items included), maps,
+    per-attempt spans and, given the workflow's graph, the graph and the critical path."""
+    record = _record(store, run_id)
+    entry = _entry(store, run_id)
+    out = _summary(record, entry)
+    view = entry.view
+    plan = view.plan
+    out["plan"] = (
+        None
+        if plan is None
+        else {k: plan.get(k) for k in ("T", "R", "F", "lower_bound", "gap", "method", "nodes")}
+        | {"spans": plan.get("spans") or {}}
+    )
+    prices = view.meta.get("prices") or {}
+    out["nodes"] = [{"name": n, "capacity": {}, "prices": p, "speed": 1.0} for n, p in prices.items()]
+    tasks = view.tasks
+    rows = [_task_row(tid, t) for tid, t in tasks.items()]
+    if graph:
+        rows += [_task_row(g["name"], _Pending) for g in graph if g["name"] not in tasks]
+    out["tasks"] = rows
+    out["maps"] = map_rows(view)
+    # compact per-attempt spans: [task_id, attempt, node, start, end or null, outcome or null]
+    out["spans"] = [
+        [tid, a.attempt, a.node, a.started_at, a.finished_at, a.outcome]
+        for tid, runs in entry.attempts.items()
+        for a in runs
+    ]
+    out["graph"] = list(graph) if graph else None
+    out["critical_path"] = critical_path(view, graph)
+    out["last_seq"] = view.last_seq
+    return out
+
+
+class _Pending:
+    """A task with no event yet."""
+
+    state = st.PENDING
+    attempt = 0
+    node = queued_at = started_at = finished_at = duration = error = skip_reason = children = None
+    resources: dict[str, float] = {}
+    cached = False
+
+
+def task_detail(store: Any, run_id: str, task_id: str) -> dict[str, Any]:
+    """A task's ``TaskDetail``: its row, every attempt, its log tail and its result preview."""
+    _record(store, run_id)
+    entry = _entry(store, run_id)
+    t = entry.view.tasks.get(task_id) if isinstance(task_id, str) else None
+    if t is None:
+        raise NotFoundError(f"run {run_id!r} has no task {task_id!r}")
+    out = _task_row(task_id, t)
+    attempts = []
+    for a in entry.attempts.get(task_id, []):
+        err = a.error or None
+        detail = _error(err)
+        if detail is not None and err is not None:
+            detail["traceback"] = redact(str(err.get("traceback") or ""))
+        attempts.append(
+            {
+                "attempt": a.attempt,
+                "node": a.node,
+                "started_at": a.started_at,
+                "finished_at": a.finished_at,
+                "duration": None if a.finished_at is None else round(a.finished_at - a.started_at, 6),
+                "outcome": a.outcome,
+                "error": detail,
+                "resources": a.resources,
+                "usage": {"cpu_time": None, "peak_memory": None, "wall_time": None, "source": None},
+                "log_bytes": log_range(store, run_id, task_id, a.attempt, limit=0)["size"],
+            }
+        )
+    out["attempts_detail"] = attempts
+    out["log_tail"] = log_range(store, run_id, task_id, None, tail=64 * 1024)["text"]
+    out["result"] = result_preview(store, run_id, task_id) if t.state == st.SUCCEEDED else None
+    return out
+
+
+def events_after(store: Any, run_id: str, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
+    """Up to ``limit`` events with a sequence number above ``seq``, as JSON objects."""
+    _record(store, run_id)
+    return [event_json(e) for e in store.events(run_id, max(0, seq))[:limit]]
+
+
+def event_json(e: Event) -> dict[str, Any]:
+    return {
+        "seq": e.seq,
+        "type": e.type,
+        "task_id": e.task_id,
+        "attempt": e.attempt,
+        "ts": e.ts,
+        "data": redact(e.data) if e.data else {},
+    }
+
+
+def last_seq(store: Any, run_id: str) -> int:
+    """The highest sequence number committed for the run (0 if none)."""
+    return _entry(store, run_id).view.last_seq
+
+
+def log_range(
+    store: Any,
+    run_id: str,
+    task_id: str,
+    attempt: int | None,
+    offset: int = 0,
+    limit: int = LOG_CHUNK,
+    tail: int | None = None,
+) -> dict[str, Any]:
+    """Captured output of one task attempt (the last one if ``attempt`` is None): bytes
+    ``[offset, offset+limit)``, or the last ``tail`` bytes. The one place logs are read."""
+    reader = getattr(store, "read_log", None)
+    text, size = "", 0
+    if reader is not None:
+        text, size = reader(run_id, task_id, attempt, offset, min(limit, LOG_CHUNK), tail)
+    start = max(0, size - tail) if tail is not None else offset
+    return {
+        "run_id": run_id,
+        "task_id": task_id,
+        "attempt": attempt,
+        "offset": start,
+        "next_offset": start + len(text.encode()),
+        "size": size,
+        "text": redact(text),
+        "available": reader is not None,
+    }
+
+
+def result_preview(store: Any, run_id: str, task_id: str) -> dict[str, Any] | None:
+    """A size-capped, redacted preview of a task's committed result (None if it has none)."""
+    one = getattr(store, "result", None)
+    rec = one(run_id, task_id) if one is not None else store.results(run_id).get(task_id)
+    if rec is None:
+        return None
+    return preview(rec.data, rec.encoding)
+
+
+def active_run_ids(records: Iterable[RunRecord]) -> list[str]:
+    return [r.run_id for r in records if r.status in _ACTIVE]
+
+
+def check_task(store: Any, run_id: str, task_id: str) -> None:
+    """``NotFoundError`` unless the run has a task ``task_id`` (with at least one event)."""
+    _record(store, run_id)
+    if not isinstance(task_id, str) or task_id not in _entry(store, run_id).view.tasks:
+        raise NotFoundError(f"run {run_id!r} has no task {task_id!r}")
+
+
+def result_previews(store: Any, run_id: str, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+    """Previews of a page of the run's committed results (by task id), and how many there are."""
+    _record(store, run_id)
+    results = store.results(run_id)
+    ids = sorted(results)
+    return [
+        {"task_id": tid, "preview": preview(results[tid].data, results[tid].encoding)}
+        for tid in ids[offset : offset + limit]
+    ], len(ids)

@@ -1,0 +1,75 @@
+"""The plan beside the run: what the planner schedules for a run's workflow, for the Gantt.
+
+For a run of a registered workflow on this machine's node (``local``), the planner is given
+the workflow's tasks with the durations the engine would estimate (declared, else the median
+of past runs, else 1 s), this machine's capacity and the run's prices; its spans (seconds from
+the run's start) are drawn beside the real ones. A run on other nodes gets its recorded plan
+summary only (their capacities are not known here). Pure but for reading history; computed
+once per run and kept.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from podium.model.workflow import Workflow
+
+_KEEP = 128
+_cache: OrderedDict[str, dict[str, Any] | None] = OrderedDict()
+_lock = threading.Lock()
+
+
+def planned(store: Any, workflow: Workflow, detail: dict[str, Any]) -> dict[str, Any] | None:
+    run_id = detail["run_id"]
+    with _lock:
+        if run_id in _cache:
+            return _cache[run_id]
+    out = _plan(store, workflow, detail)
+    with _lock:
+        _cache[run_id] = out
+        while len(_cache) > _KEEP:
+            _cache.popitem(last=False)
+    return out
+
+
+def _plan(store: Any, workflow: Workflow, detail: dict[str, Any]) -> dict[str, Any] | None:
+    from podium.errors import PodiumError
+    from podium.executors.local import detect_node
+    from podium.model.cluster import DEFAULT_PRICES, Cluster
+    from podium.model.problem import PlanRequest, PlanTask
+    from podium.planner.plan import plan
+
+    names = [n["name"] for n in detail.get("nodes") or []]
+    if names and names != ["local"]:
+        return None
+    prices = (detail.get("nodes") or [{}])[0].get("prices") or DEFAULT_PRICES
+    node = detect_node(prices=prices)
+    try:
+        history = store.history(workflow.name)
+    except PodiumError:
+        history = {}
+    tasks = {}
+    for name, t in workflow.tasks.items():
+        past = history.get(name)
+        d = (
+            t.expected_duration
+            if t.expected_duration is not None
+            else (statistics.median(past) if past else 1.0)
+        )
+        tasks[name] = PlanTask(duration=max(float(d), 1e-6), resources=t.resources, deps=t.deps)
+    try:
+        p = plan(PlanRequest(tasks), Cluster.of([node]), workflow.objective)
+    except PodiumError:
+        return None
+    return {
+        "T": p.makespan,
+        "R": p.cost,
+        "F": p.objective,
+        "lower_bound": p.lower_bound,
+        "gap": p.gap,
+        "method": p.method,
+        "spans": {t: [s.start, s.end] for t, s in p.slots.items()},
+    }

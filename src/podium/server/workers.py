@@ -1,0 +1,288 @@
+"""Worker processes: every run the server starts runs in a process of its own.
+
+A worker is ``python -m podium run FILE --run-id ID --store URL ...`` (or ``podium resume``),
+argv lists only, started in its own session so a Ctrl-C of the server does not reach it, its
+output in a 0600 log file under the server's state directory. A worker that crashes takes
+down only its run; the server notices (``poll``) and resumes the run, up to ``MAX_RESTARTS``
+times. The server's own records (``ServerState``) say which runs its workers started, so a
+restarted server adopts the workers still alive (watching them, able to signal them) and
+resumes the runs whose worker died. Invariants: at most ``max_active`` workers at once;
+only a process the server started itself, or one whose pid and start time match its records,
+is ever signalled (a reused pid is never hit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from podium.errors import ConflictError, NotFoundError
+from podium.model import states as st
+from podium.server.problems import Forbidden, NotSupported, TooBusy
+from podium.server.state import ServerState
+
+#: Times the server resumes a run whose worker died before giving up on it.
+MAX_RESTARTS = 2
+_ACTIVE = frozenset({st.RUN_CREATED_STATE, st.RUN_RUNNING})
+
+
+@dataclass
+class Worker:
+    run_id: str
+    pid: int
+    started: float  # the process's start time (psutil), to recognise it later
+    proc: subprocess.Popen[bytes] | None  # None: adopted from an earlier server
+
+
+def _process_start(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
+def _alive(w: Worker) -> bool:
+    if w.proc is not None:
+        return w.proc.poll() is None
+    import psutil
+
+    try:
+        p = psutil.Process(w.pid)
+        return abs(p.create_time() - w.started) < 1.0 and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def supports_resume_from() -> bool:
+    """Whether ``podium resume`` takes ``--from TASK`` in this version."""
+    from podium.cli import cli
+    from podium.cli import run as _run  # noqa: F401  (registers the commands)
+
+    cmd = cli.commands.get("resume")
+    return cmd is not None and any("--from" in getattr(p, "opts", ()) for p in cmd.params)
+
+
+class Workers:
+    """Starts, watches, cancels and resumes the server's worker processes."""
+
+    def __init__(
+        self,
+        store: Any,
+        store_url: str,
+        state: ServerState,
+        catalog: Any,
+        *,
+        log_dir: Path,
+        cwd: Path,
+        max_active: int,
+        python: str = sys.executable,
+    ) -> None:
+        self.store = store
+        self.store_url = store_url
+        self.state = state
+        self.catalog = catalog
+        self.log_dir = log_dir
+        self.cwd = cwd
+        self.max_active = max_active
+        self.python = python
+        self.workers: dict[str, Worker] = {}
+        self.lock = threading.Lock()
+        self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    # -- starting --------------------------------------------------------------------------
+    def active(self) -> int:
+        with self.lock:
+            return sum(1 for w in self.workers.values() if _alive(w))
+
+    def launch(self, reg: Any, pairs: list[str]) -> str:
+        """Start a run of a registered workflow; its id (the run is created by the worker)."""
+        if self.active() >= self.max_active:
+            raise TooBusy(f"the server already runs {self.max_active} runs (max_active_runs); try later")
+        self.catalog.check_unchanged(reg)
+        run_id = uuid.uuid4().hex[:12]
+        argv = [self.python, "-m", "podium", "run", reg.entry.resolved, "--run-id", run_id]
+        argv += ["--store", self.store_url, "--no-progress"]
+        for m in self.catalog.config.allow_modules:
+            argv += ["--allow-module", m]
+        for pair in pairs:
+            argv += ["-p", pair]
+        self._spawn(run_id, reg.name, argv)
+        return run_id
+
+    def resume(self, run_id: str, from_task: str | None = None) -> None:
+        if from_task is not None and not supports_resume_from():
+            raise NotSupported(
+                f"resume from a task ({from_task!r}) is not available in this version; resume the whole run"
+            )
+        record = self.store.get_run(run_id)
+        if record.status == st.RUN_SUCCEEDED and from_task is None:
+            raise ConflictError(f"run {run_id!r} succeeded; there is nothing to resume")
+        if self.catalog.for_run(record.source, record.workflow) is None:
+            raise Forbidden(
+                f"run {run_id!r} is of workflow {record.workflow!r} as it was when the run started, "
+                "which this server has not registered; resume it with `podium resume`"
+            )
+        with self.lock:
+            w = self.workers.get(run_id)
+            if w is not None and _alive(w):
+                raise ConflictError(f"run {run_id!r} is still running (worker {w.pid})")
+        if record.status in _ACTIVE and record.owner and not _owner_dead(record.owner):
+            raise ConflictError(f"run {run_id!r} is still being run by {record.owner}; cancel it first")
+        if self.active() >= self.max_active:
+            raise TooBusy(f"the server already runs {self.max_active} runs (max_active_runs); try later")
+        argv = [self.python, "-m", "podium", "resume", run_id, "--store", self.store_url, "--no-progress"]
+        if from_task is not None:
+            argv += ["--from", from_task]
+        self._spawn(run_id, record.workflow, argv)
+
+    def _spawn(self, run_id: str, workflow: str, argv: list[str]) -> None:
+        log_path = self.log_dir / f"{run_id}.log"
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.state.record_launch(run_id, workflow, str(log_path))
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop("PODIUM_STORE", None)  # the worker gets --store; nothing else may redirect it
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=fd,
+                stderr=fd,
+                start_new_session=True,
+                env=env,
+            )
+        except OSError as e:
+            self.state.finish(run_id, None, f"cannot start a worker: {e.strerror}")
+            raise
+        finally:
+            os.close(fd)
+        started = _process_start(proc.pid) or time.time()
+        self.state.set_worker(run_id, proc.pid, started)
+        with self.lock:
+            self.workers[run_id] = Worker(run_id, proc.pid, started, proc)
+
+    def wait_created(self, run_id: str, timeout: float = 30.0) -> None:
+        """Wait until the worker has written the run (or has died trying: its error, 422)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.store.get_run(run_id)
+                return
+            except NotFoundError:
+                pass
+            with self.lock:
+                w = self.workers.get(run_id)
+            if w is None or not _alive(w):
+                self.poll()
+                launch = self.state.launch(run_id)
+                note = launch.note if launch is not None else None
+                with contextlib.suppress(NotFoundError):
+                    self.store.get_run(run_id)
+                    return
+                raise NotSupported(note or f"the worker for run {run_id!r} exited before starting it")
+            time.sleep(0.02)
+
+    # -- stopping --------------------------------------------------------------------------
+    def cancel(self, run_id: str) -> None:
+        record = self.store.get_run(run_id)
+        if record.status in st.RUN_FINISHED:
+            raise ConflictError(f"run {run_id!r} has already {record.status}; nothing to cancel")
+        self.store.request_cancel(run_id)  # any orchestrator, in any process, polls for this
+        with self.lock:
+            w = self.workers.get(run_id)
+            if w is not None and _alive(w):
+                # SIGINT is the CLI's Ctrl-C: the run stops its tasks and is marked cancelled
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(w.pid, signal.SIGINT)
+
+    # -- watching --------------------------------------------------------------------------
+    def poll(self) -> list[str]:
+        """Reap workers that ended; resume runs whose worker died. Returns the runs resumed."""
+        ended: list[Worker] = []
+        with self.lock:
+            for run_id, w in list(self.workers.items()):
+                if not _alive(w):
+                    ended.append(w)
+                    del self.workers[run_id]
+        resumed = []
+        for w in ended:
+            code = w.proc.returncode if w.proc is not None else None
+            if self._after_exit(w.run_id, code):
+                resumed.append(w.run_id)
+        return resumed
+
+    def _after_exit(self, run_id: str, code: int | None) -> bool:
+        try:
+            record = self.store.get_run(run_id)
+        except NotFoundError:
+            self.state.finish(run_id, code, self._last_line(run_id) or f"the worker exited with code {code}")
+            return False
+        if record.status not in _ACTIVE:
+            self.state.finish(run_id, code)
+            return False
+        launch = self.state.launch(run_id)
+        restarts = launch.restarts if launch is not None else MAX_RESTARTS
+        if restarts >= MAX_RESTARTS:
+            self.state.finish(run_id, code, f"the worker died {restarts + 1} times; not resumed again")
+            return False
+        self.state.count_restart(run_id)
+        try:
+            self.resume(run_id)
+        except Exception as e:  # keep watching the others; the reason stays in the records
+            self.state.finish(run_id, code, f"could not resume after the worker died: {e}")
+            return False
+        return True
+
+    def adopt(self) -> tuple[list[str], list[str]]:
+        """At start: adopt workers of an earlier server that still run, resume runs whose
+        worker died. Returns ``(adopted, resumed)`` run ids."""
+        adopted, resumed = [], []
+        for launch in self.state.unfinished():
+            w = None
+            if launch.pid is not None and launch.pid_started is not None:
+                w = Worker(launch.run_id, launch.pid, launch.pid_started, None)
+            if w is not None and _alive(w):
+                with self.lock:
+                    self.workers[launch.run_id] = w
+                adopted.append(launch.run_id)
+            elif self._after_exit(launch.run_id, None):
+                resumed.append(launch.run_id)
+        return adopted, resumed
+
+    def _last_line(self, run_id: str) -> str | None:
+        try:
+            text = (self.log_dir / f"{run_id}.log").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        if not lines:
+            return None
+        last = lines[-1].strip()
+        return last.removeprefix("error: ")[:500]
+
+
+def _owner_dead(owner: str) -> bool:
+    import socket
+
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    import psutil
+
+    try:
+        return psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
