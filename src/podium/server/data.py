@@ -373,6 +373,7 @@ def event_json(e: Event) -> dict[str, Any]:
 
 def last_seq(store: Any, run_id: str) -> int:
     """The highest sequence number committed for the run (0 if none)."""
+    _record(store, run_id)
     return _entry(store, run_id).view.last_seq
 
 

@@ -64,6 +64,12 @@ def _alive(w: Worker) -> bool:
         return False
 
 
+def _wait_exit(w: Worker, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while _alive(w) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def supports_resume_from() -> bool:
     """Whether ``podium resume`` takes ``--from TASK`` in this version."""
     from podium.cli import cli
@@ -97,6 +103,7 @@ class Workers:
         self.max_active = max_active
         self.python = python
         self.workers: dict[str, Worker] = {}
+        self.cancelling: set[str] = set()  # cancel asked while the worker was starting
         self.lock = threading.Lock()
         self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -135,8 +142,10 @@ class Workers:
             )
         with self.lock:
             w = self.workers.get(run_id)
-            if w is not None and _alive(w):
-                raise ConflictError(f"run {run_id!r} is still running (worker {w.pid})")
+        if w is not None and record.status in st.RUN_FINISHED:
+            _wait_exit(w, 10.0)  # the run ended; its worker is closing the store and exiting
+        if w is not None and _alive(w):
+            raise ConflictError(f"run {run_id!r} is still running (worker {w.pid})")
         if record.status in _ACTIVE and record.owner and not _owner_dead(record.owner):
             raise ConflictError(f"run {run_id!r} is still being run by {record.owner}; cancel it first")
         if self.active() >= self.max_active:
@@ -200,11 +209,31 @@ class Workers:
             raise ConflictError(f"run {run_id!r} has already {record.status}; nothing to cancel")
         self.store.request_cancel(run_id)  # any orchestrator, in any process, polls for this
         with self.lock:
+            self.cancelling.add(run_id)
+        self._signal_cancel(run_id)
+
+    def _signal_cancel(self, run_id: str) -> None:
+        """SIGINT (the CLI's Ctrl-C: tasks stopped, run marked cancelled) to the run's worker once
+        its engine owns the run. A worker still starting is left alone: its engine clears old
+        cancel requests when it takes the run, so the request is repeated then (``poll``)."""
+        with self.lock:
             w = self.workers.get(run_id)
-            if w is not None and _alive(w):
-                # SIGINT is the CLI's Ctrl-C: the run stops its tasks and is marked cancelled
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(w.pid, signal.SIGINT)
+        if w is None or not _alive(w):
+            with self.lock:
+                self.cancelling.discard(run_id)
+            return
+        try:
+            record = self.store.get_run(run_id)
+        except NotFoundError:
+            return
+        if record.owner.rpartition(":")[2] != str(w.pid):
+            return
+        if record.status in _ACTIVE:
+            self.store.request_cancel(run_id)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(w.pid, signal.SIGINT)
+        with self.lock:
+            self.cancelling.discard(run_id)
 
     # -- watching --------------------------------------------------------------------------
     def poll(self) -> list[str]:
@@ -220,6 +249,8 @@ class Workers:
             code = w.proc.returncode if w.proc is not None else None
             if self._after_exit(w.run_id, code):
                 resumed.append(w.run_id)
+        for run_id in list(self.cancelling):  # after the resumes: a resumed run is still to cancel
+            self._signal_cancel(run_id)
         return resumed
 
     def _after_exit(self, run_id: str, code: int | None) -> bool:
