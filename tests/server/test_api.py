@@ -113,6 +113,9 @@ def test_stream_misses_nothing_across_reconnects(server: ServerProcess) -> None:
     assert [e["seq"] for e in again] == seqs[k:]
     again = _events(server, run_id, after=f"?after={k + 3}")
     assert [e["seq"] for e in again] == seqs[k + 3 :]
+    # a browser reconnecting repeats its first URL and sends Last-Event-ID: the header wins
+    again = _events(server, run_id, headers={"Last-Event-ID": str(k + 5)}, after="?after=1")
+    assert [e["seq"] for e in again] == seqs[k + 5 :]
     detail = server.get(f"/api/runs/{run_id}").json()
     assert detail["maps"][0]["children"] == 30 and detail["maps"][0]["counts"] == {"succeeded": 30}
     page = server.get(f"/api/runs/{run_id}/events", params={"after": 5, "limit": 3}).json()

@@ -132,10 +132,12 @@ class Guard:
             return
         path = scope["path"]
         if path != PUBLIC_PATH:
+            # a login URL: the token leaves the address bar at once, whatever else is sent
+            if scope["method"] in ("GET", "HEAD") and b"token=" in scope.get("query_string", b""):
+                if await self._login(scope, send):
+                    return
             via = self._credentials(headers)
             if via is None:
-                if scope["method"] in ("GET", "HEAD") and await self._login(scope, send):
-                    return
                 await _reply(
                     send,
                     401,

@@ -68,15 +68,15 @@ async def list_events(request: Request) -> JSON:
 
 
 def _after(request: Request) -> int:
-    after = query_int(request, "after", -1, 0, 2**62)
-    if after >= 0:
-        return after
+    """Where a stream starts: after ``Last-Event-ID`` (a browser reconnecting sends it, with the
+    original URL), else after ``?after=``, else from the start."""
+    after = query_int(request, "after", 0, 0, 2**62)
     header = request.headers.get("last-event-id", "").strip()
     if header:
         if not header.isdigit() or len(header) > 18:
             raise UsageError(f"Last-Event-ID must be an event sequence number, got {header[:40]!r}")
         return int(header)
-    return 0
+    return after
 
 
 async def stream_events(request: Request) -> StreamingResponse:
