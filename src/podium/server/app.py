@@ -88,6 +88,7 @@ class Server:
         self.openapi = document(__version__)
         self.started_at = time.time()
         self.adopted: tuple[list[str], list[str]] = ([], [])
+        self._capacity: dict[str, float] | None = None
 
     def _check_schedules(self) -> None:
         problems = []
@@ -119,6 +120,9 @@ class Server:
             raise NotFoundError(f"run {run_id!r} not found")
         reg = self.catalog.for_run(record.source, record.workflow)
         out = data.run_detail(self.store, run_id, graph_of(reg.workflow) if reg is not None else None)
+        for node in out["nodes"]:
+            if node["name"] == "local" and not node["capacity"]:
+                node["capacity"] = self.local_capacity()  # runs on "local" ran on this machine
         launch = self.state.launch(run_id)
         out["worker"] = (
             None
@@ -135,6 +139,13 @@ class Server:
 
             out["planned"] = planned(self.store, reg.workflow, out)
         return out
+
+    def local_capacity(self) -> dict[str, float]:
+        if self._capacity is None:
+            from podium.executors.local import detect_node
+
+            self._capacity = {k: float(v) for k, v in detect_node().capacity.as_dict().items()}
+        return self._capacity
 
     def info(self) -> dict[str, Any]:
         from podium.store.codec import redact
