@@ -43,7 +43,15 @@ tasks:
   "<img src=x onerror=alert(1)>": {kind: shell, argv: [echo, "<i>out</i>"]}
   then: {kind: shell, argv: [sleep, "0.2"], after: ["<img src=x onerror=alert(1)>"]}
 """,
-    "fanout.py": '''
+    "steps.yaml": """
+name: steps
+description: three one-second steps in a row
+tasks:
+  one: {kind: shell, argv: [sleep, "1"]}
+  two: {kind: shell, argv: [sleep, "1"], after: [one]}
+  three: {kind: shell, argv: [echo, finished], after: [two]}
+""",
+    "fanout.py": """
 import podium
 
 @podium.task
@@ -61,7 +69,7 @@ def total(xs: list) -> int:
 @podium.flow
 def fanout(n: int = 20):
     total(square(podium.each(items(n))))
-''',
+""",
 }
 
 CONFIG = """
@@ -79,6 +87,9 @@ path = "xss.yaml"
 
 [[server.workflows]]
 path = "fanout.py"
+
+[[server.workflows]]
+path = "steps.yaml"
 """
 
 
@@ -123,7 +134,9 @@ class ServerProcess:
         if not self.url:
             self.stop()
             raise RuntimeError("podium server did not start:\n" + "".join(self.output))
-        self.client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
+        self.client = httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30
+        )
         self.anon = httpx.Client(base_url=self.url, timeout=30)
         while True:
             try:

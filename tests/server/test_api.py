@@ -14,11 +14,19 @@ import httpx
 from .conftest import ServerProcess
 
 
-def _events(srv: ServerProcess, run_id: str, headers: dict[str, str] | None = None, after: str = "",
-            until: str = "RunSucceeded", timeout: float = 60) -> list[dict]:
+def _events(
+    srv: ServerProcess,
+    run_id: str,
+    headers: dict[str, str] | None = None,
+    after: str = "",
+    until: str = "RunSucceeded",
+    timeout: float = 60,
+) -> list[dict]:
     """Events read from the SSE stream until one of type ``until`` arrives."""
     got: list[dict] = []
-    with srv.client.stream("GET", f"/api/runs/{run_id}/stream{after}", headers=headers or {}, timeout=timeout) as r:
+    with srv.client.stream(
+        "GET", f"/api/runs/{run_id}/stream{after}", headers=headers or {}, timeout=timeout
+    ) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         for line in r.iter_lines():
@@ -33,7 +41,7 @@ def test_workflows_are_listed_with_typed_params(server: ServerProcess) -> None:
     r = server.get("/api/workflows")
     assert r.status_code == 200
     names = {w["name"]: w for w in r.json()}
-    assert set(names) == {"quick", "slow", "<b>xss</b>", "fanout"}
+    assert set(names) == {"quick", "slow", "<b>xss</b>", "fanout", "steps"}
     params = {p["name"]: p for p in names["quick"]["params"]}
     assert params["n"] == {"name": "n", "type": "int", "required": False, "default": 2, "description": ""}
     assert params["loud"]["type"] == "bool"
@@ -80,8 +88,12 @@ def test_bad_submissions_get_a_4xx_with_one_line(server: ServerProcess) -> None:
         r = server.post("/api/runs", json=body)
         assert r.status_code == status, (body, r.text)
         assert words in r.json()["error"] and "\n" not in r.json()["error"]
-    for raw, words in ((b"{", "not valid JSON"), (b"[1]", "JSON object"), (b"\xff\xfe", "UTF-8"),
-                       (b"[" * 100_000, "nested too deeply")):
+    for raw, words in (
+        (b"{", "not valid JSON"),
+        (b"[1]", "JSON object"),
+        (b"\xff\xfe", "UTF-8"),
+        (b"[" * 100_000, "nested too deeply"),
+    ):
         r = server.post("/api/runs", content=raw)
         assert r.status_code == 400 and words in r.json()["error"], r.text
     r = server.post("/api/runs", content=b"{" + b" " * (2 << 20) + b"}")
@@ -127,9 +139,22 @@ def test_a_cli_run_and_an_api_run_both_appear_live(server: ServerProcess) -> Non
     env.pop("PODIUM_STORE", None)
     with server.client.stream("GET", "/api/stream/runs", timeout=60) as stream:
         cli = subprocess.Popen(
-            [sys.executable, "-m", "podium", "run", "quick.yaml", "--store", server.store, "--no-progress",
-             "--run-id", "from-cli-1"],
-            cwd=server.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "podium",
+                "run",
+                "quick.yaml",
+                "--store",
+                server.store,
+                "--no-progress",
+                "--run-id",
+                "from-cli-1",
+            ],
+            cwd=server.root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         api_run = server.start_run("quick")
         seen: dict[str, set[str]] = {}
@@ -172,8 +197,23 @@ def test_resume_refuses_a_run_of_an_unregistered_workflow(server: ServerProcess,
     spec.write_text("name: other\ntasks:\n  a: {kind: shell, argv: [sh, -c, 'exit 3']}\n")
     env = dict(os.environ)
     env.pop("PODIUM_STORE", None)
-    subprocess.run([sys.executable, "-m", "podium", "run", str(spec), "--store", server.store, "--no-progress",
-                    "--run-id", "unregistered-1"], env=env, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "podium",
+            "run",
+            str(spec),
+            "--store",
+            server.store,
+            "--no-progress",
+            "--run-id",
+            "unregistered-1",
+        ],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
     assert server.get("/api/runs/unregistered-1").json()["status"] == "failed"
     r = server.post("/api/runs/unregistered-1/resume")
     assert r.status_code == 403 and "podium resume" in r.json()["error"]
@@ -190,7 +230,12 @@ def test_a_worker_that_dies_is_resumed(server: ServerProcess) -> None:
     while True:
         d = server.get(f"/api/runs/{run_id}").json()
         w = d["worker"]
-        if w["restarts"] == 1 and d["status"] == "running" and w["pid"] != pid and d["owner"].endswith(f":{w['pid']}"):
+        if (
+            w["restarts"] == 1
+            and d["status"] == "running"
+            and w["pid"] != pid
+            and d["owner"].endswith(f":{w['pid']}")
+        ):
             break
         assert time.monotonic() < deadline, d
         time.sleep(0.2)

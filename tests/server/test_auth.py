@@ -33,8 +33,12 @@ def router_routes(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, s
     """(method, path) of every route of the app, from its router."""
     tmp = tmp_path_factory.mktemp("routes")
     srv = Server(
-        store_url=f"sqlite:///{tmp / 'db.sqlite'}", config=ServerConfig(base_dir=tmp), state_dir=tmp,
-        host="127.0.0.1", port=1, token="t" * 43,
+        store_url=f"sqlite:///{tmp / 'db.sqlite'}",
+        config=ServerConfig(base_dir=tmp),
+        state_dir=tmp,
+        host="127.0.0.1",
+        port=1,
+        token="t" * 43,
     )
     try:
         app = build_app(srv, allowed_hosts("127.0.0.1", 1))
@@ -116,7 +120,13 @@ def test_state_changes_with_the_cookie_need_the_same_origin(server: ServerProces
 
 def test_host_header_must_name_this_server(server: ServerProcess) -> None:
     port = server.host.rsplit(":", 1)[1]
-    for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1.evil.example:{port}", "", f"10.0.0.1:{port}"):
+    for host in (
+        "evil.example",
+        f"evil.example:{port}",
+        f"127.0.0.1.evil.example:{port}",
+        "",
+        f"10.0.0.1:{port}",
+    ):
         r = server.get("/api/runs", headers={"Host": host})
         assert r.status_code == 400, host
         assert server.anon.get("/healthz", headers={"Host": host}).status_code == 400
