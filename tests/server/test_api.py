@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import signal
@@ -134,6 +135,21 @@ def test_stream_misses_nothing_across_reconnects(server: ServerProcess) -> None:
     assert [e["seq"] for e in page["events"]] == [6, 7, 8] and page["last_seq"] == 8
 
 
+def _live_events(srv: ServerProcess, run_id: str) -> tuple[list[dict], dict[int, float]]:
+    """The run's events from its stream, with the wall time each one arrived."""
+    got: list[dict] = []
+    arrived: dict[int, float] = {}
+    with srv.client.stream("GET", f"/api/runs/{run_id}/stream", timeout=60) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                for e in json.loads(line[6:]):
+                    got.append(e)
+                    arrived[e["seq"]] = time.time()
+                if got[-1]["type"] == "RunSucceeded":
+                    break
+    return got, arrived
+
+
 def test_a_cli_run_and_an_api_run_both_appear_live(server: ServerProcess) -> None:
     env = dict(os.environ)
     env.pop("PODIUM_STORE", None)
@@ -144,7 +160,7 @@ def test_a_cli_run_and_an_api_run_both_appear_live(server: ServerProcess) -> Non
                 "-m",
                 "podium",
                 "run",
-                "quick.yaml",
+                "steps.yaml",
                 "--store",
                 server.store,
                 "--no-progress",
@@ -156,18 +172,26 @@ def test_a_cli_run_and_an_api_run_both_appear_live(server: ServerProcess) -> Non
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        api_run = server.start_run("quick")
-        seen: dict[str, set[str]] = {}
-        for line in stream.iter_lines():
+        api_run = server.start_run("steps")
+        followed: dict[str, concurrent.futures.Future] = {}
+        pool = concurrent.futures.ThreadPoolExecutor(2)
+        for line in stream.iter_lines():  # both show up on the runs stream while they run: follow them
             if line.startswith("data: "):
                 for s in json.loads(line[6:]):
-                    seen.setdefault(s["run_id"], set()).add(s["status"])
-            if {"from-cli-1", api_run} <= {r for r, st in seen.items() if "succeeded" in st}:
+                    wanted = s["run_id"] in ("from-cli-1", api_run) and s["run_id"] not in followed
+                    if wanted and s["status"] in ("created", "running"):
+                        followed[s["run_id"]] = pool.submit(_live_events, server, s["run_id"])
+            if len(followed) == 2:
                 break
-        assert cli.wait(30) == 0
-    assert "running" in seen["from-cli-1"] | seen[api_run] or "created" in seen[api_run]
-    cli_events = _events(server, "from-cli-1")
-    assert cli_events[-1]["type"] == "RunSucceeded"
+    for run_id, fut in followed.items():
+        events, arrived = fut.result(60)
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        end = events[-1]["ts"]
+        first_done = next(e for e in events if e["type"] == "TaskSucceeded")
+        # the first step's end reached this client while the run was still going (about 1 s more)
+        assert arrived[first_done["seq"]] < end, run_id
+    pool.shutdown()
+    assert cli.wait(30) == 0
 
 
 def test_cancel_and_resume(server: ServerProcess) -> None:
