@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,6 +135,9 @@ class ServerProcess:
         if not self.url:
             self.stop()
             raise RuntimeError("podium server did not start:\n" + "".join(self.output))
+        # keep reading its output, or a full pipe would block the server on its next log line
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
         self.client = httpx.Client(
             base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30
         )
@@ -144,6 +148,13 @@ class ServerProcess:
                     break
             except httpx.TransportError:
                 time.sleep(0.05)
+
+    def _drain(self) -> None:
+        stream = self.proc.stdout
+        if stream is None:
+            return
+        for line in iter(stream.readline, ""):
+            self.output.append(line)
 
     @property
     def host(self) -> str:
@@ -178,6 +189,8 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        if hasattr(self, "reader"):
+            self.reader.join(5)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         for c in ("client", "anon"):

@@ -133,9 +133,9 @@ class Guard:
         path = scope["path"]
         if path != PUBLIC_PATH:
             # a login URL: the token leaves the address bar at once, whatever else is sent
-            if scope["method"] in ("GET", "HEAD") and b"token=" in scope.get("query_string", b""):
-                if await self._login(scope, send):
-                    return
+            login = scope["method"] in ("GET", "HEAD") and b"token=" in scope.get("query_string", b"")
+            if login and await self._login(scope, send):
+                return
             via = self._credentials(headers)
             if via is None:
                 await _reply(

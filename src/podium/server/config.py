@@ -5,7 +5,8 @@ What the API may run is decided here and only here: workflow files the operator 
 
     [server]
     allow_modules = ["mytasks"]          # added to the top-level allow_modules
-    max_active_runs = 8                  # runs the server's workers may run at once
+    max_active_runs = 8                  # runs the server's workers may run at once (0: none,
+                                         # a server that only watches)
     max_body = 1048576                   # bytes a request body may have
 
     [[server.workflows]]
@@ -121,8 +122,8 @@ def parse_server_table(table: dict[str, Any], file: Path) -> ServerConfig:
     if not isinstance(mods, list) or not all(isinstance(m, str) and m.strip() for m in mods):
         bad("allow_modules", "expected a list of module names")
         mods = []
-    max_active = _positive_int(table, "max_active_runs", DEFAULT_MAX_ACTIVE, bad)
-    max_body = _positive_int(table, "max_body", DEFAULT_MAX_BODY, bad)
+    max_active = _count(table, "max_active_runs", DEFAULT_MAX_ACTIVE, bad, minimum=0)
+    max_body = _count(table, "max_body", DEFAULT_MAX_BODY, bad)
     workflows = []
     raw = table.get("workflows", [])
     if not isinstance(raw, list):
@@ -154,10 +155,10 @@ def parse_server_table(table: dict[str, Any], file: Path) -> ServerConfig:
     )
 
 
-def _positive_int(table: dict[str, Any], key: str, default: int, bad: Any) -> int:
+def _count(table: dict[str, Any], key: str, default: int, bad: Any, minimum: int = 1) -> int:
     v = table.get(key, default)
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        bad(key, f"expected a positive integer, got {v!r}")
+    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+        bad(key, f"expected an integer >= {minimum}, got {v!r}")
         return default
     return v
 

@@ -112,10 +112,15 @@ class Workers:
         with self.lock:
             return sum(1 for w in self.workers.values() if _alive(w))
 
-    def launch(self, reg: Any, pairs: list[str]) -> str:
-        """Start a run of a registered workflow; its id (the run is created by the worker)."""
+    def _room(self) -> None:
+        if self.max_active == 0:
+            raise TooBusy("this server starts no runs (max_active_runs = 0)")
         if self.active() >= self.max_active:
             raise TooBusy(f"the server already runs {self.max_active} runs (max_active_runs); try later")
+
+    def launch(self, reg: Any, pairs: list[str]) -> str:
+        """Start a run of a registered workflow; its id (the run is created by the worker)."""
+        self._room()
         self.catalog.check_unchanged(reg)
         run_id = uuid.uuid4().hex[:12]
         argv = [self.python, "-m", "podium", "run", reg.entry.resolved, "--run-id", run_id]
@@ -128,11 +133,11 @@ class Workers:
         return run_id
 
     def resume(self, run_id: str, from_task: str | None = None) -> None:
+        record = self.store.get_run(run_id)
         if from_task is not None and not supports_resume_from():
             raise NotSupported(
                 f"resume from a task ({from_task!r}) is not available in this version; resume the whole run"
             )
-        record = self.store.get_run(run_id)
         if record.status == st.RUN_SUCCEEDED and from_task is None:
             raise ConflictError(f"run {run_id!r} succeeded; there is nothing to resume")
         if self.catalog.for_run(record.source, record.workflow) is None:
@@ -143,13 +148,12 @@ class Workers:
         with self.lock:
             w = self.workers.get(run_id)
         if w is not None and record.status in st.RUN_FINISHED:
-            _wait_exit(w, 10.0)  # the run ended; its worker is closing the store and exiting
+            _wait_exit(w, 3.0)  # the run ended; its worker is closing the store and exiting
         if w is not None and _alive(w):
             raise ConflictError(f"run {run_id!r} is still running (worker {w.pid})")
         if record.status in _ACTIVE and record.owner and not _owner_dead(record.owner):
             raise ConflictError(f"run {run_id!r} is still being run by {record.owner}; cancel it first")
-        if self.active() >= self.max_active:
-            raise TooBusy(f"the server already runs {self.max_active} runs (max_active_runs); try later")
+        self._room()
         argv = [self.python, "-m", "podium", "resume", run_id, "--store", self.store_url, "--no-progress"]
         if from_task is not None:
             argv += ["--from", from_task]
