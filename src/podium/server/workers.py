@@ -14,6 +14,7 @@ is ever signalled (a reused pid is never hit).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -30,6 +31,7 @@ from podium.model import states as st
 from podium.server.problems import Forbidden, NotSupported, TooBusy
 from podium.server.state import ServerState
 
+log = logging.getLogger("podium.server")
 #: Times the server resumes a run whose worker died before giving up on it.
 MAX_RESTARTS = 2
 _ACTIVE = frozenset({st.RUN_CREATED_STATE, st.RUN_RUNNING})
@@ -184,6 +186,7 @@ class Workers:
         self.state.set_worker(run_id, proc.pid, started)
         with self.lock:
             self.workers[run_id] = Worker(run_id, proc.pid, started, proc)
+        log.info("run %s: worker %d started (podium %s)", run_id, proc.pid, argv[3])
 
     def wait_created(self, run_id: str, timeout: float = 30.0) -> None:
         """Wait until the worker has written the run (or has died trying: its error, 422)."""
