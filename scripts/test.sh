@@ -3,7 +3,8 @@
 # a virtualenv with the package and its test extras, PostgreSQL server binaries for the store
 # conformance suite (the tests start and stop their own private server), Podman with runc and a
 # static busybox for the container tests (they use private storage and build their image from
-# busybox; nothing is pulled), then ruff and pytest.
+# busybox; nothing is pulled), Debian's chromium for the web UI tests (driven by Playwright; never
+# `playwright install`), then ruff and pytest.
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,16 @@ if ! command -v podman >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1 || [
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc busybox-static >/dev/null
   else
     echo "podman, runc or busybox-static missing and cannot install them: container tests will be skipped" >&2
+  fi
+fi
+
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium for the web UI tests (apt)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium not found and cannot install it: the web UI tests will be skipped" >&2
   fi
 fi
 

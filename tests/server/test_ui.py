@@ -107,7 +107,6 @@ def test_the_runs_list_is_live_and_filterable(page, server: ServerProcess) -> No
     expect(page.locator(f"#runs-body tr[data-run='{run_id}'] .badge")).to_have_text(
         "succeeded", timeout=20_000
     )
-    shot(page, "runs.png")
     page.select_option("#f-status", "cancelled")
     expect(page.locator(f"#runs-body tr[data-run='{run_id}']")).to_have_count(0)
     page.select_option("#f-status", "")
@@ -159,3 +158,11 @@ def test_the_form_reports_bad_parameters(page, server: ServerProcess) -> None:
     page.click("#start-submit")
     expect(page.locator("#start-error")).to_contain_text("param tag")
     assert page.url.endswith("#/start?workflow=quick")
+
+
+def test_runs_list_after_the_others(page, server: ServerProcess) -> None:
+    """Last of this module: the list with the runs the tests above left (for docs/ui.md)."""
+    page.goto(f"{server.url}/#/")
+    expect(page.locator("#runs-body tr").first).to_be_visible()
+    assert page.locator("#runs-body tr[data-run]").count() >= 4
+    shot(page, "runs.png")
