@@ -72,13 +72,21 @@ def _wait_exit(w: Worker, timeout: float) -> None:
         time.sleep(0.02)
 
 
-def supports_resume_from() -> bool:
-    """Whether ``podium resume`` takes ``--from TASK`` in this version."""
-    from podium.cli import cli
-    from podium.cli import run as _run  # noqa: F401  (registers the commands)
+_RESUME_FROM: list[bool] = []
 
-    cmd = cli.commands.get("resume")
-    return cmd is not None and any("--from" in getattr(p, "opts", ()) for p in cmd.params)
+
+def supports_resume_from(python: str = sys.executable) -> bool:
+    """Whether the workers' ``podium resume`` takes ``--from TASK`` (asked once, of the same
+    command the workers run)."""
+    if not _RESUME_FROM:
+        try:
+            done = subprocess.run(
+                [python, "-m", "podium", "resume", "--help"], capture_output=True, text=True, timeout=60
+            )
+            _RESUME_FROM.append("--from" in done.stdout)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+    return _RESUME_FROM[0]
 
 
 class Workers:
@@ -136,7 +144,7 @@ class Workers:
 
     def resume(self, run_id: str, from_task: str | None = None) -> None:
         record = self.store.get_run(run_id)
-        if from_task is not None and not supports_resume_from():
+        if from_task is not None and not supports_resume_from(self.python):
             raise NotSupported(
                 f"resume from a task ({from_task!r}) is not available in this version; resume the whole run"
             )
