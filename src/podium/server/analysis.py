@@ -1,4 +1,4 @@
-"""Figures derived from a folded run: map aggregates and the critical path.
+"""Figures derived from a run: per-attempt spans, map aggregates and the critical path.
 
 Pure functions of a ``RunView`` (and, for the critical path, the workflow's graph): no store,
 no clock. A map is summarised by its items' counts per state and duration quantiles, so a page
@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+from podium.model import events as ev
+from podium.model.events import Event
 
 
 def _quantile(xs: list[float], q: float) -> float | None:
@@ -79,3 +83,43 @@ def critical_path(view: Any, graph: Sequence[dict[str, Any]] | None) -> list[str
         cur = max(prev, key=end) if prev else None
     path.reverse()
     return path
+
+
+@dataclass
+class Attempt:
+    attempt: int
+    node: str | None
+    started_at: float
+    resources: dict[str, float]
+    finished_at: float | None = None
+    outcome: str | None = None  # "succeeded" or a failure kind ("user", "timeout", ...)
+    error: dict[str, Any] | None = None
+
+
+def track(attempts: dict[str, list[Attempt]], e: Event) -> None:
+    """Per-attempt spans, kept beside the view (the view keeps only the last attempt)."""
+    tid = e.task_id
+    if tid is None:
+        return
+    typ = e.type
+    if typ == ev.TASK_STARTED:
+        attempts.setdefault(tid, []).append(
+            Attempt(e.attempt, e.data.get("node"), e.ts, dict(e.data.get("res") or {}))
+        )
+        return
+    if typ not in (ev.TASK_SUCCEEDED, ev.TASK_FAILED, ev.TASK_RETRYING, ev.TASK_CANCELLED, ev.TASK_RESET):
+        return
+    runs = attempts.get(tid)
+    if not runs or runs[-1].finished_at is not None:
+        return
+    a = runs[-1]
+    a.finished_at = e.ts
+    if typ == ev.TASK_SUCCEEDED:
+        a.outcome = "succeeded"
+    elif typ == ev.TASK_RESET:
+        a.outcome = "interrupted"
+    elif typ == ev.TASK_CANCELLED:
+        a.outcome = "cancelled"
+    else:
+        a.error = e.data.get("error")
+        a.outcome = str((a.error or {}).get("kind") or "user")

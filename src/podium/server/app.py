@@ -85,7 +85,7 @@ class Server:
         from podium import __version__
 
         self.version = __version__
-        self.openapi = document(__version__)
+        self.openapi = document(__version__, port)
         self.started_at = time.time()
         self.adopted: tuple[list[str], list[str]] = ([], [])
         self._capacity: dict[str, float] | None = None

@@ -24,29 +24,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podium.errors import NotFoundError
-from podium.model import events as ev
 from podium.model import states as st
 from podium.model.events import Event, RunRecord
-from podium.server.analysis import critical_path, map_rows
+from podium.server.analysis import Attempt, critical_path, map_rows, track
+from podium.server.index import RunIndex
 from podium.server.redact import preview, redact
 
 SCHEMA = "podium.run/1"
 #: Views kept in memory (the most recently read runs).
 CACHED_VIEWS = 64
+#: Summaries of finished runs kept in memory (they never change until a resume).
+CACHED_SUMMARIES = 100_000
 #: Bytes of log text one call returns at most.
 LOG_CHUNK = 256 * 1024
 _ACTIVE = frozenset({st.RUN_CREATED_STATE, st.RUN_RUNNING})
-
-
-@dataclass
-class Attempt:
-    attempt: int
-    node: str | None
-    started_at: float
-    resources: dict[str, float]
-    finished_at: float | None = None
-    outcome: str | None = None  # "succeeded" or a failure kind ("user", "timeout", ...)
-    error: dict[str, Any] | None = None
 
 
 @dataclass
@@ -61,6 +52,7 @@ class _Cache:
         self.lock = threading.Lock()
         self.views: OrderedDict[str, _Entry] = OrderedDict()
         self.finished: dict[str, tuple[float, dict[str, Any]]] = {}  # run_id -> (updated_at, summary)
+        self.index = RunIndex()
 
 
 _caches: weakref.WeakKeyDictionary[Any, _Cache] = weakref.WeakKeyDictionary()
@@ -73,35 +65,6 @@ def _cache(store: Any) -> _Cache:
         if c is None:
             c = _caches[store] = _Cache()
         return c
-
-
-def _track(entry: _Entry, e: Event) -> None:
-    """Per-attempt spans, kept beside the view (the view keeps only the last attempt)."""
-    tid = e.task_id
-    if tid is None:
-        return
-    typ = e.type
-    if typ == ev.TASK_STARTED:
-        entry.attempts.setdefault(tid, []).append(
-            Attempt(e.attempt, e.data.get("node"), e.ts, dict(e.data.get("res") or {}))
-        )
-        return
-    if typ not in (ev.TASK_SUCCEEDED, ev.TASK_FAILED, ev.TASK_RETRYING, ev.TASK_CANCELLED, ev.TASK_RESET):
-        return
-    runs = entry.attempts.get(tid)
-    if not runs or runs[-1].finished_at is not None:
-        return
-    a = runs[-1]
-    a.finished_at = e.ts
-    if typ == ev.TASK_SUCCEEDED:
-        a.outcome = "succeeded"
-    elif typ == ev.TASK_RESET:
-        a.outcome = "interrupted"
-    elif typ == ev.TASK_CANCELLED:
-        a.outcome = "cancelled"
-    else:
-        a.error = e.data.get("error")
-        a.outcome = str((a.error or {}).get("kind") or "user")
 
 
 def _entry(store: Any, run_id: str) -> _Entry:
@@ -126,7 +89,7 @@ def _entry(store: Any, run_id: str) -> _Entry:
                 except IllegalTransition as err:
                     entry.broken = f"the event log cannot be read past seq {e.seq}: {err}"
                     break
-                _track(entry, e)
+                track(entry.attempts, e)
         return entry
 
 
@@ -204,8 +167,43 @@ def run_summary(store: Any, run_id: str) -> dict[str, Any]:
         return hit[1]
     out = _summary(record, _entry(store, run_id))
     if out["status"] in st.RUN_FINISHED and not record.owner:
+        if len(cache.finished) >= CACHED_SUMMARIES:
+            cache.finished.clear()
         cache.finished[run_id] = (record.updated_at, out)
     return out
+
+
+#: Headers read again on every use of the runs index, and seconds between full re-reads.
+NEWEST = 200
+FULL_REFRESH = 30.0
+
+
+def _headers(store: Any) -> list[RunRecord]:
+    cache = _cache(store)
+    index = cache.index
+    if index.at == -math.inf:
+        index.rebuild(store.list_runs(1 << 31))
+        return index.listing()
+    if not index.merge(store.list_runs(NEWEST)):  # more new runs than NEWEST since: read them all
+        index.rebuild(store.list_runs(1 << 31))
+    for run_id in index.live():
+        try:
+            index.merge([store.get_run(run_id)])
+        except NotFoundError:
+            pass
+    if time.monotonic() - index.at > FULL_REFRESH and not index.refreshing:
+        index.refreshing = True
+
+        def refresh() -> None:
+            try:
+                index.rebuild(store.list_runs(1 << 31))
+            except Exception:  # the next use tries again
+                pass
+            finally:
+                index.refreshing = False
+
+        threading.Thread(target=refresh, name="podium-runs-index", daemon=True).start()
+    return index.listing()
 
 
 def list_runs(
@@ -218,7 +216,7 @@ def list_runs(
     offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of runs, newest first, filtered; and how many runs match in all."""
-    records = store.list_runs(1 << 31)
+    records = _headers(store)
     if status:
         records = [r for r in records if r.status == status]
     if workflow:

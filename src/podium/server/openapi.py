@@ -61,7 +61,7 @@ def _body(schema: dict[str, Any], required: bool) -> dict[str, Any]:
     return {"required": required, "content": {"application/json": {"schema": schema}}}
 
 
-def document(version: str) -> dict[str, Any]:
+def document(version: str, port: int = 8765) -> dict[str, Any]:
     page = {
         "type": "object",
         "required": ["items", "total", "limit", "offset"],
@@ -354,7 +354,7 @@ def document(version: str) -> dict[str, Any]:
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
-                "session": {"type": "apiKey", "in": "cookie", "name": "podium_session_PORT"},
+                "session": {"type": "apiKey", "in": "cookie", "name": f"podium_session_{port}"},
             },
             "schemas": {
                 "Error": ERROR,

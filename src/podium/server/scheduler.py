@@ -84,7 +84,7 @@ class Scheduler:
                     run_id = self.start(e.workflow, dict(e.schedule.params))
                     self.state.slot_run(e.key, slot, run_id)
                 except Exception as err:  # the slot stays claimed: it is not tried twice
-                    self.state.slot_run(e.key, slot, None, f"error: {err}")
+                    self.state.slot_run(e.key, slot, f"error: {err}")
                     log.warning("schedule %s of %s: %s", e.schedule.cron.text, e.workflow, err)
                 fired.append((e.workflow, slot, run_id))
             # the cursor moves to the last slot considered (all of them, or the catch-up cap)

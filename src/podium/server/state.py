@@ -108,8 +108,9 @@ class ServerState:
         )
         return cur.rowcount == 1
 
-    def slot_run(self, key: str, slot: float, run_id: str | None, note: str | None = None) -> None:
-        self._exec("UPDATE fired SET run_id = ? WHERE key = ? AND slot = ?", (run_id or note, key, slot))
+    def slot_run(self, key: str, slot: float, outcome: str) -> None:
+        """What a claimed slot started: its run id, or ``error: ...``."""
+        self._exec("UPDATE fired SET run_id = ? WHERE key = ? AND slot = ?", (outcome, key, slot))
 
     def fired(self, key: str) -> list[tuple[float, str | None]]:
         return [

@@ -307,15 +307,16 @@ class Workers:
         return adopted, resumed
 
     def _last_line(self, run_id: str) -> str | None:
+        """The worker's last error, on one line (from its last ``error:`` line to the end)."""
         try:
             text = (self.log_dir / f"{run_id}.log").read_text(encoding="utf-8", errors="replace")
         except OSError:
             return None
-        lines = [ln for ln in text.splitlines() if ln.strip()]
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         if not lines:
             return None
-        last = lines[-1].strip()
-        return last.removeprefix("error: ")[:500]
+        start = max((i for i, ln in enumerate(lines) if ln.startswith("error: ")), default=len(lines) - 1)
+        return "; ".join(lines[start:]).removeprefix("error: ")[:1000]
 
 
 def _owner_dead(owner: str) -> bool:
