@@ -207,7 +207,7 @@ def test_cancel_and_resume(server: ServerProcess) -> None:
     assert {t["task_id"]: t["status"] for t in detail["tasks"]}["wait"] == "cancelled"
     assert server.post(f"/api/runs/{run_id}/cancel").status_code == 409
     r = server.post(f"/api/runs/{run_id}/resume", json={"from": "wait"})
-    assert r.status_code == 422 and "resume from a task" in r.json()["error"]
+    assert r.status_code == 409 and "resume from a task" in r.json()["error"]
     r = server.post(f"/api/runs/{run_id}/resume")
     assert r.status_code == 202, r.text
     server.wait_status(run_id, ("running",))

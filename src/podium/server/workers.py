@@ -145,7 +145,7 @@ class Workers:
     def resume(self, run_id: str, from_task: str | None = None) -> None:
         record = self.store.get_run(run_id)
         if from_task is not None and not supports_resume_from(self.python):
-            raise NotSupported(
+            raise ConflictError(
                 f"resume from a task ({from_task!r}) is not available in this version; resume the whole run"
             )
         if record.status == st.RUN_SUCCEEDED and from_task is None:

@@ -158,6 +158,11 @@ async def resume_run(request: Request) -> JSON:
     return JSON({"run_id": run_id, "resumed": True}, status_code=202)
 
 
+async def runs(request: Request) -> JSON:
+    """``/api/runs``: one route for both methods, so a 405 lists both in ``Allow``."""
+    return await (submit_run(request) if request.method == "POST" else list_runs(request))
+
+
 async def stream_runs(request: Request) -> StreamingResponse:
     check_query(request, ())
     srv = _server(request)
@@ -173,8 +178,7 @@ async def stream_runs(request: Request) -> StreamingResponse:
 
 
 ROUTES = [
-    Route("/api/runs", list_runs, methods=["GET"], name="list_runs"),
-    Route("/api/runs", submit_run, methods=["POST"], name="submit_run"),
+    Route("/api/runs", runs, methods=["GET", "POST"], name="runs"),
     Route("/api/runs/{run_id}", get_run, methods=["GET"], name="get_run"),
     Route("/api/runs/{run_id}/events", list_events, methods=["GET"], name="list_events"),
     Route("/api/runs/{run_id}/stream", stream_events, methods=["GET"], name="stream_events"),
