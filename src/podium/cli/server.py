@@ -35,6 +35,18 @@ def state_dir_for(store_url: str) -> Path:
     return (Path.cwd() / ".podium").resolve()
 
 
+def absolute_store_url(url: str) -> str:
+    """``url`` with a relative SQLite path made absolute: workers may run in another folder."""
+    url = url.strip()
+    if "://" not in url and url not in ("memory:",):
+        return str(Path(url).resolve())
+    if url.lower().startswith("sqlite:///") and not url.lower().startswith("sqlite:////"):
+        path, sep, query = url[len("sqlite:///") :].partition("?")
+        if path and path != ":memory:":
+            return f"sqlite:///{Path(path).resolve()}{sep}{query}"
+    return url
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -85,7 +97,7 @@ def server_cmd(
     from podium.store.codec import redact
 
     bind = host or "127.0.0.1"
-    url = store_url or default_store_url()
+    url = absolute_store_url(store_url or default_store_url())
     if url.strip() in ("memory:", "memory://"):
         raise UsageError("--store memory: cannot be shared with the server's worker processes; use a file")
     config = load_server_config(config_path)
@@ -100,8 +112,12 @@ def server_cmd(
         sock.close()
         raise UsageError(f"cannot listen on {bind}:{port}: {e.strerror}") from None
     port = sock.getsockname()[1]
-    server = Server(store_url=url, config=config, state_dir=directory, host=bind, port=port, token=token)
-    app = build_app(server, allowed_hosts(bind, port, tuple(allow_host)))
+    try:
+        server = Server(store_url=url, config=config, state_dir=directory, host=bind, port=port, token=token)
+        app = build_app(server, allowed_hosts(bind, port, tuple(allow_host)))
+    except BaseException:
+        sock.close()
+        raise
     shown = f"[{bind}]" if ":" in bind else bind
     if host is not None and not _is_loopback(bind):
         click.echo(

@@ -1,6 +1,7 @@
 """Worker processes: every run the server starts runs in a process of its own.
 
-A worker is ``python -m podium run FILE --run-id ID --store URL ...`` (or ``podium resume``),
+A worker is ``python -m podium run FILE --run-id ID ...`` (or ``podium resume``) with the store
+URL in ``PODIUM_STORE`` (kept out of argv, where ``ps`` shows it),
 argv lists only, started in its own session so a Ctrl-C of the server does not reach it, its
 output in a 0600 log file under the server's state directory. A worker that crashes takes
 down only its run; the server notices (``poll``) and resumes the run, up to ``MAX_RESTARTS``
@@ -134,7 +135,7 @@ class Workers:
         self.catalog.check_unchanged(reg)
         run_id = uuid.uuid4().hex[:12]
         argv = [self.python, "-m", "podium", "run", reg.entry.resolved, "--run-id", run_id]
-        argv += ["--store", self.store_url, "--no-progress"]
+        argv += ["--no-progress"]
         for m in self.catalog.config.allow_modules:
             argv += ["--allow-module", m]
         for pair in pairs:
@@ -164,7 +165,7 @@ class Workers:
         if record.status in _ACTIVE and record.owner and not _owner_dead(record.owner):
             raise ConflictError(f"run {run_id!r} is still being run by {record.owner}; cancel it first")
         self._room()
-        argv = [self.python, "-m", "podium", "resume", run_id, "--store", self.store_url, "--no-progress"]
+        argv = [self.python, "-m", "podium", "resume", run_id, "--no-progress"]
         if from_task is not None:
             argv += ["--from", from_task]
         self._spawn(run_id, record.workflow, argv)
@@ -173,8 +174,8 @@ class Workers:
         log_path = self.log_dir / f"{run_id}.log"
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.state.record_launch(run_id, workflow, str(log_path))
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env.pop("PODIUM_STORE", None)  # the worker gets --store; nothing else may redirect it
+        # the store URL travels in the environment, not in argv: a password in it stays out of `ps`
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PODIUM_STORE=self.store_url)
         try:
             proc = subprocess.Popen(
                 argv,
