@@ -29,14 +29,20 @@ def _running_task(srv: ServerProcess, run_id: str, attempt: int = 1) -> dict:
 
 def test_restarted_server_adopts_live_workers_and_resumes_dead_ones(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p")
-    a = ServerProcess(root)
+    servers: list[ServerProcess] = []
+
+    def start() -> ServerProcess:
+        servers.append(ServerProcess(root))
+        return servers[-1]
+
+    a = start()
     try:
         adopted_run = a.start_run("slow")
         worker = _running_task(a, adopted_run)["worker"]["pid"]
         a.stop(signal.SIGKILL)
         assert psutil.pid_exists(worker)  # the run goes on without the server
 
-        b = ServerProcess(root)
+        b = start()
         info = b.get("/api/server").json()
         assert info["adopted"] == [adopted_run] and info["resumed_at_start"] == []
         assert b.post(f"/api/runs/{adopted_run}/cancel").status_code == 202  # it can still signal it
@@ -47,7 +53,7 @@ def test_restarted_server_adopts_live_workers_and_resumes_dead_ones(tmp_path: Pa
         b.stop(signal.SIGKILL)
         os.kill(dead, signal.SIGKILL)  # and its worker dies while no server watches
 
-        c = ServerProcess(root)
+        c = start()
         info = c.get("/api/server").json()
         assert info["resumed_at_start"] == [orphan]
         d = _running_task(c, orphan, attempt=2)
@@ -58,4 +64,6 @@ def test_restarted_server_adopts_live_workers_and_resumes_dead_ones(tmp_path: Pa
         c.wait_status(orphan, ("cancelled",), timeout=30)
         c.stop()
     finally:
+        for srv in servers:
+            srv.stop()
         kill_workers(root)

@@ -149,6 +149,10 @@ def _serve(app: object, sock: socket.socket, server: object) -> None:
     )
     try:
         uvicorn.Server(cfg).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn has shut down cleanly, then passes the Ctrl-C on
+        click.echo(
+            "podium server stopped (its workers' runs go on; a restarted server adopts them)", err=True
+        )
     finally:
         server.close()  # type: ignore[attr-defined]
         sock.close()
