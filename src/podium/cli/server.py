@@ -104,7 +104,10 @@ def server_cmd(
     directory = Path(state_dir).resolve() if state_dir else state_dir_for(url)
     token, token_file, created = load_or_create_token(directory)
     family = socket.AF_INET6 if ":" in bind.strip("[]") else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and without it
+    # every response waits ~40 ms for the client's delayed ACK (headers and body are two writes)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((bind.strip("[]"), port))
