@@ -2,7 +2,8 @@
 
 For a run of a registered workflow on this machine's node (``local``), the planner is given
 the workflow's tasks with the durations the engine would estimate (declared, else the median
-of past runs, else 1 s), this machine's capacity and the run's prices; its spans (seconds from
+of past runs, else 1 s; a map the run expanded counts its items in waves of what the node's
+cpus hold at once), this machine's capacity and the run's prices; its spans (seconds from
 the run's start) are drawn beside the real ones. A run on other nodes gets its recorded plan
 summary only (their capacities are not known here). Pure but for reading history; computed
 once per run and kept.
@@ -10,6 +11,7 @@ once per run and kept.
 
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 from collections import OrderedDict
@@ -23,13 +25,14 @@ _lock = threading.Lock()
 
 
 def planned(store: Any, workflow: Workflow, detail: dict[str, Any]) -> dict[str, Any] | None:
-    run_id = detail["run_id"]
+    # a map that expands changes the plan: the key holds the maps' sizes
+    key = f"{detail['run_id']} {sorted((m['name'], m['children']) for m in detail.get('maps') or [])}"
     with _lock:
-        if run_id in _cache:
-            return _cache[run_id]
+        if key in _cache:
+            return _cache[key]
     out = _plan(store, workflow, detail)
     with _lock:
-        _cache[run_id] = out
+        _cache[key] = out
         while len(_cache) > _KEEP:
             _cache.popitem(last=False)
     return out
@@ -51,6 +54,8 @@ def _plan(store: Any, workflow: Workflow, detail: dict[str, Any]) -> dict[str, A
         history = store.history(workflow.name)
     except PodiumError:
         history = {}
+    items = {m["name"]: m["children"] for m in detail.get("maps") or []}
+    cpus = node.capacity.cpu
     tasks = {}
     for name, t in workflow.tasks.items():
         past = history.get(name)
@@ -59,6 +64,9 @@ def _plan(store: Any, workflow: Workflow, detail: dict[str, Any]) -> dict[str, A
             if t.expected_duration is not None
             else (statistics.median(past) if past else 1.0)
         )
+        if name in items:  # a map the run expanded: its items, as many at once as the node's cpus hold
+            waves = math.ceil(items[name] / max(1, int(cpus // max(t.resources.cpu, 1e-9))))
+            d *= max(1, waves)
         tasks[name] = PlanTask(duration=max(float(d), 1e-6), resources=t.resources, deps=t.deps)
     try:
         p = plan(PlanRequest(tasks), Cluster.of([node]), workflow.objective)
