@@ -8,6 +8,7 @@ redirects to the same URL without the token.
 
 Checks, in order, on every HTTP request:
 1. the ``Host`` header names the address the server is bound to (DNS rebinding), else 400;
+   ``/healthz`` answers whatever the Host (it says only "up"; probes use the pod's address);
 2. except for the exact path ``/healthz``: valid credentials, else 401. A present but empty,
    malformed or wrong ``Authorization`` header is refused even when a cookie is valid; tokens
    are compared in constant time;
@@ -127,10 +128,11 @@ class Guard:
                 return
             headers[name] = v.decode("latin-1")
         host = headers.get("host", "").lower()
-        if host not in self.allowed_hosts:
+        path = scope["path"]
+        # /healthz tells nothing but "up", so orchestrators may probe it by pod or node address
+        if host not in self.allowed_hosts and path != PUBLIC_PATH:
             await _reply(send, 400, f"Host header {host!r} is not this server's address")
             return
-        path = scope["path"]
         if path != PUBLIC_PATH:
             # a login URL: the token leaves the address bar at once, whatever else is sent
             login = scope["method"] in ("GET", "HEAD") and b"token=" in scope.get("query_string", b"")
