@@ -3,7 +3,9 @@
 A ``Resources`` value is what a task holds while it runs, or what a node has. Memory is in
 bytes; cpu and gpu are counts (fractions allowed); custom resources are named counts.
 Invariants: values are never negative; ``custom`` is a sorted tuple so equal vectors compare
-and hash equal; parsing accepts only well-formed input and says exactly what was wrong.
+and hash equal; parsing accepts only well-formed input and says exactly what was wrong; one
+rule says whether a need fits a capacity (``fits``, on resource dicts; ``Resources.fits_in``
+applies it to vectors).
 """
 
 from __future__ import annotations
@@ -38,6 +40,20 @@ _DUR_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DUR_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
 #: Names that are not custom resources.
 STANDARD = ("cpu", "memory", "gpu")
+#: A need within this of a capacity fits it (sums of freed amounts drift by float rounding).
+EPS = 1e-9
+
+
+def fits(need: Mapping[str, float], capacity: Mapping[str, float]) -> bool:
+    """Whether every amount of ``need`` fits in ``capacity`` (a name it lacks has none).
+
+    The one fit rule: node capacity, free capacity in a run and a lane's hold all use it. An
+    explicit loop: measurably cheaper than ``all(<genexpr>)`` on the run loop's hot path.
+    """
+    for k, v in need.items():  # noqa: SIM110
+        if capacity.get(k, 0.0) + EPS < v:
+            return False
+    return True
 
 
 def parse_size(value: object) -> int:
@@ -151,13 +167,12 @@ class Resources:
         return d
 
     def fits_in(self, capacity: Resources) -> bool:
-        cap = capacity.as_dict()
-        return all(v <= cap.get(k, 0.0) + 1e-9 for k, v in self.as_dict().items())
+        return fits(self.as_dict(), capacity.as_dict())
 
     def shortfall(self, capacity: Resources) -> list[str]:
         """Names of resources this vector needs more of than ``capacity`` has."""
         cap = capacity.as_dict()
-        return [k for k, v in self.as_dict().items() if v > cap.get(k, 0.0) + 1e-9]
+        return [k for k, v in self.as_dict().items() if not fits({k: v}, cap)]
 
     def __add__(self, other: Resources) -> Resources:
         return _combine(self, other, 1.0)

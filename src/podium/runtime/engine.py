@@ -23,6 +23,7 @@ from podium.model import states as st
 from podium.model.cluster import Cluster, Node
 from podium.model.events import Event, RunRecord
 from podium.model.workflow import Workflow
+from podium.planner.estimates import estimate_all, needs_history
 from podium.planner.rank import upward_rank
 from podium.registry import REGISTRY, Registry
 from podium.runtime import codec
@@ -227,24 +228,12 @@ class Engine:
         return RunResult(run_id, status or view.state or "", view, values, wf, summary)
 
     def estimates(self, workflow: Workflow, default: float | None = -1.0) -> dict[str, float]:
-        """Per task: declared expected duration, else the median of past runs, else ``default``
-        (the engine's default duration; ``None``: leave the task out)."""
+        """Per task: ``planner.estimates``' rule over this store's history; ``default`` is the
+        engine's default duration when negative, and ``None`` leaves unknown tasks out."""
         if default is not None and default < 0:
             default = self.default_duration
-        out: dict[str, float] = {}
-        history: dict[str, list[float]] | None = None
-        for name, t in workflow.tasks.items():
-            if t.expected_duration is not None:
-                out[name] = t.expected_duration
-                continue
-            if history is None:
-                history = self.store.history(workflow.name)
-            hist = history.get(name)
-            if hist:
-                out[name] = _median(hist)
-            elif default is not None:
-                out[name] = default
-        return out
+        history = self.store.history(workflow.name) if needs_history(workflow.tasks) else {}
+        return estimate_all(workflow.tasks, history, default)
 
     def priorities(
         self, workflow: Workflow, estimates: Mapping[str, float] | None = None
@@ -319,12 +308,6 @@ def _check_owner(owner: str) -> None:
     except psutil.Error:
         pass
     raise ConflictError(f"run is still being run by process {pid} on {host}; cancel it first")
-
-
-def _median(xs: Sequence[float]) -> float:
-    s = sorted(xs)
-    m = len(s) // 2
-    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
 
 
 def new_run_id() -> str:
