@@ -15,11 +15,12 @@ after ``grace`` seconds) and resolves the Futures. Outcomes and their ``ErrorRec
 - killed by SIGKILL with its peak RSS near ``call.resources.memory`` -> ``oom``;
 - any other death by a signal or an exit without a result -> ``worker_lost``, naming the signal.
 
-Every resolved Future carries ``future.podium_meta`` (``pid``, ``peak_rss`` in bytes from
-``wait4``, ``exit`` status). Invariants: no worker outlives its attempt (the group is killed
-when the leader exits, before it is reaped, so its id cannot be reused meanwhile); no worker
-outlives ``shutdown()`` or this interpreter (an atexit hook, and each worker kills itself
-when the orchestrator's end of its control pipe closes); this module never imports the store.
+Futures are ``AttemptFuture``s; every resolved one carries ``podium_meta`` (``AttemptMeta``:
+``pid``, ``peak_rss`` in bytes from ``wait4``, ``exit`` status). Invariants: no worker
+outlives its attempt (the group is killed when the leader exits, before it is reaped, so its
+id cannot be reused meanwhile); no worker outlives ``shutdown()`` or this interpreter (an
+atexit hook, and each worker kills itself when the orchestrator's end of its control pipe
+closes); this module never imports the store.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from podium.executors.worker import dumps
 from podium.model.cluster import Node
 from podium.model.task import TaskCall
 from podium.registry import REGISTRY, Registry
+from podium.types import AttemptFuture
 
 #: A SIGKILLed worker whose peak RSS reached this fraction of its memory request counts as oom.
 OOM_RSS_FRACTION = 0.9
@@ -59,7 +61,7 @@ _LIVE: weakref.WeakSet[ProcessExecutor] = weakref.WeakSet()
 @dataclass(eq=False)
 class _Worker:
     call: TaskCall
-    future: Future[Any]
+    future: AttemptFuture
     proc: subprocess.Popen[bytes]
     pidfd: int
     ctl: int  # our end of the control pipe (payload out; closing it tells the worker to die)
@@ -118,7 +120,7 @@ class ProcessExecutor:
                 "memory": call.resources.memory,
             }
         )
-        fut: Future[Any] = Future()
+        fut = AttemptFuture()
         fut.set_running_or_notify_cancel()
         with self._lock:
             if self._closed:
@@ -339,7 +341,7 @@ class ProcessExecutor:
         with self._lock:
             self._workers.pop(w.future, None)
         peak = usage.ru_maxrss * 1024 if usage is not None else 0
-        w.future.podium_meta = {"pid": w.pid, "peak_rss": peak, "exit": code}  # type: ignore[attr-defined]
+        w.future.podium_meta = {"pid": w.pid, "peak_rss": peak, "exit": code}
         outcome = self._outcome(w, code, peak)
         try:
             if isinstance(outcome, TaskFailedError):

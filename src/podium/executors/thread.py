@@ -18,9 +18,9 @@ Hot path: ``submit`` of a call without a timeout costs one Future, one queue put
 non-blocking semaphore acquire. Timeouts share one lazily started timer thread keyed on a heap.
 A call submitted from a pool thread while it reports a finished call (the engine reacts to a
 completion inside the Future's done-callback) is run next by that same thread instead of
-waking another one: a chain of tasks then costs no thread hand-off per task. The futures are a
-``Future`` subclass whose per-task methods take the future's lock directly (same states, same
-lock, same semantics; about 1 us less per task).
+waking another one: a chain of tasks then costs no thread hand-off per task. The futures are
+``AttemptFuture``s (``podium.types``: a stdlib Future whose per-task methods take its lock
+directly, and which records its outcome for the run loop).
 
 Invariants: every returned Future resolves exactly once (``set_result``/``set_exception`` race
 safely under the Future's own lock; the loser is dropped); this module never imports the store.
@@ -34,8 +34,6 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, InvalidStateError
-from concurrent.futures._base import CANCELLED as _F_CANCELLED
-from concurrent.futures._base import CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
 from typing import Any
 
 from podium.errors import CANCELLED, TIMEOUT, TaskFailedError
@@ -44,53 +42,9 @@ from podium.executors.kinds import failure, kill_group, record_of, run_call
 from podium.model.cluster import Node
 from podium.model.task import TaskCall
 from podium.registry import REGISTRY, Registry
+from podium.types import AttemptFuture
 
 _STOP = None
-_DONE = frozenset({_F_CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED})
-
-
-class _Future(Future):
-    """A ``Future`` with the same states, lock and semantics whose three hot methods (one call
-    each per task) take the lock directly rather than through ``Condition``'s Python wrappers,
-    and wake waiters only when a thread waits. Anything unusual goes to ``Future``'s own code."""
-
-    def set_running_or_notify_cancel(self) -> bool:
-        cond = self._condition
-        cond.acquire()
-        try:
-            if self._state == PENDING:
-                self._state = RUNNING
-                return True
-        finally:
-            cond.release()
-        return super().set_running_or_notify_cancel()
-
-    def set_result(self, result: Any) -> None:
-        cond = self._condition
-        cond.acquire()
-        try:
-            if self._state in _DONE:
-                raise InvalidStateError(f"{self._state}: {self!r}")
-            self._result = result
-            self._state = FINISHED
-            for waiter in self._waiters:
-                waiter.add_result(self)
-            if getattr(cond, "_waiters", True):  # threads blocked in result()/exception()
-                cond.notify_all()
-        finally:
-            cond.release()
-        self._invoke_callbacks()
-
-    def add_done_callback(self, fn: Any) -> None:
-        cond = self._condition
-        cond.acquire()
-        try:
-            if self._state not in _DONE:
-                self._done_callbacks.append(fn)
-                return
-        finally:
-            cond.release()
-        super().add_done_callback(fn)  # already done: Future calls it now
 
 
 class ThreadExecutor:
@@ -126,7 +80,7 @@ class ThreadExecutor:
     def submit(self, call: TaskCall) -> Future[Any]:
         if self._closed:
             raise RuntimeError(f"executor {self.name!r} is shut down")
-        fut: Future[Any] = _Future()
+        fut: Future[Any] = AttemptFuture()
         fut.podium_task_id = call.task_id  # type: ignore[attr-defined]
         if call.timeout is not None and call.spec.kind != "container":  # it stops itself in time
             self._timeouts().schedule(time.monotonic() + call.timeout, (fut, call))

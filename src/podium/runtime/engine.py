@@ -191,12 +191,11 @@ class Engine:
             clock=self.clock,
             rng=self.rng,
             hooks=self.hooks,
+            placement=placement,
             replanner=replanner,
             registry=self.registry,
             **self.oom,
         )
-        if placement is not None:
-            loop.use_plan(placement)
         if replanner is not None:
             replanner.on_ready = loop.drive
         for tid in corrupt:  # its bytes changed since it was committed: run it again

@@ -1,9 +1,12 @@
 """Failures: what the loop does when an attempt fails, and how a run is stopped.
 
-A mixin of ``RunLoop``. A failed attempt is retried (lost workers and out-of-memory first, as
-free retries within caps; then the task's own retry policy with backoff), or fails for good:
-then its dependents are skipped (failure handlers excepted) and, with fail-fast, the run is
-cancelled. Cancelling kills running attempts and cancels what has not run.
+``Failures`` works on the run's ``RunState`` through the loop's ``Emit`` and ``Readiness``. A
+failed attempt is retried (lost workers and out-of-memory first, as free retries within caps;
+then the task's own retry policy with backoff on the run's clock), or fails for good: then its
+dependents are skipped (failure handlers excepted) and, with fail-fast, the run is cancelled.
+Cancelling kills running attempts and cancels what has not run. After a lost worker, an
+executor that can tell which nodes live (``types.RefreshingExecutor``) is asked once and its
+answer adopted.
 
 Invariants: only memory grows after an out-of-memory, and never past the largest node or the
 configured cap; a task that keeps killing its worker ends quarantined with a message naming it
@@ -14,34 +17,56 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-from typing import TYPE_CHECKING
+import random
+from collections.abc import Callable, Sequence
 
 from podium.errors import OOM, WORKER_LOST, ErrorRecord
 from podium.model import events as ev
 from podium.model import states as st
+from podium.model.cluster import Node
 from podium.model.resources import Resources
 from podium.model.task import TaskSpec
-from podium.runtime.readiness import HANDLER_TRIGGERS
+from podium.runtime.readiness import HANDLER_TRIGGERS, Readiness
+from podium.runtime.state import Emit, RunState, Timer
 from podium.runtime.view import base_name, is_item
-
-if TYPE_CHECKING:
-    from podium.runtime.loop import RunLoop
-
-    _Base = RunLoop
-else:
-    _Base = object
+from podium.types import Clock, Executor
 
 #: Lost workers retried without consuming the task's own retries, at most this many times.
 LOST_WORKER_CAP = 3
 
 
-class Failures(_Base):
-    def _attempt_failed(self, tid: str, attempt: int, err: ErrorRecord, duration: float) -> None:
-        if self.cancelling:
+class Failures:
+    """Retries, quarantine, fail-fast and cancellation (see the module docstring)."""
+
+    def __init__(
+        self,
+        state: RunState,
+        emit: Emit,
+        readiness: Readiness,
+        executor: Executor,
+        clock: Clock,
+        rng: random.Random,
+        refresh: Callable[[], Sequence[Node]] | None = None,
+        oom_growth: float = 2.0,
+        oom_retries: int = 3,
+        oom_cap: int | None = None,
+    ) -> None:
+        self.state = state
+        self.emit = emit
+        self.readiness = readiness
+        self.executor = executor
+        self.clock = clock
+        self.rng = rng
+        self.refresh = refresh  # the executor's live nodes, if it can tell
+        self.oom_growth, self.oom_retries, self.oom_cap = oom_growth, oom_retries, oom_cap
+
+    def attempt_failed(self, tid: str, attempt: int, err: ErrorRecord, duration: float) -> None:
+        s = self.state
+        if s.cancelling:
             self.emit(ev.TASK_CANCELLED, tid, attempt, {"error": err.to_dict(), "duration": duration})
             return
-        spec = self.wf.tasks[base_name(tid)]
-        tv = self.view.tasks[tid]
+        spec = s.specs[base_name(tid)]
+        tv = s.view.tasks[tid]
         data = {"error": err.to_dict(), "duration": round(duration, 6)}
         if err.kind == WORKER_LOST:
             self._sync_nodes()
@@ -83,57 +108,55 @@ class Failures(_Base):
     def _sync_nodes(self) -> None:
         """After a lost worker, adopt the executor's live nodes (an executor that can tell,
         like Ray's): dead nodes leave the placement, joined ones become usable."""
-        refresh = getattr(self.executor, "refresh", None)
-        if refresh is None:
+        if self.refresh is None:
             return
-        live = {n.name: n for n in refresh()}
+        live = {n.name: n for n in self.refresh()}
         if not live:
             return
-        for name in [n for n in self.nodes if n not in live]:
-            del self.nodes[name]
-            self.gone.add(name)  # its free capacity is kept: see RunLoop._choose
+        s = self.state
+        for name in [n for n in s.nodes if n not in live]:
+            s.gone.add(name)  # its free capacity is kept: see RunLoop._choose
         for name, node in live.items():
-            if name not in self.nodes:
-                self.gone.discard(name)
-                self.nodes[name] = node
+            if name not in s.nodes:
+                s.gone.discard(name)
                 cap = node.capacity.as_dict()
-                for _tid, _att, on, need, _t0 in self.running.values():
-                    if on == name:
-                        for k, v in need.items():
+                for r in s.running.values():
+                    if r.node == name:
+                        for k, v in r.need.items():
                             cap[k] = cap.get(k, 0.0) - v
-                self.free[name] = cap
-        self.node_names = [n.name for n in sorted(self.nodes.values(), key=lambda n: (-n.speed, n.name))]
-        self.placement = {t: n for t, n in self.placement.items() if n in self.nodes}
-        self.dirty = True
+                s.free[name] = cap
+        s.set_nodes([s.nodes.get(name, node) for name, node in live.items()])
+        s.placement = {t: n for t, n in s.placement.items() if n in s.nodes}
+        s.dirty = True
 
     def _grow_memory(self, tid: str, spec: TaskSpec) -> int | None:
         """Raise the memory of ``tid``'s next attempt (only memory: it is what ran out), or
         None when it cannot grow (no limit declared, or no node has more)."""
-        current = self._resources(tid, spec)
+        s = self.state
+        current = s.resources(tid, spec)
         if not current.memory:
             return None
-        ceiling = max(int(n.capacity.memory) for n in self.nodes.values())
+        ceiling = max(int(n.capacity.memory) for n in s.nodes.values())
         if self.oom_cap is not None:
             ceiling = min(ceiling, self.oom_cap)
         grown = min(int(current.memory * self.oom_growth), ceiling)
         if grown <= current.memory:
             return None
         res = current.scaled_memory(grown / current.memory)
-        res = Resources(res.cpu, grown, res.gpu, res.custom)
-        self.boost_res[tid] = res
-        self.boost[tid] = res.as_dict()
+        s.grow(tid, Resources(res.cpu, grown, res.gpu, res.custom))
         return grown
 
-    def _fail_now(self, tid: str, err: ErrorRecord) -> None:
+    def fail_now(self, tid: str, err: ErrorRecord) -> None:
         """Fail a task that could not even start (bad inputs)."""
         self.emit(ev.TASK_FAILED, tid, 0, {"error": err.to_dict()})
         self._after_failure(tid, err)
 
     def _after_failure(self, tid: str, err: ErrorRecord) -> None:
-        self.failed = True
+        s = self.state
+        s.failed = True
         if is_item(tid):
             parent = base_name(tid)
-            if self.view.tasks[parent].state == st.EXPANDED:
+            if s.view.tasks[parent].state == st.EXPANDED:
                 msg = f"item {tid} failed: {err.message}"
                 self.emit(
                     ev.TASK_FAILED,
@@ -141,57 +164,63 @@ class Failures(_Base):
                     0,
                     {"error": ErrorRecord(err.type, msg, "", False, err.kind).to_dict()},
                 )
-                self._propagate_block(parent)
+                self.readiness.propagate_block(parent)
         else:
-            self._propagate_block(tid)
-        if self.wf.fail_fast:
+            self.readiness.propagate_block(tid)
+        if s.wf.fail_fast:
             self.cancel(f"fail-fast: task {tid!r} failed")
 
     def _timer(self, tid: str, delay: float) -> None:
-        self.counter += 1
-        heapq.heappush(self.timers, (self.clock.monotonic() + delay, self.counter, tid))
+        s = self.state
+        s.counter += 1
+        heapq.heappush(s.timers, Timer(self.clock.monotonic() + delay, s.counter, tid))
 
     def fire_timers(self) -> None:
+        """Queue again every retry whose delay has passed."""
+        s = self.state
+        timers = s.timers
         now = self.clock.monotonic()
-        while self.timers and self.timers[0][0] <= now:
-            _, _, tid = heapq.heappop(self.timers)
-            if self.view.tasks[tid].state == st.RETRYING:
+        while timers and timers[0].at <= now:
+            tid = heapq.heappop(timers).task_id
+            if s.view.tasks[tid].state == st.RETRYING:
                 self.emit(ev.TASK_QUEUED, tid)
-                self._push(tid)
+                self.readiness.push(tid)
 
     def cancel(self, reason: str) -> None:
         """Stop everything: kill running attempts, cancel what has not run."""
-        if self.cancelling:
+        s = self.state
+        if s.cancelling:
             return
-        self.cancelling = True
-        self.reason = reason
-        for fut in [*self.running, *self.queued]:
+        s.cancelling = True
+        s.reason = reason
+        for fut in [*s.running, *s.queued]:
             with contextlib.suppress(Exception):
                 self.executor.kill(fut)
-        ids = list(dict.fromkeys([*self.wf.tasks, *self.view.tasks]))
+        tasks = s.view.tasks
         handlers = []
-        for tid in ids:
-            tv = self.view.tasks.get(tid)
+        for tid in dict.fromkeys([*s.wf.tasks, *tasks]):
+            tv = tasks.get(tid)
             if tv is None or tv.state in (st.PENDING, st.QUEUED, st.RETRYING):
-                spec = self.specs.get(tid)
-                if spec is not None and spec.trigger in HANDLER_TRIGGERS and self.failed:
+                spec = s.specs.get(tid)
+                if spec is not None and spec.trigger in HANDLER_TRIGGERS and s.failed:
                     handlers.append(tid)  # failure handlers still run after a fail-fast stop
                     continue
                 self.emit(ev.TASK_CANCELLED, tid, tv.attempt if tv else 0, {"reason": reason})
-        self.ready = [item for item in self.ready if item[2] in handlers]
-        self.timers.clear()
-        self.to_submit.clear()
+        s.ready[:] = [r for r in s.ready if r.task_id in handlers]
+        heapq.heapify(s.ready)
+        s.timers.clear()
+        s.to_submit.clear()
         for h in handlers:  # every upstream of a handler has now finished one way or another
-            tv = self.view.tasks.get(h)
-            if (tv is None or tv.state == st.PENDING) and h in self.waiting:
-                if any(self._ended_badly(d) for d in self.specs[h].deps):
-                    self.upstream_failed.add(h)
-                self.waiting[h] = 1
-                self._upstream_done(h)
-        self.handlers_only = bool(handlers)
+            tv = tasks.get(h)
+            if (tv is None or tv.state == st.PENDING) and h in s.waiting:
+                if any(self._ended_badly(d) for d in s.specs[h].deps):
+                    s.upstream_failed.add(h)
+                s.waiting[h] = 1
+                self.readiness.upstream_done(h)
+        s.handlers_only = bool(handlers)
 
     def _ended_badly(self, task: str) -> bool:
-        tv = self.view.tasks.get(task)
+        tv = self.state.view.tasks.get(task)
         if tv is None:
             return False
         return tv.state == st.FAILED or (tv.state == st.SKIPPED and "failed" in (tv.skip_reason or ""))

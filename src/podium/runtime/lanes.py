@@ -1,6 +1,7 @@
 """Lanes: ready tasks queued behind a running call, on its worker, to hide the dispatch round trip.
 
-A mixin of ``RunLoop``, active only with an executor that queues (``types.QueueingExecutor``):
+``Lanes`` works on the run's ``RunState`` (its ``Lane`` records, ``queued`` calls and ``free``
+capacity), active only with an executor that queues (``types.QueueingExecutor``, checked once):
 ``queue_limits(node) -> (depth, round_trip)`` and ``submit(call, follow=future)`` (the call
 runs on the worker of ``future``'s call, right after it, and its Future resolves after that
 one's; if that worker is lost, the call fails as ``worker_lost`` without running).
@@ -28,22 +29,17 @@ hold is released exactly once; a waiting task is never both waiting and ready.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from podium.errors import TaskFailedError, worker_survived
 from podium.model import events as ev
+from podium.model.resources import fits
+from podium.runtime.readiness import Readiness
+from podium.runtime.state import Emit, Lane, Running, RunState, Waiting
+from podium.types import outcome_of
 
-if TYPE_CHECKING:
-    from podium.runtime.loop import RunLoop
-
-    _Base = RunLoop
-else:
-    _Base = object
-
-_EPS = 1e-9
 #: Seconds ahead of a worker's expected free time that a task may be queued on it, at least ...
 LOOKAHEAD = 0.020
 #: ... and at most (whatever the round trip).
@@ -52,108 +48,88 @@ MAX_LOOKAHEAD = 0.250
 _ALPHA = 0.2
 _INF = float("inf")
 _NO_ROOM = (0, _INF, 0.0)
+#: Per node: (depth, overdue before, horizon end), computed once per dispatch.
+Limits = dict[str, tuple[int, float, float]]
 
 
-class Lane:
-    """A running call's hold on a node and the tasks waiting behind it."""
+class Lanes:
+    """Opens, fills, advances and closes lanes (see the module docstring)."""
 
-    __slots__ = ("backlog", "end", "need", "node", "tail", "waiting")
+    def __init__(
+        self,
+        state: RunState,
+        emit: Emit,
+        readiness: Readiness,
+        monotonic: Callable[[], float],
+        queue_limits: Callable[[str], tuple[int, float]],
+    ) -> None:
+        self.state = state
+        self.emit = emit
+        self.readiness = readiness
+        self.monotonic = monotonic
+        self.queue_limits = queue_limits
 
-    def __init__(self, node: str, need: dict[str, float], end: float) -> None:
-        self.node = node
-        self.need = need  # the hold: resources of the call that opened the lane
-        self.end = end  # when the running call is expected to end (monotonic; inf: unknown)
-        self.backlog = 0.0  # expected seconds of the waiting tasks
-        self.tail: Future[Any] | None = None  # the last call submitted to the lane
-        self.waiting: deque[Future[Any]] = deque()
-
-
-class Lanes(_Base):
-    def _init_lanes(self, estimates: dict[str, float] | None) -> None:
-        self.queue_limits: Callable[[str], tuple[int, float]] | None = getattr(
-            self.executor, "queue_limits", None
-        )
-        self.estimates = estimates or {}  # task name -> declared or earlier measured seconds
-        self.run_times: dict[str, float] = {}  # function -> moving average seconds, this run
-        self.lane_of: dict[Future[Any], Lane] = {}  # running or waiting call -> its lane
-        # waiting call -> (task id, attempt, its need, expected seconds)
-        self.queued: dict[Future[Any], tuple[str, int, dict[str, float], float]] = {}
-        self.open_lanes: set[Lane] = set()
-
-    def _lane_rooms(self) -> tuple[int, dict[str, tuple[int, float, float]]]:
-        """How many tasks may still join lanes, and per node (depth, overdue before, horizon
-        end); once per dispatch."""
-        limits = self.queue_limits
-        if limits is None:
-            return 0, {}
-        now = self._monotonic()
-        per: dict[str, tuple[int, float, float]] = {}
-        for n in self.free:
-            depth, rtt = limits(n)
+    def rooms(self) -> tuple[int, Limits]:
+        """How many tasks may still join lanes, and the per-node limits; once per dispatch."""
+        now = self.monotonic()
+        per: Limits = {}
+        for n in self.state.free:
+            depth, rtt = self.queue_limits(n)
             span = min(max(2.0 * rtt, LOOKAHEAD), MAX_LOOKAHEAD)
             per[n] = (depth, now - span, now + span)
         rooms = 0
-        for lane in self.open_lanes:
-            rooms += self._room(lane, per)
+        for lane in self.state.open_lanes:
+            rooms += room(lane, per)
         return rooms, per
-
-    @staticmethod
-    def _room(lane: Lane, per: dict[str, tuple[int, float, float]]) -> int:
-        depth, overdue, horizon = per.get(lane.node, _NO_ROOM)
-        if overdue <= lane.end and lane.end + lane.backlog <= horizon:
-            return max(0, depth - len(lane.waiting))
-        return 0
 
     def expected(self, name: str) -> float | None:
         """Expected run time of task ``name``: its estimate, else what its function took in
         this run so far (None if neither is known)."""
-        est = self.estimates.get(name)
+        s = self.state
+        est = s.estimates.get(name)
         if est is None:
-            est = self.run_times.get(self.specs[name].call)
+            est = s.run_times.get(s.specs[name].call)
         return est
 
-    def _ran_for(self, name: str, seconds: float) -> None:
-        fn = self.specs[name].call
-        old = self.run_times.get(fn)
-        self.run_times[fn] = seconds if old is None else old + _ALPHA * (seconds - old)
+    def ran_for(self, name: str, seconds: float) -> None:
+        """A call of task ``name`` ran ``seconds`` on its worker (as the executor reports)."""
+        s = self.state
+        fn = s.specs[name].call
+        old = s.run_times.get(fn)
+        s.run_times[fn] = seconds if old is None else old + _ALPHA * (seconds - old)
 
-    def _lane_for(
-        self, name: str, need: dict[str, float], per: dict[str, tuple[int, float, float]]
-    ) -> Lane | None:
+    def lane_for(self, name: str, need: dict[str, float], per: Limits) -> Lane | None:
         """The lane a ready task may join: on its planned node (if planned), with room,
         holding at least its need, expected to drain within the horizon and not overdue; the
         first to drain."""
-        planned = self.placement.get(name) if self.placement else None
+        s = self.state
+        planned = s.placement.get(name) if s.placement else None
         best: Lane | None = None
         best_at = 0.0
-        room = self._room
-        for lane in self.open_lanes:
+        for lane in s.open_lanes:
             if (planned is not None and lane.node != planned) or not room(lane, per):
                 continue
-            hold = lane.need
-            for k, v in need.items():
-                if hold.get(k, 0.0) + _EPS < v:
-                    break
-            else:
+            if fits(need, lane.need):
                 at = lane.end + lane.backlog
                 if best is None or at < best_at:
                     best, best_at = lane, at
         return best
 
-    def _open_lane(self, node: str, need: dict[str, float], name: str) -> Lane:
+    def open(self, node: str, need: dict[str, float], name: str) -> Lane:
+        """A call of ``name`` starts on ``node`` holding ``need``: it opens a lane."""
         est = self.expected(name)
-        lane = Lane(node, need, _INF if est is None else self._monotonic() + est)
-        self.open_lanes.add(lane)
+        lane = Lane(node, need, _INF if est is None else self.monotonic() + est)
+        self.state.open_lanes.add(lane)
         return lane
 
-    def _join_lane(self, lane: Lane, est: float) -> None:
+    @staticmethod
+    def join(lane: Lane, est: float) -> None:
+        """Reserve a place in ``lane`` for a call expected to run ``est`` seconds."""
         lane.backlog += est
-        # the future is added at submit (``_submitted_waiting``); count the place now
-        lane.waiting.append(None)  # type: ignore[arg-type]
+        lane.waiting.append(None)  # the future takes this place at submit (``submitted``)
 
-    def _submitted_waiting(
-        self, lane: Lane, fut: Future[Any], entry: tuple[str, int, dict[str, float], float]
-    ) -> None:
+    def submitted(self, lane: Lane, fut: Future[Any], entry: Waiting) -> None:
+        """The call that reserved a place in ``lane`` was submitted as ``fut``."""
         waiting = lane.waiting
         for i, f in enumerate(waiting):  # the place reserved at dispatch
             if f is None:
@@ -162,54 +138,68 @@ class Lanes(_Base):
         else:
             waiting.append(fut)
         lane.tail = fut
-        self.lane_of[fut] = lane
-        self.queued[fut] = entry
+        s = self.state
+        s.lane_of[fut] = lane
+        s.queued[fut] = entry
 
-    def _lane_continues(self, fut: Future[Any], lane: Lane) -> bool:
+    def continues(self, fut: Future[Any], lane: Lane) -> bool:
         """Whether the lane's next waiting call runs after ``fut``'s (its worker lives on):
         after a success or the task's own error; not after a lost, killed or timed-out one."""
-        if not lane.waiting or self.cancelling:
+        if not lane.waiting or self.state.cancelling:
             return False
-        return worker_survived(fut._exception)  # a done-callback runs once the future is final
+        return worker_survived(outcome_of(fut)[1])
 
-    def _close_lane(self, lane: Lane) -> None:
+    def close(self, lane: Lane) -> None:
         """Release the lane's hold (its waiting calls, if any, fail without running)."""
-        self.open_lanes.discard(lane)
-        cap = self.free.get(lane.node)
+        s = self.state
+        s.open_lanes.discard(lane)
+        cap = s.free.get(lane.node)
         if cap is not None:
             for k, v in lane.need.items():
                 cap[k] += v
-        self.dirty = True
+        s.dirty = True
 
-    def _advance(self, lane: Lane) -> None:
+    def advance(self, lane: Lane) -> None:
         """The lane's running call completed: its first waiting call starts and takes over the hold."""
+        s = self.state
         fut = lane.waiting.popleft()
-        tid, attempt, need, est = self.queued.pop(fut)
-        lane.backlog = max(0.0, lane.backlog - est)
-        now = self._monotonic()
-        lane.end = now + est
-        self.emit(ev.TASK_STARTED, tid, attempt, self._start_data(lane.node, need))
-        self.running[fut] = (tid, attempt, lane.node, lane.need, now)
+        assert fut is not None  # places are filled at submit, before any completion
+        w = s.queued.pop(fut)
+        lane.backlog = max(0.0, lane.backlog - w.expected)
+        now = self.monotonic()
+        lane.end = now + w.expected
+        self.emit(ev.TASK_STARTED, w.task_id, w.attempt, s.start_data(lane.node, w.need))
+        s.running[fut] = Running(w.task_id, w.attempt, lane.node, lane.need, now)
 
-    def _queued_done(self, fut: Future[Any]) -> None:
+    def queued_done(self, fut: Future[Any]) -> bool:
         """A waiting call resolved before it started: normally because its worker was lost or
-        it was killed (it never ran: back to the ready queue, no attempt used)."""
-        tid, attempt, need, est = self.queued.pop(fut)
-        lane = self.lane_of.pop(fut, None)
+        it was killed (it never ran: back to the ready queue, no attempt used). True if it ran
+        anyway (an executor that did not keep its order): it is then started and running, for
+        the loop to complete."""
+        s = self.state
+        w = s.queued.pop(fut)
+        lane = s.lane_of.pop(fut, None)
         if lane is not None:
             try:
                 lane.waiting.remove(fut)
-                lane.backlog = max(0.0, lane.backlog - est)
+                lane.backlog = max(0.0, lane.backlog - w.expected)
             except ValueError:
                 pass
-        if self.cancelling:
-            return  # cancel() has cancelled the task (it was queued)
-        exc = fut._exception if fut._state == "FINISHED" else None
+        if s.cancelling:
+            return False  # cancel() has cancelled the task (it was queued)
+        exc = outcome_of(fut)[1]
         if isinstance(exc, TaskFailedError) and not worker_survived(exc):  # it never ran
-            self._push(tid)
-            return
-        # it ran (an executor that did not keep its order): account for it as an attempt
+            self.readiness.push(w.task_id)
+            return False
         node = lane.node if lane is not None else ""
-        self.emit(ev.TASK_STARTED, tid, attempt, self._start_data(node, need))
-        self.running[fut] = (tid, attempt, node, {}, self._monotonic())
-        self.complete(fut)
+        self.emit(ev.TASK_STARTED, w.task_id, w.attempt, s.start_data(node, w.need))
+        s.running[fut] = Running(w.task_id, w.attempt, node, {}, self.monotonic())
+        return True
+
+
+def room(lane: Lane, per: Limits) -> int:
+    """How many more calls may join ``lane`` now (0 if it is overdue or drains too late)."""
+    depth, overdue, horizon = per.get(lane.node, _NO_ROOM)
+    if overdue <= lane.end and lane.end + lane.backlog <= horizon:
+        return max(0, depth - len(lane.waiting))
+    return 0

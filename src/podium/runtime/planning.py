@@ -5,7 +5,8 @@ fits at dispatch time) and ready tasks go by planned start. While the run goes o
 runs ``DRIFT`` times longer than its estimate (still running, or finished) makes the remaining
 work be planned again from the current state, in a background thread; the loop swaps the new
 placement in at its next turn and records it as a ``PlanMade`` event. Dispatch never waits
-for a plan.
+for a plan. ``Replanner`` owns the planning (and its thread); ``PlanFollower`` is the loop's
+side, which applies plans to the ``RunState`` under the loop's lock.
 
 Invariants: planning reads a snapshot taken under the loop's lock and never touches the loop's
 state; a new plan replaces placement and priorities atomically (one assignment) and only for
@@ -14,16 +15,19 @@ tasks that have not started; at most one re-plan runs at a time.
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from podium.model import events as ev
 from podium.model import states as st
 from podium.model.cluster import Cluster, Node
 from podium.model.problem import PlanRequest, PlanTask
 from podium.model.workflow import Workflow
 from podium.planner.plan import Plan, plan
+from podium.runtime.state import Emit, Ready, RunState
 from podium.runtime.view import RunView, base_name
 
 #: A task running this many times longer than its estimate triggers a re-plan.
@@ -165,3 +169,68 @@ class Replanner:
             else:
                 tasks[name] = PlanTask(est, spec.resources, deps, release=now)
         return PlanRequest(tasks, now=now)
+
+
+class PlanFollower:
+    """The loop's side of a plan: it puts placements into the ``RunState``, watches running
+    tasks for drift and asks the ``Replanner`` (if any) for a new plan. Under the turn lock."""
+
+    def __init__(
+        self, state: RunState, emit: Emit, replanner: Replanner | None, monotonic: Callable[[], float]
+    ) -> None:
+        self.state = state
+        self.emit = emit
+        self.replanner = replanner
+        self.monotonic = monotonic
+        self.summary: dict[str, Any] | None = None  # the plan in force, for its ``PlanMade``
+
+    def use(self, placement: Placement) -> None:
+        """Follow ``placement`` (before the run starts, and for each re-plan)."""
+        s = self.state
+        s.placement = dict(placement.node)
+        priority = dict(s.priority)
+        priority.update(placement.priority)
+        s.priority = priority
+        self.summary = placement.summary
+
+    def apply_pending(self) -> None:
+        """Swap in a re-plan that finished since the last turn, and record it."""
+        placement = self.replanner.take() if self.replanner is not None else None
+        if placement is None or not placement.node:
+            return
+        self.use(placement)
+        self.emit(ev.PLAN_MADE, None, 0, placement.summary)
+        s = self.state
+        prio = s.priority
+        s.ready[:] = [Ready(-prio.get(r.name, 0.0), r.seq, r.task_id, r.name) for r in s.ready]
+        heapq.heapify(s.ready)
+        s.dirty = True
+
+    def finished(self, tid: str, duration: float) -> None:
+        """``tid`` succeeded after ``duration`` seconds: re-plan if it drifted."""
+        if self.replanner is not None and self.replanner.finished_late(tid, duration):
+            self.replan(f"drift: task {tid!r} took {duration:.3g}s, over {DRIFT:g}x its estimate")
+
+    def poll(self) -> None:
+        """Re-plan if a running task has drifted past its estimate."""
+        rp, s = self.replanner, self.state
+        if rp is None or not s.running:
+            return
+        now = self.monotonic() - s.origin
+        running = s.on_plan_clock()
+        tid = rp.drifting(running, now)
+        if tid is not None:
+            est = rp.estimates.get(base_name(tid), 0.0)
+            self.replan(
+                f"drift: task {tid!r} still running after {now - running[tid][1]:.3g}s, "
+                f"over {DRIFT:g}x its estimate {est:.3g}s",
+                drifted=tid,
+            )
+
+    def replan(self, reason: str, drifted: str | None = None) -> None:
+        """Start a re-plan of the remaining work in the background."""
+        rp, s = self.replanner, self.state
+        if rp is None or s.cancelling:
+            return
+        now = self.monotonic() - s.origin
+        rp.replan(rp.snapshot(s.view, s.on_plan_clock(), now, drifted), reason)

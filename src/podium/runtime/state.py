@@ -1,0 +1,263 @@
+"""The run loop's state, as data: ``RunState`` and the named records it holds.
+
+Everything the parts of the loop share lives here, in one object that the loop
+(``loop.RunLoop``: turns, dispatch, submit, completions) and its collaborators (``readiness``,
+``failures``, ``lanes``, ``planning.PlanFollower``) receive. They change it; nothing else does,
+and only under the loop's turn lock. Entries of its queues and tables are named records, not
+positional tuples. The hot path builds them with ``tuple.__new__`` (the same record without
+the NamedTuple's Python ``__new__``; measured at a fifth of a microsecond a record).
+
+Invariants (kept by the loop and its collaborators):
+- a task instance is in at most one of ``ready``, ``timers``, ``running`` and ``queued``;
+- ``free[node]`` is the node's capacity minus the needs of the calls running there (a lane's
+  hold counts once, however many calls wait in it), never below zero beyond ``EPS``;
+- ``buf`` holds the events applied to ``view`` since the last commit, in order; nothing in
+  ``to_submit`` is submitted before ``buf`` is committed;
+- records and need dicts are never mutated once made (events share them).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from typing import Any, NamedTuple, Protocol
+
+from podium.model.cluster import Node
+from podium.model.events import Event, ResultRecord
+from podium.model.resources import Resources
+from podium.model.task import TaskCall, TaskSpec
+from podium.model.workflow import Workflow
+from podium.runtime.view import RunView
+
+
+class Emit(Protocol):
+    """Record an event: apply it to the view and buffer it for the next commit."""
+
+    def __call__(
+        self, typ: str, task_id: str | None = None, attempt: int = 0, data: dict[str, Any] | None = None
+    ) -> None: ...
+
+
+class Ready(NamedTuple):
+    """A task in the ready heap (``heapq``: the smallest first)."""
+
+    key: float  #: minus the task's dispatch priority, so the highest priority pops first
+    seq: int  #: when it became ready: first come, first served among equal priorities
+    task_id: str  #: the instance id (``name`` or ``name[i]`` for an item of a map)
+    name: str  #: its spec name
+
+
+class Timer(NamedTuple):
+    """A retry waiting for its delay (in the ``timers`` heap)."""
+
+    at: float  #: when it is due, on the clock's monotonic timer
+    seq: int
+    task_id: str
+
+
+class Running(NamedTuple):
+    """A started attempt whose call has not completed."""
+
+    task_id: str
+    attempt: int
+    node: str
+    need: dict[str, float]  #: what it holds on ``node`` (returned to ``free`` when it ends)
+    started: float  #: monotonic time it started
+
+
+class Waiting(NamedTuple):
+    """A call submitted behind a running call in a lane, not started yet."""
+
+    task_id: str
+    attempt: int
+    need: dict[str, float]
+    expected: float  #: seconds it is expected to run
+
+
+class Submission(NamedTuple):
+    """A call dispatched this turn, submitted once the turn's events are committed."""
+
+    call: TaskCall
+    need: dict[str, float]
+    lane: Lane | None  #: the lane it opens (starts now) or waits in
+    expected: float | None  #: None: it starts now; else it waits in ``lane`` this many seconds
+
+
+class Lane:
+    """A running call's hold on a node and the calls waiting behind it (see ``lanes``)."""
+
+    __slots__ = ("backlog", "end", "need", "node", "tail", "waiting")
+
+    def __init__(self, node: str, need: dict[str, float], end: float) -> None:
+        self.node = node
+        self.need = need  # the hold: resources of the call that opened the lane
+        self.end = end  # when its running call is expected to end (monotonic; inf: unknown)
+        self.backlog = 0.0  # expected seconds of the waiting calls
+        self.tail: Future[Any] | None = None  # the last call submitted to the lane
+        # waiting calls in order; None is a place reserved at dispatch, filled at submit
+        self.waiting: deque[Future[Any] | None] = deque()
+
+
+class RunState:
+    """The shared state of one run (see the module docstring)."""
+
+    __slots__ = (
+        "boost",
+        "boost_res",
+        "buf",
+        "buf_results",
+        "cache_keys",
+        "cancelling",
+        "counter",
+        "dirty",
+        "down",
+        "estimates",
+        "failed",
+        "free",
+        "gone",
+        "handlers_only",
+        "items_left",
+        "lane_of",
+        "min_cpu",
+        "need",
+        "node_names",
+        "nodes",
+        "open_lanes",
+        "origin",
+        "params",
+        "placement",
+        "plain",
+        "prepared",
+        "priority",
+        "queued",
+        "ready",
+        "reason",
+        "run_id",
+        "run_times",
+        "running",
+        "specs",
+        "started_data",
+        "timers",
+        "to_submit",
+        "upstream_failed",
+        "values",
+        "view",
+        "waiting",
+        "wf",
+    )
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        workflow: Workflow,
+        view: RunView,
+        nodes: Sequence[Node],
+        params: Mapping[str, Any],
+        values: dict[str, Any] | None,
+        priority: Mapping[str, float],
+        estimates: Mapping[str, float] | None,
+        origin: float,
+    ) -> None:
+        # -- the run and its workflow (fixed for the run) --------------------------------------
+        self.run_id = run_id
+        self.wf = workflow
+        self.specs: dict[str, TaskSpec] = dict(workflow.tasks)
+        self.down: dict[str, list[str]] = workflow.graph.down  # task -> its dependents
+        self.params: dict[str, Any] = dict(params)
+        shared: dict[Resources, dict[str, float]] = {}  # one need dict per distinct vector
+        self.need: dict[str, dict[str, float]] = {}  # spec name -> its resources as a dict
+        for n, t in workflow.tasks.items():
+            need = shared.get(t.resources)
+            if need is None:
+                need = shared[t.resources] = t.resources.as_dict()
+            self.need[n] = need
+        # tasks queued as soon as their upstreams are done: nothing to resolve or judge
+        self.plain = frozenset(
+            n
+            for n, t in workflow.tasks.items()
+            if not t.args
+            and not t.config
+            and t.when is None
+            and t.map_over is None
+            and t.trigger != "one_failed"
+        )
+        self.min_cpu = min((n.get("cpu", 0.0) for n in self.need.values()), default=0.0)
+        # -- the cluster -------------------------------------------------------------------------
+        self.nodes: dict[str, Node] = {}  # live nodes by name
+        self.node_names: list[str] = []  # live node names, fastest first
+        self.set_nodes(nodes)
+        self.free = {n.name: n.capacity.as_dict() for n in nodes}  # capacity not held by calls
+        self.gone: set[str] = set()  # nodes lost during the run (their ``free`` is kept)
+        # -- the plan ----------------------------------------------------------------------------
+        self.priority = dict(priority)  # spec name -> dispatch priority (higher first)
+        self.placement: dict[str, str] = {}  # spec name -> planned node (empty: no plan)
+        self.origin = origin  # monotonic time of the run's start: 0 on the plan's clock
+        # -- tasks -------------------------------------------------------------------------------
+        self.view = view  # the fold of every event so far (committed or in ``buf``)
+        self.values = values if values is not None else {}  # task id -> result (None: skipped)
+        self.waiting: dict[str, int] = {}  # spec name -> upstreams it still waits for
+        self.items_left: dict[str, int] = {}  # map -> items not finished
+        # task id -> (kwargs, config) resolved when it became ready
+        self.prepared: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        self.ready: list[Ready] = []  # a heap; changed in place only
+        self.timers: list[Timer] = []  # a heap; changed in place only
+        self.counter = 0  # sequence of ``Ready.seq`` and ``Timer.seq``
+        self.running: dict[Future[Any], Running] = {}
+        self.boost: dict[str, dict[str, float]] = {}  # task id -> grown need after an OOM
+        self.boost_res: dict[str, Resources] = {}  # the same as ``Resources``
+        self.cache_keys: dict[str, str] = {}  # cacheable task id -> its cache key
+        self.upstream_failed: set[str] = set()  # failure handlers with a failed upstream
+        # -- lanes (an executor that queues) -----------------------------------------------------
+        self.estimates = dict(estimates or {})  # spec name -> declared or earlier measured seconds
+        self.run_times: dict[str, float] = {}  # function -> moving average seconds, this run
+        self.lane_of: dict[Future[Any], Lane] = {}  # running or waiting call -> its lane
+        self.queued: dict[Future[Any], Waiting] = {}  # calls waiting in lanes
+        self.open_lanes: set[Lane] = set()
+        # -- what this turn produced ---------------------------------------------------------
+        self.buf: list[Event] = []  # events not committed yet
+        self.buf_results: list[ResultRecord] = []  # results committed with them
+        self.to_submit: list[Submission] = []
+        self.started_data: dict[tuple[str, int], dict[str, Any]] = {}  # see ``start_data``
+        # -- flags ---------------------------------------------------------------------------
+        self.dirty = True  # something changed that may let dispatch start a task
+        self.cancelling = False
+        self.handlers_only = False  # after a fail-fast stop only failure handlers may start
+        self.failed = False  # a task failed for good (the run will end failed)
+        self.reason = ""  # why the run is being cancelled
+
+    # -- small queries and updates every part uses -------------------------------------------
+    def set_nodes(self, nodes: Sequence[Node]) -> None:
+        """Make ``nodes`` the live nodes (``free`` is the caller's to adjust)."""
+        self.nodes = {n.name: n for n in nodes}
+        self.node_names = [n.name for n in sorted(nodes, key=lambda n: (-n.speed, n.name))]
+
+    def resources(self, tid: str, spec: TaskSpec) -> Resources:
+        """What the next attempt of ``tid`` asks for (more memory after an out-of-memory)."""
+        return self.boost_res.get(tid, spec.resources) if self.boost_res else spec.resources
+
+    def grow(self, tid: str, res: Resources) -> None:
+        """Give ``tid``'s next attempts ``res`` (after an out-of-memory)."""
+        self.boost_res[tid] = res
+        self.boost[tid] = res.as_dict()
+
+    def start_data(self, node: str, need: dict[str, float]) -> dict[str, Any]:
+        """The data of a ``TaskStarted`` on ``node`` holding ``need``: one shared dict per
+        (node, need), since event data is never mutated."""
+        data = self.started_data.get((node, id(need)))
+        if data is None or data["res"] is not need:
+            data = self.started_data[(node, id(need))] = {"node": node, "res": need}
+        return data
+
+    def next_seq(self) -> int:
+        self.counter += 1
+        return self.counter
+
+    def on_plan_clock(self) -> dict[str, tuple[str, float]]:
+        """Running task id -> (node, start on the plan's clock)."""
+        origin = self.origin
+        return {r.task_id: (r.node, r.started - origin) for r in self.running.values()}
+
+
+__all__ = ["Emit", "Lane", "Ready", "RunState", "Running", "Submission", "Timer", "Waiting"]
