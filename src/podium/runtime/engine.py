@@ -27,8 +27,11 @@ from podium.planner.estimates import estimate_all, needs_history
 from podium.planner.rank import upward_rank
 from podium.registry import REGISTRY, Registry
 from podium.runtime import codec
-from podium.runtime.loop import Hook, RunLoop, owner_id
+from podium.runtime.failures import OomPolicy
+from podium.runtime.loop import RunLoop, owner_id
 from podium.runtime.planning import Replanner
+from podium.runtime.recorder import Hook
+from podium.runtime.state import RunState
 from podium.runtime.summary import Summary, summarize
 from podium.runtime.view import RunView, base_name, fold
 from podium.types import Clock, Executor, Store, SystemClock
@@ -89,7 +92,7 @@ class Engine:
         self.registry = registry
         if oom_growth < 1.0 or oom_retries < 0:
             raise ValueError("oom_growth must be >= 1 and oom_retries >= 0")
-        self.oom = {"oom_growth": oom_growth, "oom_retries": oom_retries, "oom_cap": oom_cap}
+        self.oom = OomPolicy(oom_growth, oom_retries, oom_cap)
 
     @property
     def nodes(self) -> list[Node]:
@@ -177,24 +180,28 @@ class Engine:
             placement = replanner.first(done)
             if not self.replan:
                 replanner = None
-        loop = RunLoop(
+        state = RunState(
             run_id=run_id,
             workflow=workflow,
-            params=params,
             view=view,
-            store=self.store,
-            executor=self.executor,
             nodes=nodes,
+            params=params,
+            values=values,
             priority=self.priorities(workflow, estimates),
             estimates=known,
-            values=values,
+            origin=self.clock.monotonic(),
+        )
+        loop = RunLoop(
+            state,
+            store=self.store,
+            executor=self.executor,
             clock=self.clock,
             rng=self.rng,
             hooks=self.hooks,
             placement=placement,
             replanner=replanner,
             registry=self.registry,
-            **self.oom,
+            oom=self.oom,
         )
         if replanner is not None:
             replanner.on_ready = loop.drive

@@ -19,6 +19,7 @@ import contextlib
 import heapq
 import random
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from podium.errors import OOM, WORKER_LOST, ErrorRecord
 from podium.model import events as ev
@@ -35,6 +36,14 @@ from podium.types import Clock, Executor
 LOST_WORKER_CAP = 3
 
 
+class OomPolicy(NamedTuple):
+    """How an attempt that ran out of memory is retried."""
+
+    growth: float = 2.0  #: the next attempt gets this many times the memory (1: no growth)
+    retries: int = 3  #: at most this many such retries per task (they use none of its own)
+    cap: int | None = None  #: never more memory than this (bytes), nor than the largest node
+
+
 class Failures:
     """Retries, quarantine, fail-fast and cancellation (see the module docstring)."""
 
@@ -47,9 +56,7 @@ class Failures:
         clock: Clock,
         rng: random.Random,
         refresh: Callable[[], Sequence[Node]] | None = None,
-        oom_growth: float = 2.0,
-        oom_retries: int = 3,
-        oom_cap: int | None = None,
+        oom: OomPolicy = OomPolicy(),
     ) -> None:
         self.state = state
         self.emit = emit
@@ -58,7 +65,7 @@ class Failures:
         self.clock = clock
         self.rng = rng
         self.refresh = refresh  # the executor's live nodes, if it can tell
-        self.oom_growth, self.oom_retries, self.oom_cap = oom_growth, oom_retries, oom_cap
+        self.oom = oom
 
     def attempt_failed(self, tid: str, attempt: int, err: ErrorRecord, duration: float) -> None:
         s = self.state
@@ -76,7 +83,7 @@ class Failures:
             self.emit(ev.TASK_RETRYING, tid, attempt, data)
             self._timer(tid, 0.0)
             return
-        if err.kind == OOM and self.oom_growth > 1.0 and tv.ooms < self.oom_retries:
+        if err.kind == OOM and self.oom.growth > 1.0 and tv.ooms < self.oom.retries:
             grown = self._grow_memory(tid, spec)
             if grown is not None:
                 data["delay"] = 0.0
@@ -137,9 +144,9 @@ class Failures:
         if not current.memory:
             return None
         ceiling = max(int(n.capacity.memory) for n in s.nodes.values())
-        if self.oom_cap is not None:
-            ceiling = min(ceiling, self.oom_cap)
-        grown = min(int(current.memory * self.oom_growth), ceiling)
+        if self.oom.cap is not None:
+            ceiling = min(ceiling, self.oom.cap)
+        grown = min(int(current.memory * self.oom.growth), ceiling)
         if grown <= current.memory:
             return None
         res = current.scaled_memory(grown / current.memory)

@@ -38,37 +38,25 @@ import random
 import socket
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future
 from typing import Any
 
-from podium.errors import CANCELLED, Cancelled, ConflictError, ErrorRecord, StoreError, TaskFailedError
+from podium.errors import CANCELLED, Cancelled, ErrorRecord, StoreError, TaskFailedError
 from podium.model import events as ev
 from podium.model import states as st
-from podium.model.cluster import Node
-from podium.model.events import Event, ResultRecord
 from podium.model.resources import EPS, fits
 from podium.model.task import TaskCall
-from podium.model.workflow import Workflow
 from podium.registry import REGISTRY, Registry
 from podium.runtime import codec
-from podium.runtime.failures import Failures
+from podium.runtime.failures import Failures, OomPolicy
 from podium.runtime.lanes import Lanes, room
 from podium.runtime.planning import Placement, PlanFollower, Replanner
 from podium.runtime.readiness import Readiness
+from podium.runtime.recorder import Hook, Recorder
 from podium.runtime.state import Lane, Running, RunState, Submission, Waiting
 from podium.runtime.view import RunView, base_name
-from podium.types import (
-    Clock,
-    Executor,
-    QueueingExecutor,
-    RefreshingExecutor,
-    Store,
-    meta_of,
-    outcome_of,
-)
-
-Hook = Callable[[Sequence[Event], RunView], None]
+from podium.types import Clock, Executor, QueueingExecutor, RefreshingExecutor, Store, meta_of, outcome_of
 
 #: How many ready tasks that do not fit are looked past to find one that does (backfill).
 BACKFILL_SCAN = 32
@@ -76,12 +64,8 @@ BACKFILL_SCAN = 32
 CANCEL_POLL = 0.5
 #: Seconds between drift checks of running tasks when the run follows a plan.
 DRIFT_POLL = 0.05
-#: Store write retries before the loop stops (it never acts on an unpersisted state).
-WRITE_RETRIES = (0.05, 0.2, 1.0)
 _STARTED, _SUCCEEDED = ev.TASK_STARTED, ev.TASK_SUCCEEDED
-_NO_DATA: dict[str, Any] = {}  # shared by events without data; never mutated
 _new = tuple.__new__  # builds a NamedTuple record without its Python-level __new__
-_UNFINISHED = (st.FAILED, st.CANCELLED, st.PENDING, st.QUEUED, st.RUNNING, st.RETRYING, st.EXPANDED)
 
 
 class RunLoop:
@@ -89,55 +73,34 @@ class RunLoop:
 
     def __init__(
         self,
+        state: RunState,
         *,
-        run_id: str,
-        workflow: Workflow,
-        params: Mapping[str, Any],
-        view: RunView,
         store: Store,
         executor: Executor,
-        nodes: Sequence[Node],
-        priority: Mapping[str, float],
-        placement: Placement | None = None,
-        values: dict[str, Any] | None = None,
         clock: Clock,
         rng: random.Random,
         hooks: Sequence[Hook] = (),
+        placement: Placement | None = None,
         replanner: Replanner | None = None,
         registry: Registry = REGISTRY,
-        oom_growth: float = 2.0,
-        oom_retries: int = 3,
-        oom_cap: int | None = None,
-        estimates: Mapping[str, float] | None = None,
+        oom: OomPolicy = OomPolicy(),
     ) -> None:
-        self.state = s = RunState(
-            run_id=run_id,
-            workflow=workflow,
-            view=view,
-            nodes=nodes,
-            params=params,
-            values=values,
-            priority=priority,
-            estimates=estimates,
-            origin=clock.monotonic(),
-        )
+        self.state = s = state
         self.store = store
         self.executor = executor
         self.clock = clock
-        self.hooks = list(hooks)
+        self.recorder = Recorder(s, store, clock, hooks)
+        self.emit, self.flush = self.recorder.emit, self.recorder.flush
         self.inbox: deque[Future[Any]] = deque()
         self.turn_lock = threading.Lock()
         self.ended = threading.Event()
         self.fatal: BaseException | None = None
         self.last_poll = 0.0
-        self._apply, self._now, self._monotonic = view.apply, clock.time, clock.monotonic
-        self._buf_append = s.buf.append
+        self._monotonic = clock.monotonic
         # optional executor capabilities: checked once, here
         refresh = executor.refresh if isinstance(executor, RefreshingExecutor) else None
         self.readiness = Readiness(s, self.emit, store, registry, lambda t, e: self.failures.fail_now(t, e))
-        self.failures = Failures(
-            s, self.emit, self.readiness, executor, clock, rng, refresh, oom_growth, oom_retries, oom_cap
-        )
+        self.failures = Failures(s, self.emit, self.readiness, executor, clock, rng, refresh, oom)
         self.lanes = (
             Lanes(s, self.emit, self.readiness, clock.monotonic, executor.queue_limits)
             if isinstance(executor, QueueingExecutor)
@@ -156,45 +119,6 @@ class RunLoop:
     def values(self) -> dict[str, Any]:
         return self.state.values
 
-    # -- events -----------------------------------------------------------------------------
-    def emit(self, typ: str, task_id: str | None = None, attempt: int = 0, data: dict | None = None) -> None:
-        """Apply an event to the view and buffer it for the turn's one commit."""
-        # tuple.__new__ builds the same Event as Event(...) without the NamedTuple's Python __new__
-        e = _new(Event, (self.state.view.last_seq + 1, typ, task_id, attempt, self._now(), data or _NO_DATA))
-        self._apply(e)
-        self._buf_append(e)
-
-    def flush(self) -> None:
-        """Commit buffered events and results in one transaction, retrying transient failures."""
-        s = self.state
-        if not s.buf:
-            return
-        events, results = s.buf, s.buf_results
-        try:
-            self.store.append(s.run_id, events, results)
-        except ConflictError:
-            raise
-        except StoreError:
-            self._append_retrying(events, results)
-        s.buf, s.buf_results = [], []
-        self._buf_append = s.buf.append
-        if self.hooks:
-            for h in self.hooks:
-                h(events, s.view)
-
-    def _append_retrying(self, events: list[Event], results: list[ResultRecord]) -> None:
-        """The append failed transiently: retry it a few times, then give up (re-raise)."""
-        for i, pause in enumerate(WRITE_RETRIES):
-            self.clock.sleep(pause * (1 + i * 0.1))
-            try:
-                self.store.append(self.state.run_id, events, results)
-                return
-            except ConflictError:
-                raise
-            except StoreError:
-                if i == len(WRITE_RETRIES) - 1:
-                    raise
-
     # -- dispatch ---------------------------------------------------------------------------
     def dispatch(self) -> None:
         s = self.state
@@ -202,7 +126,7 @@ class RunLoop:
             return
         s.dirty = False
         ready, free, view_tasks, needs, specs = s.ready, s.free, s.view.tasks, s.need, s.specs
-        prepared, submit, run_id, choose = s.prepared, s.to_submit.append, s.run_id, self._choose
+        prepared, submit, run_id, choose = s.prepared, s.to_submit.append, s.run_id, s.node_for
         boost, boost_res, emit, start_data = s.boost, s.boost_res, self.emit, s.start_data
         pop, placement, node_names = heapq.heappop, s.placement, s.node_names
         # every task needs cpu: once no node has the least any task asks for, stop looking
@@ -238,7 +162,7 @@ class RunLoop:
                     lane = None if est is None else lanes.lane_for(name, need, limits)  # type: ignore[union-attr]
                 if lane is None:
                     deferred.append(item)
-                    if len(deferred) >= BACKFILL_SCAN or (rooms <= 0 and self._exhausted()):
+                    if len(deferred) >= BACKFILL_SCAN or (rooms <= 0 and s.exhausted()):
                         break
                     continue
                 rooms -= 1
@@ -259,39 +183,6 @@ class RunLoop:
             submit(_new(Submission, (call, need, lane, est)))
         for item in deferred:
             heapq.heappush(ready, item)
-
-    def _exhausted(self) -> bool:
-        """True when no node has the cpu that the smallest cpu-needing task asks for and every
-        task needs cpu: then nothing further down the ready queue can fit either."""
-        s = self.state
-        if s.min_cpu <= 0.0:
-            return False
-        floor = s.min_cpu - EPS
-        return all(cap.get("cpu", 0.0) < floor for cap in s.free.values())
-
-    def _choose(self, name: str, need: dict[str, float]) -> str | None:
-        """The planned node, when there is one: the task waits for it (a re-plan moves it if its
-        node stays busy for longer than planned). Otherwise the fastest node it fits."""
-        s = self.state
-        planned = s.placement.get(name)
-        if planned is not None:
-            cap = s.free.get(planned)
-            if cap is not None:
-                return planned if fits(need, cap) else None
-        for node in s.node_names:
-            if fits(need, s.free[node]):
-                return node
-        if s.gone:
-            # No live node can ever hold it (a resource only a lost node had): send it to that
-            # node anyway; the executor waits there, with a visible reason, for a replacement.
-            for n in s.nodes.values():
-                if fits(need, n.capacity.as_dict()):
-                    return None
-            for gone in sorted(s.gone):
-                cap = s.free.get(gone)
-                if cap is not None and fits(need, cap):
-                    return gone
-        return None
 
     def submit(self) -> None:
         s = self.state
@@ -525,21 +416,10 @@ class RunLoop:
             self.flush()
 
     def _finish(self) -> str:
-        s = self.state
-        counts = s.view.counts()
-        for name in s.wf.tasks:  # tasks that never had an event are pending too
-            if name not in s.view.tasks:
-                counts[st.PENDING] += 1
-        unfinished = any(counts[x] for x in _UNFINISHED)
-        if not unfinished and not s.failed:
-            typ = ev.RUN_SUCCEEDED
-        elif s.cancelling and not s.failed:
-            typ = ev.RUN_CANCELLED
-        else:
-            typ = ev.RUN_FAILED
-        self.emit(typ, None, 0, {"counts": {k: v for k, v in counts.items() if v}})
+        typ, data = self.state.final_event()
+        self.emit(typ, None, 0, data)
         self.flush()
-        return s.view.state or st.RUN_FAILED
+        return self.state.view.state or st.RUN_FAILED
 
 
 def owner_id() -> str:

@@ -23,12 +23,16 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, NamedTuple, Protocol
 
+from podium.model import events as ev
+from podium.model import states as st
 from podium.model.cluster import Node
 from podium.model.events import Event, ResultRecord
-from podium.model.resources import Resources
+from podium.model.resources import EPS, Resources, fits
 from podium.model.task import TaskCall, TaskSpec
 from podium.model.workflow import Workflow
 from podium.runtime.view import RunView
+
+_UNFINISHED = (st.FAILED, st.CANCELLED, st.PENDING, st.QUEUED, st.RUNNING, st.RETRYING, st.EXPANDED)
 
 
 class Emit(Protocol):
@@ -250,9 +254,51 @@ class RunState:
             data = self.started_data[(node, id(need))] = {"node": node, "res": need}
         return data
 
-    def next_seq(self) -> int:
-        self.counter += 1
-        return self.counter
+    def node_for(self, name: str, need: dict[str, float]) -> str | None:
+        """Where a task of ``name`` holding ``need`` may start now, if anywhere: its planned
+        node, when it has one (it waits for it: a re-plan moves it if that node stays busy for
+        longer than planned); otherwise the fastest node it fits."""
+        planned = self.placement.get(name)
+        if planned is not None:
+            cap = self.free.get(planned)
+            if cap is not None:
+                return planned if fits(need, cap) else None
+        for node in self.node_names:
+            if fits(need, self.free[node]):
+                return node
+        if self.gone:
+            # No live node can ever hold it (a resource only a lost node had): send it to that
+            # node anyway; the executor waits there, with a visible reason, for a replacement.
+            for n in self.nodes.values():
+                if fits(need, n.capacity.as_dict()):
+                    return None
+            for gone in sorted(self.gone):
+                cap = self.free.get(gone)
+                if cap is not None and fits(need, cap):
+                    return gone
+        return None
+
+    def exhausted(self) -> bool:
+        """True when no node has the cpu that the smallest cpu-needing task asks for and every
+        task needs cpu: then no ready task can start until something ends."""
+        if self.min_cpu <= 0.0:
+            return False
+        floor = self.min_cpu - EPS
+        return all(cap.get("cpu", 0.0) < floor for cap in self.free.values())
+
+    def final_event(self) -> tuple[str, dict[str, Any]]:
+        """The event that ends the run (succeeded, cancelled or failed) and its data."""
+        counts = self.view.counts()
+        for name in self.wf.tasks:  # tasks that never had an event are pending too
+            if name not in self.view.tasks:
+                counts[st.PENDING] += 1
+        if not any(counts[x] for x in _UNFINISHED) and not self.failed:
+            typ = ev.RUN_SUCCEEDED
+        elif self.cancelling and not self.failed:
+            typ = ev.RUN_CANCELLED
+        else:
+            typ = ev.RUN_FAILED
+        return typ, {"counts": {k: v for k, v in counts.items() if v}}
 
     def on_plan_clock(self) -> dict[str, tuple[str, float]]:
         """Running task id -> (node, start on the plan's clock)."""

@@ -1,0 +1,79 @@
+"""The recorder: how the run loop's events become state, then durable, then visible.
+
+``emit`` applies an event to the run's view at once (so every decision later in the turn sees
+it) and buffers it in ``RunState.buf``; ``flush`` commits the buffered events, with the
+results they commit, in ONE store transaction, and only then shows them to the hooks. A write
+that fails transiently is retried a few times (pausing on the run's clock); after that, or on a
+conflict (another orchestrator wrote the run), the error goes up and the loop stops.
+
+Invariants: events get consecutive ``seq`` numbers; nothing in a buffer reaches the hooks
+before it is committed; a failed commit leaves the buffer as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from podium.errors import ConflictError, StoreError
+from podium.model.events import Event, ResultRecord
+from podium.runtime.state import RunState
+from podium.runtime.view import RunView
+from podium.types import Clock, Store
+
+Hook = Callable[[Sequence[Event], RunView], None]
+
+#: Pauses (seconds) before each retry of a failed store write; then the loop stops (it never
+#: acts on a state that is not durable).
+WRITE_RETRIES = (0.05, 0.2, 1.0)
+_NO_DATA: dict[str, Any] = {}  # shared by events without data; never mutated
+_new = tuple.__new__
+
+
+class Recorder:
+    """Emits a run's events and commits them (see the module docstring)."""
+
+    def __init__(self, state: RunState, store: Store, clock: Clock, hooks: Sequence[Hook] = ()) -> None:
+        self.state = state
+        self.store = store
+        self.clock = clock
+        self.hooks = list(hooks)
+        self._view, self._apply, self._now = state.view, state.view.apply, clock.time
+        self._buf_append = state.buf.append
+
+    def emit(self, typ: str, task_id: str | None = None, attempt: int = 0, data: dict | None = None) -> None:
+        """Apply an event to the view and buffer it for the turn's one commit."""
+        # tuple.__new__ builds the same Event as Event(...) without the NamedTuple's Python __new__
+        e = _new(Event, (self._view.last_seq + 1, typ, task_id, attempt, self._now(), data or _NO_DATA))
+        self._apply(e)
+        self._buf_append(e)
+
+    def flush(self) -> None:
+        """Commit buffered events and results in one transaction, retrying transient failures."""
+        s = self.state
+        if not s.buf:
+            return
+        events, results = s.buf, s.buf_results
+        try:
+            self.store.append(s.run_id, events, results)
+        except ConflictError:
+            raise
+        except StoreError:
+            self._append_retrying(events, results)
+        s.buf, s.buf_results = [], []
+        self._buf_append = s.buf.append
+        for h in self.hooks:
+            h(events, s.view)
+
+    def _append_retrying(self, events: list[Event], results: list[ResultRecord]) -> None:
+        """The append failed transiently: retry it a few times, then give up (re-raise)."""
+        for i, pause in enumerate(WRITE_RETRIES):
+            self.clock.sleep(pause * (1 + i * 0.1))
+            try:
+                self.store.append(self.state.run_id, events, results)
+                return
+            except ConflictError:
+                raise
+            except StoreError:
+                if i == len(WRITE_RETRIES) - 1:
+                    raise
