@@ -75,11 +75,35 @@ class UsageError(PodiumError):
     http_status = 400
 
 
+class InvalidValueError(PodiumError, ValueError):
+    """A value is malformed or out of range: a size, a duration, a resource amount, a parameter,
+    an argument. Also a ``ValueError``, so code that catches that keeps working; loaders turn it
+    into a ``SpecError`` that says where the value was."""
+
+    exit_code = 2
+    http_status = 422
+
+
+class CycleError(InvalidValueError):
+    """A dependency graph has a cycle; ``cycle`` lists it, its first node repeated at the end."""
+
+    def __init__(self, cycle: list[str]):
+        self.cycle = list(cycle)
+        super().__init__("cycle: " + " -> ".join(self.cycle))
+
+
 class NotFoundError(PodiumError):
     """A run, task or result that does not exist."""
 
     exit_code = 2
     http_status = 404
+
+
+class UnknownNameError(NotFoundError, KeyError):
+    """A name looked up where it is not (a node of a cluster). Also a ``KeyError``, so code that
+    catches that keeps working; its message is plain text, not a quoted key."""
+
+    __str__ = PodiumError.__str__
 
 
 class ConflictError(PodiumError):

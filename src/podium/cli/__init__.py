@@ -1,8 +1,10 @@
 """The ``podium`` command line: a thin edge over the library.
 
 Invariants: every error becomes one line on stderr (``error: ...``; a spec error lists each
-problem on its own line) and a non-zero exit code taken from the error class (2 for bad input),
-never a traceback; commands live in one module per group and register on ``cli``.
+problem on its own line) and a non-zero exit code, never a traceback; ``exit_code`` is the one
+mapping from an error to its exit code (a Podium error's class decides: 2 for bad input, 1 for
+a run that did not succeed, 130 for an interrupted one); commands live in one module per group,
+register on ``cli`` and end by returning or raising, never by exiting themselves.
 """
 
 from __future__ import annotations
@@ -12,7 +14,19 @@ import sys
 
 import click
 
-from podium.errors import PodiumError
+from podium.errors import PodiumError, UsageError
+
+
+class RunNotSucceeded(PodiumError):
+    """A run ended failed or cancelled (it can be resumed)."""
+
+    exit_code = 1
+
+
+class RunInterrupted(PodiumError):
+    """Ctrl-C or SIGTERM stopped a run: it was cancelled cleanly and can be resumed."""
+
+    exit_code = 130
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,9 +35,31 @@ def cli() -> None:
     """Podium: plan and run AI workflows to minimise alpha*T + beta*R."""
 
 
-def fail(message: str, code: int = 2) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
+_EXPECTED = (PodiumError, click.ClickException, click.exceptions.Abort, KeyboardInterrupt)
+
+
+def exit_code(err: BaseException) -> int:
+    """The exit code for ``err``: the one mapping from errors to exit codes."""
+    if isinstance(err, PodiumError):
+        return err.exit_code
+    if isinstance(err, click.ClickException):
+        return err.exit_code or 2  # click's usage errors: 2
+    if isinstance(err, KeyboardInterrupt | click.exceptions.Abort):
+        return 130
+    return 1  # a bug, not bad input
+
+
+def message(err: BaseException) -> str:
+    """The one line (or a spec error's lines) that says what went wrong."""
+    if isinstance(err, click.ClickException):
+        return err.format_message()
+    if isinstance(err, click.exceptions.Abort):
+        return "aborted"
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(err, PodiumError):
+        return str(err)
+    return f"internal error: {type(err).__name__}: {err} (set PODIUM_DEBUG=1 for the traceback)"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,23 +67,15 @@ def main(argv: list[str] | None = None) -> None:
     from podium.cli import plan, run, server, spec  # noqa: F401  (registers commands)
 
     args = sys.argv[1:] if argv is None else list(argv)
-    for i, a in enumerate(args, 1):
-        if "\x00" in a:
-            fail(f"argument {i} contains a NUL byte")
     try:
+        for i, a in enumerate(args, 1):
+            if "\x00" in a:
+                raise UsageError(f"argument {i} contains a NUL byte")
         rv = cli.main(args=args, prog_name="podium", standalone_mode=False)
-    except click.exceptions.Abort:
-        fail("aborted", 130)
-    except click.ClickException as e:
-        fail(e.format_message(), e.exit_code if e.exit_code else 2)
-    except PodiumError as e:
-        fail(str(e), e.exit_code)
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
-    except Exception as e:  # a bug, not bad input: one line unless asked for the traceback
-        if os.environ.get("PODIUM_DEBUG"):
+    except (Exception, KeyboardInterrupt) as e:
+        if os.environ.get("PODIUM_DEBUG") and not isinstance(e, _EXPECTED):
             raise
-        fail(f"internal error: {type(e).__name__}: {e} (set PODIUM_DEBUG=1 for the traceback)", 1)
-    else:
-        if isinstance(rv, int) and rv:
-            sys.exit(rv)
+        click.echo(f"error: {message(e)}", err=True)
+        sys.exit(exit_code(e))
+    if isinstance(rv, int) and rv:  # click's own ``ctx.exit(code)``
+        sys.exit(rv)

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from podium.cli import cli
+from podium.cli import RunInterrupted, RunNotSucceeded, cli
 from podium.errors import UsageError
 
 
@@ -108,8 +108,7 @@ def _execute(
     except KeyboardInterrupt:
         if gantt:
             write_gantt(store, run_id, gantt)
-        click.echo(f"run {run_id} cancelled; continue it with: podium resume {run_id}", err=True)
-        sys.exit(130)
+        raise RunInterrupted(f"run {run_id} cancelled; continue it with: podium resume {run_id}") from None
     finally:
         executor.shutdown(wait=False)
         store.close()
@@ -117,8 +116,7 @@ def _execute(
     if gantt:
         click.echo(f"gantt chart: {gantt}")
     if not result.ok:
-        click.echo(f"run {run_id} {result.status}; continue it with: podium resume {run_id}", err=True)
-        sys.exit(1)
+        raise RunNotSucceeded(f"run {run_id} {result.status}; continue it with: podium resume {run_id}")
 
 
 @cli.command("run")

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from podium.errors import Problem, SpecError
+from podium.errors import Problem, SpecError, UnknownNameError
 from podium.model.resources import Resources, format_size
 
 #: Default price per resource-hour on the local machine (cost units): memory is per GiB.
@@ -69,7 +69,7 @@ class Cluster:
         for n in self.nodes:
             if n.name == name:
                 return n
-        raise KeyError(name)
+        raise UnknownNameError(f"no node named {name!r} (nodes: {', '.join(n.name for n in self.nodes)})")
 
     def unplaceable(self, tasks: Mapping[str, Resources]) -> list[Problem]:
         """A problem for every task whose resources no node can ever satisfy."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from podium.errors import CycleError
+
 
 def dependents(deps: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
     """Invert ``deps``: node -> the nodes that depend on it (only for known nodes)."""
@@ -67,7 +69,7 @@ def topological_order(deps: Mapping[str, Iterable[str]]) -> list[str]:
                 ready.append(m)
     if len(order) != len(indeg):
         cycle = find_cycle(deps) or []
-        raise ValueError("cycle: " + " -> ".join(cycle))
+        raise CycleError(cycle)
     return order
 
 

@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from podium.errors import InvalidValueError
+
 _SIZE_UNITS = {
     "": 1,
     "b": 1,
@@ -59,29 +61,29 @@ def fits(need: Mapping[str, float], capacity: Mapping[str, float]) -> bool:
 def parse_size(value: object) -> int:
     """``"2GiB"`` -> 2147483648. Numbers are bytes. Raises ``ValueError`` with the reason."""
     if isinstance(value, bool):
-        raise ValueError(f"expected a size like '512MiB' or '2GB', got {value!r}")
+        raise InvalidValueError(f"expected a size like '512MiB' or '2GB', got {value!r}")
     if isinstance(value, int | float):
         if not math.isfinite(value) or value < 0:
-            raise ValueError(f"size must be a non-negative number of bytes, got {value!r}")
+            raise InvalidValueError(f"size must be a non-negative number of bytes, got {value!r}")
         return int(value)
     if not isinstance(value, str):
-        raise ValueError(f"expected a size like '512MiB' or '2GB', got {type(value).__name__}")
+        raise InvalidValueError(f"expected a size like '512MiB' or '2GB', got {type(value).__name__}")
     m = _SIZE_RE.match(value)
     if not m or m.group(2).lower() not in _SIZE_UNITS:
-        raise ValueError(f"malformed size {value!r}: use a number with B, KB, MB, GB, KiB, MiB, GiB")
+        raise InvalidValueError(f"malformed size {value!r}: use a number with B, KB, MB, GB, KiB, MiB, GiB")
     return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
 
 
 def parse_duration(value: object) -> float:
     """``"1h30m"`` -> 5400.0, ``"500ms"`` -> 0.5. Numbers are seconds."""
     if isinstance(value, bool):
-        raise ValueError(f"expected a duration like '30s' or '10m', got {value!r}")
+        raise InvalidValueError(f"expected a duration like '30s' or '10m', got {value!r}")
     if isinstance(value, int | float):
         if not math.isfinite(value) or value < 0:
-            raise ValueError(f"duration must be a non-negative number of seconds, got {value!r}")
+            raise InvalidValueError(f"duration must be a non-negative number of seconds, got {value!r}")
         return float(value)
     if not isinstance(value, str):
-        raise ValueError(f"expected a duration like '30s' or '10m', got {type(value).__name__}")
+        raise InvalidValueError(f"expected a duration like '30s' or '10m', got {type(value).__name__}")
     text = value.strip().replace(" ", "")
     try:
         return parse_duration(float(text)) if text else _bad_duration(value)
@@ -99,7 +101,7 @@ def parse_duration(value: object) -> float:
 
 
 def _bad_duration(value: object) -> float:
-    raise ValueError(f"malformed duration {value!r}: use e.g. '90s', '10m', '1h30m', '500ms'")
+    raise InvalidValueError(f"malformed duration {value!r}: use e.g. '90s', '10m', '1h30m', '500ms'")
 
 
 def format_size(n: float) -> str:
@@ -121,10 +123,10 @@ class Resources:
     def __post_init__(self) -> None:
         for name, v in (("cpu", self.cpu), ("memory", self.memory), ("gpu", self.gpu)):
             if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"{name} must be a non-negative number, got {v!r}")
+                raise InvalidValueError(f"{name} must be a non-negative number, got {v!r}")
         for name, v in self.custom:
             if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"custom resource {name!r} must be a non-negative number, got {v!r}")
+                raise InvalidValueError(f"custom resource {name!r} must be a non-negative number, got {v!r}")
         if list(self.custom) != sorted(self.custom) or len({n for n, _ in self.custom}) != len(self.custom):
             object.__setattr__(self, "custom", tuple(sorted(dict(self.custom).items())))
 
@@ -139,12 +141,12 @@ class Resources:
         for k, v in d.items():
             if k not in STANDARD:
                 if isinstance(v, bool) or not isinstance(v, int | float):
-                    raise ValueError(f"custom resource {k!r} must be a number, got {v!r}")
+                    raise InvalidValueError(f"custom resource {k!r} must be a number, got {v!r}")
                 custom[k] = float(v)
         cpu, gpu = d.get("cpu", 1.0), d.get("gpu", 0.0)
         for name, v in (("cpu", cpu), ("gpu", gpu)):
             if isinstance(v, bool) or not isinstance(v, int | float):
-                raise ValueError(f"{name} must be a number, got {v!r}")
+                raise InvalidValueError(f"{name} must be a number, got {v!r}")
         return cls(
             cpu=float(cpu),  # type: ignore[arg-type]
             memory=parse_size(d.get("memory", 0)),

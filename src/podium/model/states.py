@@ -9,6 +9,7 @@ on reading (the store drops that result in the same transaction), so bad data is
 
 from __future__ import annotations
 
+from podium.errors import PodiumError
 from podium.model import events as ev
 
 PENDING = "pending"
@@ -75,8 +76,9 @@ RUN_TRANSITIONS: dict[tuple[str | None, str], str] = {
 }
 
 
-class IllegalTransition(ValueError):
-    pass
+class IllegalTransition(PodiumError, ValueError):
+    """An event that the state-transition table does not allow (a corrupt or foreign log, or a
+    bug). Also a ``ValueError``, as it was before the one error root."""
 
 
 def next_task_state(state: str, event_type: str) -> str:

@@ -15,7 +15,7 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
-from podium.errors import Problem, SpecError
+from podium.errors import InvalidValueError, Problem, SpecError
 from podium.model import graph
 from podium.model.container import container_problems
 from podium.model.task import ISOLATIONS, KINDS, TRIGGERS, Const, Param, Ref, TaskSpec, walk_exprs
@@ -55,14 +55,14 @@ class ParamSpec:
     description: str = ""
 
     def check(self, value: Any) -> Any:
-        """Coerce a value (strings from the command line included) or raise ``ValueError``."""
+        """Coerce a value (strings from the command line included) or raise ``InvalidValueError``."""
         t = self.type
         if isinstance(value, str) and t in ("int", "float", "bool"):
             value = _from_text(value, t)
         if t in ("int", "float") and isinstance(value, bool):
-            raise ValueError(f"expected {t}, got a boolean")
+            raise InvalidValueError(f"expected {t}, got a boolean")
         if not isinstance(value, PARAM_TYPES[t]):
-            raise ValueError(f"expected {t}, got {type(value).__name__} {value!r}")
+            raise InvalidValueError(f"expected {t}, got {type(value).__name__} {value!r}")
         return float(value) if t == "float" else value
 
 
@@ -73,13 +73,13 @@ def _from_text(text: str, t: str) -> Any:
         if t == "float":
             return float(text)
     except ValueError:
-        raise ValueError(f"expected {t}, got {text!r}") from None
+        raise InvalidValueError(f"expected {t}, got {text!r}") from None
     low = text.strip().lower()
     if low in ("true", "yes", "1", "on"):
         return True
     if low in ("false", "no", "0", "off"):
         return False
-    raise ValueError(f"expected bool (true/false), got {text!r}")
+    raise InvalidValueError(f"expected bool (true/false), got {text!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from podium.errors import ConflictError, NotFoundError, SpecError
+from podium.errors import ConflictError, InvalidValueError, NotFoundError, SpecError
 from podium.model import events as ev
 from podium.model import states as st
 from podium.model.cluster import Cluster, Node
@@ -79,10 +79,12 @@ class Engine:
         oom_cap: int | None = None,
     ) -> None:
         if dispatch not in ("critical_path", "fifo"):
-            raise ValueError(f"dispatch must be 'critical_path' or 'fifo', not {dispatch!r}")
+            raise InvalidValueError(f"dispatch must be 'critical_path' or 'fifo', not {dispatch!r}")
         self.store = store
         self.executor = executor
         self.clock = clock or SystemClock()
+        if not isinstance(self.clock, Clock):
+            raise InvalidValueError(f"clock {self.clock!r} lacks time(), monotonic(), sleep() or wait()")
         self.rng = rng or random.Random()
         self.hooks = list(hooks)
         self.dispatch = dispatch
@@ -91,7 +93,7 @@ class Engine:
         self.replan = replan
         self.registry = registry
         if oom_growth < 1.0 or oom_retries < 0:
-            raise ValueError("oom_growth must be >= 1 and oom_retries >= 0")
+            raise InvalidValueError("oom_growth must be >= 1 and oom_retries >= 0")
         self.oom = OomPolicy(oom_growth, oom_retries, oom_cap)
 
     @property

@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from podium.errors import PodiumError
 from podium.model.task import Const, Param, Ref, Template
 
 
-class InputError(Exception):
+class InputError(PodiumError):
     """An expression could not be resolved (bad path into an upstream result)."""
 
 
