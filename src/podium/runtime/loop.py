@@ -66,6 +66,7 @@ CANCEL_POLL = 0.5
 DRIFT_POLL = 0.05
 _STARTED, _SUCCEEDED = ev.TASK_STARTED, ev.TASK_SUCCEEDED
 _new = tuple.__new__  # builds a NamedTuple record without its Python-level __new__
+_INF = float("inf")
 
 
 class RunLoop:
@@ -94,6 +95,9 @@ class RunLoop:
         self.inbox: deque[Future[Any]] = deque()
         self.turn_lock = threading.Lock()
         self.ended = threading.Event()
+        # what the run's thread waits on: the end, or a retry due before it would wake anyway
+        self.wake = threading.Event()
+        self._until = -_INF  # when the run's thread wakes anyway (-inf: it is not sleeping)
         self.fatal: BaseException | None = None
         self.last_poll = 0.0
         self._monotonic = clock.monotonic
@@ -262,7 +266,8 @@ class RunLoop:
             if self.lanes is not None and "seconds" in meta:
                 self.lanes.ran_for(base_name(tid), meta["seconds"])
         self.emit(_SUCCEEDED, tid, attempt, data)
-        self.plans.finished(tid, duration)
+        if self.plans.replanner is not None:
+            self.plans.finished(tid, duration)
         s.buf_results.append(rec)
         s.values[tid] = value
         if s.cache_keys:
@@ -290,7 +295,7 @@ class RunLoop:
                     self.turn()
             except BaseException as e:  # a store that stays down, or a bug: the caller re-raises
                 self.fatal = e
-                ended.set()
+                self._end()
             finally:
                 lock.release()
             if not self.inbox or ended.is_set():
@@ -315,12 +320,18 @@ class RunLoop:
                 self.submit()
             if not inbox:
                 break
+        if s.timers and s.timers[0].at < self._until:
+            self.wake.set()  # a retry is due before the run's thread would wake: wake it
         if not s.running and not s.queued:
             if s.ready and not s.timers and not s.cancelling:
                 self._stuck()
                 self.flush()
             if (s.cancelling and not s.ready) or not (s.ready or s.timers):
-                self.ended.set()
+                self._end()
+
+    def _end(self) -> None:
+        self.ended.set()
+        self.wake.set()
 
     def _locked_turn(self, before: Callable[[], None] | None = None) -> None:
         with self.turn_lock:
@@ -359,12 +370,18 @@ class RunLoop:
             return self._finish()
 
     def _wait(self) -> None:
+        """Sleep on the clock until the run ends; wake for due retries and polls."""
         timers = self.state.timers
         while not self.ended.is_set():
-            timeout = CANCEL_POLL if self.plans.replanner is None else DRIFT_POLL
-            if timers:
-                timeout = max(0.0, min(timeout, timers[0].at - self._monotonic()))
-            if self.clock.wait(self.ended, timeout):
+            with self.turn_lock:  # a turn adding a timer sees ``_until`` set or is seen here
+                timeout = CANCEL_POLL if self.plans.replanner is None else DRIFT_POLL
+                if timers:
+                    timeout = max(0.0, min(timeout, timers[0].at - self._monotonic()))
+                self._until = self._monotonic() + timeout
+            self.clock.wait(self.wake, timeout)
+            self._until = -_INF
+            self.wake.clear()  # the turn below and the next timeout see whatever set it
+            if self.ended.is_set():
                 break
             self._locked_turn(self._poll)
         if self.fatal is not None:

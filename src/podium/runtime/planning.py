@@ -207,7 +207,7 @@ class PlanFollower:
         s.dirty = True
 
     def finished(self, tid: str, duration: float) -> None:
-        """``tid`` succeeded after ``duration`` seconds: re-plan if it drifted."""
+        """``tid`` succeeded after ``duration`` seconds: re-plan if it drifted (with a replanner)."""
         if self.replanner is not None and self.replanner.finished_late(tid, duration):
             self.replan(f"drift: task {tid!r} took {duration:.3g}s, over {DRIFT:g}x its estimate")
 
