@@ -1,4 +1,9 @@
-"""The engine end to end on a real SQLite store and the real local executor.
+"""The engine end to end on a real SQLite store.
+
+Tests of the engine's logic (readiness, retries, failures, dispatch order, capacity) run on the
+inline executor with simulated call durations on a fake clock: they take no real time, and the
+log's timestamps are exact, so schedules are checked to the instant. The test of what must hold
+under real concurrency runs on the real local executor.
 
 Each test reads its verdict from the durable event log (a fresh fold of what the store
 holds), not from the engine's memory, so a test passes only if the log tells the truth.
@@ -6,10 +11,8 @@ holds), not from the engine's memory, so a test passes only if the log tells the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
-from engine_helpers import make_executor
+from engine_helpers import simulated
 from runtime_tasks import call
 
 from podium.errors import SpecError
@@ -52,8 +55,9 @@ def demo_workflow() -> Workflow:
     )
 
 
-def test_map_branch_join_and_retry(store, executor, request) -> None:
-    result = Engine(store, executor).run(demo_workflow(), {"k": "5", "key": request.node.name})
+def test_map_branch_join_and_retry(store, request) -> None:
+    ex, clock = simulated()
+    result = Engine(store, ex, clock=clock).run(demo_workflow(), {"k": "5", "key": request.node.name})
     assert result.ok
     assert result["square"] == [1, 4, 9]
     assert result["total"] == 19
@@ -63,8 +67,14 @@ def test_map_branch_join_and_retry(store, executor, request) -> None:
     assert view.tasks["small"].state == "skipped"
     assert "branch" in (view.tasks["small"].skip_reason or "")
     assert view.tasks["flaky"].attempt == 3
-    kinds = [e.type for e in store.events(result.run_id) if e.task_id == "flaky"]
+    flaky = [e for e in store.events(result.run_id) if e.task_id == "flaky"]
+    kinds = [e.type for e in flaky]
     assert kinds.count(ev.TASK_RETRYING) == 2 and kinds[-1] == ev.TASK_SUCCEEDED
+    # each retry is queued again exactly its backoff after the failure, on the run's clock
+    for i, e in enumerate(flaky):
+        if e.type == ev.TASK_RETRYING:
+            assert flaky[i + 1].type == ev.TASK_QUEUED
+            assert flaky[i + 1].ts - e.ts == pytest.approx(e.data["delay"]) and e.data["delay"] > 0
     # every committed result reads back with a valid checksum
     results = store.results(result.run_id)
     assert {"source", "square[0]", "square[2]", "total", "big", "final"} <= set(results)
@@ -72,6 +82,7 @@ def test_map_branch_join_and_retry(store, executor, request) -> None:
 
 
 def test_success_is_durable_before_dependents_start(store, executor, request) -> None:
+    """On the real local executor: completions arrive on worker threads, concurrently."""
     result = Engine(store, executor).run(demo_workflow(), {"key": request.node.name})
     seq = {(e.type, e.task_id): e.seq for e in store.events(result.run_id)}
     wf = demo_workflow()
@@ -84,24 +95,23 @@ def test_success_is_durable_before_dependents_start(store, executor, request) ->
 
 
 def test_failure_fail_fast_cancels_and_continue_keeps_going(store, request) -> None:
+    """bad fails at once while slow runs (0.3 s): fail-fast kills slow and cancels what waits."""
+
     def wf(fail_fast: bool) -> Workflow:
         return Workflow.build(
             f"ff-{fail_fast}",
             [
                 TaskSpec("bad", call=call("boom")),
                 TaskSpec("after_bad", call=call("square"), args={"x": Ref("bad")}),
-                TaskSpec("slow", call=call("sleep"), args={"seconds": Const(0.3)}),
+                TaskSpec("slow", call=call("sleep"), args={"seconds": Const(0.0)}),
                 TaskSpec("after_slow", call=call("sleep"), args={"seconds": Const(0.0), "mark": Ref("slow")}),
             ],
             fail_fast=fail_fast,
         )
 
-    ex = make_executor(cpu=4)
-    try:
-        kept = Engine(store, ex).run(wf(False))
-        stopped = Engine(store, ex).run(wf(True))
-    finally:
-        ex.shutdown()
+    ex, clock = simulated(cpu=4, durations={"slow": 0.3})
+    kept = Engine(store, ex, clock=clock).run(wf(False))
+    stopped = Engine(store, ex, clock=clock).run(wf(True))
     kv = fold(store.events(kept.run_id))
     assert kv.state == "failed"
     assert kv.tasks["bad"].state == "failed"
@@ -110,10 +120,16 @@ def test_failure_fail_fast_cancels_and_continue_keeps_going(store, request) -> N
     assert kv.tasks["after_slow"].state == "succeeded"  # the independent branch finished
     sv = fold(store.events(stopped.run_id))
     assert sv.state == "failed"
+    assert sv.tasks["slow"].state == "cancelled"
+    killed = next(
+        e for e in store.events(stopped.run_id) if e.type == ev.TASK_CANCELLED and e.task_id == "slow"
+    )
+    assert killed.data["error"]["kind"] == "cancelled"  # it was running: the executor killed it
     assert sv.tasks["after_slow"].state == "cancelled"
+    assert sv.finished_at - sv.started_at < 0.3  # it did not wait for slow
 
 
-def test_non_retryable_input_error_names_the_path(store, executor) -> None:
+def test_non_retryable_input_error_names_the_path(store) -> None:
     wf = Workflow.build(
         "badpath",
         [
@@ -121,32 +137,19 @@ def test_non_retryable_input_error_names_the_path(store, executor) -> None:
             TaskSpec("use", call=call("square"), args={"x": Ref("route", ("nope",))}),
         ],
     )
-    result = Engine(store, executor).run(wf)
+    ex, clock = simulated()
+    result = Engine(store, ex, clock=clock).run(wf)
     err = fold(store.events(result.run_id)).tasks["use"].error
     assert err is not None and "route['nope']" in err["message"] and err["retryable"] is False
 
 
 def test_unplaceable_task_is_rejected_before_any_run_is_written(store) -> None:
     wf = Workflow.build("huge", [TaskSpec("big", call=call("square"), resources=Resources.of(cpu=64))])
-    ex = make_executor(cpu=2)
-    try:
-        with pytest.raises(SpecError, match="no node can ever satisfy"):
-            Engine(store, ex).run(wf)
-    finally:
-        ex.shutdown()
+    ex, clock = simulated(cpu=2)
+    with pytest.raises(SpecError, match="no node can ever satisfy"):
+        Engine(store, ex, clock=clock).run(wf)
     assert store.list_runs() == []
-
-
-def _intervals(events: Sequence[ev.Event]) -> list[tuple[float, float, dict[str, float]]]:
-    open_: dict[str, tuple[float, dict[str, float]]] = {}
-    out = []
-    for e in events:
-        if e.type == ev.TASK_STARTED:
-            open_[e.task_id] = (e.ts, e.data["res"])
-        elif e.type in (ev.TASK_SUCCEEDED, ev.TASK_FAILED, ev.TASK_RETRYING) and e.task_id in open_:
-            start, res = open_.pop(e.task_id)
-            out.append((start, e.ts, res))
-    return out
+    assert ex.calls == []
 
 
 def test_running_tasks_never_exceed_node_capacity(store) -> None:
@@ -159,15 +162,14 @@ def test_running_tasks_never_exceed_node_capacity(store) -> None:
         Resources.of(cpu=1, memory="256MiB", tpu=1),
     ]
     tasks = [
-        TaskSpec(f"t{i}", call=call("sleep"), args={"seconds": Const(0.05)}, resources=needs[i % len(needs)])
+        TaskSpec(f"t{i}", call=call("square"), args={"x": Const(i)}, resources=needs[i % len(needs)])
         for i in range(24)
     ]
     capacity = {"cpu": 3.0, "memory": 3 * 1024**3, "tpu": 1.0}
-    ex = make_executor(cpu=3, memory="3GiB", tpu=1)
-    try:
-        result = Engine(store, ex).run(Workflow.build("cap", tasks))
-    finally:
-        ex.shutdown()
+    ex, clock = simulated(
+        cpu=3, memory="3GiB", durations={f"t{i}": 0.05 + 0.01 * (i % 5) for i in range(24)}, tpu=1
+    )
+    result = Engine(store, ex, clock=clock).run(Workflow.build("cap", tasks))
     assert result.ok
     # Events are committed in order; a start's seq after another's finish means they did not overlap.
     events = store.events(result.run_id)
@@ -189,17 +191,18 @@ def _cp_vs_fifo_workflow() -> Workflow:
     s1 s2 s3 s4 s5 s6        (six short independent tasks, declared first)
     c1 -> c2 -> c3 -> c4     (a chain: the critical path)
     On 2 cpus FIFO runs the six first and the chain after them (7 waves); critical-path
-    dispatch starts c1 at once and overlaps the chain with the shorts (5 waves).
+    dispatch starts c1 at once and overlaps the chain with the shorts (5 waves). Each task takes
+    its expected 0.1 s on the fake clock.
     """
     shorts = [
-        TaskSpec(f"s{i}", call=call("sleep"), args={"seconds": Const(0.1)}, expected_duration=0.1)
+        TaskSpec(f"s{i}", call=call("sleep"), args={"seconds": Const(0.0)}, expected_duration=0.1)
         for i in range(1, 7)
     ]
     chain = [
         TaskSpec(
             f"c{i}",
             call=call("sleep"),
-            args={"seconds": Const(0.1)},
+            args={"seconds": Const(0.0)},
             after=(f"c{i - 1}",) if i > 1 else (),
             expected_duration=0.1,
         )
@@ -230,12 +233,9 @@ def test_critical_path_dispatch_beats_fifo(store, renamed: bool) -> None:
         shorts = {ren[f"s{i}"] for i in range(1, 7)}
     else:
         chain_head, shorts = "c1", {f"s{i}" for i in range(1, 7)}
-    ex = make_executor(cpu=2)
-    try:
-        cp = Engine(store, ex, dispatch="critical_path").run(wf)
-        fifo = Engine(store, ex, dispatch="fifo").run(wf)
-    finally:
-        ex.shutdown()
+    ex, clock = simulated(cpu=2)
+    cp = Engine(store, ex, clock=clock, dispatch="critical_path").run(wf)
+    fifo = Engine(store, ex, clock=clock, dispatch="fifo").run(wf)
 
     def start_order(run_id: str) -> list[str]:
         return [e.task_id for e in store.events(run_id) if e.type == ev.TASK_STARTED]
@@ -243,8 +243,9 @@ def test_critical_path_dispatch_beats_fifo(store, renamed: bool) -> None:
     cp_order, fifo_order = start_order(cp.run_id), start_order(fifo.run_id)
     assert chain_head in cp_order[:2]
     assert set(fifo_order[:6]) == shorts
-    # the log's own timestamps: the critical-path run is shorter by about two waves
-    assert cp.summary.makespan < fifo.summary.makespan
+    # the log's own timestamps: the critical-path run is two waves shorter
+    assert cp.summary.makespan == pytest.approx(0.5)
+    assert fifo.summary.makespan == pytest.approx(0.7)
 
 
 @pytest.mark.parametrize("fail_fast", [True, False])
@@ -259,7 +260,7 @@ def test_failure_handlers_run_after_a_failure_and_are_skipped_otherwise(store, f
         f"handlers-{fail_fast}",
         [
             TaskSpec("bad", call=call("boom")),
-            TaskSpec("good", call=call("sleep"), args={"seconds": Const(0.05), "mark": Const("g")}),
+            TaskSpec("good", call=call("sleep"), args={"seconds": Const(0.0), "mark": Const("g")}),
             TaskSpec(
                 "on_error",
                 call=call("sleep"),
@@ -284,11 +285,8 @@ def test_failure_handlers_run_after_a_failure_and_are_skipped_otherwise(store, f
         ],
         fail_fast=fail_fast,
     )
-    ex = make_executor(cpu=4)
-    try:
-        result = Engine(store, ex).run(wf)
-    finally:
-        ex.shutdown()
+    ex, clock = simulated(cpu=4, durations={"good": 0.05})
+    result = Engine(store, ex, clock=clock).run(wf)
     view = fold(store.events(result.run_id))
     assert view.state == "failed"  # handlers do not turn a failed run into a success
     assert view.tasks["bad"].state == "failed"
