@@ -1,50 +1,49 @@
 """Lanes: ready tasks queued behind running calls on their worker (``podium.runtime.lanes``).
 
-Run on a real SQLite store with a small queueing executor (``lane_executor``); verdicts come
-from the durable event log and from what the executor really ran.
+Run on a real SQLite store with a simulated queueing executor (``lane_executor``) on a fake
+clock: calls take simulated time, so the run takes no real time and every check is exact.
+Verdicts come from the durable event log and from what the executor ran, where and when.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import Counter
 
+import pytest
 from lane_executor import LaneExecutor
 
 from podium.model import Const, Node, Resources, TaskSpec, Workflow
 from podium.model import events as ev
 from podium.registry import REGISTRY
 from podium.runtime.engine import Engine
+from podium.runtime.lanes import LOOKAHEAD
+from podium.testing import FakeClock
 
-_GATES: dict[str, threading.Event] = {}
 _RUNS: Counter[str] = Counter()
 
 
-def gate(name: str) -> str:
-    """Wait until the test opens gate ``name``."""
+def tick(name: str, seconds: float = 0.002, fail: bool = False) -> str:
+    """A task body: count the run (its simulated ``seconds`` are the executor's business)."""
     _RUNS[name] += 1
-    _GATES[name].wait(10)
-    return name
-
-
-def tick(name: str, seconds: float = 0.002, fail: bool = False, gate: str = "") -> str:
-    _RUNS[name] += 1
-    if gate:
-        _GATES[gate].wait(10)
-    time.sleep(seconds)
     if fail:
         raise RuntimeError(f"{name} failed")
     return name
 
 
-REGISTRY.register("lane_tasks:gate", gate)
 REGISTRY.register("lane_tasks:tick", tick)
 
 
 def _tick(name: str, cpu: float = 1, after: tuple[str, ...] = (), **kw: object) -> TaskSpec:
     args = {"name": Const(name), **{k: Const(v) for k, v in kw.items()}}
     return TaskSpec(name, call="lane_tasks:tick", args=args, resources=Resources(cpu=cpu), after=after)
+
+
+def _run(store, wf: Workflow, cpu: float, depth: int, before=None) -> tuple[object, LaneExecutor]:
+    clock = FakeClock()
+    ex = LaneExecutor(Node("local", Resources(cpu=cpu)), clock, depth=depth)
+    if before is not None:
+        before(ex, clock)
+    return Engine(store, ex, clock=clock).run(wf), ex
 
 
 def _capacity_holds(store, run_id: str, cpus: float) -> int:
@@ -68,14 +67,12 @@ def _starts(store, run_id: str) -> Counter[str]:
 def test_short_tasks_wait_in_lanes_and_the_log_keeps_capacity(store) -> None:
     """Many short tasks on 2 cpus: once their run time is known, tasks queue behind running
     calls; each runs once, after the call it follows on the same worker, never beside it."""
-    ex = LaneExecutor(Node("local", Resources(cpu=2)), depth=4)
     tasks = [_tick(f"t{i}") for i in range(80)]
-    try:
-        result = Engine(store, ex).run(Workflow.build("lanes", tasks))
-    finally:
-        ex.shutdown()
+    result, ex = _run(store, Workflow.build("lanes", tasks), cpu=2, depth=4)
     assert result.ok
-    assert len(ex.followed) >= 20  # lanes were used
+    # the first two calls open lanes with no known run time; later a task starts afresh only
+    # when a lane has run dry, so nearly every task waits in one
+    assert len(ex.followed) >= 70
     assert _capacity_holds(store, result.run_id, 2.0) == 2
     assert set(_starts(store, result.run_id).values()) == {1}
     assert Counter(r.task_id for r in ex.ran) == Counter(t.name for t in tasks)
@@ -83,29 +80,24 @@ def test_short_tasks_wait_in_lanes_and_the_log_keeps_capacity(store) -> None:
     for r in ex.ran:
         same = [o for o in ex.ran if o.worker == r.worker and o is not r]
         assert all(o.end <= r.start or o.start >= r.end for o in same)
-    edges = sorted([(r.start, 1) for r in ex.ran] + [(r.end, -1) for r in ex.ran], key=lambda e: (e[0], e[1]))
+    edges = sorted([(r.start, 1) for r in ex.ran] + [(r.end, -1) for r in ex.ran])
     level = peak = 0
     for _, step in edges:
         level += step
         peak = max(peak, level)
     assert peak <= 2
+    assert result.summary.makespan == pytest.approx(40 * 0.002)  # two workers never idle
 
 
 def test_a_lane_only_takes_tasks_its_hold_covers(store) -> None:
     """cpu=2 and cpu=1 tasks on 3 cpus: a cpu=2 task never waits in a lane a cpu=1 call opened
-    (the log would then show 4 cpus in use), while cpu=1 tasks do wait in lanes of cpu=2 calls.
-    (A lane holds what its first call needs; the calls in it may follow each other in any mix
-    that the hold covers.)"""
-    ex = LaneExecutor(Node("local", Resources(cpu=3)), depth=4)
+    (the log would then show 4 cpus in use). (A lane holds what its first call needs; the calls
+    in it may follow each other in any mix that the hold covers.)"""
     tasks = [_tick(f"t{i}", cpu=2 if i % 3 == 0 else 1) for i in range(60)]
     needs = {t.name: t.resources.cpu for t in tasks}
-    try:
-        result = Engine(store, ex).run(Workflow.build("holds", tasks))
-    finally:
-        ex.shutdown()
+    result, ex = _run(store, Workflow.build("holds", tasks), cpu=3, depth=4)
     assert result.ok
     _capacity_holds(store, result.run_id, 3.0)
-    assert ex.followed
     ahead_of = dict(ex.followed)
 
     def opener(task: str) -> str:  # the call that opened the lane ``task`` waited in
@@ -114,51 +106,43 @@ def test_a_lane_only_takes_tasks_its_hold_covers(store) -> None:
         return task
 
     assert all(needs[task] <= needs[opener(ahead)] for task, ahead in ex.followed), ex.followed
+    assert any(needs[t] == 2 for t, _ in ex.followed)  # big tasks wait in lanes too
 
 
-def _gated_lane(name: str, followers: int, **kw: object) -> list[TaskSpec]:
-    """On one cpu: ``head`` blocks on a gate (declared short, so tasks queue behind it)."""
+def _gated_lane(name: str, followers: int, **head: object) -> list[TaskSpec]:
+    """On one cpu: ``head`` runs 1 s although declared short, so tasks queue behind it."""
     short = {"resources": Resources(cpu=1), "expected_duration": 0.001}
     start = TaskSpec("start", call="lane_tasks:tick", args={"name": Const(f"{name}-start")}, **short)
-    head = TaskSpec("head", call="lane_tasks:gate", args={"name": Const(name)}, after=("start",), **short)
+    head_args = {
+        "name": Const(f"{name}-head"),
+        "seconds": Const(1.0),
+        **{k: Const(v) for k, v in head.items()},
+    }
+    first = TaskSpec("head", call="lane_tasks:tick", args=head_args, after=("start",), **short)
     rest = [
         TaskSpec(
-            f"f{i}",
-            call="lane_tasks:tick",
-            args={"name": Const(f"{name}-f{i}"), **{k: Const(v) for k, v in kw.items()}},
-            after=("start",),
-            **short,
+            f"f{i}", call="lane_tasks:tick", args={"name": Const(f"{name}-f{i}")}, after=("start",), **short
         )
         for i in range(followers)
     ]
-    return [start, head, *rest]
-
-
-def _run_gated(store, ex: LaneExecutor, wf: Workflow, name: str, when_queued) -> object:
-    _GATES[name] = threading.Event()
-    out: dict[str, object] = {}
-    t = threading.Thread(target=lambda: out.setdefault("r", Engine(store, ex).run(wf)), daemon=True)
-    t.start()
-    deadline = time.monotonic() + 10
-    while ex.queued_behind("head") < 3 and time.monotonic() < deadline:
-        time.sleep(0.005)
-    assert ex.queued_behind("head") == 3, "tasks did not queue behind the gated call"
-    when_queued()
-    _GATES[name].set()
-    t.join(20)
-    assert "r" in out
-    return out["r"]
+    return [start, first, *rest]
 
 
 def test_a_lost_worker_requeues_waiting_tasks_without_using_an_attempt(store) -> None:
     name = "lost"
-    ex = LaneExecutor(Node("local", Resources(cpu=1)), depth=8)
+    seen: dict[str, int] = {}
+
+    def lose_head_at_half_a_second(ex: LaneExecutor, clock: FakeClock) -> None:
+        def lose() -> None:
+            seen["behind"] = ex.queued_behind("head")
+            ex.lose("head")
+
+        clock.call_at(0.5, lose)
+
     wf = Workflow.build("lost-lane", _gated_lane(name, 3))
-    try:
-        result = _run_gated(store, ex, wf, name, lambda: ex.lose("head"))
-    finally:
-        ex.shutdown()
+    result, _ = _run(store, wf, cpu=1, depth=8, before=lose_head_at_half_a_second)
     assert result.ok
+    assert seen["behind"] == 3  # the three followers waited behind head when its worker died
     starts = _starts(store, result.run_id)
     assert starts["head"] == 2  # lost once (a free retry), then ran
     assert all(starts[f"f{i}"] == 1 for i in range(3))  # they never ran on the lost worker
@@ -170,42 +154,22 @@ def test_a_lost_worker_requeues_waiting_tasks_without_using_an_attempt(store) ->
 
 def test_a_failed_call_lets_its_lane_go_on_when_the_run_keeps_going(store) -> None:
     """The task's own error leaves its worker alive: the tasks behind it run there."""
-    name = "keep"
-    ex = LaneExecutor(Node("local", Resources(cpu=1)), depth=8)
-    tasks = _gated_lane(name, 3)
-    wf = Workflow.build("keep-going", tasks, fail_fast=False)
-    try:
-        result = _run_gated(store, ex, wf, name, lambda: None)
-    finally:
-        ex.shutdown()
-    assert result.ok
+    wf = Workflow.build("keep-going", _gated_lane("keep", 3, fail=True), fail_fast=False)
+    result, ex = _run(store, wf, cpu=1, depth=8)
+    assert result.view.tasks["head"].state == "failed"
+    assert all(result.view.tasks[f"f{i}"].state == "succeeded" for i in range(3))
     lane_worker = {r.worker for r in ex.ran if r.task_id in {"head", "f0", "f1", "f2"}}
     assert len(lane_worker) == 1  # all on the head's worker, after it
     assert all(r.followed for r in ex.ran if r.task_id.startswith("f"))
+    head = next(r for r in ex.ran if r.task_id == "head")
+    assert all(r.start >= head.end for r in ex.ran if r.task_id.startswith("f"))
 
 
 def test_fail_fast_cancels_the_tasks_waiting_in_a_lane(store) -> None:
     """The call ahead fails the run: the tasks waiting behind it are cancelled unrun."""
     name = "fast"
-    ex = LaneExecutor(Node("local", Resources(cpu=1)), depth=8)
-    tasks = _gated_lane(name, 3)
-    tasks[1] = TaskSpec(
-        "head",
-        call="lane_tasks:tick",
-        args={"name": Const("fast-head"), "seconds": Const(0.3), "fail": Const(True)},
-        resources=Resources(cpu=1),
-        expected_duration=0.001,
-        after=("start",),
-    )
-    wf = Workflow.build("fail-fast", tasks)
-    try:
-        out: dict[str, object] = {}
-        t = threading.Thread(target=lambda: out.setdefault("r", Engine(store, ex).run(wf)), daemon=True)
-        t.start()
-        t.join(20)
-        result = out["r"]
-    finally:
-        ex.shutdown()
+    wf = Workflow.build("fail-fast", _gated_lane(name, 3, fail=True))
+    result, ex = _run(store, wf, cpu=1, depth=8)
     assert not result.ok
     assert len(ex.followed) == 3
     states = {t: v.state for t, v in result.view.tasks.items()}
@@ -215,29 +179,27 @@ def test_fail_fast_cancels_the_tasks_waiting_in_a_lane(store) -> None:
 
 
 def test_a_lane_whose_call_is_overdue_takes_no_more_tasks(store) -> None:
-    """A call of a function that usually takes 2 ms hangs: tasks stop joining its lane once it
-    is overdue by the horizon (20 ms here) and go to the other worker instead."""
-    ex = LaneExecutor(Node("local", Resources(cpu=2)), depth=32, rtt=0.001)
+    """A call of a function that usually takes 2 ms runs 100 s: tasks stop joining its lane once
+    it is overdue by the horizon (20 ms with a 1 ms round trip) and go to the other worker."""
     tasks = [_tick(f"t{i}") for i in range(20)]
-    tasks.append(_tick("slow", gate="stuck"))
+    tasks.append(_tick("slow", seconds=100.0))
     tasks += [_tick(f"u{i}") for i in range(120)]
-    _GATES["stuck"] = threading.Event()
-    out: dict[str, object] = {}
-    runner = threading.Thread(
-        target=lambda: out.setdefault("r", Engine(store, ex).run(Workflow.build("stuck", tasks)))
-    )
-    runner.start()
-    try:
-        deadline = time.monotonic() + 10
-        while _RUNS["slow"] == 0 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        time.sleep(0.5)  # the other worker runs what is left meanwhile
-        behind = ex.queued_behind("slow")
-        done_meanwhile = sum(1 for r in ex.ran if r.task_id.startswith("u"))
-    finally:
-        _GATES["stuck"].set()
-        runner.join(20)
-        ex.shutdown()
-    assert out["r"].ok
-    assert behind <= 24, behind  # without the overdue rule it fills up to the depth (32)
-    assert done_meanwhile >= 120 - behind - 2
+    result, ex = _run(store, Workflow.build("stuck", tasks), cpu=2, depth=32)
+    assert result.ok
+    slow = next(r for r in ex.ran if r.task_id == "slow")
+    ahead_of = dict(ex.followed)
+
+    def behind_slow(task: str) -> bool:
+        while task in ahead_of:
+            task = ahead_of[task]
+            if task == "slow":
+                return True
+        return False
+
+    joined = [j for j in ex.joined if behind_slow(j.task_id)]
+    expected_end = slow.start + 0.002  # what the function took so far in this run
+    assert joined, "nothing queued behind the slow call at all: the test has no teeth"
+    assert all(j.at <= expected_end + LOOKAHEAD + 1e-9 for j in joined), joined
+    assert len(joined) < 32  # it did not fill up to the depth
+    others = [r for r in ex.ran if r.task_id.startswith("u") and not behind_slow(r.task_id)]
+    assert len(others) == 120 - len(joined) and all(r.end < slow.end for r in others)

@@ -1,22 +1,26 @@
 """The engine follows the planner on several nodes, and re-plans when reality drifts.
 
-Two local nodes described by a cluster file (each with its own worker pools). The event log
-shows where each task started and every plan in force (``PlanMade``), so the tests check both
-from the log alone.
+Two nodes described by a cluster file. The event log shows where each task started and every
+plan in force (``PlanMade``), so the tests check both from the log alone. Following a plan is
+logic: it runs on the inline executor with simulated durations on a fake clock. Re-planning
+happens in a background thread while tasks run, so that test runs on the real local executor.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from runtime_tasks import call
 
+from podium.executors.inline import InlineExecutor
 from podium.executors.local import LocalExecutor
 from podium.load.cluster import load_cluster
-from podium.model import Const, Ref, TaskSpec, Workflow
+from podium.model import Const, Node, Ref, TaskSpec, Workflow
 from podium.model import events as ev
 from podium.runtime.engine import Engine
 from podium.runtime.view import fold
+from podium.testing import FakeClock
 
 CLUSTER = """
 nodes:
@@ -31,10 +35,10 @@ nodes:
 """
 
 
-def _executor(tmp_path: Path) -> LocalExecutor:
+def _nodes(tmp_path: Path) -> list[Node]:
     path = tmp_path / "cluster.yaml"
     path.write_text(CLUSTER, encoding="utf-8")
-    return LocalExecutor(list(load_cluster(str(path)).nodes))
+    return list(load_cluster(str(path)).nodes)
 
 
 def _plans_and_starts(events: list[ev.Event]) -> tuple[list[dict], list[tuple[str, str, dict]]]:
@@ -51,23 +55,22 @@ def _plans_and_starts(events: list[ev.Event]) -> tuple[list[dict], list[tuple[st
 
 def test_tasks_run_on_their_planned_nodes(store, tmp_path: Path) -> None:
     tasks = [
-        TaskSpec(f"t{i}", call=call("sleep"), args={"seconds": Const(0.05)}, expected_duration=0.05)
-        for i in range(8)
+        TaskSpec(f"t{i}", call=call("square"), args={"x": Const(i)}, expected_duration=0.05) for i in range(8)
     ]
     tasks.append(
         TaskSpec("join", call=call("final"), args={"a": Ref("t0"), "b": Ref("t7")}, expected_duration=0.05)
     )
-    ex = _executor(tmp_path)
-    try:
-        result = Engine(store, ex).run(Workflow.build("placed", tasks))
-    finally:
-        ex.shutdown()
+    clock = FakeClock()
+    ex = InlineExecutor(_nodes(tmp_path), clock=clock)
+    result = Engine(store, ex, clock=clock).run(Workflow.build("placed", tasks))
     assert result.ok
     plans, starts = _plans_and_starts(store.events(result.run_id))
     assert plans and plans[0]["reason"] == "start" and plans[0]["method"].startswith(("heuristic", "cpsat"))
     assert {node for _, node, _ in starts} == {"fast", "cheap"}  # both nodes used
     for task, node, planned in starts:
         assert planned[task] == node, f"{task} ran on {node}, planned on {planned[task]}"
+    assert {c.task_id: c.node for c in ex.calls} == {t: n for t, n, _ in starts}  # and ran there
+    assert result.summary.makespan == pytest.approx(plans[0]["T"])  # as planned, to the instant
 
 
 def test_a_task_running_3x_its_estimate_triggers_a_replan_that_moves_later_tasks(
@@ -90,7 +93,7 @@ def test_a_task_running_3x_its_estimate_triggers_a_replan_that_moves_later_tasks
             for i in (1, 2, 3)
         ],
     ]
-    ex = _executor(tmp_path)
+    ex = LocalExecutor(_nodes(tmp_path))
     try:
         result = Engine(store, ex).run(Workflow.build("drift", tasks))
     finally:
