@@ -295,3 +295,23 @@ def test_failure_handlers_run_after_a_failure_and_are_skipped_otherwise(store, f
     assert view.tasks["notify"].state in ("skipped", "cancelled")
     if not fail_fast:
         assert view.tasks["notify"].skip_reason == "no upstream failed"
+
+
+def test_estimates_are_declared_else_the_median_of_past_runs_else_the_default(store) -> None:
+    """Durations measured on the run's clock feed later runs' estimates (one rule:
+    ``planner.estimates``): three runs of 1, 2 and 6 s give a median of 2 s."""
+    wf = Workflow.build(
+        "learn",
+        [
+            TaskSpec("measured", call=call("square"), args={"x": Const(2)}),
+            TaskSpec("declared", call=call("square"), args={"x": Const(3)}, expected_duration=7.0),
+        ],
+    )
+    for seconds in (1.0, 2.0, 6.0):
+        ex, clock = simulated(durations={"measured": seconds, "declared": 0.5})
+        engine = Engine(store, ex, clock=clock, default_duration=4.0)
+        assert engine.run(wf).ok
+    assert engine.estimates(wf) == {"measured": 2.0, "declared": 7.0}
+    fresh = Workflow.build("never-ran", [TaskSpec("new", call=call("square"), args={"x": Const(1)})])
+    assert engine.estimates(fresh) == {"new": 4.0}
+    assert engine.estimates(fresh, None) == {}
