@@ -111,34 +111,29 @@ class AttemptFuture(Future[Any]):
         return super().set_running_or_notify_cancel()
 
     def set_result(self, result: Any) -> None:
-        cond = self._condition
-        cond.acquire()
-        try:
-            if self._state in _DONE:
-                raise InvalidStateError(f"{self._state}: {self!r}")
-            self._result = result
-            self._state = FINISHED
-            self.outcome = (result, None)
-            for waiter in self._waiters:
-                waiter.add_result(self)
-            if getattr(cond, "_waiters", True):  # threads blocked in result()/exception()
-                cond.notify_all()
-        finally:
-            cond.release()
-        self._invoke_callbacks()
+        self._settle(result, None)
 
     def set_exception(self, exception: BaseException | None) -> None:
+        self._settle(None, exception)
+
+    def _settle(self, value: Any, exception: BaseException | None) -> None:
         cond = self._condition
         cond.acquire()
         try:
             if self._state in _DONE:
                 raise InvalidStateError(f"{self._state}: {self!r}")
-            self._exception = exception
+            if exception is None:
+                self._result = value
+            else:
+                self._exception = exception
             self._state = FINISHED
-            self.outcome = (None, exception)
+            self.outcome = (value, exception)
             for waiter in self._waiters:
-                waiter.add_exception(self)
-            if getattr(cond, "_waiters", True):
+                if exception is None:
+                    waiter.add_result(self)
+                else:
+                    waiter.add_exception(self)
+            if getattr(cond, "_waiters", True):  # threads blocked in result()/exception()
                 cond.notify_all()
         finally:
             cond.release()
