@@ -113,6 +113,10 @@ class ConflictError(PodiumError):
     http_status = 409
 
 
+class ShutDownError(PodiumError, RuntimeError):
+    """An executor was used after ``shutdown()``. Also a ``RuntimeError``, as it was before."""
+
+
 class StoreError(PodiumError):
     """The store failed to read or write. Writes that raise this were not committed."""
 

@@ -7,8 +7,8 @@ through NVML when ``pynvml`` is installed) and lets a config override any value.
 ``ProcessExecutor`` of the node named by ``call.node``. Several nodes (a local cluster file
 describing several machines, for demos and tests) each get their own pools. It does no
 resource accounting: the engine submits only what fits, so thread pools grow on demand and
-never queue a submitted call. Invariants: an unknown node is a ``ValueError``; this module
-never imports the store.
+never queue a submitted call. Invariants: an unknown node is an ``InvalidValueError`` (also a
+``ValueError``); this module never imports the store.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from podium.errors import Problem, SpecError
+from podium.errors import InvalidValueError, Problem, SpecError
 from podium.executors.process import ProcessExecutor
 from podium.executors.thread import ThreadExecutor
 from podium.model.cluster import DEFAULT_PRICES, Node
@@ -98,7 +98,8 @@ class LocalExecutor:
             pool = pools[call.node]
         except KeyError:
             known = ", ".join(self._threads)
-            raise ValueError(f"task {call.task_id!r}: unknown node {call.node!r} (nodes: {known})") from None
+            msg = f"task {call.task_id!r}: unknown node {call.node!r} (nodes: {known})"
+            raise InvalidValueError(msg) from None
         return pool.submit(call)
 
     def kill(self, future: Future[Any]) -> None:

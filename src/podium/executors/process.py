@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from podium.errors import CANCELLED, OOM, TIMEOUT, WORKER_LOST, ErrorRecord, TaskFailedError
+from podium.errors import CANCELLED, OOM, TIMEOUT, WORKER_LOST, ErrorRecord, ShutDownError, TaskFailedError
 from podium.executors.kinds import failure, kill_group
 from podium.executors.worker import dumps
 from podium.model.cluster import Node
@@ -124,7 +124,7 @@ class ProcessExecutor:
         fut.set_running_or_notify_cancel()
         with self._lock:
             if self._closed:
-                raise RuntimeError(f"executor {self.name!r} is shut down")
+                raise ShutDownError(f"executor {self.name!r} is shut down")
             ctl_r, ctl_w = os.pipe()
             out_r, out_w = os.pipe()
             try:

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
-from podium.errors import CANCELLED, TIMEOUT, TaskFailedError
+from podium.errors import CANCELLED, TIMEOUT, InvalidValueError, ShutDownError, TaskFailedError
 from podium.executors.deadlines import Deadlines
 from podium.executors.kinds import failure, kill_group, record_of, run_call
 from podium.model.cluster import Node
@@ -60,7 +60,7 @@ class ThreadExecutor:
         name: str = "thread",
     ) -> None:
         if max_workers is not None and max_workers < 1:
-            raise ValueError(f"max_workers must be at least 1, got {max_workers}")
+            raise InvalidValueError(f"max_workers must be at least 1, got {max_workers}")
         self.name = name
         self._max = max_workers
         self._registry = registry
@@ -79,7 +79,7 @@ class ThreadExecutor:
 
     def submit(self, call: TaskCall) -> Future[Any]:
         if self._closed:
-            raise RuntimeError(f"executor {self.name!r} is shut down")
+            raise ShutDownError(f"executor {self.name!r} is shut down")
         fut: Future[Any] = AttemptFuture()
         fut.podium_task_id = call.task_id  # type: ignore[attr-defined]
         if call.timeout is not None and call.spec.kind != "container":  # it stops itself in time
