@@ -4,8 +4,9 @@ Everything the parts of the loop share lives here, in one object that the loop
 (``loop.RunLoop``: turns, dispatch, submit, completions) and its collaborators (``readiness``,
 ``failures``, ``lanes``, ``planning.PlanFollower``) receive. They change it; nothing else does,
 and only under the loop's turn lock. Entries of its queues and tables are named records, not
-positional tuples. The hot path builds them with ``tuple.__new__`` (the same record without
-the NamedTuple's Python ``__new__``; measured at a fifth of a microsecond a record).
+positional tuples. The hot path builds them with ``tuple.__new__``: the same record without
+the NamedTuple's Python-level ``__new__`` (measured: about 0.1 us less a record, 0.14 us
+against 0.23 us; a plain tuple takes 0.08 us).
 
 Invariants (kept by the loop and its collaborators):
 - a task instance is in at most one of ``ready``, ``timers``, ``running`` and ``queued``;
