@@ -209,7 +209,7 @@ class Engine:
             replanner.on_ready = loop.drive
         for tid in corrupt:  # its bytes changed since it was committed: run it again
             for t in (tid, base_name(tid)):  # an item of a map reopens its map too
-                tv = loop.view.tasks.get(t)
+                tv = loop.state.view.tasks.get(t)
                 if tv is not None and tv.state == st.SUCCEEDED:
                     reason = f"committed result of {tid!r} fails its checksum"
                     loop.emit(ev.TASK_INVALIDATED, t, 0, {"reason": reason})
@@ -221,7 +221,7 @@ class Engine:
             self.store.update_run(
                 run_id, status=view.state or st.RUN_FAILED, owner="", updated_at=self.clock.time()
             )
-        return self._result(run_id, workflow, view, loop.values, status, nodes)
+        return self._result(run_id, workflow, view, loop.state.values, status, nodes)
 
     def _result(
         self,
@@ -255,7 +255,7 @@ class Engine:
 
 def _reset_interrupted(loop: RunLoop) -> None:
     """Emit ``TaskReset`` for every task a previous orchestrator left unfinished."""
-    for tid, tv in list(loop.view.tasks.items()):
+    for tid, tv in list(loop.state.view.tasks.items()):
         if tv.state in (st.QUEUED, st.RUNNING, st.RETRYING):
             loop.emit(ev.TASK_RESET, tid, tv.attempt, {"reason": "orchestrator restarted"})
         elif tv.state in (st.FAILED, st.CANCELLED) or (

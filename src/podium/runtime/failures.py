@@ -226,6 +226,16 @@ class Failures:
                 self.readiness.upstream_done(h)
         s.handlers_only = bool(handlers)
 
+    def stuck(self) -> None:
+        """Cancel ready tasks that no node can ever hold (capacity is checked before a run
+        starts, so this guards against a bug) and fail the run."""
+        s = self.state
+        for r in s.ready:
+            reason = f"task {r.task_id!r} does not fit any node"
+            self.emit(ev.TASK_CANCELLED, r.task_id, 0, {"reason": reason})
+        s.ready.clear()
+        s.failed = True
+
     def _ended_badly(self, task: str) -> bool:
         tv = self.state.view.tasks.get(task)
         if tv is None:
