@@ -270,4 +270,8 @@ class Store(Protocol):
 
     def cancel_requested(self, run_id: RunId) -> bool: ...
 
+    def attention(self, run_id: RunId | None = None) -> dict[RunId, list[str]]:
+        """Why runs need a person's attention (a damaged journal record set aside, ...): notes by
+        run id, of ``run_id`` or of every run; empty when all is well."""
+
     def close(self) -> None: ...

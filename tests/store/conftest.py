@@ -6,7 +6,10 @@ server started once per test run (see ``tests/pg.py``), with a fresh database pe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,20 @@ BACKENDS = ["memory", "sqlite", "journal", pytest.param("postgres", marks=pytest
 Opener = Callable[[], Store]
 
 
+def podium(
+    *args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``podium`` CLI in a process of its own, as a user would (``env`` adds variables)."""
+    return subprocess.run(
+        [sys.executable, "-m", "podium", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     """Admin URL of a real PostgreSQL server for the whole test run."""
@@ -29,8 +46,10 @@ def pg_server_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_url(pg_server_url: str) -> Iterator[str]:
-    """URL of an empty database of its own for one test."""
+def pg_url(pg_server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """URL of an empty database of its own for one test; its key file is in the test's folder
+    (processes the test starts inherit the setting)."""
+    monkeypatch.setenv("PODIUM_STORE_KEY_FILE", str(tmp_path / "pg.podium-key"))
     with pg.fresh_database(pg_server_url) as url:
         yield url
 

@@ -377,3 +377,14 @@ def test_every_protocol_method_is_implemented(store: Store) -> None:
     names = [n for n in vars(Store) if not n.startswith("_")]
     missing = [n for n in names if not callable(getattr(store, n, None))]
     assert names and not missing
+
+
+def test_runs_that_need_attention_say_why(started: Store) -> None:
+    assert started.attention() == {} and started.attention("r1") == {}
+    writer = getattr(started, "inner", started)  # a journal notes runs in the store behind it
+    writer.note_attention("r1", "a: first")
+    writer.note_attention("r2", "other run")
+    writer.note_attention("r1", "b: second")
+    assert started.attention("r1") == {"r1": ["a: first", "b: second"]}
+    assert started.attention() == {"r1": ["a: first", "b: second"], "r2": ["other run"]}
+    assert started.attention("nope") == {}

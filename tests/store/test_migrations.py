@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import pickle
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from podium.model.events import TASK_SUCCEEDED, Event, ResultRecord, checksum
+from podium.store import open_store
 from podium.store.migrations import (
     POSTGRES_MIGRATIONS,
     SQLITE_MIGRATIONS,
@@ -82,8 +86,70 @@ def test_postgres_failed_migration_leaves_neither_schema_nor_record(pg_url: str)
         assert apply_postgres(conn) == [m.name for m in POSTGRES_MIGRATIONS]
         assert apply_postgres(conn) == []
         with pytest.raises(psycopg.Error):
-            apply_postgres(conn, [*POSTGRES_MIGRATIONS, BAD])
+            apply_postgres(conn, [*POSTGRES_MIGRATIONS, Migration("9999_b", BAD.statements)])
         assert applied_names(conn) == [m.name for m in POSTGRES_MIGRATIONS]
         exists = conn.execute("SELECT to_regclass('b') IS NOT NULL").fetchone()
         assert exists == (False,)
         conn.rollback()
+
+
+def first_release_store(db: Path) -> None:
+    """A store as the first release left it: schema 0001, results and a cache entry without tags,
+    files with the default modes."""
+    conn = sqlite_conn(db)
+    conn.execute("PRAGMA journal_mode=WAL")
+    apply_sqlite(conn, SQLITE_MIGRATIONS[:1])
+    conn.execute(
+        "INSERT INTO runs (run_id, workflow, status, created_at, updated_at, params, source, owner) "
+        "VALUES ('r1', 'wf', 'failed', 1.0, 2.0, '{\"n\":1}', '{}', '')"
+    )
+    conn.executemany(
+        "INSERT INTO events VALUES ('r1', ?, ?, ?, 1, ?, ?)",
+        [(1, "RunCreated", None, 1.0, "{}"), (2, "TaskSucceeded", "a", 2.0, '{"duration":0.5}')],
+    )
+    data = pickle.dumps(42)
+    conn.execute("INSERT INTO results VALUES ('r1', 'a', 1, ?, ?, 'pickle')", (data, checksum(data)))
+    conn.execute("INSERT INTO cache VALUES ('k', 'a', 1, ?, ?, 'pickle', 3.0)", (data, checksum(data)))
+    conn.execute("INSERT INTO history VALUES ('wf', 'a', 2.0, 'r1', 2, 0.5, NULL)")
+    conn.close()
+    db.chmod(0o644)
+
+
+def test_a_store_of_the_first_release_opens_and_keeps_working(tmp_path: Path) -> None:
+    db = tmp_path / "podium.db"
+    first_release_store(db)
+    store = open_store(str(db))
+    try:
+        assert [r.run_id for r in store.list_runs()] == ["r1"] and store.get_run("r1").params == {"n": 1}
+        assert [e.seq for e in store.events("r1")] == [1, 2]
+        assert store.durations("wf", "a") == [0.5]
+        # results written before results had tags cannot be authenticated: they are not trusted
+        # (the task runs again on resume, the cache entry is a miss), never unpickled
+        assert not store.results("r1")["a"].verify()
+        cached = store.cache_get("k")
+        assert cached is not None and not cached.verify()
+        store.append("r1", [Event(3, TASK_SUCCEEDED, "b", 1, 3.0)], [ResultRecord.of("b", 1, b"x")])
+        assert store.results("r1")["b"].verify()
+    finally:
+        store.close()
+    conn = sqlite_conn(db)
+    assert applied_names(conn) == [m.name for m in SQLITE_MIGRATIONS]
+    conn.close()
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+
+
+def test_a_run_with_results_from_before_tags_resumes_and_reruns_them(tmp_path: Path) -> None:
+    from .test_attacks import FLOW, calls, podium
+
+    (tmp_path / "flow.py").write_text(FLOW, encoding="utf-8")
+    db, gate = tmp_path / "state.db", tmp_path / "gate"
+    env = {"PODIUM_TEST_LOG": str(tmp_path / "calls.log")}
+    args = ("run", "flow.py:attacked", "-p", f"gate={gate}", "--run-id", "r1", "--store", str(db))
+    assert podium(*args, "--no-progress", cwd=tmp_path, env=env).returncode == 1
+    conn = sqlite_conn(db)
+    conn.execute("UPDATE results SET mac = NULL")  # as rows written before the upgrade
+    conn.close()
+    gate.touch()
+    resumed = podium("resume", "r1", "--store", str(db), "--no-progress", cwd=tmp_path, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert calls(tmp_path) == ["a", "a"]

@@ -265,12 +265,17 @@ def runs_cmd(store_url: str | None, limit: int) -> None:
     store = _store(store_url)
     try:
         records = store.list_runs(limit)
+        notes = store.attention()
     finally:
         store.close()
     table = Table("run id", "workflow", "status", "created", "updated")
     for r in records:
-        table.add_row(r.run_id, r.workflow, r.status, _ts(r.created_at), _ts(r.updated_at))
+        status = f"{r.status} (!)" if r.run_id in notes else r.status
+        table.add_row(r.run_id, r.workflow, status, _ts(r.created_at), _ts(r.updated_at))
     Console().print(table)
+    for r in records:
+        if r.run_id in notes:
+            click.echo(f"(!) run {r.run_id} needs attention: podium show {r.run_id}")
 
 
 @cli.command("show")
@@ -287,12 +292,15 @@ def show_cmd(run_id: str, store_url: str | None, with_events: bool, gantt: str |
     try:
         record = store.get_run(run_id)
         events = store.events(run_id)
+        notes = store.attention(run_id).get(run_id, [])
         if gantt:
             write_gantt(store, run_id, gantt)
     finally:
         store.close()
     view = fold(events)
     print_view(record, view)
+    for note in notes:
+        click.echo(f"needs attention: {note}")
     if with_events:
         for e in events:
             click.echo(f"{e.seq:6d} {_ts(e.ts)} {e.type:14s} {e.task_id or '-'} {e.attempt} {e.data}")

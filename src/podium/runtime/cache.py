@@ -5,7 +5,9 @@ for Python tasks, else the kind's settings), and its resolved inputs; never its 
 name or the run. Same key, same result: a later run reuses the stored result (reported as
 cached) instead of running the task. Invariants: a key is computed only from data that
 determines the result; anything that cannot be fingerprinted (unpicklable inputs, a function
-without source) disables caching for that call rather than risking a wrong hit.
+without source) disables caching for that call rather than risking a wrong hit. Keys are
+computed from pickled inputs (pickling, never unpickling); the store authenticates what it
+hands back under a key (see ``podium.runtime.codec``), so a planted entry is a miss.
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
 """How task results become bytes in the store and back.
 
-Invariants: every stored result carries the sha256 of its bytes; ``decode`` refuses bytes
-whose checksum does not match (``CorruptResult``) instead of passing bad data on. Results are
-pickled (protocol 5) because they come from the user's own tasks and are read back only by the
-same user's runs; nothing from outside is ever unpickled.
+Invariants: every stored result carries the sha256 of its bytes; ``decode`` unpickles only a
+record whose checksum matches its bytes and raises ``CorruptResult`` otherwise (the engine then
+runs the task again; a cache entry is a miss). Results are pickled (protocol 5) because they are
+the user's own values, and unpickling runs code, so nothing written by anyone else may reach
+``decode``: a durable store hands back a result only if its tag, made with the store's secret
+key, checks (``podium.store.keys``), and otherwise with a checksum that never matches. So a
+result planted or altered in the database, even with its sha256 recomputed, fails here.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from podium.model.events import ResultRecord, checksum
 
 
 class CorruptResult(PodiumError):
-    """A stored result whose bytes no longer match their checksum."""
+    """A stored result whose bytes no longer match their checksum, or that the store could not
+    authenticate."""
 
 
 def encode(task_id: str, attempt: int, value: Any) -> ResultRecord:
@@ -42,8 +46,8 @@ _new = tuple.__new__
 
 
 def decode(rec: ResultRecord) -> Any:
-    if not rec.verify():
-        raise CorruptResult(f"result of task {rec.task_id!r} fails its checksum")
+    if not rec.verify():  # before anything reads the bytes: they may not be ours
+        raise CorruptResult(f"result of task {rec.task_id!r} fails its checksum or its authentication")
     if rec.encoding != "pickle":
         raise CorruptResult(f"result of task {rec.task_id!r} has unknown encoding {rec.encoding!r}")
     return pickle.loads(rec.data)

@@ -7,9 +7,13 @@ opened). Every backend passes the same conformance suite. This package imports o
 and the leaves.
 
 A SQLite file opened by URL or path is wrapped in a ``JournaledStore`` (journal directory
-beside the database, ``<file>.podium-journal``): appends become durable with one ``write()``
+beside the database, ``<file>.podium-journal``): appends become durable with one memory copy
 and reach SQLite in group commits. ``?journal=off`` opens the bare ``SqliteStore``, where every
 append is its own SQLite transaction.
+
+Nothing the store reads back runs code: events, runs and journal records are JSON and plain
+binary, never pickles; results (pickled user values) are handed back only under a valid tag made
+with the store's secret key (``keys``). The layout on disk and the threat model: docs/store.md.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ def open_store(url: str) -> Store:
     raise UsageError(f"unsupported store URL {redact(url)!r}: {_HINT}")
 
 
-def _open_sqlite(url: str) -> SqliteStore:
+def _open_sqlite(url: str) -> Store:
     parts = urlsplit(url)
     if parts.netloc:
         raise UsageError(f"store URL {url!r}: a sqlite URL has no host; {_HINT}")

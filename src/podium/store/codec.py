@@ -62,6 +62,9 @@ _MAP_INDEX = re.compile(r"(?:\[\d+\])+$")
 EventRow = tuple[str, int, str, "str | None", int, float, str]
 #: A history row: (workflow, task, ts, run_id, seq, duration, max_rss); the first five are its key.
 HistoryRow = tuple[str, str, float, str, int, float, "float | None"]
+#: A result row as written: (run_id, task_id, attempt, data, checksum, encoding, tag); the tag
+#: authenticates it (see ``keys``). Rows written before results had tags read back with no tag.
+ResultRow = tuple[str, str, int, bytes, str, str, bytes]
 
 
 def encode_json(value: Any, where: str) -> str:
@@ -102,19 +105,13 @@ def event_rows(run_id: str, events: Sequence[Event]) -> list[EventRow]:
 
 
 def row_to_event(row: Sequence[Any]) -> Event:
-    """An ``Event`` from ``(seq, type, task_id, attempt, ts, data_json)``."""
+    """An ``Event`` from ``(seq, type, task_id, attempt, ts, data_json)``; ``ValueError`` if the
+    data is not a JSON object (a database altered behind the store's back)."""
     seq, type_, task_id, attempt, ts, data = row
-    return Event(seq, type_, task_id, attempt, ts, decode_json(data))
-
-
-def result_row(run_id: str, r: ResultRecord) -> tuple[str, str, int, bytes, str, str]:
-    return (run_id, r.task_id, r.attempt, bytes(r.data), r.checksum, r.encoding)
-
-
-def row_to_result(row: Sequence[Any]) -> ResultRecord:
-    """A ``ResultRecord`` from ``(task_id, attempt, data, checksum, encoding)``."""
-    task_id, attempt, data, checksum, encoding = row
-    return ResultRecord(task_id, attempt, bytes(data), checksum, encoding)
+    value = decode_json(data)
+    if type(value) is not dict:
+        raise ValueError(f"event seq {seq}: data is not a JSON object")
+    return Event(seq, type_, task_id, attempt, ts, value)
 
 
 def run_row(run: RunRecord) -> tuple[str, str, str, float, float, str, str, str]:
@@ -188,14 +185,19 @@ def history_rows(workflow: str, run_id: str, events: Iterable[Event]) -> list[Hi
     return rows
 
 
+def duplicates(values: Iterable[Any]) -> list[Any]:
+    """Values appearing more than once (seqs or task ids within one batch), sorted."""
+    return sorted(v for v, n in Counter(values).items() if n > 1)
+
+
 def duplicate_seqs(events: Sequence[Event]) -> list[int]:
     """Seqs appearing more than once within one batch."""
-    return sorted(s for s, n in Counter(e.seq for e in events).items() if n > 1)
+    return duplicates(e.seq for e in events)
 
 
 def duplicate_tasks(results: Sequence[ResultRecord]) -> list[str]:
     """Task ids with more than one result within one batch."""
-    return sorted(t for t, n in Counter(r.task_id for r in results).items() if n > 1)
+    return duplicates(r.task_id for r in results)
 
 
 def seq_conflict_message(run_id: str, seqs: Sequence[int]) -> str:

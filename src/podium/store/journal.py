@@ -1,18 +1,19 @@
 """JournaledStore: durable appends at the cost of one memory copy, group-committed to a Store.
 
-An engine appends a small batch per turn, and on a 2-core VM one SQLite commit costs
-30-60 microseconds (two WAL frames, several ``fcntl`` locks) - more than the whole rest of a
-no-op task. A journal makes the durable point one checksummed record copied into a shared
-memory map of an append-only file (``MAP_SHARED``: the bytes are in the kernel's page cache
-the moment the copy ends, so what survives a killed process is what a ``write(2)`` would have
-left - the same guarantee as SQLite's WAL with ``synchronous=NORMAL``). The file's blocks are
-allocated before they are mapped, so a full disk is a ``StoreError`` at that point, never a
-fault during a copy. Unlike ``write(2)`` the copy does not release the GIL, which spares a
-thread hand-off per append when two pool threads report completions. Batches are then copied
-into the inner store in large transactions: by the appending thread itself once
-``APPLY_BATCHES`` have gathered (no second thread competes for the GIL on the hot path), and
-by a background thread when batches have waited ``APPLY_AGE`` seconds (so other readers never
-lag long). Once every record is applied the journal is zeroed and reused from the start.
+An engine appends a small batch per turn, and on a 2-core VM one SQLite commit costs 30-60
+microseconds (two WAL frames, several ``fcntl`` locks) - more than the whole rest of a no-op
+task. A journal makes the durable point one checksummed record (``journal_format``; no pickles)
+copied into a shared memory map of an append-only file (``MAP_SHARED``: the bytes are in the
+kernel's page cache the moment the copy ends, so what survives a killed process is what a
+``write(2)`` would have left - the same guarantee as SQLite's WAL with ``synchronous=NORMAL``).
+The file's blocks are allocated before they are mapped, so a full disk is a ``StoreError`` at
+that point, never a fault during a copy. Unlike ``write(2)`` the copy does not release the GIL,
+which spares a thread hand-off per append when two pool threads report completions. Batches are
+then copied into the inner store in large transactions: by the appending thread itself once
+``APPLY_BATCHES`` have gathered (no second thread competes for the GIL on the hot path), and by
+a background thread when batches have waited ``APPLY_AGE`` seconds (so other readers never lag
+long). Once every record is applied the journal restarts from the top (a new generation, the old
+records zeroed). Journals of writers that died are recovered by ``recovery``.
 
 Invariants:
 - ``append`` returns only after its record is in the journal: from then on the batch
@@ -26,8 +27,9 @@ Invariants:
 - Reads that must see this object's own appends (``events``, ``results``, ``durations``,
   ``cache_get``) first wait for the applier; other processes read the inner store and may lag
   by one apply interval.
-- A record that fails its checksum (a torn copy at a crash) or a zero length ends the
-  journal: everything before it is applied, nothing after it exists.
+- Results are tagged with the inner store's key when they are journaled, so what reaches the
+  store from a journal file carries the tag made here; a planted record's results never check.
+- The journal directory is 0700 and every file in it 0600 (``files``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ import fcntl
 import hashlib
 import mmap
 import os
-import pickle
 import struct
 import threading
 import time
@@ -46,11 +47,10 @@ import uuid
 import zlib
 from collections import deque
 from collections.abc import Sequence
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from podium.errors import ConflictError, NotFoundError, StoreError
+from podium.errors import ConflictError, StoreError, UsageError
 from podium.model.events import (
     RUN_CANCELLED,
     RUN_FAILED,
@@ -62,14 +62,14 @@ from podium.model.events import (
     RunRecord,
 )
 from podium.store import codec
-from podium.types import Store
+from podium.store import journal_format as jf
+from podium.store.contracts import RowStore
+from podium.store.files import DIR_MODE, narrow, private_dir
+from podium.store.recovery import Batch, apply_batches, recover
 
-_HEADER = struct.Struct("<II")  # payload length, crc32
-_dumps = pickle.dumps
-_crc32 = zlib.crc32
 _c_encode = codec.c_encode
-_chain = chain.from_iterable
-_MAGIC = b"PODIUMJ1"
+_encode_body = jf.encode_body
+_record_header = jf.record_header
 _FINAL = frozenset({RUN_SUCCEEDED, RUN_FAILED, RUN_CANCELLED})
 #: The appending thread applies pending batches itself once this many have gathered.
 APPLY_BATCHES = 128
@@ -82,11 +82,13 @@ _NO_FALLOCATE = frozenset({errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS})
 
 class _Run:
     """What this store object has written to one leased run: the highest seq, the tasks with a
-    committed result, and the run's workflow (for history rows)."""
+    committed result, the run's workflow (for history rows) and its id in utf-8 (for headers)."""
 
-    __slots__ = ("last", "results", "workflow")
+    __slots__ = ("key", "key_crc", "last", "results", "workflow")
 
-    def __init__(self, workflow: str, last: int, results: set[str]) -> None:
+    def __init__(self, run_id: str, workflow: str, last: int, results: set[str]) -> None:
+        self.key = run_id.encode("utf-8", "surrogatepass")
+        self.key_crc = zlib.crc32(self.key)
         self.workflow = workflow
         self.last = last
         self.results = results
@@ -95,23 +97,31 @@ class _Run:
 class JournaledStore:
     """A ``Store`` whose appends go to a local journal and reach ``inner`` in the background."""
 
-    def __init__(self, inner: Store, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, inner: RowStore, directory: str | os.PathLike[str]) -> None:
+        if not isinstance(inner, RowStore):
+            raise TypeError(f"a journal needs a store that takes encoded rows (RowStore), not {inner!r}")
         self.inner = inner
+        self._tag = inner.signer.tag
         self.dir = Path(directory)
         try:
-            (self.dir / "runs").mkdir(parents=True, exist_ok=True)
+            private_dir(self.dir / "runs", own=True)
+            narrow(self.dir, DIR_MODE)
+            for old in self.dir.glob("runs/*.lock"):  # lease files of older versions
+                narrow(old)
         except OSError as e:
             raise StoreError(f"cannot create journal directory {self.dir}: {e.strerror}") from None
         self.recovered = recover(inner, self.dir)
         self.path = self.dir / f"{os.getpid()}-{uuid.uuid4().hex[:12]}.journal"
         try:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             fcntl.flock(self._fd, fcntl.LOCK_EX)  # held while alive: recovery leaves this file alone
             self._map = self._mapped(JOURNAL_SPACE)
         except OSError as e:
             raise StoreError(f"cannot open journal {self.path}: {e.strerror}") from None
-        self._map[: len(_MAGIC)] = _MAGIC
-        self._size = len(_MAGIC)
+        # A random first generation: bytes in a task's result cannot predict a live header.
+        self._gen = int.from_bytes(os.urandom(4), "little") or 1
+        self._map[: jf.FILE_HEADER_SIZE] = jf.file_header(self._gen)
+        self._size = jf.FILE_HEADER_SIZE
         self._write_lock = threading.Lock()
         self._pending: deque[Batch] = deque()  # journaled batches not yet in the inner store
         self._oldest = 0.0  # monotonic time the oldest pending batch was journaled
@@ -177,28 +187,40 @@ class JournaledStore:
                 raise
             if not rising:
                 top = self._check_seqs(run_id, run, events)
-            result_rows = []
+            result_rows: list[codec.ResultRow] = []
             if results:
                 taken = []
-                for r in results:
-                    if r[0] in seen and (dropped is None or r[0] not in dropped):
-                        taken.append(r[0])
-                    result_rows.append((run_id, *r))
+                tag = self._tag
+                for task, attempt, blob, checksum, encoding in results:
+                    if task in seen and (dropped is None or task not in dropped):
+                        taken.append(task)
+                    result_rows.append(
+                        (run_id, task, attempt, blob, checksum, encoding, tag(encoding, checksum))
+                    )
                 if taken or (len(results) > 1 and len({r[0] for r in results}) != len(results)):
                     raise ConflictError(
                         codec.result_conflict_message(run_id, taken or codec.duplicate_tasks(results))
                     )
-            batch = (run_id, rows, result_rows, history)
-            payload = _dumps(batch, 5)
-            record = _HEADER.pack(len(payload), _crc32(payload)) + payload
+            try:
+                body = _encode_body(rows, result_rows)
+            except (struct.error, TypeError, OverflowError) as e:
+                raise UsageError(
+                    f"run {run_id!r}: an event or result field cannot be stored ({e}); "
+                    "nothing of this append was written"
+                ) from None
+            head = _record_header(self._gen, run.key, body, run.key_crc)
             start = self._size
-            end = start + len(record)
+            mid = start + len(head)
+            end = mid + len(body)
             if end > len(self._map):
                 self._grow(end)
             # The durable point: the record is in the file's pages (the kernel's page cache),
-            # which survive this process being killed exactly like the bytes of a write(2).
-            self._map[start:end] = record
+            # which survive this process being killed exactly like the bytes of a write(2). The
+            # body goes first: a header is never there without its whole body.
+            self._map[mid:end] = body
+            self._map[start:mid] = head
             self._size = end
+            batch = (run_id, rows, result_rows, history)
             run.last = top
             if dropped:
                 seen -= dropped
@@ -251,7 +273,7 @@ class JournaledStore:
             os.close(fd)
             raise
         self._leases[run_id] = fd
-        run = self._runs[run_id] = _Run(workflow, max((e.seq for e in events), default=0), tasks)
+        run = self._runs[run_id] = _Run(run_id, workflow, max((e.seq for e in events), default=0), tasks)
         return run
 
     def _release(self, run_id: str) -> None:
@@ -326,11 +348,13 @@ class JournaledStore:
         if not locked and not self._write_lock.acquire(blocking=False):
             return
         try:
-            if not self._pending and self._size > len(_MAGIC):
-                # Zero what was written, the first header first: a reader stops at a zero length,
-                # so no applied record is read again even if this is cut short.
-                start = len(_MAGIC)
-                self._map[start : start + _HEADER.size] = bytes(_HEADER.size)
+            start = jf.FILE_HEADER_SIZE
+            if not self._pending and self._size > start:
+                # A new generation first: records of the old one are no longer live, even if the
+                # zeroing below is cut short. Then zero them, so a reader finds zeros after the
+                # last live record (anything else there is damage).
+                self._gen = (self._gen + 1) & 0xFFFFFFFF or 1
+                jf.set_generation(self._map, self._gen)
                 self._map[start : self._size] = bytes(self._size - start)
                 self._size = start
         finally:
@@ -384,6 +408,9 @@ class JournaledStore:
     def cancel_requested(self, run_id: str) -> bool:
         return self.inner.cancel_requested(run_id)
 
+    def attention(self, run_id: str | None = None) -> dict[str, list[str]]:
+        return self.inner.attention(run_id)
+
     def close(self) -> None:
         if self._closed:
             return
@@ -414,93 +441,3 @@ class JournaledStore:
 
     def __repr__(self) -> str:
         return f"JournaledStore({self.inner!r}, {str(self.dir)!r})"
-
-
-Batch = tuple[str, list[codec.EventRow], list[tuple[str, str, int, bytes, str, str]], list[codec.HistoryRow]]
-
-
-def apply_batches(inner: Store, batches: Sequence[Batch]) -> None:
-    """Apply batches in order, merging consecutive batches of one run into one transaction.
-    A batch already in the inner store (a replay after a crash) is skipped."""
-    i = 0
-    while i < len(batches):
-        run_id = batches[i][0]
-        j = i
-        while j < len(batches) and batches[j][0] == run_id:
-            j += 1
-        group = batches[i:j]
-        merged = (
-            run_id,
-            list(_chain([b[1] for b in group])),
-            list(_chain([b[2] for b in group])),
-            list(_chain([b[3] for b in group])),
-        )
-        try:
-            _apply_retrying(inner, merged)
-        except ConflictError:  # part of it was applied before a crash: go batch by batch
-            for b in group:
-                with contextlib.suppress(ConflictError, NotFoundError):
-                    _apply_retrying(inner, b)
-        i = j
-
-
-def _apply_retrying(inner: Store, batch: Batch) -> None:
-    run_id, rows, result_rows, history = batch
-    fast = getattr(inner, "append_rows", None)
-    for pause in (0.01, 0.05, 0.2, 1.0, 2.0, None):
-        try:
-            if fast is not None:
-                fast(run_id, rows, result_rows, history)
-            else:
-                events = [codec.row_to_event(r[1:]) for r in rows]
-                results = [codec.row_to_result(r[1:]) for r in result_rows]
-                inner.append(run_id, events, results)
-            return
-        except StoreError:
-            if pause is None:
-                raise
-            time.sleep(pause)
-
-
-def read_journal(path: Path) -> list[Batch]:
-    """Every intact record of a journal file, in order; reading stops at the first bad one."""
-    data = path.read_bytes()
-    if not data.startswith(_MAGIC):
-        return []
-    out = []
-    pos = len(_MAGIC)
-    while pos + _HEADER.size <= len(data):
-        length, crc = _HEADER.unpack_from(data, pos)
-        if length == 0:  # the zeroed space after the last record
-            break
-        start, end = pos + _HEADER.size, pos + _HEADER.size + length
-        if end > len(data) or zlib.crc32(data[start:end]) != crc:
-            break
-        out.append(pickle.loads(data[start:end]))
-        pos = end
-    return out
-
-
-def recover(inner: Store, directory: Path, skip: Path | None = None) -> int:
-    """Apply the journals of writers that are gone (their lock is free) and delete them.
-    Returns how many batches were read."""
-    count = 0
-    for path in sorted(directory.glob("*.journal")):
-        if skip is not None and path == skip:
-            continue
-        try:
-            fd = os.open(path, os.O_RDWR)
-        except FileNotFoundError:
-            continue
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue  # its writer is alive
-            batches = read_journal(path)
-            apply_batches(inner, batches)
-            count += len(batches)
-            path.unlink()
-        finally:
-            os.close(fd)
-    return count

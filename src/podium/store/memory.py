@@ -4,7 +4,8 @@ Invariants: the same observable behaviour as the durable backends (the conforman
 it too): every write is checked in full before anything changes, so a rejected ``append`` leaves
 no trace; data goes through the same JSON codec, so callers mutating their dicts afterwards
 cannot alter what was stored. One lock guards all state, so readers on other threads are safe.
-Nothing survives the process; ``request_cancel`` reaches only this instance.
+Nothing survives the process; ``request_cancel`` reaches only this instance. Results are not
+tagged: nothing outside this process can write them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class MemoryStore:
         self._cache: dict[str, ResultRecord] = {}
         self._history: dict[tuple[str, str], list[tuple[float, str, int, float]]] = {}
         self._cancel: set[str] = set()
+        self._notes: dict[str, list[str]] = {}
         self._counter = 0
         self._closed = False
 
@@ -175,6 +177,16 @@ class MemoryStore:
         with self._lock:
             self._check_open()
             return run_id in self._cancel
+
+    def attention(self, run_id: str | None = None) -> dict[str, list[str]]:
+        with self._lock:
+            self._check_open()
+            return {r: list(n) for r, n in self._notes.items() if run_id is None or r == run_id}
+
+    def note_attention(self, run_id: str, message: str) -> None:
+        """Mark ``run_id`` as needing a person's attention, saying why."""
+        with self._lock:
+            self._notes.setdefault(run_id, []).append(message)
 
     def close(self) -> None:
         self._closed = True

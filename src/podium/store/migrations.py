@@ -86,6 +86,24 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    Migration(
+        "0002_result_tags",
+        (
+            # A result's tag (see ``keys``): rows written before it are NULL and never trusted.
+            "ALTER TABLE results ADD COLUMN mac BLOB",
+            "ALTER TABLE cache ADD COLUMN mac BLOB",
+            # The store's settings; ``key_id`` names the key its results are tagged with.
+            "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        ),
+    ),
+    Migration(
+        "0003_attention",
+        (
+            # Why a run needs a person's attention (a damaged journal record set aside, ...).
+            "CREATE TABLE attention (run_id TEXT NOT NULL, ts REAL NOT NULL, message TEXT NOT NULL)",
+            "CREATE INDEX attention_run ON attention (run_id)",
+        ),
+    ),
 )
 
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
@@ -143,6 +161,22 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
                 max_rss DOUBLE PRECISION,
                 PRIMARY KEY (workflow, task, ts, run_id, seq)
             )""",
+        ),
+    ),
+    Migration(
+        "0002_result_tags",
+        (
+            "ALTER TABLE results ADD COLUMN mac BYTEA",
+            "ALTER TABLE cache ADD COLUMN mac BYTEA",
+            "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        ),
+    ),
+    Migration(
+        "0003_attention",
+        (
+            "CREATE TABLE attention "
+            "(run_id TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL, message TEXT NOT NULL)",
+            "CREATE INDEX attention_run ON attention (run_id)",
         ),
     ),
 )
