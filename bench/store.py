@@ -1,11 +1,11 @@
 """Store append cost: microseconds per event for batches of 1, 10 and 100 events.
 
 The engine appends one small batch (1-50 events) per loop iteration, so this is its store
-overhead. Runs SQLite (``synchronous=NORMAL``, the default, and ``FULL``) in a temp dir, and
-PostgreSQL too when ``DATABASE_URL`` is set (a fresh database is created and dropped). For
-reference it also times bare ``sqlite3`` ``executemany`` + commit of the same precomputed rows on
-the same schema: the ratio store/bare is the cost of the store layer itself. Events are built
-before timing starts.
+overhead. Runs the default store (SQLite behind its journal) and ``SqliteStore`` alone
+(``synchronous=NORMAL`` and ``FULL``) in a temp dir, and PostgreSQL too when ``DATABASE_URL`` is
+set (a fresh database is created and dropped). For reference it also times bare ``sqlite3``
+``executemany`` + commit of the same precomputed rows on the same schema: the ratio store/bare
+is the cost of the store layer itself. Events are built before timing starts.
 
 Run: ``python bench/store.py [--events N] [--repeat R]``. Prints the best of R measurements
 per figure (the machine may be busy); asserts nothing.
@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from podium.model.events import TASK_STARTED, TASK_SUCCEEDED, Event, ResultRecord, RunRecord
-from podium.store import SqliteStore
+from podium.store import SqliteStore, open_store
 from podium.store.codec import event_rows, history_rows
 from podium.store.migrations import apply_sqlite
 from podium.types import Store
@@ -120,6 +120,7 @@ def main() -> None:
             f"{'bare sqlite3 (reference)':<28} "
             + " | ".join(f"batch {s:>3}: {bare[s]:7.1f} us/event" for s in BATCHES)
         )
+        report("journaled (default)", lambda: open_store(str(d / "journal.db")), args.events, rep, bare)
         report("SqliteStore NORMAL", lambda: SqliteStore(d / "normal.db"), args.events, rep, bare)
         report(
             "SqliteStore FULL", lambda: SqliteStore(d / "full.db", synchronous="FULL"), args.events // 4, rep
