@@ -28,10 +28,14 @@ CASES = {
         rows((4, "TaskSucceeded", "x", "{}")),
         [result("x"), result("y", b""), result("z", b"\0" * 9)],
     ),
-    "a run event (general)": (rows((1, "RunCreated", None, '{"p":[1,2]}'), (2, "TaskQueued", "a", "{}")), []),
+    "a run event": (rows((1, "RunCreated", None, '{"p":[1,2]}'), (2, "TaskQueued", "a", "{}")), []),
+    "a task named like a run event's (general)": (
+        rows((1, "RunCreated", None, "{}"), (2, "X", "\x01", "{}")),
+        [],
+    ),
     "a NUL in a task id (general)": (rows((5, "TaskQueued", "a\0b", "{}")), [result("a\0b")]),
     "a lone surrogate": (rows((6, "TaskQueued", "s\ud800", '{"k":"\ud801"}')), []),
-    "no events": ([], [result("t")]),
+    "no events (general)": ([], [result("t")]),
 }
 
 
@@ -40,6 +44,7 @@ def test_a_body_decodes_to_exactly_what_was_encoded(case: str) -> None:
     events, results = CASES[case]
     body = jf.encode_body(events, results)
     assert jf.decode_body(RUN, body) == (events, results)
+    assert body[0] == (1 if "general" in case else 0)  # the compact form unless it cannot be
 
 
 def journal(*records: tuple[str, bytes], generation: int = 77) -> bytes:

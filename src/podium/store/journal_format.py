@@ -44,6 +44,7 @@ _GENERAL = struct.Struct("<BQ")  # kind 1, length of the JSON text
 FILE_HEADER_SIZE = _FILE.size
 _crc32 = zlib.crc32
 _pack_fixed = _FIXED.pack
+_NO_TASK = "\x01"  # the task id of a run event (None) in a compact body
 _shapes: dict[tuple[int, int], struct.Struct] = {}
 
 ResultRow = codec.ResultRow
@@ -90,12 +91,23 @@ def encode_body(rows: Sequence[codec.EventRow], results: Sequence[ResultRow]) ->
     """The body of a record: ``rows`` are event rows (run id first), ``results`` result rows.
 
     The compact form (kind 0) packs the numbers with one ``struct`` and joins every string with
-    NUL, which JSON text (the event data) never holds raw; a batch where another string holds a
-    NUL, or an event has no task id, takes the general form (kind 1: JSON, with floats exact)."""
+    NUL, which JSON text (the event data) never holds raw; a missing task id is ``_NO_TASK``. A
+    batch where another string holds a NUL, or a task id is ``_NO_TASK`` itself, takes the
+    general form (kind 1: JSON, with floats exact)."""
     n, m = len(rows), len(results)
     if n:
         _, seqs, types, tids, attempts, stamps, datas = zip(*rows, strict=False)
-        if None not in tids:
+        if None in tids and _NO_TASK not in tids:  # run events: a run's first batch holds them
+            tids = tuple(_NO_TASK if t is None else t for t in tids)
+        if m == 1:  # the engine's usual batch (one task finished this turn), inlined: hot path
+            _, rtid, rattempt, blob, checksum, encoding, mac = results[0]
+            text = "\0".join((*types, *tids, rtid, checksum, encoding, *datas))
+            if text.count("\0") == 3 * n + 2 and None not in tids:
+                raw = text.encode("utf-8", "surrogatepass")
+                shape = _shapes.get((n, 1)) or _shape(n, 1)
+                nums = shape.pack(0, n, 1, len(raw), *seqs, *attempts, *stamps, rattempt, len(blob), len(mac))
+                return b"".join((nums, raw, blob, mac))
+        elif None not in tids:
             body = _compact(n, m, seqs, types, tids, attempts, stamps, datas, results)
             if body is not None:
                 return body
@@ -115,15 +127,8 @@ def _compact(
     datas: Any,
     results: Sequence[ResultRow],
 ) -> bytes | None:
-    """The compact body, or None if a string holds a NUL of its own (counted: JSON never does)."""
-    if m == 1:  # the common case (one task finished this turn): no transposing
-        _, rtid, rattempt, blob, checksum, encoding, mac = results[0]
-        text = "\0".join((*types, *tids, rtid, checksum, encoding, *datas))
-        if text.count("\0") != 3 * n + 2:
-            return None
-        raw = text.encode("utf-8", "surrogatepass")
-        nums = _shape(n, 1).pack(0, n, 1, len(raw), *seqs, *attempts, *stamps, rattempt, len(blob), len(mac))
-        return b"".join((nums, raw, blob, mac))
+    """The compact body of a batch with no result or several, or None if a string holds a NUL
+    of its own (counted: JSON never does)."""
     if not m:
         text = "\0".join((*types, *tids, *datas))
         if text.count("\0") != 3 * n - 1:
@@ -182,7 +187,8 @@ def _decode_compact(run_id: str, body: bytes) -> tuple[list[Any], list[Any], byt
     parts = text.split("\0") if n or m else []
     if len(parts) != 3 * (n + m):
         raise RecordError("the strings do not match the counts")
-    types, tids, datas = parts[:n], parts[n : 2 * n], parts[2 * n + 3 * m :]
+    types, datas = parts[:n], parts[2 * n + 3 * m :]
+    tids = [None if t == _NO_TASK else t for t in parts[n : 2 * n]]
     strs = parts[2 * n : 2 * n + 3 * m]  # the results' task ids, then checksums, then encodings
     rows = list(zip([run_id] * n, v[:n], types, tids, v[n : 2 * n], v[2 * n : 3 * n], datas, strict=True))
     r = v[3 * n :]  # the results' attempts, then data lengths, then tag lengths

@@ -49,13 +49,13 @@ class SqlStore:
     Hooks: ``SQL`` (statements with the dialect's placeholder), ``_connection()`` (the live
     connection, caller holds the lock), ``_begin``/``_commit``/``_rollback``, ``_batch`` (a
     context in which a transaction's statements are sent together), ``_many`` (one statement
-    over many rows),
-    ``_unique_table`` (the table a unique violation is on, or None), ``_errors`` (the driver's
-    error classes), ``_label`` (how messages name the store) and ``_close_connection``."""
+    over many rows), ``_unique_table`` (the table a unique violation is on, or None),
+    ``_errors`` (the driver's error classes), ``_label`` (how messages name the store) and
+    ``_close_connection``."""
 
     SQL: Statements
     _errors: tuple[type[BaseException], ...] = ()
-    #: Whether a store opened with a new key may adopt it in place of a lost one (see ``_load_signer``).
+    #: Whether a new key may replace a lost one (see ``_load_signer``).
     _may_replace_key = False
     #: How a user points this kind of store at its key file (for messages).
     _key_hint = "the key file's path"
