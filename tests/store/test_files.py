@@ -1,5 +1,6 @@
 """The store's files on disk: private modes whatever the umask, the key beside the database and
-what happens when it is missing, unsafe or another store's, and an empty database file."""
+what happens when it is missing, unsafe or another store's, and database files Podium did not make
+(empty, not SQLite, another application's)."""
 
 from __future__ import annotations
 
@@ -160,6 +161,42 @@ def test_an_empty_database_file_is_refused_not_taken_for_a_new_store(tmp_path: P
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.db"]  # no key, no journal made for it
     out = podium("runs", "--store", str(db))
     assert out.returncode == 2 and "empty file" in out.stderr and "Traceback" not in out.stderr
+
+
+def _foreign(path: Path, kind: str) -> str:
+    """Write a file at ``path`` that Podium did not make; returns what the refusal must say."""
+    if kind == "text":
+        path.write_text("name,score\nada,3\n")
+        return "not a SQLite database"
+    if kind == "garbled":  # the SQLite header over bytes that are not a database
+        path.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 16)
+        return "not a readable SQLite database"
+    conn = sqlite3.connect(path)
+    if kind == "other-app":
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.execute("INSERT INTO notes (body) VALUES ('keep me')")
+    else:  # a SQLite file with no tables at all
+        conn.execute("PRAGMA user_version = 7")
+    conn.commit()
+    conn.close()
+    return "another application" if kind == "other-app" else "an empty SQLite database"
+
+
+@pytest.mark.parametrize("kind", ["text", "garbled", "other-app", "no-tables"])
+def test_a_database_file_podium_did_not_make_is_refused_and_left_as_found(tmp_path: Path, kind: str) -> None:
+    db = tmp_path / "p.db"
+    match = _foreign(db, kind)
+    db.chmod(0o644)
+    before = db.read_bytes()
+    for opener in (lambda: SqliteStore(db), lambda: open_store(str(db))):
+        with pytest.raises(UsageError, match=match) as info:
+            opener()
+        assert "\n" not in str(info.value) and "p.db" in str(info.value)
+    out = podium("runs", "--store", str(db))
+    assert out.returncode == 2 and match in out.stderr and "Traceback" not in out.stderr
+    # nothing written: same bytes, same mode, no key, journal or WAL files beside it
+    assert db.read_bytes() == before and stat.S_IMODE(db.stat().st_mode) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.db"]
 
 
 def test_three_processes_creating_one_store_agree_on_one_key(tmp_path: Path) -> None:

@@ -9,6 +9,9 @@ Invariants:
   and linked into place (of two processes creating it at once, one wins). So an existing empty
   (0-byte) file was not made by Podium (a failed copy, a truncation): it is refused, never taken
   for a new store. The connection opens the file read-write without creating it.
+- An existing file is checked before anything is written to it: one that is not SQLite, or a
+  SQLite database without Podium's ``schema_migrations`` (another application's), is refused
+  with a one-line ``UsageError``, its bytes and mode left as found.
 - The database, its ``-wal``/``-shm`` files and its key (``<file>.podium-key``) are 0600, the
   directories the store creates (and a ``.podium`` directory) 0700, whatever the umask.
 - Many rows go in as a few multi-row INSERTs; the WAL is checkpointed every
@@ -47,6 +50,8 @@ CHECKPOINT_PAGES = 16384
 #: The key file of a database file ``X`` is ``X`` + this.
 KEY_SUFFIX = ".podium-key"
 _UNIQUE_TABLES = frozenset({"events", "results", "runs"})
+#: The first 16 bytes of every SQLite 3 database file.
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 class SqliteStore(SqlStore):
@@ -86,6 +91,9 @@ class SqliteStore(SqlStore):
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"cannot open sqlite store {self.path!r}: {e}") from None
         try:
+            if on_disk:
+                _check_identity(conn, self._label)  # before anything is written to the file
+                narrow(Path(self.path))
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={sync}")
             conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
@@ -94,6 +102,9 @@ class SqliteStore(SqlStore):
         except sqlite3.Error as e:
             conn.close()
             raise StoreError(f"cannot open sqlite store {self.path!r}: {e}") from None
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
         if on_disk:
             for suffix in ("-wal", "-shm"):  # made by an older version, or by SQLite before our file
@@ -148,8 +159,8 @@ class SqliteStore(SqlStore):
 
 
 def _prepare(path: Path, label: str) -> None:
-    """Make sure ``path`` is a Podium database file: create it whole if it does not exist, refuse
-    an empty one, narrow the modes of an existing one (and of its directory if it is ``.podium``)."""
+    """Make sure ``path`` may be a Podium database file: create it whole if it does not exist,
+    refuse an empty one or one that is not SQLite (narrowing ``.podium`` directories on the way)."""
     private_dir(path.parent)
     if not path.exists():
         create_private(path, _new_database)
@@ -161,7 +172,28 @@ def _prepare(path: Path, label: str) -> None:
             f"{label} is an empty file (0 bytes), not a Podium store (a failed copy or a truncation?): "
             "restore it from a backup, or delete it to start a new store"
         )
-    narrow(path)
+    with open(path, "rb") as f:
+        head = f.read(len(_SQLITE_MAGIC))
+    if head != _SQLITE_MAGIC:
+        raise UsageError(
+            f"{label} is not a SQLite database (it does not start with the SQLite header), "
+            "not a Podium store: check the --store path"
+        )
+
+
+def _check_identity(conn: sqlite3.Connection, label: str) -> None:
+    """Refuse a SQLite database that Podium did not make (it lacks ``schema_migrations``): its
+    schema would otherwise be added to another application's file."""
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    except sqlite3.DatabaseError as e:
+        raise UsageError(f"{label} is not a readable SQLite database ({e}), not a Podium store") from None
+    if "schema_migrations" not in tables:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        what = "an empty SQLite database"
+        if tables:
+            what = f"the database of another application (tables: {shown})"
+        raise UsageError(f"{label} is {what}, not a Podium store: check the --store path")
 
 
 def _new_database(path: Path) -> None:
