@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sqlite3
 from pathlib import Path
 
 from podium.model import events as ev
@@ -83,4 +84,26 @@ def test_previews_read_plain_data_and_run_nothing(tmp_path: Path) -> None:
     detail = data.task_detail(store, "r", "t")
     assert "not plain data" in detail["result"]["note"] and not marker.exists()
     assert detail["attempts_detail"][0]["outcome"] == "succeeded"
+    store.close()
+
+
+def test_a_result_altered_in_the_database_is_described_not_previewed(tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    store = open_store(f"sqlite:///{db}?journal=off")
+    _add(store, "r", 1.0)
+    done = Event(2, ev.TASK_SUCCEEDED, "t", 1, 2.0, {"duration": 0.5})
+    store.append("r", [done], [ResultRecord.of("t", 1, pickle.dumps({"score": 0.9}))])
+    assert data.result_preview(store, "r", "t")["value"] == {"score": 0.9}
+    # a writer of the database (without the store's key) puts in other plain data, sha256 and all
+    forged = ResultRecord.of("t", 1, pickle.dumps({"score": 1.0}))
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE results SET data = ?, checksum = ?", (forged.data, forged.checksum))
+    conn.close()
+    for shown in (
+        data.result_preview(store, "r", "t"),
+        data.result_previews(store, "r", 0, 10)[0][0]["preview"],
+    ):
+        assert shown is not None and "value" not in shown
+        assert "fails its checksum or authentication" in shown["note"]
     store.close()

@@ -141,7 +141,7 @@ def test_tampered_result_with_recomputed_sha256_runs_nothing_on_resume(project: 
     assert resumed.returncode == 0, resumed.stderr
     assert calls(project) == ["a", "a"]  # a's result was refused, so a ran again
     shown = podium("show", "r1", "--store", str(db), "--events", cwd=project)
-    assert "TaskInvalidated" in shown.stdout
+    assert "TaskInvalidated" in shown.stdout and "fails its checksum or authentication" in shown.stdout
 
 
 def test_tampered_cache_entry_with_recomputed_sha256_is_a_miss(project: Path) -> None:

@@ -211,7 +211,7 @@ class Engine:
             for t in (tid, base_name(tid)):  # an item of a map reopens its map too
                 tv = loop.state.view.tasks.get(t)
                 if tv is not None and tv.state == st.SUCCEEDED:
-                    reason = f"committed result of {tid!r} fails its checksum"
+                    reason = f"committed result of {tid!r} fails its checksum or authentication"
                     loop.emit(ev.TASK_INVALIDATED, t, 0, {"reason": reason})
         if resuming:
             _reset_interrupted(loop)

@@ -25,10 +25,10 @@ from typing import Any
 
 from podium.errors import NotFoundError
 from podium.model import states as st
-from podium.model.events import Event, RunRecord
+from podium.model.events import Event, ResultRecord, RunRecord
 from podium.server.analysis import Attempt, critical_path, map_rows, track
 from podium.server.index import RunIndex
-from podium.server.redact import preview, redact
+from podium.server.redact import PREVIEW_MAX_BYTES, preview, redact
 
 SCHEMA = "podium.run/1"
 #: Views kept in memory (the most recently read runs).
@@ -407,8 +407,18 @@ def result_preview(store: Any, run_id: str, task_id: str) -> dict[str, Any] | No
     """A size-capped, redacted preview of a task's committed result (None if it has none)."""
     one = getattr(store, "result", None)
     rec = one(run_id, task_id) if one is not None else store.results(run_id).get(task_id)
-    if rec is None:
-        return None
+    return None if rec is None else _preview(rec)
+
+
+def _preview(rec: ResultRecord) -> dict[str, Any]:
+    # A result the store could not authenticate (or whose bytes changed) is described, never
+    # decoded: it is not what the task returned.
+    if len(rec.data) <= PREVIEW_MAX_BYTES and not rec.verify():
+        return {
+            "bytes": len(rec.data),
+            "encoding": rec.encoding,
+            "note": "not previewed: the stored result fails its checksum or authentication",
+        }
     return preview(rec.data, rec.encoding)
 
 
@@ -428,7 +438,5 @@ def result_previews(store: Any, run_id: str, offset: int, limit: int) -> tuple[l
     _record(store, run_id)
     results = store.results(run_id)
     ids = sorted(results)
-    return [
-        {"task_id": tid, "preview": preview(results[tid].data, results[tid].encoding)}
-        for tid in ids[offset : offset + limit]
-    ], len(ids)
+    page = [{"task_id": tid, "preview": _preview(results[tid])} for tid in ids[offset : offset + limit]]
+    return page, len(ids)
