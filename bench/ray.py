@@ -12,7 +12,7 @@
    makespan over the lower bound max(critical path, total work / 8) (goal: Podium's lower).
 
 Podium's executor is the same ``RayExecutor`` throughout: tasks queue on its worker lanes and
-travel in batches (``podium.runtime.lanes``, ``podium.executors.raylanes``) as in any run.
+travel in batches (``podium.runtime.lanes``, ``podium.executors.ray.lanes``) as in any run.
 Its lane counters are printed at the end.
 
 Wall times include everything from submitting the graph to having every result; best of

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from ray_helpers import task
 
-from podium.errors import CANCELLED, TIMEOUT, USER_ERROR, TaskFailedError
+from podium.errors import CANCELLED, TIMEOUT, USER_ERROR, ExecutorError, TaskFailedError
 from podium.executors.ray import RayExecutor
 from podium.model import Const, Ref, Resources, TaskSpec, Workflow
 from podium.model import events as ev
@@ -124,9 +124,15 @@ def test_timeout_and_kill_stop_the_ray_task(executor) -> None:
     assert [f.result(timeout=60) for f in again] == [0, 0]
 
 
-def test_unknown_node_is_refused(executor) -> None:
-    with pytest.raises(ValueError, match="unknown node 'nowhere'"):
+def test_unknown_node_and_a_shut_down_executor_are_refused(executor) -> None:
+    """Both are ``ExecutorError``s, retryable like any failed attempt (the engine records the
+    refusal as the attempt's failure)."""
+    with pytest.raises(ExecutorError, match="unknown node 'nowhere'") as info:
         executor.submit(_call("where", "nowhere", tag="x"))
+    assert info.value.retryable
+    executor.shutdown()
+    with pytest.raises(ExecutorError, match="executor 'ray' is shut down"):
+        executor.submit(_call("where", "head", tag="x"))
 
 
 def test_calls_reuse_warm_worker_actors_and_a_kill_replaces_one(executor) -> None:

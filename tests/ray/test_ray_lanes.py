@@ -121,14 +121,13 @@ def test_replies_are_handled_in_the_order_their_batches_were_sent(executor) -> N
     sent before it is handled: results still go to the calls they belong to."""
     from concurrent.futures import Future
 
-    from podium.executors.ray import _Attempt
-    from podium.executors.raylanes import Lane
+    from podium.executors.ray.base import Attempt, Lane
 
     lane = Lane(None, executor.node_id("node-a"))
     lane.warm = True
     atts = []
     for tag in ("a", "b"):
-        att = _Attempt(_call("where", "node-a", tag=tag), Future())
+        att = Attempt(_call("where", "node-a", tag=tag), Future())
         att.lane = lane
         atts.append(att)
     lane.assigned.extend(atts)
@@ -138,8 +137,8 @@ def test_replies_are_handled_in_the_order_their_batches_were_sent(executor) -> N
         reply: Future[Any] = Future()
         reply.set_result(([(f"value-{tag}", {"node_id": lane.node_id, "seconds": 0.0})], 0))
         replies.append(reply)
-    executor._on_reply(lane, 1, replies[1], None)  # b's reply first: it must wait for a's
+    executor._lanes.on_reply(lane, 1, replies[1], None)  # b's reply first: it must wait for a's
     assert not atts[0].future.done() and not atts[1].future.done()
-    executor._on_reply(lane, 0, replies[0], None)
+    executor._lanes.on_reply(lane, 0, replies[0], None)
     assert atts[0].future.result(timeout=5) == "value-a"
     assert atts[1].future.result(timeout=5) == "value-b"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from podium.executors.raycluster import capacity, ray_bundle, ray_nodes, ray_options
+from podium.executors.ray.cluster import capacity, ray_bundle, ray_nodes, ray_options
 from podium.model.cluster import DEFAULT_PRICES, Cluster, Node
 from podium.model.resources import Resources
 

@@ -6,7 +6,8 @@ Every executor implements ``podium.types.Executor`` (``submit`` -> stdlib Future
 ``timeout``, ``oom``, ``worker_lost``, ``cancelled``). ``ThreadExecutor`` runs calls on threads
 (cheap; cannot really stop a call), ``ProcessExecutor`` in one killable, memory-limited process
 per attempt, ``LocalExecutor`` routes between them by ``spec.isolation`` and ``call.node``.
-``kinds`` says how a python, http or shell call is run. Executors import only model and leaves.
+``kinds`` says how a python, http or shell call is run; ``RayExecutor`` (the ``ray`` package,
+extra ``ray``) runs calls on a Ray cluster. Executors import only model and leaves.
 
 Names are imported lazily so a worker process (``podium.executors.worker``) starts without
 loading the executors it does not use.
@@ -29,7 +30,7 @@ _WHERE = {
     "detect_node": "podium.executors.local",
     "ProcessExecutor": "podium.executors.process",
     "ThreadExecutor": "podium.executors.thread",
-    "RayExecutor": "podium.executors.ray",
+    "RayExecutor": "podium.executors.ray.executor",
 }
 
 __all__ = ["LocalExecutor", "ProcessExecutor", "RayExecutor", "ThreadExecutor", "detect_node", "run_call"]

@@ -1,9 +1,10 @@
 """Worker lanes on Ray: pooled ``PodiumWorker`` actors, each running its calls one at a time, in order.
 
-A mixin of ``RayExecutor``. A *lane* is one ``PodiumWorker`` actor pinned to a node (hard node
-affinity, ``max_concurrency=1``, holding no Ray resources: the engine accounts for the node's
-capacity) and the calls assigned to it, in order. A warm actor needs no worker lease, which a
-Ray task needs every time.
+A part of ``RayExecutor`` (``ActorLanes``, composed, not a mixin); what it needs from the
+executor is declared by ``LaneHost``. A *lane* is one ``PodiumWorker`` actor pinned to a node
+(hard node affinity, ``max_concurrency=1``, holding no Ray resources: the engine accounts for
+the node's capacity) and the calls assigned to it, in order. A warm actor needs no worker
+lease, which a Ray task needs every time.
 
 - **Batches.** Calls reach the actor in batches (``run_many``). At most ``INFLIGHT`` batches
   of a lane are in flight, so the next calls already wait at the actor when one finishes;
@@ -16,10 +17,11 @@ Ray task needs every time.
 - **Following.** ``submit(call, follow=f)`` assigns the call to the lane of ``f``'s call: it
   runs right after it, on the same worker, and its Future resolves after ``f``'s. If ``f``'s
   call is not on a live lane, the call starts once ``f`` has resolved.
-- **Limits.** ``queue_limits(node)`` tells the engine how many calls may wait behind a running
-  one (``MAX_DEPTH``) and the node's round trip: the moving average of a reply's time beyond
-  the run time its calls report, measured on batches sent to an idle, warm actor (0 calls
-  until one was measured). The engine decides what to queue (``podium.runtime.lanes``).
+- **Limits.** ``limits(node_id)`` (behind the executor's ``queue_limits(node)``) tells the
+  engine how many calls may wait behind a running one (``MAX_DEPTH``) and the node's round trip:
+  the moving average of a reply's time beyond the run time its calls report, measured on batches
+  sent to an idle, warm actor (0 calls until one was measured). The engine decides what to queue
+  (``podium.runtime.lanes``).
 - **Timeouts.** A call with a timeout starts a reply cycle of its own (the actor replies
   before starting it), so its deadline is armed when it becomes the first call of its lane.
 - **Failures.** A lane dies with its actor (node lost, killed after a timeout or a kill):
@@ -38,18 +40,14 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import deque
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from podium.errors import WORKER_LOST, ErrorRecord, TaskFailedError, worker_survived
-
-if TYPE_CHECKING:
-    from podium.executors.ray import RayExecutor, _Attempt
-
-    _Base = RayExecutor
-else:
-    _Base = object
+from podium.executors.ray.base import Attempt, Lane, RayApi
+from podium.executors.ray.completer import Completer
+from podium.executors.ray.payload import Payloads
+from podium.executors.ray.worker import PodiumWorker
 
 #: Batches of one lane in flight at once.
 INFLIGHT = 2
@@ -63,66 +61,79 @@ BUDGET = 0.002
 _ALPHA = 0.2
 
 
-class Lane:
-    """One pooled actor and the calls assigned to it (see the module docstring)."""
+class LaneHost(Protocol):
+    """What the lanes need from the executor that owns them: its attempts' life cycle."""
 
-    __slots__ = (
-        "actor",
-        "assigned",
-        "closed",
-        "dead",
-        "draining",
-        "failing",
-        "inflight",
-        "next_reply",
-        "node_id",
-        "queue",
-        "replies",
-        "reply_lock",
-        "send_lock",
-        "sent",
-        "warm",
-    )
+    @property
+    def closed(self) -> bool:
+        """The executor is shut down: idle lanes are not kept."""
 
-    def __init__(self, actor: Any, node_id: str) -> None:
-        self.actor = actor
-        self.node_id = node_id
-        self.queue: deque[_Attempt] = deque()  # assigned, not sent yet
-        self.assigned: deque[_Attempt] = deque()  # sent, outcome not delivered (actor's order)
-        self.inflight = 0  # batches sent and not replied
-        self.dead = False  # its actor is (being) killed: take nothing new
-        self.closed = False  # its remaining calls have been failed
-        self.send_lock = threading.Lock()
-        self.warm = False  # it has replied once (the first reply includes the actor's start)
-        self.sent = 0  # batches sent (the next one's sequence number)
-        # replies are handled in the order their batches were sent, by one thread at a time
-        # (a reply can come back in another thread before the one before it is handled)
-        self.reply_lock = threading.Lock()
-        self.replies: dict[int, tuple[Future[Any], float | None]] = {}  # arrived, not handled
-        self.next_reply = 0
-        self.draining = False
-        self.failing = False  # a batch failed: the remaining calls fail with it
+    def launch(self, att: Attempt, node_id: str | None, strategy: Any = None) -> None:
+        """Run ``att`` on ``node_id`` afresh (the call it followed left no live lane)."""
+
+    def arm(self, att: Attempt, start: float) -> None:
+        """Schedule ``att``'s timeout from ``start`` (``time.monotonic()``)."""
+
+    def deliver(self, att: Attempt, value: Any, meta: dict[str, Any], pos: int) -> None:
+        """A worker's ``(value, meta)`` for ``att``, the ``pos``-th result of its lane's reply."""
+
+    def fail(self, att: Attempt, exc: BaseException, refresh: bool = True) -> bool:
+        """Fail ``att`` with what Ray raised (completer thread); whether nodes were re-read."""
+
+    def finish(self, att: Attempt, value: Any = None, error: BaseException | None = None) -> None:
+        """Resolve ``att``'s Future (at most once)."""
 
 
-class ActorLanes(_Base):
-    def _init_lanes(self, budget: float = BUDGET) -> None:
+class ActorLanes:
+    """The lanes of every node: idle pools, batches, replies (see the module docstring).
+
+    ``lock`` is the executor's: it guards the lanes' state and the attempts' ``stopped`` and
+    ``lane`` fields together."""
+
+    def __init__(
+        self,
+        host: LaneHost,
+        api: RayApi,
+        lock: threading.RLock,
+        completer: Completer,
+        payloads: Payloads,
+        budget: float = BUDGET,
+    ) -> None:
+        self._host = host
+        self._ray = api.ray
+        self._affinity = api.node_affinity
+        # the lanes' actors hold no Ray resources (the engine accounts for the node's
+        # capacity); they only pin a warm worker process to a node
+        self._worker_cls = api.ray.remote(num_cpus=0, max_concurrency=1, max_restarts=0, max_task_retries=0)(
+            PodiumWorker
+        )
+        self._lock = lock
+        self._completer = completer
+        self._payloads = payloads
         self._budget = budget
         self._idle: dict[str, list[Lane]] = {}  # Ray node id -> idle lanes on it
+        self._cpus: dict[str, float] = {}  # Ray node id -> its cpus (caps its idle lanes)
         self._rtt: dict[str, float] = {}  # Ray node id -> moving average round trip beyond it
         self._counts = {"calls": 0, "batches": 0, "queued": 0, "lanes": 0}
 
-    def lane_stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, int]:
         """Calls and batches sent to lanes, calls queued behind another on its lane, lanes made."""
         with self._lock:
             return dict(self._counts)
 
+    def set_nodes(self, cpus: dict[str, float]) -> None:
+        """The live nodes (Ray node id -> cpus); idle lanes of the others are forgotten (their
+        actors died with their node). Caller holds the lock."""
+        self._cpus = cpus
+        for gone in [n for n in self._idle if n not in cpus]:
+            del self._idle[gone]
+
     # ------------------------------------------------------------------ depth
 
-    def queue_limits(self, node: str) -> tuple[int, float]:
-        """For Podium node ``node``: how many calls may wait behind a running call on a lane,
-        and the round trip of a call beyond its run time (seconds); (0, 0) until measured."""
-        info = self._live.get(node)
-        rtt = self._rtt.get(info.node_id) if info is not None else None
+    def limits(self, node_id: str | None) -> tuple[int, float]:
+        """How many calls may wait behind a running call on a lane of ``node_id``, and the round
+        trip of a call beyond its run time (seconds); (0, 0) until measured."""
+        rtt = self._rtt.get(node_id) if node_id is not None else None
         if rtt is None:
             return 0, 0.0
         return MAX_DEPTH, rtt
@@ -133,7 +144,7 @@ class ActorLanes(_Base):
 
     # ------------------------------------------------------------------ assigning
 
-    def _follow(self, att: _Attempt, follow: Future[Any], node_id: str) -> None:
+    def follow(self, att: Attempt, follow: Future[Any], node_id: str) -> None:
         """Run ``att`` after ``follow``'s call: on its lane while that lane lives (even if it
         went idle meanwhile), else once ``follow`` has resolved: then, if ``follow`` failed
         for any reason but its task's own error, its worker is gone and ``att`` fails as
@@ -149,13 +160,14 @@ class ActorLanes(_Base):
             if ok:
                 self._pump(lane)
                 return
+        host = self._host
 
         def after(f: Future[Any]) -> None:
             if worker_survived(f.exception()):
-                self._launch(att, node_id)
+                host.launch(att, node_id)
                 return
             msg = f"task {att.call.task_id!r} was queued behind a call whose worker is gone"
-            self._finish(
+            host.finish(
                 att, error=TaskFailedError(ErrorRecord("WorkerLost", msg, retryable=True, kind=WORKER_LOST))
             )
 
@@ -163,20 +175,20 @@ class ActorLanes(_Base):
         # hears of it first
         follow.add_done_callback(after)
 
-    def _on_lane(self, att: _Attempt, lane: Lane) -> None:
+    def _on_lane(self, att: Attempt, lane: Lane) -> None:
         """Assign ``att`` to ``lane`` (caller holds the lock)."""
         att.lane = lane
         att.future.podium_lane = lane  # type: ignore[attr-defined]
         lane.queue.append(att)
 
-    def _on_new_lane(self, att: _Attempt, node_id: str) -> None:
+    def assign(self, att: Attempt, node_id: str) -> None:
         """Assign ``att`` to an idle lane on the node, or to a new one."""
         with self._lock:
             pool = self._idle.get(node_id)
             lane = pool.pop() if pool else None
         if lane is None:
-            if self._in_callback():  # creating an actor may block: not in Ray's own thread
-                self._defer(self._on_new_lane, att, node_id)
+            if self._completer.in_callback():  # creating an actor may block: not in Ray's own thread
+                self._completer.defer(self.assign, att, node_id)
                 return
             actor = self._worker_cls.options(scheduling_strategy=self._affinity(node_id, soft=False)).remote()
             lane = Lane(actor, node_id)
@@ -196,7 +208,7 @@ class ActorLanes(_Base):
             with self._lock:
                 if lane.dead or lane.inflight >= INFLIGHT:
                     return
-                batch: list[_Attempt] = []
+                batch: list[Attempt] = []
                 queue = lane.queue
                 while queue and len(batch) < MAX_BATCH:
                     att = queue.popleft()
@@ -217,20 +229,21 @@ class ActorLanes(_Base):
             for att in batch:
                 att.ref = ref
         if idle and batch and batch[0].call.timeout is not None:
-            self._arm(batch[0], sent)
-        ref.future().add_done_callback(lambda rf: self._on_reply(lane, seq, rf, sent if idle else None))
+            self._host.arm(batch[0], sent)
+        ref.future().add_done_callback(lambda rf: self.on_reply(lane, seq, rf, sent if idle else None))
 
-    def _batch_payload(self, batch: list[_Attempt]) -> tuple[tuple[tuple[bytes, bool], ...], list[Any]]:
+    def _batch_payload(self, batch: list[Attempt]) -> tuple[tuple[tuple[bytes, bool], ...], list[Any]]:
         refs: list[Any] = []
         index: dict[int, int] = {}
         items = []
+        build = self._payloads.build
         for att in batch:
-            items.append((self._payload(att, refs, index), att.call.timeout is not None))
+            items.append((build(att, refs, index), att.call.timeout is not None))
         return tuple(items), refs
 
     # ------------------------------------------------------------------ replies
 
-    def _on_reply(self, lane: Lane, seq: int, rf: Future[Any], sent: float | None) -> None:
+    def on_reply(self, lane: Lane, seq: int, rf: Future[Any], sent: float | None) -> None:
         """Done-callback of batch ``seq`` (usually in Ray's thread): replies are handled in the
         order their batches were sent, flat-combining style: the thread that finds the next
         reply handles it and any that arrived after it; a thread that finds one being handled
@@ -253,9 +266,9 @@ class ActorLanes(_Base):
         if rf.exception() is not None:
             with self._lock:
                 lane.failing = True  # later replies must not take this batch's calls
-            self._defer(self._lane_failed, lane, rf.exception())
+            self._completer.defer(self._lane_failed, lane, rf.exception())
             return
-        self._as_callback(self._replied, lane, rf.result(), sent)
+        self._completer.as_callback(self._replied, lane, rf.result(), sent)
 
     def _replied(self, lane: Lane, reply: tuple[list[Any], int], sent: float | None) -> None:
         results = reply[0]
@@ -275,13 +288,14 @@ class ActorLanes(_Base):
                 total += meta.get("seconds", 0.0)
             self._measure(lane.node_id, max(0.0, now - sent - total))
         if head is not None and head.call.timeout is not None and not head.armed:
-            self._arm(head, now)
+            self._host.arm(head, now)
         if idle:  # before the results go out: the calls they lead to may use this lane
             self._park(lane)
         else:
             self._pump(lane)
+        deliver = self._host.deliver
         for pos, (att, (value, meta)) in enumerate(zip(done, results, strict=True)):
-            self._delivered(att, value, meta, pos)
+            deliver(att, value, meta, pos)
 
     def _park(self, lane: Lane) -> None:
         """Return an idle lane to its node's pool (kill its actor if the pool is full)."""
@@ -289,11 +303,11 @@ class ActorLanes(_Base):
             if lane.dead or lane.assigned or lane.queue or lane.inflight:
                 return
             pool = self._idle.setdefault(lane.node_id, [])
-            if not self._closed and len(pool) < max(1, math.ceil(self._cpus.get(lane.node_id, 1.0))):
+            if not self._host.closed and len(pool) < max(1, math.ceil(self._cpus.get(lane.node_id, 1.0))):
                 pool.append(lane)
                 return
             lane.dead = True
-        self._kill_actor(lane.actor)
+        self.kill(lane)
 
     def _lane_failed(self, lane: Lane, exc: BaseException) -> None:
         """A batch of the lane failed (its actor or node died): fail every call still
@@ -311,15 +325,23 @@ class ActorLanes(_Base):
             if att.stopped:
                 continue
             att.lane = None
-            if self._ray_failed(att, exc, refresh=not refreshed):
+            if self._host.fail(att, exc, refresh=not refreshed):
                 refreshed = True
-        self._kill_actor(lane.actor)
+        self.kill(lane)
 
-    def _drop_lane(self, lane: Lane) -> None:
-        """Stop using a lane whose actor is being killed (its replies will fail)."""
+    # ------------------------------------------------------------------ ending lanes
+
+    def drop(self, lane: Lane) -> None:
+        """Stop using ``lane`` and kill its actor (an actor call cannot be force-cancelled): its
+        replies will fail."""
         with self._lock:
             lane.dead = True
             self._unpark(lane)
+        self.kill(lane)
+
+    def kill(self, lane: Lane) -> None:
+        """Kill the lane's actor (``ray.kill``, best effort)."""
+        self._completer.best_effort(self._ray.kill, lane.actor, no_restart=True)
 
     def _unpark(self, lane: Lane) -> None:
         """Take ``lane`` out of its node's idle pool if it is there (caller holds the lock)."""
@@ -327,13 +349,8 @@ class ActorLanes(_Base):
         if pool and lane in pool:
             pool.remove(lane)
 
-    def _arm(self, att: _Attempt, start: float) -> None:
-        att.armed = True
-        timeout = att.call.timeout
-        if timeout is not None and not att.future.done():
-            self._timeouts().schedule(start + timeout, att)
-
-    def _idle_lanes(self) -> list[Lane]:
+    def take_idle(self) -> list[Lane]:
+        """Empty every idle pool; return the lanes that were in them."""
         with self._lock:
             lanes = [lane for pool in self._idle.values() for lane in pool]
             self._idle.clear()

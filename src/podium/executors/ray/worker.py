@@ -1,8 +1,8 @@
 """What runs inside Ray: the body of every Podium call on a Ray worker or worker actor.
 
-The driver (``podium.executors.ray``) sends plain data per call: a header with the spec and the
-registry snapshot (cached per worker process) and ``(task_id, kwargs, config, timeout)``. The
-worker resolves the function by name through a registry rebuilt from that snapshot, never from
+The driver (``podium.executors.ray.executor``) sends plain data per call: a header with the spec
+and the registry snapshot (cached per worker process) and ``(task_id, kwargs, config, timeout)``.
+The worker resolves the function by name through a registry rebuilt from that snapshot, never from
 code in the request, runs the call, and returns ``(value, meta)``; ``meta`` says where it ran and
 for how many seconds, and a failure comes back as ``meta["error"]`` (an ``ErrorRecord`` dict),
 never as a raised exception, so it crosses the process boundary as a record.
@@ -11,7 +11,8 @@ A ``PodiumWorker`` actor runs calls in batches (``run_many``): it queues each ba
 calls left from earlier ones and replies once ``budget`` seconds have passed (checked between
 calls) or nothing is left, so its replies return the results in the order the calls came.
 
-This module must not import ``ray`` at import time (workers import it lazily).
+Invariants: this module imports nothing of the driver's side of the package (only ``base``), so
+a worker loads no more than it runs; it does not import ``ray`` at import time.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, NamedTuple
 
 from podium.errors import ErrorRecord
 from podium.executors.kinds import record_of, run_call
+from podium.executors.ray.base import ray_api
 from podium.model.resources import Resources
 from podium.model.task import TaskCall
 from podium.registry import Registry
@@ -33,11 +35,11 @@ _NO_RESOURCES = Resources()
 
 
 class Slot(NamedTuple):
-    """Placeholder for a keyword argument passed as the ``index``-th held ObjectRef: that
+    """Placeholder for a keyword argument passed as the ``ref``-th held ObjectRef: that
     object is a Ray task's ``(value, meta)`` (``pos`` -1) or a batch reply whose ``pos``-th
     result is the value."""
 
-    index: int
+    ref: int
     pos: int = -1
 
 
@@ -85,9 +87,7 @@ _NODE_ID: list[str] = []
 def _node_id() -> str:
     """The Ray node id of this worker process (a process never changes node)."""
     if not _NODE_ID:
-        import ray
-
-        _NODE_ID.append(ray.get_runtime_context().get_node_id())
+        _NODE_ID.append(ray_api().ray.get_runtime_context().get_node_id())
     return _NODE_ID[0]
 
 
@@ -122,7 +122,7 @@ def run_on_worker(blob: bytes, *held: Any) -> tuple[Any, dict[str, Any]]:
 
 
 def _slot_value(slot: Slot, held: tuple[Any, ...]) -> Any:
-    reply = held[slot.index]
+    reply = held[slot.ref]
     return reply[0] if slot.pos < 0 else reply[0][slot.pos][0]
 
 
