@@ -54,7 +54,6 @@ the store.
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -91,8 +90,6 @@ PENDING_TIMEOUT = 300.0
 LARGE_RESULT = 100 * 1024
 #: At most this many bytes of results are kept referenced (oldest dropped first).
 HOLD_BYTES = 1 << 30
-
-log = logging.getLogger("podium.ray")
 
 
 class RayExecutor:
