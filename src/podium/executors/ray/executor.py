@@ -70,6 +70,7 @@ from podium.errors import (
     UsageError,
 )
 from podium.executors.deadlines import Deadlines
+from podium.executors.failure import failure
 from podium.executors.ray.base import Attempt, classify, never_ran, ray_api
 from podium.executors.ray.cluster import NODE_LABEL, RayNode, ray_nodes, ray_options
 from podium.executors.ray.completer import Completer
@@ -374,7 +375,7 @@ class RayExecutor:
     def abort(self, att: Attempt, kind: str, message: str, retryable: bool) -> None:
         """Fail the attempt's Future now, then force-cancel its Ray task and placement."""
         typ = "Cancelled" if kind == CANCELLED else "TimeoutError"
-        err = TaskFailedError(ErrorRecord(typ, message, retryable=retryable, kind=kind))
+        err = failure(kind, typ, message, retryable=retryable)
         with self._lock:
             if att.stopped:
                 return

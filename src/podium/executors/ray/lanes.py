@@ -43,7 +43,8 @@ import time
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from podium.errors import WORKER_LOST, ErrorRecord, TaskFailedError, worker_survived
+from podium.errors import WORKER_LOST, worker_survived
+from podium.executors.failure import failure
 from podium.executors.ray.base import Attempt, Lane, RayApi
 from podium.executors.ray.completer import Completer
 from podium.executors.ray.payload import Payloads
@@ -167,9 +168,7 @@ class ActorLanes:
                 host.launch(att, node_id)
                 return
             msg = f"task {att.call.task_id!r} was queued behind a call whose worker is gone"
-            host.finish(
-                att, error=TaskFailedError(ErrorRecord("WorkerLost", msg, retryable=True, kind=WORKER_LOST))
-            )
+            host.finish(att, error=failure(WORKER_LOST, "WorkerLost", msg))
 
         # its done-callbacks run in the order they were added: whoever waits for ``follow``
         # hears of it first
