@@ -123,13 +123,6 @@ class StoreError(PodiumError):
     retryable = True
 
 
-class ExecutorError(PodiumError):
-    """An executor refused a call (it is shut down, or the call names a node it does not know);
-    the attempt fails and may be retried like any failed attempt."""
-
-    retryable = True
-
-
 class InfeasibleError(PodiumError):
     """No plan satisfies the constraints (deadline, budget, capacity)."""
 

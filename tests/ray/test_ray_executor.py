@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from ray_helpers import task
 
-from podium.errors import CANCELLED, TIMEOUT, USER_ERROR, ExecutorError, TaskFailedError
+from podium.errors import CANCELLED, TIMEOUT, USER_ERROR, InvalidValueError, ShutDownError, TaskFailedError
 from podium.executors.ray import RayExecutor
 from podium.model import Const, Ref, Resources, TaskSpec, Workflow
 from podium.model import events as ev
@@ -22,6 +22,7 @@ from podium.model.task import TaskCall
 from podium.runtime.engine import Engine
 from podium.runtime.view import fold
 from podium.store.sqlite import SqliteStore
+from podium.types import AttemptFuture, meta_of, outcome_of
 
 pytestmark = pytest.mark.ray
 
@@ -105,7 +106,11 @@ def test_user_error_crosses_as_a_record(executor) -> None:
     assert rec.kind == USER_ERROR and rec.type == "ValueError"
     assert "bad x=3" in rec.message
     assert "boom" in rec.traceback  # the worker's traceback travels as text
-    assert fut.podium_meta["node_id"] == executor.node_id("node-a")
+    # the run loop's contract: an AttemptFuture whose outcome and metadata it reads in place
+    assert isinstance(fut, AttemptFuture)
+    assert outcome_of(fut)[1] is info.value
+    meta = meta_of(fut)
+    assert meta is not None and meta["node_id"] == executor.node_id("node-a") and meta["node"] == "node-a"
 
 
 def test_timeout_and_kill_stop_the_ray_task(executor) -> None:
@@ -125,14 +130,15 @@ def test_timeout_and_kill_stop_the_ray_task(executor) -> None:
 
 
 def test_unknown_node_and_a_shut_down_executor_are_refused(executor) -> None:
-    """Both are ``ExecutorError``s, retryable like any failed attempt (the engine records the
-    refusal as the attempt's failure)."""
-    with pytest.raises(ExecutorError, match="unknown node 'nowhere'") as info:
+    """As by every executor: an unknown node is an ``InvalidValueError`` (a ``ValueError``),
+    use after shutdown a ``ShutDownError`` (a ``RuntimeError``); nothing is submitted."""
+    with pytest.raises(InvalidValueError, match="unknown node 'nowhere'") as info:
         executor.submit(_call("where", "nowhere", tag="x"))
-    assert info.value.retryable
+    assert isinstance(info.value, ValueError)
     executor.shutdown()
-    with pytest.raises(ExecutorError, match="executor 'ray' is shut down"):
+    with pytest.raises(ShutDownError, match="executor 'ray' is shut down") as down:
         executor.submit(_call("where", "head", tag="x"))
+    assert isinstance(down.value, RuntimeError)
 
 
 def test_calls_reuse_warm_worker_actors_and_a_kill_replaces_one(executor) -> None:

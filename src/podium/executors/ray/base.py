@@ -1,6 +1,7 @@
 """The bottom of the Ray package: the records every part shares, failure classification, and Ray.
 
-Owns the attempt record (``Attempt``), the lane record (``Lane``), how an exception Ray raised
+Owns the attempt record (``Attempt``), its Future (``RayFuture``: an ``AttemptFuture`` that
+remembers its lane), the lane record (``Lane``), how an exception Ray raised
 is classified into an ``ErrorRecord`` (``classify``, ``never_ran``) and the only import of
 ``ray`` in Podium (``ray_api``, lazily: nothing is imported until it is called).
 
@@ -24,6 +25,7 @@ from typing import Any, NamedTuple
 
 from podium.errors import CANCELLED, OOM, USER_ERROR, WORKER_LOST, ErrorRecord, TaskFailedError, UsageError
 from podium.model.task import TaskCall
+from podium.types import AttemptFuture
 
 
 class RayApi(NamedTuple):
@@ -115,12 +117,20 @@ def never_ran(exc: BaseException) -> bool:
     return isinstance(exc, rex.ActorDiedError) and "never ran" in str(exc)
 
 
+class RayFuture(AttemptFuture):
+    """The Future of one Ray attempt: an ``AttemptFuture`` (the run loop reads its ``outcome``
+    and ``podium_meta``) that also remembers the lane its call was assigned to, so a call
+    submitted with ``follow=`` this future can be queued behind it on that lane."""
+
+    lane: Lane | None = None
+
+
 @dataclass(eq=False)
 class Attempt:
     """One attempt of a call, from ``submit`` until its Future resolves."""
 
     call: TaskCall
-    future: Future[Any]
+    future: RayFuture
     ref: Any = None  # ObjectRef of its reply (a Ray task's (value, meta), or a lane's batch)
     pg: Any = None  # placement group while waiting for a node
     held: tuple[int, ...] = ()  # ids of held values passed by reference

@@ -3,9 +3,10 @@
 Pure functions over the plain dicts ``ray.nodes()`` returns; nothing here imports ``ray``.
 
 - **Name.** A Ray node's Podium name is its label ``podium-node`` (``ray start --labels
-  '{"podium-node": "gpu-1"}'``), else the name of a custom resource ``podium-node:<name>``,
-  else its Ray node id. A node that dies and is replaced by one carrying the same label keeps
-  its Podium name, so plans and cluster files stay valid across node replacement.
+  podium-node=gpu-1``: ``key=value`` pairs; Ray's JSON form there is deprecated), else the
+  name of a custom resource ``podium-node:<name>``, else its Ray node id. A node that dies and
+  is replaced by one carrying the same label keeps its Podium name, so plans and cluster files
+  stay valid across node replacement.
 - **Capacity.** ``CPU`` -> cpu, ``GPU`` -> gpu, ``memory`` -> memory (bytes); other resources are
   kept as custom resources, except Ray's own bookkeeping (``object_store_memory``,
   ``node:<ip>``, ``accelerator_type:*``) and the naming resource.

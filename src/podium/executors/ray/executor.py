@@ -27,6 +27,11 @@ Constructing a ``RayExecutor`` imports ``ray`` (through ``base.ray_api``). Insta
   oldest dropped first) and a downstream call whose keyword argument *is* that value (the
   engine passes results by identity) receives it from the object store instead of from the
   driver. The engine still receives every value and commits it to Podium's store.
+- **Futures.** ``submit`` returns a ``RayFuture``, an ``AttemptFuture`` (``podium.types``)
+  whose ``podium_meta`` (``AttemptMeta``) says where and when the call really ran: ``node``
+  and ``node_id`` of the Ray node, ``started`` (wall time on the worker), ``seconds``, ``pid``,
+  ``size``. A call naming a node Ray never reported raises ``InvalidValueError``; a call after
+  ``shutdown()`` raises ``ShutDownError``.
 - **Failures.** The Future resolves to the value or raises ``TaskFailedError``: the task's
   own exception (``user``; ``MemoryError`` -> ``oom``); a dead node, crashed worker, lost object
   or unschedulable task -> ``worker_lost`` (retryable, so the engine retries it without using
@@ -58,20 +63,21 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError
-from typing import Any
+from typing import Any, cast
 
 from podium.errors import (
     CANCELLED,
     TIMEOUT,
     WORKER_LOST,
     ErrorRecord,
-    ExecutorError,
+    InvalidValueError,
+    ShutDownError,
     TaskFailedError,
     UsageError,
 )
 from podium.executors.deadlines import Deadlines
 from podium.executors.failure import failure
-from podium.executors.ray.base import Attempt, classify, never_ran, ray_api
+from podium.executors.ray.base import Attempt, RayFuture, classify, never_ran, ray_api
 from podium.executors.ray.cluster import NODE_LABEL, RayNode, ray_nodes, ray_options
 from podium.executors.ray.completer import Completer
 from podium.executors.ray.lanes import BUDGET, ActorLanes
@@ -82,6 +88,7 @@ from podium.model.cluster import Cluster, Node
 from podium.model.resources import Resources
 from podium.model.task import TaskCall
 from podium.registry import REGISTRY, Registry
+from podium.types import AttemptMeta
 
 #: ``RayExecutor("local")`` starts a Ray instance on this machine (loopback only).
 LOCAL = "local"
@@ -191,17 +198,17 @@ class RayExecutor:
         """Run ``call``; with ``follow``, after that Future's call, on the same worker (see
         ``lanes``)."""
         if self._closed:
-            raise ExecutorError(f"executor {self.name!r} is shut down")
+            raise ShutDownError(f"executor {self.name!r} is shut down")
         target = self._live.get(call.node)
         if target is None or target.node_id in self._dead:
             self.refresh()
             target = self._live.get(call.node)
             if target is None and call.node not in self._names.values():
                 known = ", ".join(sorted(self._live))
-                raise ExecutorError(f"task {call.task_id!r}: unknown node {call.node!r} (nodes: {known})")
-        fut: Future[Any] = Future()
+                msg = f"task {call.task_id!r}: unknown node {call.node!r} (nodes: {known})"
+                raise InvalidValueError(msg)
+        fut = RayFuture()
         fut.set_running_or_notify_cancel()
-        fut.podium_task_id = call.task_id  # type: ignore[attr-defined]
         att = Attempt(call, fut)
         with self._lock:
             self._attempts[fut] = att
@@ -349,7 +356,7 @@ class RayExecutor:
         """A worker's ``(value, meta)`` for the attempt (``pos``: its place in a lane's reply)."""
         att.lane = None
         meta["node"] = self._names.get(meta.get("node_id", ""), meta.get("node_id", ""))
-        att.future.podium_meta = meta  # type: ignore[attr-defined]
+        att.future.podium_meta = cast(AttemptMeta, meta)  # the worker's keys are AttemptMeta's
         if "error" in meta:
             self.finish(att, error=TaskFailedError(ErrorRecord.from_dict(meta["error"])))
             return

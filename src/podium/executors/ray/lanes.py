@@ -45,7 +45,7 @@ from typing import Any, Protocol
 
 from podium.errors import WORKER_LOST, worker_survived
 from podium.executors.failure import failure
-from podium.executors.ray.base import Attempt, Lane, RayApi
+from podium.executors.ray.base import Attempt, Lane, RayApi, RayFuture
 from podium.executors.ray.completer import Completer
 from podium.executors.ray.payload import Payloads
 from podium.executors.ray.worker import PodiumWorker
@@ -150,7 +150,7 @@ class ActorLanes:
         went idle meanwhile), else once ``follow`` has resolved: then, if ``follow`` failed
         for any reason but its task's own error, its worker is gone and ``att`` fails as
         ``worker_lost`` without running."""
-        lane: Lane | None = getattr(follow, "podium_lane", None)
+        lane = follow.lane if isinstance(follow, RayFuture) else None
         if lane is not None and lane.node_id == node_id and not att.call.resources.gpu:
             with self._lock:
                 ok = not lane.dead
@@ -177,7 +177,7 @@ class ActorLanes:
     def _on_lane(self, att: Attempt, lane: Lane) -> None:
         """Assign ``att`` to ``lane`` (caller holds the lock)."""
         att.lane = lane
-        att.future.podium_lane = lane  # type: ignore[attr-defined]
+        att.future.lane = lane
         lane.queue.append(att)
 
     def assign(self, att: Attempt, node_id: str) -> None:
