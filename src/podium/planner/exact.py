@@ -12,11 +12,11 @@ maps back to a feasible real one. Two models:
   one present), one cumulative per node and resource, cost as a sum of presence literals.
 
 The objective ``alpha*T + beta*R`` (or R under a deadline, or T under a budget) is scaled to
-integers; the solver is warm-started with the heuristic schedule (``AddHint``) and start domains
+integers; the solver is warm-started with the heuristic schedule (``add_hint``) and start domains
 are cut to ``[head, UB - tail]``. A deadline bounds the makespan variable, so every end. Costs
 are exact integers when a decimal multiple of 1/3600 makes them so (``_cost_unit``): then a
 budget is enforced exactly and R's bound under a deadline is exact; otherwise costs are rounded
-up and the budget down, and the bound is not used. Its ``ObjectiveBound`` becomes a lower bound
+up and the budget down, and the bound is not used. Its ``best_objective_bound`` becomes a lower bound
 on the real objective after subtracting the worst-case rounding error (zero when the data are
 integral).
 
@@ -30,11 +30,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from podium.model.workflow import Objective
 from podium.planner.bounds import heads
 from podium.planner.instance import EPS, Instance
 from podium.planner.listsched import Schedule
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
 
 #: Largest number of (task, node) alternatives the general model is built for.
 MAX_ALTERNATIVES = 6_000
@@ -129,42 +133,42 @@ def solve(
         hi = max(lo, horizon - tail_t[t])
         if inst.pinned[t] is not None:
             lo = hi = rt[t]
-        starts.append(m.NewIntVar(lo, hi, f"s{t}"))
-        ends.append(m.NewIntVar(lo, hi + max(dt[t]), f"e{t}"))
+        starts.append(m.new_int_var(lo, hi, f"s{t}"))
+        ends.append(m.new_int_var(lo, hi + max(dt[t]), f"e{t}"))
     for t in range(inst.n):
         for q in inst.preds[t]:
-            m.Add(starts[t] >= ends[q])
+            m.add(starts[t] >= ends[q])
     lb_ticks = math.ceil(makespan_lb / tick - 1e-9) if exact_time else math.floor(makespan_lb / tick)
     # A deadline is a hard limit on every end, not only on starts: ``tail`` counts each task at its
     # fastest node, so a start within ``horizon - tail`` can still end past the deadline on a slower one.
     top = horizon if objective.deadline is not None else horizon + max((max(r) for r in dt), default=0)
-    makespan = m.NewIntVar(min(lb_ticks, top), top, "T")
+    makespan = m.new_int_var(min(lb_ticks, top), top, "T")
     for t in range(inst.n):
-        m.Add(makespan >= ends[t])
-    lits: dict[tuple[int, int], object] = {}
+        m.add(makespan >= ends[t])
+    lits: dict[tuple[int, int], cp_model.IntVar] = {}
     resource_exact = True
     if pool:
-        ivs = [m.NewIntervalVar(starts[t], dt[t][0], ends[t], f"i{t}") for t in range(inst.n)]
-        m.AddCumulative(ivs, [1] * inst.n, inst.m)
+        ivs = [m.new_interval_var(starts[t], dt[t][0], ends[t], f"i{t}") for t in range(inst.n)]
+        m.add_cumulative(ivs, [1] * inst.n, inst.m)
     else:
-        per_node: list[list[tuple[object, int]]] = [[] for _ in range(inst.m)]
+        per_node: list[list[tuple[cp_model.IntervalVar, int]]] = [[] for _ in range(inst.m)]
         for t in range(inst.n):
             p = inst.pinned[t]
             row = []
             for j in [p[0]] if p is not None else inst.feasible[t]:
-                lit = m.NewBoolVar(f"x{t}_{j}")
-                iv = m.NewOptionalIntervalVar(starts[t], dt[t][j], ends[t], lit, f"i{t}_{j}")
+                lit = m.new_bool_var(f"x{t}_{j}")
+                iv = m.new_optional_interval_var(starts[t], dt[t][j], ends[t], lit, f"i{t}_{j}")
                 lits[(t, j)] = lit
                 per_node[j].append((iv, t))
                 row.append(lit)
-            m.AddExactlyOne(row)
+            m.add_exactly_one(row)
         for j in range(inst.m):
             for k in range(len(inst.dims)):
                 demand, cap, ok = _scaled(inst, [t for _, t in per_node[j]], j, k)
                 resource_exact = resource_exact and ok
                 items = [(iv, q) for (iv, _), q in zip(per_node[j], demand, strict=True) if q > 0]
                 if items and sum(q for _, q in items) > cap:
-                    m.AddCumulative([iv for iv, _ in items], [q for _, q in items], cap)
+                    m.add_cumulative([iv for iv, _ in items], [q for _, q in items], cap)
     cost_terms = [(lit, inst.cost(t, j)) for (t, j), lit in lits.items()]
     fixed_cost = sum(inst.cost(t, 0) for t in range(inst.n)) if pool else 0.0
     alpha, beta = objective.alpha, objective.beta
@@ -177,15 +181,15 @@ def solve(
         alpha, beta = 1.0, 0.0
         if unit is not None:
             # exact: a schedule meets the budget in the model exactly when it does in real money
-            w, cap = [round(c * unit) for _, c in cost_terms], objective.budget * unit
+            w, limit = [round(c * unit) for _, c in cost_terms], objective.budget * unit
         else:
             # costs rounded up and the budget down: every model solution meets the budget, but
             # the model may miss schedules close to it, so its bound proves nothing
             csc = 1e6 / max(1e-12, sum(c for _, c in cost_terms))
-            w, cap = [math.ceil(c * csc - 1e-9) for _, c in cost_terms], objective.budget * csc
-            sure = sure and cap >= sum(w)
-        if cap < sum(w):
-            m.Add(sum(q * lit for q, (lit, _) in zip(w, cost_terms, strict=True)) <= _floor(cap))
+            w, limit = [math.ceil(c * csc - 1e-9) for _, c in cost_terms], objective.budget * csc
+            sure = sure and limit >= sum(w)
+        if limit < sum(w):
+            m.add(sum(q * lit for q, (lit, _) in zip(w, cost_terms, strict=True)) <= _floor(limit))
     t_err = 0.0 if exact_time else 2 * inst.n * tick  # up-rounded durations and starts
     if pool or beta == 0.0 or not cost_terms:
         # minimise the makespan in ticks; ``scale`` maps the bound back to seconds
@@ -205,24 +209,24 @@ def solve(
         a_int = round(a_real * scale)
         terms = [(lit, round(beta * c * scale)) for lit, c in cost_terms]
         err = (0.5 * horizon * (1 if a_real > 0 else 0) + 0.5 * inst.n) / scale + alpha * t_err
-    m.Minimize(a_int * makespan + sum(w * lit for lit, w in terms if w))
+    m.minimize(a_int * makespan + sum(w * lit for lit, w in terms if w))
     for t in range(inst.n):
-        m.AddHint(starts[t], hs[t])
-        m.AddHint(ends[t], hs[t] + dt[t][hint.node[t]])
+        m.add_hint(starts[t], hs[t])
+        m.add_hint(ends[t], hs[t] + dt[t][hint.node[t]])
         for j in range(inst.m):
-            lit = lits.get((t, j))
-            if lit is not None:
-                m.AddHint(lit, 1 if hint.node[t] == j else 0)
+            chosen = lits.get((t, j))
+            if chosen is not None:
+                m.add_hint(chosen, 1 if hint.node[t] == j else 0)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit
     solver.parameters.num_workers = max(1, workers)
     solver.parameters.random_seed = seed
-    status = solver.Solve(m)
+    status = solver.solve(m)
     if status == cp_model.INFEASIBLE:
         return ExactResult(None, -math.inf, False)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
-    raw = solver.BestObjectiveBound()
+    raw = solver.best_objective_bound
     if pool or beta == 0.0 or not cost_terms:
         t_bound = raw / scale - err
         if objective.deadline is not None:
@@ -246,9 +250,9 @@ def solve(
         elif p is not None:
             j = p[0]
         else:
-            j = next(j for j in inst.feasible[t] if solver.Value(lits[(t, j)]))
+            j = next(j for j in inst.feasible[t] if solver.value(lits[(t, j)]))
         node[t] = j
-        start[t] = p[1] if p is not None else solver.Value(starts[t]) * tick
+        start[t] = p[1] if p is not None else solver.value(starts[t]) * tick
         end[t] = start[t] + nd[t][j]
     if pool:
         node = _deal(inst, start, end)
@@ -282,7 +286,7 @@ def _cost_unit(costs: list[float], n: int) -> float | None:
     """
     top = max(costs, default=0.0)
     for k in range(10):
-        unit = 3600.0 * 10**k
+        unit: float = 3600.0 * 10**k
         if top * unit * max(1, n) >= 2**50:
             return None
         if all(abs(c * unit - round(c * unit)) <= 1e-11 * max(1.0, c * unit) for c in costs):

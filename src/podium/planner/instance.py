@@ -75,8 +75,8 @@ def compile_instance(request: PlanRequest, cluster: Cluster) -> Instance:
     preds = [[index[d] for d in dict.fromkeys(t.deps)] for t in tasks]
     succs: list[list[int]] = [[] for _ in names]
     for i, ps in enumerate(preds):
-        for p in ps:
-            succs[p].append(i)
+        for q in ps:
+            succs[q].append(i)
     nodes = list(cluster.nodes)
     node_index = {nd.name: j for j, nd in enumerate(nodes)}
     dim_set: dict[str, None] = {}
@@ -85,8 +85,8 @@ def compile_instance(request: PlanRequest, cluster: Cluster) -> Instance:
     for t in tasks:
         if t.resources not in vectors:
             vectors[t.resources] = len(vectors)
-            for k in t.resources.as_dict():
-                dim_set[k] = None
+            for dim in t.resources.as_dict():
+                dim_set[dim] = None
         rkey.append(vectors[t.resources])
     dims = list(dim_set)
     vec_list = list(vectors)

@@ -166,9 +166,9 @@ def list_schedule(
     for t in range(n):
         if missing[t] == -1:
             continue
-        c = sum(1 for q in preds[t] if missing[q] != -1)
-        missing[t] = c
-        if c == 0:
+        waits = sum(1 for q in preds[t] if missing[q] != -1)
+        missing[t] = waits
+        if waits == 0:
             heap.append((-prio[t], t))
     heapq.heapify(heap)
     mode, alpha, beta = rule.mode, rule.alpha, rule.beta
