@@ -99,6 +99,11 @@ class AttemptFuture(Future[Any]):
     outcome: tuple[Any, BaseException | None] | None = None
     podium_meta: AttemptMeta | None = None
 
+    if TYPE_CHECKING:  # parts of ``Future`` used below that its type stubs do not declare
+        _done_callbacks: list[Callable[[Future[Any]], object]]
+
+        def _invoke_callbacks(self) -> None: ...
+
     def set_running_or_notify_cancel(self) -> bool:
         cond = self._condition
         cond.acquire()

@@ -63,7 +63,8 @@ class ParamSpec:
             raise InvalidValueError(f"expected {t}, got a boolean")
         if not isinstance(value, PARAM_TYPES[t]):
             raise InvalidValueError(f"expected {t}, got {type(value).__name__} {value!r}")
-        return float(value) if t == "float" else value
+        # a float is an int or a float by now; the isinstance says so to the type checker
+        return float(value) if t == "float" and isinstance(value, int | float) else value
 
 
 def _from_text(text: str, t: str) -> Any:
@@ -199,8 +200,8 @@ def validate(wf: Workflow) -> list[Problem]:
         elif p.default is not REQUIRED:
             try:
                 p.check(p.default)
-            except ValueError as e:
-                problems.append(Problem(f"params.{pname}.default", str(e)))
+            except ValueError as err:
+                problems.append(Problem(f"params.{pname}.default", str(err)))
     for n, t in wf.tasks.items():
         where = f"tasks.{n}"
         if not n or any(c in n for c in "[]${}") or n.startswith("params"):

@@ -17,11 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from podium.errors import ConflictError, InvalidValueError, NotFoundError, SpecError
+from podium.errors import ConflictError, InvalidValueError, NotFoundError, Problem, SpecError
 from podium.model import events as ev
 from podium.model import states as st
 from podium.model.cluster import Cluster, Node
 from podium.model.events import Event, RunRecord
+from podium.model.resources import Resources
 from podium.model.workflow import Workflow
 from podium.planner.estimates import estimate_all, needs_history
 from podium.planner.rank import upward_rank
@@ -285,10 +286,10 @@ def codec_values(
     return values
 
 
-def unplaceable(workflow: Workflow, nodes: Sequence[Node]) -> list:
+def unplaceable(workflow: Workflow, nodes: Sequence[Node]) -> list[Problem]:
     """Problems for tasks no node can ever hold (each distinct resource vector checked once)."""
-    fits: dict[object, bool] = {}
-    bad: dict[str, object] = {}
+    fits: dict[Resources, bool] = {}
+    bad: dict[str, Resources] = {}
     for name, t in workflow.tasks.items():
         ok = fits.get(t.resources)
         if ok is None:

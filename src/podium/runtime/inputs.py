@@ -44,7 +44,9 @@ def resolve(value: Any, results: Mapping[str, Any], params: Mapping[str, Any]) -
     return value
 
 
-def resolve_args(args: Mapping[str, Any], results: Mapping[str, Any], params: Mapping[str, Any]) -> dict:
+def resolve_args(
+    args: Mapping[str, Any], results: Mapping[str, Any], params: Mapping[str, Any]
+) -> dict[str, Any]:
     return {k: resolve(v, results, params) for k, v in args.items()}
 
 

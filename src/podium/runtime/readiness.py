@@ -75,8 +75,8 @@ class Readiness:
             return
         for name in order or s.wf.order():
             spec = s.specs[name]
-            tv = tasks.get(name)
-            state = tv.state if tv else st.PENDING
+            known = tasks.get(name)
+            state = known.state if known else st.PENDING
             if state == st.PENDING:
                 s.waiting[name] = sum(1 for d in spec.deps if not self._satisfied(d, spec))
                 if self._blocked(spec):
@@ -153,7 +153,7 @@ class Readiness:
                 self.fail(name, ErrorRecord("InputError", msg, retryable=False))
                 return
             self.emit(ev.TASK_EXPANDED, name, 0, {"count": len(items)})
-            self._prepare_items(name, spec, kwargs, config, list(items))
+            self._prepare_items(name, spec.map_over, kwargs, config, list(items))
             return
         s.prepared[name] = (kwargs, config)
         self.emit(ev.TASK_QUEUED, name)
@@ -161,7 +161,7 @@ class Readiness:
             return
         self.push(name)
 
-    def _from_cache(self, name: str, spec: TaskSpec, kwargs: dict, config: dict) -> bool:
+    def _from_cache(self, name: str, spec: TaskSpec, kwargs: dict[str, Any], config: dict[str, Any]) -> bool:
         """Finish a queued cacheable task from the cache if its key has a valid result."""
         key = cache_key(spec, kwargs, config, self.registry)
         if key is None:
@@ -184,7 +184,10 @@ class Readiness:
         self.finished(name)
         return True
 
-    def _prepare_items(self, name: str, spec: TaskSpec, kwargs: dict, config: dict, items: list) -> None:
+    def _prepare_items(
+        self, name: str, over: str, kwargs: dict[str, Any], config: dict[str, Any], items: list[Any]
+    ) -> None:
+        """Queue the items of map ``name`` that have not succeeded; ``over`` is the mapped argument."""
         s = self.state
         left = 0
         for i, item in enumerate(items):
@@ -194,7 +197,7 @@ class Readiness:
                 continue
             left += 1
             kw = dict(kwargs)
-            kw[spec.map_over] = item  # type: ignore[index]
+            kw[over] = item
             s.prepared[cid] = (kw, config)
             if tv.state == st.PENDING:
                 self.emit(ev.TASK_QUEUED, cid)
@@ -205,10 +208,12 @@ class Readiness:
 
     def _reexpand(self, name: str, spec: TaskSpec) -> None:
         """On resume: rebuild the inputs of an expanded map's unfinished items."""
+        over = spec.map_over
+        assert over is not None, "only a map is ever expanded"
         s = self.state
         kwargs = resolve_args(spec.args, s.values, s.params)
         config = resolve(spec.config, s.values, s.params) if spec.config else {}
-        self._prepare_items(name, spec, kwargs, config, list(kwargs[spec.map_over]))  # type: ignore[index]
+        self._prepare_items(name, over, kwargs, config, list(kwargs[over]))
 
     def _queue_as_is(self, name: str) -> None:
         """Queue a task that has no inputs to resolve."""

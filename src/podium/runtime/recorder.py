@@ -41,7 +41,9 @@ class Recorder:
         self._view, self._apply, self._now = state.view, state.view.apply, clock.time
         self._buf_append = state.buf.append
 
-    def emit(self, typ: str, task_id: str | None = None, attempt: int = 0, data: dict | None = None) -> None:
+    def emit(
+        self, typ: str, task_id: str | None = None, attempt: int = 0, data: dict[str, Any] | None = None
+    ) -> None:
         """Apply an event to the view and buffer it for the turn's one commit."""
         # tuple.__new__ builds the same Event as Event(...) without the NamedTuple's Python __new__
         e = _new(Event, (self._view.last_seq + 1, typ, task_id, attempt, self._now(), data or _NO_DATA))

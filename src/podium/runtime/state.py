@@ -216,7 +216,8 @@ class RunState:
         self.upstream_failed: set[str] = set()  # failure handlers with a failed upstream
         # -- lanes (an executor that queues) -----------------------------------------------------
         self.estimates = dict(estimates or {})  # spec name -> declared or earlier measured seconds
-        self.run_times: dict[str, float] = {}  # function -> moving average seconds, this run
+        # function -> moving average seconds, this run (None: the tasks that call no function)
+        self.run_times: dict[str | None, float] = {}
         self.lane_of: dict[Future[Any], Lane] = {}  # running or waiting call -> its lane
         self.queued: dict[Future[Any], Waiting] = {}  # calls waiting in lanes
         self.open_lanes: set[Lane] = set()
