@@ -134,7 +134,7 @@ def _read(
 
         return load_wfcommons(file), {}, None
     try:
-        from podium.load import load_workflow  # type: ignore[attr-defined]
+        from podium.load import load_workflow
     except ImportError:
         raise UsageError(
             f"{file}: not an .stg or WfCommons file, and workflow specs cannot be read here"
@@ -142,7 +142,7 @@ def _read(
     from podium.planner.estimates import estimate
 
     loaded = load_workflow(file, allow_modules=allow, allow_images=images)
-    wf = getattr(loaded, "workflow", loaded)
+    wf = loaded.workflow
     durations: dict[str, float] = {}
     sources: dict[str, str] = {}
     for name, spec in wf.tasks.items():
@@ -208,8 +208,8 @@ def _print(p: Plan, cluster: Cluster, objective: Objective, sources: dict[str, s
     )
     if sources:
         counts: dict[str, int] = {}
-        for s in sources.values():
-            counts[s] = counts.get(s, 0) + 1
+        for how in sources.values():
+            counts[how] = counts.get(how, 0) + 1
         console.print(
             "durations: "
             + ", ".join(f"{n} {k}" + (" (1 s)" if k == "default" else "") for k, n in counts.items()),

@@ -71,9 +71,10 @@ def critical_path(view: Any, graph: Sequence[dict[str, Any]] | None) -> list[str
     tops = [n for n in deps if n in tasks]
     if not tops:
         return []
-    cur: str | None = max(tops, key=end)
-    if end(cur) == -math.inf:
+    last = max(tops, key=end)
+    if end(last) == -math.inf:
         return []
+    cur: str | None = last
     path: list[str] = []
     seen: set[str] = set()
     while cur is not None and cur not in seen:

@@ -243,7 +243,12 @@ def _webhook(entry: Any, where: str, bad: Any) -> Webhook | None:
         parts = urlsplit(url) if isinstance(url, str) else None
     except ValueError:
         parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+    if (
+        not isinstance(url, str)
+        or parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+    ):
         bad(f"{where}.url", f"expected an http:// or https:// URL, got {url!r}")
         return None
     on = entry.get("on", ["failed", "succeeded"])

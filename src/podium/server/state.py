@@ -94,11 +94,11 @@ class ServerState:
 
     def launch(self, run_id: str) -> Launch | None:
         rows = self._rows(f"SELECT {_COLS} FROM launched WHERE run_id = ?", (run_id,))
-        return Launch(*rows[0][:-1], bool(rows[0][-1])) if rows else None
+        return _launch(rows[0]) if rows else None
 
     def unfinished(self) -> list[Launch]:
         rows = self._rows(f"SELECT {_COLS} FROM launched WHERE done = 0 ORDER BY launched_at")
-        return [Launch(*r[:-1], bool(r[-1])) for r in rows]
+        return [_launch(r) for r in rows]
 
     # -- schedules -------------------------------------------------------------------------
     def claim_slot(self, key: str, slot: float, now: float) -> bool:
@@ -152,3 +152,9 @@ class ServerState:
 
 
 _COLS = "run_id, workflow, pid, pid_started, launched_at, log_path, exit_code, restarts, note, done"
+
+
+def _launch(row: tuple[Any, ...]) -> Launch:
+    """A ``launched`` row read with ``_COLS`` (``done`` is stored as 0 or 1)."""
+    fields = (*row[:-1], bool(row[-1]))
+    return Launch(*fields)

@@ -29,7 +29,7 @@ class RunWatcher:
     def __init__(
         self,
         store: Any,
-        on_finished: Callable[[dict[str, Any]], None] | None = None,
+        on_finished: Callable[[dict[str, Any]], object] | None = None,  # its result is ignored
         now: float | None = None,
     ) -> None:
         self.store = store
