@@ -4,7 +4,7 @@
 # conformance suite (the tests start and stop their own private server), Podman with runc and a
 # static busybox for the container tests (they use private storage and build their image from
 # busybox; nothing is pulled), Debian's chromium for the web UI tests (driven by Playwright; never
-# `playwright install`), then ruff and pytest.
+# `playwright install`), then ruff, mypy (configured in pyproject.toml) and pytest.
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,4 +49,5 @@ fi
 
 .venv/bin/ruff check src tests bench examples
 .venv/bin/ruff format --check src tests bench examples
+.venv/bin/mypy src/podium
 exec .venv/bin/pytest "$@"
