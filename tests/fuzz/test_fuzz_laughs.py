@@ -43,6 +43,7 @@ CHILD = textwrap.dedent(
 def files(tmp_path: Path) -> Path:
     (tmp_path / "laughs.yaml").write_text(LAUGHS + "\nname: x\ntasks: {a: {argv: [echo]}}\n")
     (tmp_path / "ok.yaml").write_text(yaml.safe_dump({"name": "ok", "tasks": {"a": {"argv": ["true"]}}}))
+    (tmp_path / "podium.toml").write_text('allow_programs = ["true", "echo"]\n')
     cluster = LAUGHS + "\nnodes:\n  - name: n\n    capacity: {cpu: 2}\n    count: *a9\n    labels: *a9\n"
     (tmp_path / "laughs-cluster.yaml").write_text(cluster)
     return tmp_path

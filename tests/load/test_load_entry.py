@@ -10,6 +10,7 @@ import pytest
 
 from podium.errors import SpecError, UsageError
 from podium.load import Config, load_config, load_source, load_workflow, parse_params
+from podium.policy import Policy
 from podium.registry import Registry
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "specs"
@@ -39,21 +40,28 @@ def write(path: Path, text: str) -> Path:
 
 def test_yaml_source_is_json_and_reloads(tmp_path: Path) -> None:
     spec = write(tmp_path / "w.yaml", "tasks:\n  a: {argv: [echo, hi]}\n")
-    loaded = load_workflow(spec, cwd=tmp_path)
+    loaded = load_workflow(spec, cwd=tmp_path, allow_programs=["echo"])
     source = json.loads(json.dumps(loaded.source))
     assert source == {
         "kind": "yaml",
         "path": str(spec.resolve()),
         "sha256": loaded.source["sha256"],
         "allow_modules": [],
+        "allow": {
+            "modules": [],
+            "root": str(tmp_path.resolve()),
+            "module_paths": [],
+            "secrets_dir": None,
+            "policy": Policy(programs=("echo",)).to_json(),
+        },
         "flow": None,
     }
-    assert load_source(source) == loaded.workflow
+    assert load_source(source) == loaded.workflow  # what was granted comes with the source
 
 
 def test_load_source_refuses_a_changed_file(tmp_path: Path) -> None:
     spec = write(tmp_path / "w.yaml", "tasks:\n  a: {argv: [echo, hi]}\n")
-    source = load_workflow(spec, cwd=tmp_path).source
+    source = load_workflow(spec, cwd=tmp_path, allow_programs=["echo"]).source
     spec.write_text("tasks:\n  a: {argv: [echo, changed]}\n")
     with pytest.raises(SpecError, match="the spec changed since the run started"):
         load_source(source)
@@ -118,11 +126,12 @@ def test_parse_params() -> None:
 
 
 def test_config_from_podium_toml_and_pyproject(tmp_path: Path) -> None:
-    assert load_config(tmp_path) == Config()
+    root = str(tmp_path.resolve())
+    assert load_config(tmp_path) == Config(root=root)
     write(tmp_path / "pyproject.toml", '[tool.podium]\nallow_modules = ["pkg_a"]\n')
     assert load_config(tmp_path).allow_modules == ("pkg_a",)
     write(tmp_path / "podium.toml", 'allow_modules = ["pkg_b", "pkg_c.sub"]\n')
-    assert load_config(tmp_path) == Config(("pkg_b", "pkg_c.sub"), str(tmp_path / "podium.toml"))
+    assert load_config(tmp_path) == Config(("pkg_b", "pkg_c.sub"), str(tmp_path / "podium.toml"), root)
     write(tmp_path / "podium.toml", "allow_modules = 3\n")
     with pytest.raises(SpecError, match="allow_modules: expected a list of module names"):
         load_config(tmp_path)
@@ -143,6 +152,6 @@ def test_config_allows_modules_for_specs(tmp_path: Path) -> None:
 
 
 def test_example_specs_all_load() -> None:
+    """From their folder, whose podium.toml grants what they use."""
     for path in sorted(EXAMPLES.glob("*.yaml")):
-        images = ["localhost/podium-busybox"]
-        assert load_workflow(path, allow_modules=["demo_tasks"], allow_images=images).workflow.tasks
+        assert load_workflow(path, cwd=EXAMPLES, registry=Registry()).workflow.tasks

@@ -11,9 +11,10 @@ import pytest
 
 import podium
 from podium.errors import SpecError
-from podium.load import Limits, load_workflow
+from podium.load import Config, Limits, load_workflow
 from podium.load.spec import load_spec, parse_string
 from podium.model import Const, Param, Ref, Resources, RetryPolicy, Template, When
+from podium.policy import Policy
 from podium.registry import Registry
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "specs"
@@ -25,8 +26,13 @@ def step(x: object = None, y: object = None) -> object:
     return x
 
 
+#: Tests not about programs let a spec run any (shell tasks here name placeholders like ``x``).
+ANY_PROGRAM = Config(policy=Policy(programs=("*",)))
+
+
 def load(text: str, fmt: str = "yaml", **kw: object) -> podium.Workflow:
     kw.setdefault("allow_modules", [MOD])
+    kw.setdefault("config", ANY_PROGRAM)
     return load_spec(textwrap.dedent(text).encode(), "spec.yaml" if fmt == "yaml" else "spec.json", fmt, **kw)  # type: ignore[arg-type]
 
 
@@ -62,7 +68,7 @@ def test_parse_string_rejects_malformed(bad: str) -> None:
 
 # -- equality with the Python API ---------------------------------------------------------------
 def test_example_yaml_and_python_flow_build_equal_workflows() -> None:
-    spec = load_workflow(EXAMPLES / "pipeline.yaml", allow_modules=["demo_tasks"])
+    spec = load_workflow(EXAMPLES / "pipeline.yaml", cwd=EXAMPLES)  # its podium.toml grants the rest
     flow = load_workflow(EXAMPLES / "pipeline_flow.py")
     assert spec.workflow == flow.workflow
     wf = spec.workflow
@@ -195,7 +201,7 @@ def test_disallowed_module_is_never_imported() -> None:
 
 def test_unknown_function_in_allowed_module_names_the_task() -> None:
     text = problems(f"tasks:\n  t: {{call: '{MOD}:nope'}}\n", registry=Registry())
-    assert "tasks.t.call" in text and "has no 'nope'" in text
+    assert "tasks.t.call" in text and "'nope' is not defined in module" in text
 
 
 def test_many_problems_listed_together() -> None:
@@ -244,11 +250,15 @@ def test_task_limit() -> None:
     assert "3 tasks, over the limit of 2" in text
 
 
-def test_module_next_to_the_spec_is_found_when_allowed(tmp_path: Path) -> None:
+def test_module_next_to_the_spec_is_found_when_its_folder_is_given(tmp_path: Path) -> None:
     (tmp_path / "sidecar_tasks_mod.py").write_text("def go(x=1):\n    return x\n")
     (tmp_path / "s.yaml").write_text("tasks:\n  t: {call: 'sidecar_tasks_mod:go', args: {x: 2}}\n")
+    with pytest.raises(SpecError, match="was not found"):
+        load_workflow(tmp_path / "s.yaml", allow_modules=["sidecar_tasks_mod"], registry=Registry())
     reg = Registry()
-    loaded = load_workflow(tmp_path / "s.yaml", allow_modules=["sidecar_tasks_mod"], registry=reg)
+    loaded = load_workflow(
+        tmp_path / "s.yaml", allow_modules=["sidecar_tasks_mod"], module_paths=[tmp_path], registry=reg
+    )
     assert reg.resolve("sidecar_tasks_mod:go")(x=5) == 5
     assert loaded.workflow.tasks["t"].call == "sidecar_tasks_mod:go"
     with pytest.raises(SpecError, match="not allowed"):

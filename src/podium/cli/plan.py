@@ -17,11 +17,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import click
 
 from podium.cli import cli
+from podium.cli.grants import grant_options
 from podium.errors import SpecError, UsageError
 from podium.model.cluster import Cluster, Node
 from podium.model.problem import PlanRequest, PlanTask
@@ -43,10 +45,7 @@ from podium.planner.plan import Plan, plan
 @click.option("--time-limit", type=float, default=0.0, show_default=True, help="seconds to improve the plan")
 @click.option("--json", "as_json", is_flag=True, help="print the plan as JSON")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="write a Gantt chart page")
-@click.option("--allow-module", "allow", multiple=True, help="module a spec's tasks may name (repeatable)")
-@click.option(
-    "--allow-image", "images", multiple=True, help="image a spec's container tasks may run (repeatable)"
-)
+@grant_options
 def plan_command(
     file: str,
     cluster_file: str | None,
@@ -58,8 +57,7 @@ def plan_command(
     time_limit: float,
     as_json: bool,
     html_out: str | None,
-    allow: tuple[str, ...],
-    images: tuple[str, ...] = (),
+    grants: Mapping[str, Sequence[str]],
 ) -> None:
     """Plan FILE (.stg, WfCommons .json or a Podium spec) to minimise alpha*T + beta*R."""
     if cluster_file and processors is not None:
@@ -73,7 +71,7 @@ def plan_command(
         raise UsageError("give --alpha/--beta, --deadline or --budget, not several")
     if not Path(file).is_file():
         raise UsageError(f"{file}: no such file")
-    request, sources, spec_objective = _read(file, allow, images)
+    request, sources, spec_objective = _read(file, grants)
     if processors is not None:
         cluster = Cluster.of(
             Node(f"p{i}", Resources(cpu=1.0), prices={"cpu": 1.0}) for i in range(processors)
@@ -122,7 +120,7 @@ def plan_json(p: Plan) -> dict[str, object]:
 
 
 def _read(
-    file: str, allow: tuple[str, ...] = (), images: tuple[str, ...] = ()
+    file: str, grants: Mapping[str, Sequence[str]] | None = None
 ) -> tuple[PlanRequest, dict[str, str], Objective | None]:
     suffix = Path(file).suffix.lower()
     if suffix == ".stg":
@@ -141,7 +139,7 @@ def _read(
         ) from None
     from podium.planner.estimates import estimate
 
-    loaded = load_workflow(file, allow_modules=allow, allow_images=images)
+    loaded = load_workflow(file, **(grants or {}))
     wf = loaded.workflow
     durations: dict[str, float] = {}
     sources: dict[str, str] = {}

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from podium.cli import RunInterrupted, RunNotSucceeded, cli
+from podium.cli.grants import grant_options
 from podium.errors import UsageError
 
 
@@ -122,8 +123,6 @@ def _execute(
 @cli.command("run")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Run parameter.")
-@click.option("--allow-module", multiple=True, metavar="MODULE", help="Allow Python tasks from MODULE.")
-@click.option("--allow-image", multiple=True, metavar="IMAGE", help="Allow container tasks to run IMAGE.")
 @click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
 @click.option("--cluster", type=click.Path(dir_okay=False), help="Cluster file of local nodes.")
 @click.option("--run-id", metavar="ID", help="Run id; an existing id resumes that run (idempotent).")
@@ -147,10 +146,11 @@ def _execute(
 )
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
 @click.option("--ray", "ray_address", metavar="ADDRESS", help=_RAY_HELP)
+@grant_options
 def run_cmd(
     file: str,
     params: Sequence[str],
-    allow_module: Sequence[str],
+    grants: Mapping[str, Sequence[str]],
     store_url: str | None,
     cluster: str | None,
     run_id: str | None,
@@ -162,7 +162,6 @@ def run_cmd(
     oom_growth: float = 2.0,
     oom_cap: str | None = None,
     plan_time: float = 0.0,
-    allow_image: Sequence[str] = (),
 ) -> None:
     """Run the workflow in FILE (.yaml, .yml, .json or .py) to the end."""
     from podium.load import load_workflow, parse_params
@@ -175,7 +174,7 @@ def run_cmd(
         cap = parse_size(oom_cap) if oom_cap is not None else None
     except ValueError as e:
         raise UsageError(f"--oom-cap: {e}") from None
-    loaded = load_workflow(file, allow_modules=allow_module, allow_images=allow_image)
+    loaded = load_workflow(file, **grants)
     given = parse_params(list(params))
     workflow = replace(loaded.workflow, fail_fast=False) if keep_going else loaded.workflow
     source = dict(loaded.source, keep_going=True) if keep_going else loaded.source

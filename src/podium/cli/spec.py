@@ -8,12 +8,13 @@ parameters given with ``-p`` and tasks no node can ever hold) is reported at onc
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
 
 from podium.cli import cli
+from podium.cli.grants import grant_options
 from podium.errors import SpecError
 from podium.load import Limits, load_workflow, parse_params
 from podium.model.task import Ref, walk_exprs
@@ -45,33 +46,14 @@ def _limit_options(fn: Any) -> Any:
         show_default=True,
         help="Largest spec file accepted, in bytes.",
     )(fn)
-    fn = click.option(
-        "--allow-module",
-        "allow_modules",
-        multiple=True,
-        metavar="MODULE",
-        help="Allow Python tasks from MODULE (repeatable; also allow_modules in podium.toml).",
-    )(fn)
-    fn = click.option(
-        "--allow-image",
-        "allow_images",
-        multiple=True,
-        metavar="IMAGE",
-        help="Allow container tasks to run IMAGE (repeatable; also allow_images in podium.toml).",
-    )(fn)
-    return fn
+    return grant_options(fn)
 
 
 def _load(
-    file: str,
-    allow_modules: Sequence[str],
-    max_bytes: int,
-    max_tasks: int,
-    max_depth: int,
-    allow_images: Sequence[str] = (),
+    file: str, grants: Mapping[str, Sequence[str]], max_bytes: int, max_tasks: int, max_depth: int
 ) -> Workflow:
     limits = Limits(max_bytes=max_bytes, max_tasks=max_tasks, max_depth=max_depth)
-    return load_workflow(file, allow_modules=allow_modules, limits=limits, allow_images=allow_images).workflow
+    return load_workflow(file, limits=limits, **grants).workflow
 
 
 @cli.command()
@@ -90,16 +72,15 @@ def _load(
 )
 def validate(
     file: str,
-    allow_modules: tuple[str, ...],
+    grants: Mapping[str, Sequence[str]],
     max_bytes: int,
     max_tasks: int,
     max_depth: int,
     params: tuple[str, ...],
     cluster: str | None,
-    allow_images: tuple[str, ...] = (),
 ) -> None:
     """Check a spec (YAML, JSON or a Python flow FILE.py[:FLOW]) without running it."""
-    wf = _load(file, allow_modules, max_bytes, max_tasks, max_depth, allow_images)
+    wf = _load(file, grants, max_bytes, max_tasks, max_depth)
     problems = []
     if params:
         try:
@@ -142,15 +123,14 @@ def _cluster(path: str | None) -> Any:
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
 def graph(
     file: str,
-    allow_modules: tuple[str, ...],
+    grants: Mapping[str, Sequence[str]],
     max_bytes: int,
     max_tasks: int,
     max_depth: int,
     fmt: str,
-    allow_images: tuple[str, ...] = (),
 ) -> None:
     """Print the DAG of a spec as Mermaid or Graphviz DOT (maps and branches shown)."""
-    wf = _load(file, allow_modules, max_bytes, max_tasks, max_depth, allow_images)
+    wf = _load(file, grants, max_bytes, max_tasks, max_depth)
     click.echo(mermaid(wf) if fmt == "mermaid" else dot(wf))
 
 

@@ -24,6 +24,7 @@ from podium.load.config import Config, load_config
 from podium.load.limits import Limits
 from podium.load.params import parse_params
 from podium.model.workflow import Workflow
+from podium.policy import Policy
 from podium.registry import REGISTRY, Registry
 
 __all__ = [
@@ -68,19 +69,24 @@ def load_workflow(
     registry: Registry = REGISTRY,
     limits: Limits | None = None,
     cwd: str | Path | None = None,
+    *,
+    module_paths: Iterable[str | Path] = (),
+    allow_programs: Iterable[str] = (),
+    allow_hosts: Iterable[str] = (),
+    allow_env: Iterable[str] = (),
     allow_images: Iterable[str] = (),
 ) -> Loaded:
     """Load and validate the workflow in ``path``. ``SpecError`` lists every problem.
 
-    Modules allowed: those in ``podium.toml``/``pyproject.toml`` of ``cwd`` (default: the
-    current directory) plus ``allow_modules``; container images likewise (``allow_images``).
+    Granted: what ``podium.toml``/``pyproject.toml`` of ``cwd`` (default: the current
+    directory, the project root) grants, plus the arguments (modules, folders to find modules
+    in, programs, hosts, environment variables, container images).
     """
     file, flow_name = split_target(path)
-    config = load_config(cwd)
-    allow = tuple(dict.fromkeys((*config.allow_modules, *allow_modules)))
-    images = tuple(dict.fromkeys((*config.allow_images, *allow_images)))
-    shown = str(path) if flow_name is None else str(file)
-    return _load(file, shown, flow_name, allow, registry, limits, allow_images=images)
+    config = load_config(cwd).widen(
+        allow_modules, module_paths, allow_programs, allow_hosts, allow_env, allow_images
+    )
+    return _load(file, str(path) if flow_name is None else str(file), flow_name, config, registry, limits)
 
 
 def load_source(
@@ -90,19 +96,32 @@ def load_source(
     kind, path, digest = source.get("kind"), source.get("path"), source.get("sha256")
     if kind not in ("yaml", "json", "python") or not isinstance(path, str) or not isinstance(digest, str):
         raise SpecError(f"run source is incomplete or unknown: {dict(source)!r}")
-    allow = tuple(source.get("allow_modules") or ())
-    images = tuple(source.get("allow_images") or ())
-    loaded = _load(
-        Path(path),
-        path,
-        source.get("flow"),
-        allow,
-        registry,
-        limits,
-        expect_sha256=digest,
-        allow_images=images,
-    )
+    config = Config.from_source(source.get("allow") or {}, source.get("allow_modules") or ())
+    if source.get("allow_images"):  # a run recorded before images joined the grants
+        config = config.widen(images=source["allow_images"])
+    loaded = _load(Path(path), path, source.get("flow"), config, registry, limits, expect_sha256=digest)
     return loaded.workflow
+
+
+def same_source(started: Mapping[str, Any], now: Mapping[str, Any], run_id: str) -> None:
+    """Refuse to continue run ``run_id`` (started from ``started``) with the spec loaded now
+    from ``now`` unless both are the same file with the same bytes and the same flow."""
+    for key, what in (("path", "file"), ("flow", "flow")):
+        if started.get(key) != now.get(key):
+            raise SpecError(
+                f"run {run_id!r} was started from {what} {started.get(key)!r}, not {now.get(key)!r}: "
+                "resume it with `podium resume` or start a new run (another --run-id)"
+            )
+    old, new = str(started.get("sha256", "")), str(now.get("sha256", ""))
+    if old != new:
+        raise SpecError(_changed(str(now.get("path")), old, new))
+
+
+def _changed(shown: str, old: str, new: str) -> str:
+    return (
+        f"{shown}: the spec changed since the run started (sha256 {old[:12]}... is now "
+        f"{new[:12]}...); restore the original file or start a new run"
+    )
 
 
 def _read(file: Path, shown: str) -> bytes:
@@ -120,7 +139,7 @@ def _load(
     file: Path,
     shown: str,
     flow_name: str | None,
-    allow: tuple[str, ...],
+    config: Config,
     registry: Registry,
     limits: Limits | None,
     expect_sha256: str | None = None,
@@ -134,41 +153,48 @@ def _load(
     data = _read(file, shown)
     digest = hashlib.sha256(data).hexdigest()
     if expect_sha256 is not None and digest != expect_sha256:
-        raise SpecError(
-            f"{shown}: the spec changed since the run started (sha256 {expect_sha256[:12]}... is now "
-            f"{digest[:12]}...); restore the original file or start a new run"
-        )
+        raise SpecError(_changed(shown, expect_sha256, digest))
     absolute = str(file.resolve())
-    source: dict[str, Any] = {"path": absolute, "sha256": digest, "allow_modules": list(allow)}
-    if allow_images:
-        source["allow_images"] = list(allow_images)
-    for m in allow:
-        if m not in registry.snapshot():
-            registry.allow(m)
+    source: dict[str, Any] = {
+        "path": absolute,
+        "sha256": digest,
+        "allow_modules": list(config.allow_modules),
+        "allow": config.to_source(),
+    }
+    config.apply(registry)
     if suffix == ".py":
         flow = _python_flow(file, shown, flow_name, registry, limits, len(data))
         try:
             wf = flow.build()
         except SpecError as e:
             raise SpecError(e.problems, source=shown) from None
+        _check_grants(wf, config, registry, shown)
         return Loaded(wf, {"kind": "python", **source, "flow": flow.name})
     if flow_name is not None:
         raise SpecError(f"{shown}: ':{flow_name}' selects a flow in a .py file only")
     from podium.load.spec import load_spec
 
     fmt = SPEC_SUFFIXES[suffix]
-    wf = load_spec(
-        data,
-        shown,
-        fmt,
-        allow_modules=allow,
-        registry=registry,
-        limits=limits,
-        base_dir=file.resolve().parent,
-        default_name=file.stem,
-        allow_images=allow_images,
-    )
+    wf = load_spec(data, shown, fmt, registry=registry, limits=limits, default_name=file.stem, config=config)
     return Loaded(wf, {"kind": "yaml" if fmt == "yaml" else "json", **source, "flow": None})
+
+
+def _check_grants(wf: Workflow, config: Config, registry: Registry, shown: str) -> None:
+    """A flow is code the user runs, so the programs and hosts it names literally are granted
+    (as its own module is); a program chosen by an expression, loader environment variables,
+    URL schemes and credentials are held to the same rules as a spec's."""
+    from podium.load.grants import literal_grants, task_problems
+
+    programs, hosts = literal_grants(wf.tasks.values())
+    policy = config.policy.widen(programs, hosts)
+    problems = [
+        Problem(f"tasks.{name}." + ".".join(str(p) for p in sub), msg)
+        for name, t in wf.tasks.items()
+        for sub, msg in task_problems(t.kind, t.config, policy)
+    ]
+    if problems:
+        raise SpecError(problems, source=shown)
+    registry.grant(Policy(programs=programs, hosts=hosts))
 
 
 def _python_flow(

@@ -18,7 +18,7 @@ from podium.model.container import NETWORKS
 from podium.model.task import ISOLATIONS, KINDS, TRIGGERS
 from podium.model.workflow import PARAM_TYPES
 
-TOP_KEYS = ("name", "description", "objective", "fail_fast", "params", "tasks")
+TOP_KEYS = ("name", "description", "objective", "fail_fast", "params", "secrets", "tasks")
 OBJECTIVE_KEYS = ("alpha", "beta", "deadline", "budget")
 PARAM_KEYS = ("type", "default", "description")
 RETRY_KEYS = ("attempts", "delay", "backoff", "max_delay", "jitter", "on")
@@ -201,6 +201,18 @@ def json_schema() -> dict[str, Any]:
             },
             "fail_fast": {"type": "boolean"},
             "params": {"type": "object", "additionalProperties": param},
+            "secrets": {
+                "type": "object",
+                "description": "secrets the spec uses as ${secrets.NAME}: {env: VARIABLE} or {file: PATH}",
+                "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_\-]*$"},
+                "additionalProperties": {
+                    "oneOf": [
+                        {"type": "object", "properties": {"env": {"type": "string"}}, "required": ["env"]},
+                        {"type": "object", "properties": {"file": {"type": "string"}}, "required": ["file"]},
+                    ],
+                    "additionalProperties": False,
+                },
+            },
             "tasks": {
                 "type": "object",
                 "minProperties": 1,

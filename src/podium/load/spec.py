@@ -16,7 +16,6 @@ Invariants:
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,6 +25,10 @@ from typing import Any
 from podium.errors import Problem, SpecError
 from podium.load import options
 from podium.load.containers import read_container
+from podium.load.calls import check_call
+from podium.load.config import Config
+from podium.load.exprs import has_expr, parse_string
+from podium.load.grants import task_problems
 from podium.load.schema import (
     ALL_TASK_KEYS,
     COMMON_TASK_KEYS,
@@ -37,75 +40,16 @@ from podium.load.schema import (
     WHEN_KEYS,
     did_you_mean,
 )
+from podium.load.secrets import check_secret, read_secrets
 from podium.load.yamlsafe import Document, Limits, read_document
 from podium.model.task import KINDS, Const, Param, Ref, RetryPolicy, TaskSpec, Template, When
 from podium.model.workflow import PARAM_TYPES, REQUIRED, Objective, ParamSpec, Workflow
 from podium.registry import REGISTRY, Registry
+from podium.secrets import Secret
+
+__all__ = ["load_spec", "parse_string"]
 
 P = tuple[str | int, ...]
-
-
-def parse_string(text: str) -> str | Ref | Param | Template:
-    """Interpret ``${...}`` in ``text``: a plain ``str`` (escapes resolved), or an expression.
-
-    Raises ``ValueError`` for an unterminated or malformed ``${...}``.
-    """
-    if "$" not in text:
-        return text
-    parts: list[str | Ref | Param] = []
-    buf: list[str] = []
-    i = 0
-    while i < len(text):
-        if text.startswith("$${", i):
-            buf.append("${")
-            i += 3
-        elif text.startswith("${", i):
-            end = text.find("}", i + 2)
-            if end < 0:
-                raise ValueError(f"unterminated '${{' in {text!r} (write $${{ for a literal '${{')")
-            expr = parse_reference(text[i + 2 : end])
-            if buf:
-                parts.append("".join(buf))
-                buf = []
-            parts.append(expr)
-            i = end + 1
-        else:
-            buf.append(text[i])
-            i += 1
-    if buf:
-        parts.append("".join(buf))
-    if not parts:
-        return ""
-    if all(isinstance(p, str) for p in parts):
-        return "".join(parts)  # type: ignore[arg-type]
-    if len(parts) == 1:
-        return parts[0]
-    return Template(tuple(parts))
-
-
-def parse_reference(body: str) -> Ref | Param:
-    """``task.key.0`` -> ``Ref("task", ("key", 0))``; ``params.n`` -> ``Param("n")``."""
-    segs = body.split(".")
-    if not body or any(not s or s != s.strip() for s in segs):
-        raise ValueError(
-            f"malformed expression '${{{body}}}': use ${{task}}, ${{task.key}} or ${{params.name}}"
-        )
-    if segs[0] == "params":
-        if len(segs) != 2:
-            raise ValueError(f"malformed parameter reference '${{{body}}}': use ${{params.name}}")
-        return Param(segs[1])
-    path = tuple(int(s) if s.isascii() and s.isdigit() else s for s in segs[1:])
-    return Ref(segs[0], path)
-
-
-def _has_expr(value: Any) -> bool:
-    if isinstance(value, Ref | Param | Template):
-        return True
-    if isinstance(value, dict):
-        return any(_has_expr(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_expr(v) for v in value)
-    return False
 
 
 def load_spec(
@@ -115,39 +59,42 @@ def load_spec(
     allow_modules: Iterable[str] = (),
     registry: Registry | None = None,
     limits: Limits | None = None,
-    base_dir: str | Path | None = None,
     default_name: str | None = None,
-    allow_images: Iterable[str] = (),
+    config: Config | None = None,
 ) -> Workflow:
-    """Bytes of a spec document -> validated Workflow. ``SpecError`` lists every problem."""
+    """Bytes of a spec document -> validated Workflow. ``SpecError`` lists every problem.
+
+    ``config`` is what the user granted (default: the ``allow_modules`` given, nothing else,
+    modules found in the installed packages and the current folder)."""
     lim = limits or Limits()
+    cfg = (config or Config()).widen(allow_modules)
+    reg = registry or REGISTRY
+    cfg.apply(reg)
     doc = read_document(data, name, fmt, lim)
     fallback = default_name or Path(name).stem or "workflow"
-    reader = _SpecReader(doc, tuple(allow_modules), registry or REGISTRY, lim, base_dir, fallback)
-    reader.allow_images = tuple(allow_images)
-    return reader.workflow()
+    return _SpecReader(doc, cfg, reg, lim, fallback).workflow()
 
 
 class _SpecReader:
     def __init__(
         self,
         doc: Document,
-        allow_modules: tuple[str, ...],
+        config: Config,
         registry: Registry,
         limits: Limits,
-        base_dir: str | Path | None,
         default_name: str | None,
     ):
         self.doc = doc
-        self.allow = allow_modules
+        self.config = config
+        self.allow = config.allow_modules
         self.registry = registry
         self.limits = limits
-        self.base_dir = Path(base_dir) if base_dir is not None else None
         self.default_name = default_name or "workflow"
+        self.secrets: dict[str, Secret] = {}
         self.problems: list[Problem] = list(doc.problems)
         self.refs: list[tuple[P, str]] = []  # (where, task name) to check once all tasks are known
         self.params_used: list[tuple[P, str]] = []
-        self.allow_images: tuple[str, ...] = ()  # container images the caller allowed
+        self.allow_images = config.policy.images  # container images the user granted
 
     # -- reporting -------------------------------------------------------------------------
     def err(self, path: Sequence[str | int], message: str, key: bool = False) -> None:
@@ -190,6 +137,10 @@ class _SpecReader:
         if not self._expect(fail_fast, bool, ("fail_fast",), "true or false"):
             fail_fast = True
         objective = self._objective(data.get("objective"))
+        if "secrets" in data:
+            self.secrets, found = read_secrets(data["secrets"], self.config)
+            for sub, msg in found:
+                self.err(("secrets", *sub), msg)
         params = self._params(data.get("params"))
         tasks = self._tasks(data.get("tasks"))
         self._check_refs({t.name for t in tasks}, {p.name for p in params})
@@ -312,6 +263,9 @@ class _SpecReader:
             fields.update(read_container(self, body, path))
         else:
             fields["config"] = self._shell(body, path)
+        if known_kind:
+            for sub, msg in task_problems(kind, fields.get("config", {}), self.config.policy):
+                self.err((*path, *sub), msg)
         issues: options.Issues = []
         res = body.get("resources", {})
         if self._expect(res, dict, (*path, "resources"), "a mapping like {cpu: 1, memory: 512MiB}"):
@@ -486,7 +440,24 @@ class _SpecReader:
                 self.refs.append((path, part.task))
             elif isinstance(part, Param):
                 self.params_used.append((path, part.name))
+        if isinstance(value, Secret):
+            return self._secret(value, path)
+        if isinstance(value, Template) and any(isinstance(p, Secret) for p in value.parts):
+            return Template(tuple(self._secret(p, path) if isinstance(p, Secret) else p for p in value.parts))
         return value
+
+    def _secret(self, ref: Secret, path: P) -> Secret:
+        """``${secrets.X}`` -> the secret declared as X; ``${env.X}`` checked against allow_env."""
+        secret = ref if ref.env is not None else self.secrets.get(ref.name)
+        if secret is None:
+            known = ", ".join(self.secrets) or "none"
+            self.err(path, f"uses undeclared secret {ref.name!r} (declared in secrets: {known})")
+            return ref
+        if ref.env is not None:
+            msg = check_secret(secret, self.config)
+            if msg is not None:
+                self.err(path, msg)
+        return secret
 
     def _plain(self, value: Any, path: P) -> Any:
         """Kind settings: strings may hold expressions, other values stay as they are."""
@@ -501,7 +472,7 @@ class _SpecReader:
     def _arg(self, value: Any, path: P) -> Any:
         """An argument: an expression, a structure holding expressions, or a ``Const``."""
         converted = self._plain(value, path)
-        if isinstance(converted, Ref | Param | Template) or _has_expr(converted):
+        if has_expr(converted):
             return converted
         return Const(converted)
 
@@ -518,33 +489,9 @@ class _SpecReader:
                 "or allow_modules in podium.toml",
             )
             return
-        self._make_importable(module)
-        try:
-            self.registry.resolve(call)
-        except SpecError as e:
-            self.err(path, "; ".join(p.message for p in e.problems))
-        except Exception as e:  # the user's module raised while being imported
-            self.err(path, f"importing {module!r} failed: {type(e).__name__}: {e}")
-
-    def _make_importable(self, module: str) -> None:
-        """Allow the module in the registry; a top-level module found as a file next to the
-        spec (or in the current directory) is allowed with that file path."""
-        snapshot = self.registry.snapshot()
-        for m in self.allow:
-            if m not in snapshot:
-                self.registry.allow(m)
-        if "." in module or module in sys.modules or snapshot.get(module):
-            return
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):
-            found = False
-        if found:
-            return
-        for d in (self.base_dir, Path.cwd()):
-            if d is not None and (d / f"{module}.py").is_file():
-                self.registry.allow(module, str((d / f"{module}.py").resolve()))
-                return
+        problem = check_call(call, self.config.folders(), self.registry)
+        if problem is not None:
+            self.err(path, problem)
 
     def _check_refs(self, tasks: set[str], params: set[str]) -> None:
         for path, name in self.refs:
