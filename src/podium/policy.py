@@ -183,6 +183,13 @@ def host_entry_problem(entry: str) -> str | None:
     return f"{entry!r} is not a host name, *.domain, IP address or network"
 
 
+def program_refusal(program: str) -> str:
+    return (
+        f"program {program!r} is not allowed: allow it with --allow-program {program} "
+        "or allow_programs in podium.toml"
+    )
+
+
 def env_key_problem(key: object) -> str | None:
     """Why ``key`` cannot be the name of an environment variable a task sets, or None."""
     if not isinstance(key, str) or not key:

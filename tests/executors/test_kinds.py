@@ -13,8 +13,23 @@ from executor_helpers import make_call
 
 from podium.errors import TaskFailedError
 from podium.executors import ProcessExecutor, ThreadExecutor
+from podium.policy import Policy
 from podium.registry import Registry
 from podium.types import Executor
+
+#: What these tests' calls use: the programs below and the test HTTP server on loopback.
+GRANTED = Policy(programs=("printenv", "pwd", "sh", "podium-no-such-command"), hosts=("127.0.0.1",))
+
+
+@pytest.fixture
+def registry(flow_file: Path) -> Registry:
+    """The flow module of these tests, and the programs and hosts their calls use."""
+    from executor_helpers import FLOW_MODULE
+
+    r = Registry()
+    r.load_file(flow_file, FLOW_MODULE)
+    r.grant(GRANTED)
+    return r
 
 
 @pytest.fixture(params=["thread", "process"])

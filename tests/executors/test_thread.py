@@ -12,6 +12,7 @@ from executor_helpers import gone, make_call, wait_until
 
 from podium.errors import TaskFailedError
 from podium.executors import ThreadExecutor
+from podium.policy import Policy
 from podium.registry import Registry
 
 
@@ -93,10 +94,16 @@ def test_max_workers_caps_the_pool(registry: Registry) -> None:
         ex.submit(make_call("add", a=1, b=1))
 
 
+def _shell_registry() -> Registry:
+    reg = Registry()
+    reg.grant(Policy(programs=("sh",)))
+    return reg
+
+
 def test_shell_timeout_kills_the_command(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
     argv = ["sh", "-c", f'echo $$ > "{pidfile}.tmp"; mv "{pidfile}.tmp" "{pidfile}"; exec sleep 60']
-    ex = ThreadExecutor(registry=Registry())
+    ex = ThreadExecutor(registry=_shell_registry())
     fut = ex.submit(make_call(kind="shell", timeout=0.5, config={"argv": argv}))
     assert fut.exception(timeout=30).record.kind == "timeout"
     assert wait_until(pidfile.exists)
@@ -107,7 +114,7 @@ def test_shell_timeout_kills_the_command(tmp_path: Path) -> None:
 def test_kill_of_a_shell_call_kills_the_command(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
     argv = ["sh", "-c", f'echo $$ > "{pidfile}.tmp"; mv "{pidfile}.tmp" "{pidfile}"; exec sleep 60']
-    ex = ThreadExecutor(registry=Registry())
+    ex = ThreadExecutor(registry=_shell_registry())
     fut = ex.submit(make_call(kind="shell", config={"argv": argv}))
     assert wait_until(pidfile.exists)
     ex.kill(fut)

@@ -3,34 +3,45 @@
 Kinds:
 - ``python``: ``registry.resolve(spec.call)(**kwargs)``; the function is found by name, never sent
   as code.
-- ``http``: one request with ``urllib`` built from ``config`` (``method``, ``url``, ``headers``,
-  ``json`` or ``body``); returns the parsed JSON if the response says JSON, else its text.
-  5xx, 408, 429 and connection errors are retryable failures; other 4xx are not.
+- ``http``: one request through the guarded client (``podium.executors.http``: http/https only,
+  public or allowed addresses, same-origin redirects, a deadline, a response size cap) built
+  from ``config`` (``method``, ``url``, ``headers``, ``json`` or ``body``); returns the parsed
+  JSON if the response says JSON, else its text. 5xx, 408, 429, timeouts and connection errors
+  are retryable failures; other 4xx and refusals are not.
 - ``shell``: ``argv`` (a list, never a string: no shell ever parses it) with ``env`` merged over
-  ``os.environ`` and ``cwd``; returns ``{"returncode", "stdout", "stderr"}``. The command runs in
-  its own process group so a timeout or kill takes its children too.
+  ``os.environ`` and ``cwd``; returns ``{"returncode", "stdout", "stderr"}``. ``argv[0]`` must be
+  a program the registry's policy allows (checked here again: a parameter may have chosen it)
+  and is looked up on this process's ``PATH``, never the task's. The command runs in its own
+  process group so a timeout or kill takes its children too. Each of stdout and stderr keeps
+  at most ``max_output_bytes`` (its first and last halves, with a line saying what was cut).
 - ``container``: one container per attempt (``podium.executors.container``: inputs as files, a
   JSON result file, limits, its own timeout that removes the container).
 
 Invariants: every failure leaves this module either as the user's own exception (python kind:
 the caller records it) or as ``TaskFailedError`` carrying an ``ErrorRecord`` with the right
-``kind`` and ``retryable`` flag; ``MemoryError`` is always classified as ``oom``.
-This module imports only leaves and model.
+``kind`` and ``retryable`` flag; ``MemoryError`` is always classified as ``oom``; secret values
+(``Sensitive`` strings in the call) and URL passwords are masked in shell output and in every
+message made here. This module imports only leaves and model.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import selectors
+import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from podium.errors import OOM, TIMEOUT, USER_ERROR, ErrorRecord, TaskFailedError
 from podium.executors.failure import failure
 from podium.model.task import TaskCall
+from podium.policy import Policy, env_key_problem, program_refusal
 from podium.registry import Registry
+from podium.secrets import redact, secrets_in
 
 #: Lines of stderr quoted in the message of a failed shell command.
 STDERR_TAIL_LINES = 10
@@ -67,9 +78,9 @@ def run_call(call: TaskCall, registry: Registry, on_process: OnProcess | None = 
     if kind == "python":
         return run_python(call, registry)
     if kind == "http":
-        return run_http(call)
+        return run_http(call, registry.policy)
     if kind == "shell":
-        return run_shell(call, on_process)
+        return run_shell(call, on_process, registry.policy)
     if kind == "container":
         from podium.executors.container import run_container
 
@@ -89,11 +100,11 @@ def run_python(call: TaskCall, registry: Registry) -> Any:
 # --------------------------------------------------------------------------------------- http
 
 
-def run_http(call: TaskCall) -> Any:
-    import urllib.error
-    import urllib.request
+def run_http(call: TaskCall, policy: Policy | None = None) -> Any:
+    from podium.executors.http import HttpError, HttpRefused, fetch
 
     cfg = call.config
+    hidden = secrets_in(cfg)
     url = cfg.get("url")
     if not isinstance(url, str) or not url:
         raise failure(
@@ -108,27 +119,25 @@ def run_http(call: TaskCall) -> Any:
         body = cfg["body"]
         data = body if isinstance(body, bytes) else str(body).encode()
     method = str(cfg.get("method") or ("POST" if data is not None else "GET")).upper()
-    where = f"{method} {url}"
-    req = urllib.request.Request(url, data=data, headers=headers, method=method)
+    where = redact(f"{method} {url}", hidden)
     try:
-        with urllib.request.urlopen(req, timeout=call.timeout) as resp:
-            raw = resp.read()
-            ctype = resp.headers.get("Content-Type", "")
-            charset = resp.headers.get_content_charset() or "utf-8"
-    except urllib.error.HTTPError as e:
-        detail = _snippet(e.read())
-        retryable = e.code >= 500 or e.code in RETRYABLE_4XX
-        msg = f"{where} returned HTTP {e.code} {e.reason}" + (f": {detail}" if detail else "")
-        raise failure(USER_ERROR, "HTTPError", msg, retryable=retryable, status=e.code) from None
-    except TimeoutError:
-        raise failure(TIMEOUT, "TimeoutError", f"{where} timed out after {call.timeout}s") from None
-    except urllib.error.URLError as e:
-        if isinstance(e.reason, TimeoutError):
-            raise failure(TIMEOUT, "TimeoutError", f"{where} timed out after {call.timeout}s") from None
-        raise failure(USER_ERROR, "ConnectionError", f"{where} failed: {e.reason}") from None
-    except (ConnectionError, OSError) as e:
-        raise failure(USER_ERROR, "ConnectionError", f"{where} failed: {e}") from None
-    text = raw.decode(charset, errors="replace")
+        resp = fetch(method, str(url), headers=headers, body=data, policy=policy, timeout=call.timeout)
+    except HttpError as e:
+        kind, type_ = (TIMEOUT, "TimeoutError") if e.timeout else (USER_ERROR, "ConnectionError")
+        if isinstance(e, HttpRefused):
+            type_ = "HttpRefused"
+        raise failure(kind, type_, redact(str(e), hidden), retryable=e.retryable) from None
+    if resp.status >= 400:
+        detail = _snippet(resp.body)
+        retryable = resp.status >= 500 or resp.status in RETRYABLE_4XX
+        msg = f"{where} returned HTTP {resp.status} {resp.reason}" + (f": {detail}" if detail else "")
+        raise failure(USER_ERROR, "HTTPError", redact(msg, hidden), retryable=retryable, status=resp.status)
+    ctype = resp.headers.get("Content-Type", "")
+    charset = resp.headers.get_content_charset() or "utf-8"
+    try:
+        text = resp.body.decode(charset, errors="replace")
+    except LookupError:  # a charset Python does not know
+        text = resp.body.decode("utf-8", errors="replace")
     if "json" in ctype.lower():
         if not text.strip():
             return None
@@ -149,8 +158,11 @@ def _snippet(raw: bytes, limit: int = 200) -> str:
 # -------------------------------------------------------------------------------------- shell
 
 
-def run_shell(call: TaskCall, on_process: OnProcess | None = None) -> dict[str, Any]:
+def run_shell(
+    call: TaskCall, on_process: OnProcess | None = None, policy: Policy | None = None
+) -> dict[str, Any]:
     cfg = call.config
+    pol = policy or Policy()
     argv = cfg.get("argv")
     if isinstance(argv, str) or not isinstance(argv, tuple | list) or not argv:
         raise failure(
@@ -160,7 +172,9 @@ def run_shell(call: TaskCall, on_process: OnProcess | None = None) -> dict[str, 
             "(a command line string is never passed to a shell)",
             retryable=False,
         )
+    hidden = secrets_in(cfg)
     args = [str(a) for a in argv]
+    program = _program(call.task_id, args, cfg.get("env") or {}, pol)
     env = None
     if cfg.get("env"):
         env = dict(os.environ)
@@ -169,14 +183,13 @@ def run_shell(call: TaskCall, on_process: OnProcess | None = None) -> dict[str, 
     try:
         proc = subprocess.Popen(
             args,
+            executable=program,
             shell=False,
             env=env,
             cwd=str(cwd) if cwd else None,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
             start_new_session=True,
         )
     except FileNotFoundError as e:
@@ -187,31 +200,118 @@ def run_shell(call: TaskCall, on_process: OnProcess | None = None) -> dict[str, 
             f"shell task {call.task_id!r}: {what} not found ({e.strerror})",
             retryable=False,
         ) from None
-    except PermissionError as e:
+    except (PermissionError, ValueError) as e:
         raise failure(
             USER_ERROR,
-            "PermissionError",
-            f"shell task {call.task_id!r}: cannot run {args[0]!r} ({e.strerror})",
+            type(e).__name__,
+            f"shell task {call.task_id!r}: cannot run {args[0]!r} ({getattr(e, 'strerror', None) or e})",
             retryable=False,
         ) from None
     if on_process is not None:
         on_process(proc)
     try:
-        stdout, stderr = proc.communicate(timeout=call.timeout)
+        stdout, stderr = capture(proc, call.timeout, pol.max_output_bytes)
     except subprocess.TimeoutExpired:
         kill_group(proc.pid)
-        proc.communicate()
+        proc.wait()
         raise failure(TIMEOUT, "TimeoutError", f"{args[0]!r} timed out after {call.timeout}s") from None
     finally:
         # Whatever the command left running in its group goes with it.
         kill_group(proc.pid)
+    stdout, stderr = redact(stdout, hidden), redact(stderr, hidden)
     rc = proc.returncode
     if rc != 0:
         tail = "\n".join(stderr.rstrip().splitlines()[-STDERR_TAIL_LINES:])
         how = f"was killed by {_signame(-rc)}" if rc < 0 else f"exited with code {rc}"
         msg = f"{args[0]!r} {how}" + (f"; stderr:\n{tail}" if tail else "")
-        raise failure(USER_ERROR, "CommandFailed", msg, returncode=rc)
+        raise failure(USER_ERROR, "CommandFailed", redact(msg, hidden), returncode=rc)
     return {"returncode": rc, "stdout": stdout, "stderr": stderr}
+
+
+def _program(task_id: str, args: list[str], env: Mapping[str, Any], policy: Policy) -> str:
+    """The executable for ``args[0]`` if the policy allows it: a bare name is looked up on this
+    process's PATH (a ``PATH`` in the task's env cannot redirect it)."""
+    name = args[0]
+    if not policy.program_allowed(name):
+        raise failure(
+            USER_ERROR, "NotAllowed", f"shell task {task_id!r}: {program_refusal(name)}", retryable=False
+        )
+    for k in env:
+        why = env_key_problem(k)
+        if why is not None:
+            raise failure(USER_ERROR, "NotAllowed", f"shell task {task_id!r}: {why}", retryable=False)
+    if os.sep in name or "\x00" in name:
+        return name
+    found = shutil.which(name, path=os.environ.get("PATH", os.defpath))
+    if found is None:
+        raise failure(
+            USER_ERROR,
+            "FileNotFoundError",
+            f"shell task {task_id!r}: command {name!r} not found",
+            retryable=False,
+        )
+    return found
+
+
+class _Capped:
+    """The first and last ``limit // 2`` bytes of a stream, and how many bytes it had."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.half = max(1, limit // 2)
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def add(self, data: bytes) -> None:
+        self.total += len(data)
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if data:
+            self.tail += data
+            if len(self.tail) > self.half:
+                del self.tail[: len(self.tail) - self.half]
+
+    def text(self) -> str:
+        cut = self.total - len(self.head) - len(self.tail)
+        if cut <= 0:
+            return bytes(self.head + self.tail).decode("utf-8", errors="replace")
+        head = self.head.decode("utf-8", errors="replace")
+        tail = self.tail.decode("utf-8", errors="replace")
+        note = (
+            f"\n[... podium cut {cut} bytes here: the output was {self.total} bytes, over "
+            f"max_output_bytes ({self.limit}); its first and last {self.half} bytes are kept ...]\n"
+        )
+        return head + note + tail
+
+
+def capture(proc: subprocess.Popen[bytes], timeout: float | None, limit: int) -> tuple[str, str]:
+    """Read ``proc``'s stdout and stderr to the end (each capped to ``limit`` bytes) and wait
+    for it; ``subprocess.TimeoutExpired`` after ``timeout`` seconds."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    out, err = _Capped(limit), _Capped(limit)
+    sinks = {proc.stdout: out, proc.stderr: err}
+    try:
+        with selectors.DefaultSelector() as sel:
+            for f in sinks:
+                sel.register(f, selectors.EVENT_READ)  # type: ignore[arg-type]
+            while sel.get_map():
+                wait = None if deadline is None else deadline - time.monotonic()
+                if wait is not None and wait <= 0:
+                    raise subprocess.TimeoutExpired(proc.args, timeout or 0)
+                for key, _ in sel.select(wait):
+                    data = os.read(key.fd, 65536)
+                    if data:
+                        sinks[key.fileobj].add(data)  # type: ignore[index]
+                    else:
+                        sel.unregister(key.fileobj)
+    finally:
+        for f in sinks:
+            f.close()  # type: ignore[union-attr]
+    proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    return out.text(), err.text()
 
 
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:

@@ -78,12 +78,14 @@ class Config:
         )
 
     def apply(self, registry: Registry) -> None:
-        """Grant this configuration's modules and policy in ``registry`` (what the run uses)."""
+        """Allow this configuration's modules in ``registry`` and make its policy the one the
+        run uses (replaced, not merged: a long-lived process loading specs of several
+        projects must not carry one project's grants into another's run)."""
         snapshot = registry.snapshot()
         for m in self.allow_modules:
             if m not in snapshot:
                 registry.allow(m)
-        registry.grant(self.policy)
+        registry.policy = self.policy
 
     def folders(self) -> tuple[Path, ...]:
         """Where allowed modules that are not installed packages are found, in order."""

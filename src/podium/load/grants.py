@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from podium.model.task import TaskSpec, Template
-from podium.policy import Policy, env_key_problem
+from podium.policy import Policy, env_key_problem, program_refusal
 
 Found = list[tuple[tuple[str | int, ...], str]]
 
@@ -66,13 +66,6 @@ def _shell(config: Mapping[str, Any], policy: Policy) -> Found:
     if isinstance(cwd, str) and "\x00" in cwd:
         out.append((("cwd",), "contains a NUL byte"))
     return out
-
-
-def program_refusal(program: str) -> str:
-    return (
-        f"program {program!r} is not allowed: allow it with --allow-program {program} "
-        "or allow_programs in podium.toml"
-    )
 
 
 def _http(config: Mapping[str, Any], policy: Policy) -> Found:
