@@ -1,7 +1,8 @@
 """Podium: plan and run AI workflows to minimise alpha*T + beta*R.
 
 The public API: declare tasks and flows with ``task``, ``flow``, ``each``, ``when``,
-``http``, ``shell``, ``container`` and ``template``; the model classes are re-exported for convenience.
+``http``, ``shell``, ``container``, ``template`` and ``secret``; the model classes are re-exported
+for convenience.
 Invariant: ``import podium`` stays light (no YAML parsing, no optional heavy dependencies).
 """
 
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 from podium.errors import PodiumError, SpecError
 from podium.load.containers import container
-from podium.load.python import Flow, Handle, Task, each, flow, http, shell, task, template, when
+from podium.load.declare import http, shell
+from podium.load.flow import Flow, flow
+from podium.load.python import Handle, Task, each, secret, task, template, when
 from podium.model import (
     REQUIRED,
     Cluster,
@@ -53,6 +56,7 @@ __all__ = [
     "each",
     "flow",
     "http",
+    "secret",
     "shell",
     "task",
     "template",

@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     except (Exception, KeyboardInterrupt) as e:
         if os.environ.get("PODIUM_DEBUG") and not isinstance(e, _EXPECTED):
             raise
-        click.echo(f"error: {message(e)}", err=True)
+        from podium.cli.terminal import safe  # messages quote specs and tasks: no raw escapes, no secrets
+
+        click.echo(f"error: {safe(message(e)).rstrip()}", err=True)
         sys.exit(exit_code(e))
     if isinstance(rv, int) and rv:  # click's own ``ctx.exit(code)``
         sys.exit(rv)

@@ -24,6 +24,7 @@ import click
 
 from podium.cli import cli
 from podium.cli.grants import grant_options
+from podium.cli.terminal import safe
 from podium.errors import SpecError, UsageError
 from podium.model.cluster import Cluster, Node
 from podium.model.problem import PlanRequest, PlanTask
@@ -177,7 +178,7 @@ def _print(p: Plan, cluster: Cluster, objective: Objective, sources: dict[str, s
     colours = ("blue", "magenta", "green", "yellow", "cyan", "red")
     shown = [n for n in by_node if by_node[n]][:40]
     for k, node in enumerate(shown):
-        line = Text(f"{node[:14]:>14} ")
+        line = Text(f"{safe(node)[:14]:>14} ")
         cells: list[tuple[str, str]] = [(" ", "")] * width
         for i, t in enumerate(by_node[node]):
             s = p.slots[t]

@@ -16,6 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from podium.cli.terminal import safe
 from podium.model import events as ev
 from podium.model import states as st
 from podium.model.events import Event
@@ -74,7 +75,7 @@ class Progress:
         bar_w = 30
         filled = int(bar_w * done / total)
         return Text.assemble(
-            (f"{self.run_id} ", "bold"),
+            (f"{safe(self.run_id)} ", "bold"),
             ("█" * filled + "░" * (bar_w - filled), "green"),
             f" done {done}/{total}  ",
             (f"running {running}  ", "cyan"),
@@ -116,19 +117,19 @@ def task_table(view: Any, limit: int = 200) -> Table:
         desc = " ".join(f"{k}={format_size(v)}" if k == "memory" else f"{k}={v:g}" for k, v in res.items())
         note = ""
         if t.state == st.SKIPPED and t.skip_reason:
-            note = t.skip_reason
+            note = safe(t.skip_reason)
         elif t.cached:
             note = "cached"
         elif t.children is not None:
             note = f"map of {t.children}"
-        table.add_row(
-            t.task_id,
+        table.add_row(  # Text, not str: a name from a spec is never read as rich markup
+            Text(safe(t.task_id)),
             Text(t.state, style=_STYLE.get(t.state, "")),
             str(t.attempt),
             _dur(t.duration),
-            t.node or "-",
-            desc or "-",
-            note,
+            Text(safe(t.node or "-")),
+            Text(safe(desc or "-")),
+            Text(note),
         )
     if len(rows) > limit:
         table.add_row(f"... {len(rows) - limit} more", "", "", "", "", "", "")
@@ -139,7 +140,8 @@ def _errors(view: Any) -> list[Text]:
     out = []
     for t in view.tasks.values():
         if t.state == st.FAILED and t.error:
-            out.append(Text(f"{t.task_id}: [{t.error.get('kind')}] {t.error.get('message')}", style="red"))
+            line = f"{t.task_id}: [{t.error.get('kind')}] {t.error.get('message')}"
+            out.append(Text(safe(line), style="red"))
     return out
 
 
@@ -148,7 +150,7 @@ def print_summary(result: Any) -> None:
     s = result.summary
     console = _console()
     line = Text.assemble(
-        (f"run {result.run_id} {result.status}", "bold green" if result.ok else "bold red"),
+        (f"run {safe(result.run_id)} {result.status}", "bold green" if result.ok else "bold red"),
         f"   T = {s.makespan:.3f} s   R = {s.cost:.6f}"
         f"   F = {s.alpha:g}*T + {s.beta:g}*R = {s.objective:.4f}",
     )
@@ -161,7 +163,7 @@ def print_view(record: Any, view: Any) -> None:
 
     console = _console()
     console.print(
-        Text(f"run {record.run_id}  workflow {record.workflow}  status {record.status}", style="bold")
+        Text(safe(f"run {record.run_id}  workflow {record.workflow}  status {record.status}"), style="bold")
     )
     console.print(task_table(view))
     for line in _errors(view):

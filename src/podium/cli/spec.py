@@ -15,6 +15,7 @@ import click
 
 from podium.cli import cli
 from podium.cli.grants import grant_options
+from podium.cli.terminal import safe
 from podium.errors import SpecError
 from podium.load import Limits, load_workflow, parse_params
 from podium.model.task import Ref, walk_exprs
@@ -95,9 +96,11 @@ def validate(
     required = [n for n, p in wf.params.items() if p.default is REQUIRED]
     need = f"; required params: {', '.join(required)}" if required and not params else ""
     click.echo(
-        f"OK {file}: workflow {wf.name!r}: {_plural(len(wf.tasks), 'task')}, "
-        f"{_plural(len(wf.params), 'param')}, {_plural(edges, 'edge')}, "
-        f"fits {_plural(len(nodes.nodes), 'node')}{need}"
+        safe(
+            f"OK {file}: workflow {wf.name!r}: {_plural(len(wf.tasks), 'task')}, "
+            f"{_plural(len(wf.params), 'param')}, {_plural(edges, 'edge')}, "
+            f"fits {_plural(len(nodes.nodes), 'node')}{need}"
+        )
     )
 
 
@@ -131,7 +134,7 @@ def graph(
 ) -> None:
     """Print the DAG of a spec as Mermaid or Graphviz DOT (maps and branches shown)."""
     wf = _load(file, grants, max_bytes, max_tasks, max_depth)
-    click.echo(mermaid(wf) if fmt == "mermaid" else dot(wf))
+    click.echo(safe(mermaid(wf) if fmt == "mermaid" else dot(wf)))
 
 
 @cli.command()

@@ -200,7 +200,7 @@ def _check_grants(wf: Workflow, config: Config, registry: Registry, shown: str) 
 def _python_flow(
     file: Path, shown: str, flow_name: str | None, registry: Registry, limits: Limits | None, size: int
 ) -> Any:
-    from podium.load.python import Flow, _user_frame
+    from podium.load.flow import Flow, _user_frame
 
     lim = limits or Limits()
     if size > lim.max_bytes:

@@ -33,8 +33,8 @@ class Reader(Protocol):
     allow_images: tuple[str, ...]
 
     def err(self, path: Sequence[str | int], message: str, key: bool = False) -> None: ...
-    def _expect(self, value: Any, types: type | tuple[type, ...], path: P, what: str) -> bool: ...
-    def _plain(self, value: Any, path: P) -> Any: ...
+    def expect(self, value: Any, types: type | tuple[type, ...], path: P, what: str) -> bool: ...
+    def plain(self, value: Any, path: P) -> Any: ...
     def _arg(self, value: Any, path: P) -> Any: ...
     def _map(self, body: dict[str, Any], given: Any, path: P, what: str, key: str) -> dict[str, Any]: ...
 
@@ -52,24 +52,24 @@ def read_container(reader: Reader, body: dict[str, Any], path: P) -> dict[str, A
     else:
         cfg["image"] = image
     argv = body.get("argv")
-    if argv is not None and reader._expect(argv, list, (*path, "argv"), "a list of strings"):
-        items = [reader._plain(options.argv_item(a), (*path, "argv", i)) for i, a in enumerate(argv)]
+    if argv is not None and reader.expect(argv, list, (*path, "argv"), "a list of strings"):
+        items = [reader.plain(options.argv_item(a), (*path, "argv", i)) for i, a in enumerate(argv)]
         for i, a in enumerate(argv):
             if not isinstance(a, str) and not options.is_number(a):
                 reader.err((*path, "argv", i), f"expected a string, got {type(a).__name__} {a!r}")
         if items:
             cfg["argv"] = items
     env = body.get("env")
-    if env is not None and reader._expect(env, dict, (*path, "env"), "a mapping of strings"):
+    if env is not None and reader.expect(env, dict, (*path, "env"), "a mapping of strings"):
         for k in env:
             if (msg := rules.env_name_problem(k)) is not None:
                 reader.err((*path, "env", k), msg, key=True)
         if env:
-            cfg["env"] = {k: reader._plain(options.argv_item(v), (*path, "env", k)) for k, v in env.items()}
+            cfg["env"] = {k: reader.plain(options.argv_item(v), (*path, "env", k)) for k, v in env.items()}
     if "workdir" in body:
         workdir = body["workdir"]
         if isinstance(workdir, str) and "${" in workdir:  # from a result: checked when it runs
-            cfg["workdir"] = reader._plain(workdir, (*path, "workdir"))
+            cfg["workdir"] = reader.plain(workdir, (*path, "workdir"))
         elif (msg := rules.workdir_problem(workdir)) is not None:
             reader.err((*path, "workdir"), msg)
         else:
@@ -81,7 +81,7 @@ def read_container(reader: Reader, body: dict[str, Any], path: P) -> dict[str, A
         cfg["network"] = network
     out: dict[str, Any] = {"config": cfg}
     inputs = body.get("inputs", {})
-    if reader._expect(inputs, dict, (*path, "inputs"), "a mapping of input name to value"):
+    if reader.expect(inputs, dict, (*path, "inputs"), "a mapping of input name to value"):
         for k in inputs:
             if (msg := rules.input_problem(k)) is not None:
                 reader.err((*path, "inputs", k), msg, key=True)

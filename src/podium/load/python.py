@@ -1,18 +1,22 @@
-"""The Python front end: ``@podium.task``, ``@podium.flow``, ``podium.each``, ``podium.when``.
+"""The Python front end: ``@podium.task``, ``podium.each``, ``podium.when``, ``podium.template``
+and ``podium.secret``, and the state of a flow being built (``@podium.flow`` is in
+``podium.load.flow``, ``podium.http`` / ``podium.shell`` in ``podium.load.declare``).
 
 A ``@task`` function is registered under ``"module:qualname"`` and otherwise behaves like the
 plain function, except while a ``@flow`` is being built: then a call records a ``TaskSpec``
 and returns a ``Handle`` (a promise of the task's result; ``handle["key"]`` narrows it).
-Handles passed as arguments become ``Ref``s, flow parameters are ``Param``s, other values
-``Const``s. ``podium.http(...)`` and ``podium.shell(...)`` declare the other task kinds
-(``podium.container(...)`` lives in ``podium.load.containers``).
+Handles passed as arguments become ``Ref``s, flow parameters are ``Param``s, secrets
+``Secret``s, other values ``Const``s. ``podium.http(...)`` and ``podium.shell(...)`` declare
+the other task kinds in ``podium.load.declare``, ``podium.container(...)`` in
+``podium.load.containers``.
 
 Invariants:
 - Building never runs task code; the flow function runs once with ``Param`` placeholders.
 - Every problem found while building is collected and raised once, as one ``SpecError``,
   together with what ``Workflow.build`` finds.
 - Settings go through ``podium.load.options`` exactly as YAML settings do, so a flow and a
-  spec that describe the same pipeline build equal Workflows.
+  spec that describe the same pipeline build equal Workflows; both decide what is an
+  expression with ``podium.load.exprs.has_expr``.
 - Importing this module is light: no YAML, no heavy optional dependencies.
 """
 
@@ -21,8 +25,6 @@ from __future__ import annotations
 import functools
 import inspect
 import string
-import traceback
-import typing
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -32,9 +34,10 @@ from typing import Any, TypeVar, overload
 
 from podium.errors import Problem, SpecError, UsageError
 from podium.load import options
+from podium.load.exprs import has_expr
 from podium.model.task import Const, Param, Ref, TaskSpec, Template, When
-from podium.model.workflow import REQUIRED, Objective, ParamSpec, Workflow
 from podium.registry import REGISTRY
+from podium.secrets import Secret
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -158,9 +161,22 @@ def when(result: Handle, *, equals: Any) -> Iterator[None]:
         build.whens.pop()
 
 
+def secret(name: str, *, env: str | None = None, file: str | None = None) -> Secret:
+    """A secret for a task's arguments or settings, read only when the task's call is built
+    and masked in what the task sends back: the environment variable ``env`` (default: ``name``)
+    or the file ``file``. A flow is code the user runs, so it may read any variable or file."""
+    if not isinstance(name, str) or not name:
+        raise SpecError(Problem("podium.secret", f"expected a secret name, got {name!r}"))
+    if env is not None and file is not None:
+        raise SpecError(Problem(f"podium.secret({name!r})", "give env or file, not both"))
+    if file is not None:
+        return Secret(name, file=str(Path(file).resolve()))
+    return Secret(name, env=env or name)
+
+
 def template(fmt: str, *values: Any) -> Template | str:
     """``template("model-{}.pkl", h)`` -> a Template joining text and results/params at run time."""
-    parts: list[str | Ref | Param] = []
+    parts: list[Any] = []
     auto = 0
     for literal, fieldname, spec, conv in string.Formatter().parse(fmt):
         if literal:
@@ -176,8 +192,9 @@ def template(fmt: str, *values: Any) -> Template | str:
         else:
             raise ValueError(f"podium.template: use positional fields, not {{{fieldname}}}")
         v = _expr(values[index])
-        parts.append(v if isinstance(v, Ref | Param) else str(v.value if isinstance(v, Const) else v))
-    merged: list[str | Ref | Param] = []
+        literal = v.value if isinstance(v, Const) else v
+        parts.append(v if isinstance(v, Ref | Param | Secret) else str(literal))
+    merged: list[Any] = []
     for p in parts:
         if isinstance(p, str) and merged and isinstance(merged[-1], str):
             merged[-1] += p
@@ -193,7 +210,7 @@ def _expr(v: Any) -> Any:
     """Handles/params/templates become expressions; structures are converted inside."""
     if isinstance(v, Handle):
         return v.ref
-    if isinstance(v, Ref | Param | Const | Template):
+    if isinstance(v, Ref | Param | Const | Template | Secret):
         return v
     if isinstance(v, _Each):
         raise TypeError("podium.each(...) must be passed directly as an argument")
@@ -204,21 +221,9 @@ def _expr(v: Any) -> Any:
     return v
 
 
-def _has_expr(v: Any) -> bool:
-    if isinstance(v, Ref | Param | Template | Const):
-        return True
-    if isinstance(v, dict):
-        return any(_has_expr(x) for x in v.values())
-    if isinstance(v, list):
-        return any(_has_expr(x) for x in v)
-    return False
-
-
 def _arg(v: Any) -> Any:
     e = _expr(v)
-    if isinstance(e, Ref | Param | Template | Const) or _has_expr(e):
-        return e
-    return Const(e)
+    return e if has_expr(e) else Const(e)
 
 
 def arguments(
@@ -411,216 +416,5 @@ def task(fn: Callable[..., Any] | None = None, **settings: Any) -> Any:
         t = Task(f, settings)
         REGISTRY.register(t.call, f)
         return t
-
-    return wrap(fn) if fn is not None else wrap
-
-
-def http(
-    url: Any,
-    *,
-    method: str | None = None,
-    json: Any = None,
-    body: Any = None,
-    headers: Mapping[str, Any] | None = None,
-    **settings: Any,
-) -> Handle:
-    """Declare an HTTP task inside a flow (``url``/``json``/``body``/``headers`` may hold results
-    or params). Without ``method`` the request is a POST when it has a body, else a GET."""
-    build = _current("podium.http")
-    _check_settings(settings, "podium.http")
-    issues: options.Issues = []
-    config: dict[str, Any] = {"url": _expr(url)}
-    if method is not None:
-        config["method"] = options.normalize_http(method, issues)
-    if json is not None and body is not None:
-        issues.append(("body", "give json or body, not both"))
-    if json is not None:
-        config["json"] = _expr(json)
-    if body is not None:
-        config["body"] = _expr(body)
-    if headers is not None:
-        config["headers"] = _expr(dict(headers))
-    problems = [Problem("", f"{k}: {m}") for k, m in issues]
-    name = settings.get("name")
-    return _record(build, name or "http", settings, "http", config=config, problems=problems, exact_name=name)
-
-
-def shell(
-    argv: list[Any],
-    *,
-    env: Mapping[str, Any] | None = None,
-    cwd: Any = None,
-    **settings: Any,
-) -> Handle:
-    """Declare a shell task inside a flow: ``argv`` items may be results, params or templates."""
-    build = _current("podium.shell")
-    _check_settings(settings, "podium.shell")
-    config: dict[str, Any] = {"argv": [_expr(options.argv_item(a)) for a in argv]}
-    if env is not None:
-        config["env"] = {k: _expr(options.argv_item(v)) for k, v in env.items()}
-    if cwd is not None:
-        config["cwd"] = _expr(cwd)
-    name = settings.get("name")
-    return _record(build, name or "shell", settings, "shell", config=config, exact_name=name)
-
-
-# -- @flow ------------------------------------------------------------------------------------
-_TYPE_NAMES = {
-    str: "str",
-    int: "int",
-    float: "float",
-    bool: "bool",
-    list: "list",
-    dict: "dict",
-    tuple: "list",
-}
-
-
-def _param_type(annotation: Any, default: Any) -> str:
-    if annotation is inspect.Parameter.empty:
-        return options.infer_param_type(None if default is inspect.Parameter.empty else default)
-    if isinstance(annotation, str):
-        base = annotation.split("[", 1)[0].strip()
-        base = {"tuple": "list", "Any": "any", "typing.Any": "any"}.get(base, base)
-        return base if base in ("str", "int", "float", "bool", "list", "dict", "any") else "any"
-    if annotation is typing.Any:
-        return "any"
-    origin = typing.get_origin(annotation)
-    return _TYPE_NAMES.get(annotation) or _TYPE_NAMES.get(origin) or "any"  # type: ignore[arg-type]
-
-
-def _normal(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_normal(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _normal(v) for k, v in value.items()}
-    return value
-
-
-def _user_frame(exc: BaseException) -> str:
-    """`` (at file.py:12)`` for the innermost frame outside Podium, if any."""
-    here = str(Path(__file__).resolve().parents[1])
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(here)]
-    if not frames:
-        return ""
-    f = frames[-1]
-    return f" (at {Path(f.filename).name}:{f.lineno})"
-
-
-class Flow:
-    """A function describing a workflow; ``build()`` turns it into a validated ``Workflow``."""
-
-    def __init__(
-        self,
-        fn: Callable[..., Any],
-        name: str | None = None,
-        alpha: float = 1.0,
-        beta: float = 0.0,
-        deadline: Any = None,
-        budget: float | None = None,
-        fail_fast: bool = True,
-        description: str | None = None,
-    ):
-        functools.update_wrapper(self, fn)
-        self.fn = fn
-        self.name = name or fn.__name__
-        self.alpha, self.beta, self.deadline, self.budget = alpha, beta, deadline, budget
-        self.fail_fast = fail_fast
-        doc = inspect.getdoc(fn) or ""
-        self.description = description if description is not None else doc.strip()
-        self._built: Workflow | None = None
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.fn(*args, **kwargs)
-
-    def _params(self, problems: list[Problem]) -> list[ParamSpec]:
-        try:
-            sig = inspect.signature(self.fn, eval_str=True)
-        except Exception:  # an annotation that cannot be evaluated: fall back to its text
-            sig = inspect.signature(self.fn)
-        out = []
-        for p in sig.parameters.values():
-            if p.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-                problems.append(
-                    Problem(f"flow {self.name}", f"parameter {p.name!r}: *args/**kwargs not supported")
-                )
-                continue
-            default = REQUIRED if p.default is inspect.Parameter.empty else _normal(p.default)
-            annotation, description = p.annotation, ""
-            if typing.get_origin(annotation) is typing.Annotated:
-                annotation, *extra = typing.get_args(annotation)
-                description = next((e for e in extra if isinstance(e, str)), "")
-            out.append(ParamSpec(p.name, _param_type(annotation, p.default), default, description))
-        return out
-
-    def _objective(self, problems: list[Problem]) -> Objective:
-        out: dict[str, Any] = {}
-        for k in ("alpha", "beta", "budget"):
-            v = getattr(self, k)
-            if v is None:
-                continue
-            if options.is_number(v):
-                out[k] = float(v)
-            else:
-                problems.append(Problem(f"objective.{k}", f"expected a number, got {v!r}"))
-        issues: options.Issues = []
-        out["deadline"] = options.duration(self.deadline, "deadline", issues)
-        problems += [Problem(f"objective.{k}", m) for k, m in issues]
-        return Objective(**out)
-
-    def build(self) -> Workflow:
-        """Run the flow function with parameter placeholders and validate what it declared."""
-        problems: list[Problem] = []
-        params = self._params(problems)
-        objective = self._objective(problems)
-        state = _Build(self.name)
-        token = _BUILD.set(state)
-        try:
-            self.fn(**{p.name: Param(p.name) for p in params})
-        except SpecError as e:
-            state.problems += e.problems
-        except Exception as e:
-            state.problems.append(Problem(f"flow {self.name}", f"{type(e).__name__}: {e}{_user_frame(e)}"))
-        finally:
-            _BUILD.reset(token)
-        problems += state.problems
-        try:
-            wf = Workflow.build(self.name, state.tasks, params, objective, self.fail_fast, self.description)
-        except SpecError as e:
-            problems += e.problems
-        if problems:
-            raise SpecError(list(dict.fromkeys(problems)))
-        return wf
-
-    @property
-    def workflow(self) -> Workflow:
-        """The built Workflow (built once, then cached)."""
-        if self._built is None:
-            self._built = self.build()
-        return self._built
-
-    def __repr__(self) -> str:
-        return f"<podium flow {self.name}>"
-
-
-def flow(
-    fn: Callable[..., Any] | None = None,
-    *,
-    name: str | None = None,
-    alpha: float = 1.0,
-    beta: float = 0.0,
-    deadline: Any = None,
-    budget: float | None = None,
-    fail_fast: bool = True,
-    description: str | None = None,
-) -> Any:
-    """Declare a flow: ``@podium.flow`` or ``@podium.flow(alpha=1, beta=0.5, deadline="10m")``.
-
-    The function's parameters become the workflow's typed parameters (from annotations or
-    defaults; no default means required); ``Annotated[int, "text"]`` gives a description.
-    """
-
-    def wrap(f: Callable[..., Any]) -> Flow:
-        return Flow(f, name, alpha, beta, deadline, budget, fail_fast, description)
 
     return wrap(fn) if fn is not None else wrap

@@ -1,34 +1,36 @@
 """The YAML/JSON front end: a spec document -> a validated ``Workflow``.
 
 The format is documented in docs/spec.md and described by ``podium.load.schema``. Strings
-holding ``${...}`` are expressions: exactly ``${task}`` / ``${task.key.0}`` is a ``Ref``,
-``${params.n}`` a ``Param``, other text around them a ``Template``; ``$${`` is a literal
-``${``. In ``args`` a value without expressions is a ``Const``; in kind settings (http json,
-headers, shell argv, env) plain values stay plain.
+holding ``${...}`` are expressions (``podium.load.exprs``): ``${task}`` / ``${task.key.0}``,
+``${params.n}``, ``${secrets.NAME}`` (declared under ``secrets:``), ``${env.NAME}``, and
+``Template``s of text around them. In ``args`` a value without expressions is a ``Const``; in
+kind settings (http json, headers, shell argv, env) plain values stay plain.
 
 Invariants:
 - Every problem of a document is collected and raised once as a ``SpecError``; each carries
-  ``file:line:col`` where known. Nothing is imported for a spec unless its module is allowed
-  by the caller (config or ``--allow-module``), never because the spec names it.
+  ``file:line:col`` where known.
+- Nothing is imported or executed for a spec: a ``call`` is checked against the source of an
+  allowed module (``podium.load.calls``); programs, hosts, environment variables and secret
+  files against what the user granted (``podium.load.grants``, ``podium.load.secrets``).
 - The same description written with the Python decorators gives an equal Workflow: both
   front ends share ``podium.load.options`` for settings.
 """
 
 from __future__ import annotations
 
-import re
-import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from podium.errors import Problem, SpecError
+from podium.errors import SpecError
 from podium.load import options
-from podium.load.containers import read_container
 from podium.load.calls import check_call
 from podium.load.config import Config
+from podium.load.containers import read_container
 from podium.load.exprs import has_expr, parse_string
 from podium.load.grants import task_problems
+from podium.load.kindspec import http_settings, shell_settings
+from podium.load.report import Reporter, describe, position
 from podium.load.schema import (
     ALL_TASK_KEYS,
     COMMON_TASK_KEYS,
@@ -75,7 +77,7 @@ def load_spec(
     return _SpecReader(doc, cfg, reg, lim, fallback).workflow()
 
 
-class _SpecReader:
+class _SpecReader(Reporter):
     def __init__(
         self,
         doc: Document,
@@ -84,36 +86,16 @@ class _SpecReader:
         limits: Limits,
         default_name: str | None,
     ):
-        self.doc = doc
+        super().__init__(doc)
         self.config = config
         self.allow = config.allow_modules
         self.registry = registry
         self.limits = limits
         self.default_name = default_name or "workflow"
         self.secrets: dict[str, Secret] = {}
-        self.problems: list[Problem] = list(doc.problems)
         self.refs: list[tuple[P, str]] = []  # (where, task name) to check once all tasks are known
         self.params_used: list[tuple[P, str]] = []
         self.allow_images = config.policy.images  # container images the user granted
-
-    # -- reporting -------------------------------------------------------------------------
-    def err(self, path: Sequence[str | int], message: str, key: bool = False) -> None:
-        self.problems.append(Problem(self.doc.where(path, key), message))
-
-    def issues(self, base: P, issues: options.Issues) -> None:
-        for k, msg in issues:
-            self.err((*base, k), msg)
-
-    def _unknown_keys(self, value: Mapping[str, Any], allowed: Sequence[str], path: P, what: str) -> None:
-        for k in value:
-            if k not in allowed:
-                self.err((*path, k), f"unknown key {k!r} in {what}{did_you_mean(k, allowed)}", key=True)
-
-    def _expect(self, value: Any, types: type | tuple[type, ...], path: P, what: str) -> bool:
-        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in _as_tuple(types))
-        if not ok:
-            self.err(path, f"expected {what}, got {_describe(value)}")
-        return ok
 
     # -- the document ----------------------------------------------------------------------
     def workflow(self) -> Workflow:
@@ -123,18 +105,18 @@ class _SpecReader:
         if not isinstance(data, dict):
             raise SpecError(
                 f"{self.doc.where(())}: a spec must be a mapping with 'name:' and 'tasks:', "
-                f"got {_describe(data)}"
+                f"got {describe(data)}"
             )
-        self._unknown_keys(data, TOP_KEYS, (), "the spec")
+        self.unknown_keys(data, TOP_KEYS, (), "the spec")
         name = data.get("name", self.default_name)
         if not isinstance(name, str) or not name.strip():
-            self.err(("name",), f"expected a non-empty string, got {_describe(name)}")
+            self.err(("name",), f"expected a non-empty string, got {describe(name)}")
             name = self.default_name
         description = data.get("description", "")
-        if not self._expect(description, str, ("description",), "a string"):
+        if not self.expect(description, str, ("description",), "a string"):
             description = ""
         fail_fast = data.get("fail_fast", True)
-        if not self._expect(fail_fast, bool, ("fail_fast",), "true or false"):
+        if not self.expect(fail_fast, bool, ("fail_fast",), "true or false"):
             fail_fast = True
         objective = self._objective(data.get("objective"))
         if "secrets" in data:
@@ -147,19 +129,19 @@ class _SpecReader:
         try:
             wf = Workflow.build(name, tasks, params, objective, fail_fast, description)
         except SpecError as e:
-            self.problems += [self._locate(p) for p in e.problems if not self._already_reported(p)]
+            self.problems += [self.locate(p) for p in e.problems if not self.already_reported(p)]
             wf = None
         if self.problems or wf is None:
-            raise SpecError(sorted(dict.fromkeys(self.problems), key=_position))
+            raise SpecError(sorted(dict.fromkeys(self.problems), key=position))
         return wf
 
     def _objective(self, value: Any) -> Objective:
         if value is None:
             return Objective()
         path: P = ("objective",)
-        if not self._expect(value, dict, path, "a mapping like {alpha: 1, beta: 0.5}"):
+        if not self.expect(value, dict, path, "a mapping like {alpha: 1, beta: 0.5}"):
             return Objective()
-        self._unknown_keys(value, OBJECTIVE_KEYS, path, "objective")
+        self.unknown_keys(value, OBJECTIVE_KEYS, path, "objective")
         out: dict[str, Any] = {}
         for k in ("alpha", "beta", "budget"):
             if k in value:
@@ -167,7 +149,7 @@ class _SpecReader:
                 if options.is_number(v) and v >= 0:
                     out[k] = float(v)
                 else:
-                    self.err((*path, k), f"expected a non-negative number, got {_describe(v)}")
+                    self.err((*path, k), f"expected a non-negative number, got {describe(v)}")
         if "deadline" in value:
             issues: options.Issues = []
             out["deadline"] = options.duration(value["deadline"], "deadline", issues)
@@ -177,7 +159,7 @@ class _SpecReader:
     def _params(self, value: Any) -> list[ParamSpec]:
         if value is None:
             return []
-        if not self._expect(value, dict, ("params",), "a mapping of parameter name to type or settings"):
+        if not self.expect(value, dict, ("params",), "a mapping of parameter name to type or settings"):
             return []
         out = []
         for pname, spec in value.items():
@@ -189,16 +171,16 @@ class _SpecReader:
                 out.append(ParamSpec(pname, spec))
                 continue
             if not isinstance(spec, dict):
-                self.err(path, f"expected a type name or {{type:, default:}}, got {_describe(spec)}")
+                self.err(path, f"expected a type name or {{type:, default:}}, got {describe(spec)}")
                 continue
-            self._unknown_keys(spec, PARAM_KEYS, path, "a parameter")
+            self.unknown_keys(spec, PARAM_KEYS, path, "a parameter")
             default = spec.get("default", REQUIRED)
             ptype = spec.get("type", options.infer_param_type(default))
             if not isinstance(ptype, str) or ptype not in PARAM_TYPES:
                 self.err((*path, "type"), f"unknown type {ptype!r} (use {', '.join(PARAM_TYPES)})")
                 ptype = "any"
             desc = spec.get("description", "")
-            if not self._expect(desc, str, (*path, "description"), "a string"):
+            if not self.expect(desc, str, (*path, "description"), "a string"):
                 desc = ""
             out.append(ParamSpec(pname, ptype, default, desc))
         return out
@@ -206,7 +188,7 @@ class _SpecReader:
     def _tasks(self, value: Any) -> list[TaskSpec]:
         if value is None:
             return []
-        if not self._expect(value, dict, ("tasks",), "a mapping of task name to task"):
+        if not self.expect(value, dict, ("tasks",), "a mapping of task name to task"):
             return []
         if len(value) > self.limits.max_tasks:
             raise SpecError(
@@ -217,7 +199,7 @@ class _SpecReader:
         for tname, body in value.items():
             path: P = ("tasks", tname)
             if not isinstance(body, dict):
-                self.err(path, f"a task must be a mapping (call:, args:, ...), got {_describe(body)}")
+                self.err(path, f"a task must be a mapping (call:, args:, ...), got {describe(body)}")
                 continue
             out.append(self._task(tname, body, path))
         return out
@@ -258,17 +240,17 @@ class _SpecReader:
         elif kind == "python":
             fields.update(self._python(body, path))
         elif kind == "http":
-            fields["config"] = self._http(body, path)
+            fields["config"] = http_settings(self, body, path)
         elif kind == "container":
             fields.update(read_container(self, body, path))
         else:
-            fields["config"] = self._shell(body, path)
+            fields["config"] = shell_settings(self, body, path)
         if known_kind:
             for sub, msg in task_problems(kind, fields.get("config", {}), self.config.policy):
                 self.err((*path, *sub), msg)
         issues: options.Issues = []
         res = body.get("resources", {})
-        if self._expect(res, dict, (*path, "resources"), "a mapping like {cpu: 1, memory: 512MiB}"):
+        if self.expect(res, dict, (*path, "resources"), "a mapping like {cpu: 1, memory: 512MiB}"):
             rissues: options.Issues = []
             fields["resources"] = options.resources(res, rissues)
             self.issues((*path, "resources"), rissues)
@@ -285,7 +267,7 @@ class _SpecReader:
             ("trigger", str, "'all_success', 'none_failed', 'one_failed' or 'all_done'"),
             ("description", str, "a string"),
         ):
-            if key in body and self._expect(body[key], typ, (*path, key), what):
+            if key in body and self.expect(body[key], typ, (*path, key), what):
                 fields[key] = body[key]
         if "after" in body:
             fields["after"] = self._after(body["after"], (*path, "after"))
@@ -298,11 +280,11 @@ class _SpecReader:
         call = body.get("call")
         if call is None:
             self.err(path, "a python task needs 'call: module:function'")
-        elif self._expect(call, str, (*path, "call"), "'module:function'"):
+        elif self.expect(call, str, (*path, "call"), "'module:function'"):
             out["call"] = call
             self._resolve(call, (*path, "call"))
         args = body.get("args", {})
-        if self._expect(args, dict, (*path, "args"), "a mapping of argument name to value"):
+        if self.expect(args, dict, (*path, "args"), "a mapping of argument name to value"):
             out["args"] = {k: self._arg(v, (*path, "args", k)) for k, v in args.items()}
         out.update(self._map(body, args, path, "argument", "args"))
         return out
@@ -312,56 +294,12 @@ class _SpecReader:
         if "map" not in body:
             return {}
         m = body["map"]
-        if not self._expect(m, str, (*path, "map"), f"the name of an {what}"):
+        if not self.expect(m, str, (*path, "map"), f"the name of an {what}"):
             return {}
         if isinstance(given, dict) and m not in given:
             known = ", ".join(given) or "none"
             self.err((*path, "map"), f"map names {m!r}, which is not an {what} ({key}: {known})")
         return {"map_over": m}
-
-    def _http(self, body: dict[str, Any], path: P) -> dict[str, Any]:
-        issues: options.Issues = []
-        cfg: dict[str, Any] = {}
-        if "method" in body:
-            cfg["method"] = options.normalize_http(body["method"], issues)
-        self.issues(path, issues)
-        url = body.get("url")
-        if url is None:
-            self.err(path, "an http task needs 'url:'")
-        elif self._expect(url, str, (*path, "url"), "a URL string"):
-            cfg["url"] = self._plain(url, (*path, "url"))
-        if "json" in body:
-            cfg["json"] = self._plain(body["json"], (*path, "json"))
-        if "body" in body:
-            if "json" in body:
-                self.err((*path, "body"), "give 'json:' or 'body:', not both")
-            if self._expect(body["body"], str, (*path, "body"), "a string"):
-                cfg["body"] = self._plain(body["body"], (*path, "body"))
-        if "headers" in body and self._expect(body["headers"], dict, (*path, "headers"), "a mapping"):
-            cfg["headers"] = self._plain(body["headers"], (*path, "headers"))
-        return cfg
-
-    def _shell(self, body: dict[str, Any], path: P) -> dict[str, Any]:
-        cfg: dict[str, Any] = {}
-        argv = body.get("argv")
-        if argv is None:
-            self.err(path, "a shell task needs 'argv:' (a list of strings)")
-        elif self._expect(argv, list, (*path, "argv"), "a list of strings") and not argv:
-            self.err((*path, "argv"), "argv must not be empty")
-        elif isinstance(argv, list):
-            items = []
-            for i, a in enumerate(argv):
-                if not isinstance(a, str) and not options.is_number(a):
-                    self.err((*path, "argv", i), f"expected a string, got {_describe(a)}")
-                items.append(self._plain(options.argv_item(a), (*path, "argv", i)))
-            cfg["argv"] = items
-        if "env" in body and self._expect(body["env"], dict, (*path, "env"), "a mapping of strings"):
-            cfg["env"] = {
-                k: self._plain(options.argv_item(v), (*path, "env", k)) for k, v in body["env"].items()
-            }
-        if "cwd" in body and self._expect(body["cwd"], str, (*path, "cwd"), "a directory path"):
-            cfg["cwd"] = self._plain(body["cwd"], (*path, "cwd"))
-        return cfg
 
     def _retry(self, value: Any, path: P) -> RetryPolicy:
         issues: options.Issues = []
@@ -372,10 +310,10 @@ class _SpecReader:
             return options.retry_policy(attempts=value + 1, issues=issues)
         if not isinstance(value, dict):
             self.err(
-                path, f"expected a number of retries or {{attempts:, delay:, ...}}, got {_describe(value)}"
+                path, f"expected a number of retries or {{attempts:, delay:, ...}}, got {describe(value)}"
             )
             return RetryPolicy()
-        self._unknown_keys(value, RETRY_KEYS, path, "retries")
+        self.unknown_keys(value, RETRY_KEYS, path, "retries")
         known = {k: v for k, v in value.items() if k in RETRY_KEYS}
         policy = options.retry_policy(**known, issues=issues)
         self.issues(path, issues)
@@ -384,18 +322,16 @@ class _SpecReader:
     def _after(self, value: Any, path: P) -> tuple[str, ...]:
         names = [value] if isinstance(value, str) else value
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            self.err(path, f"expected a task name or a list of task names, got {_describe(value)}")
+            self.err(path, f"expected a task name or a list of task names, got {describe(value)}")
             return ()
         for i, n in enumerate(names):
             self.refs.append(((*path, i) if isinstance(value, list) else path, n))
         return tuple(names)
 
     def _when(self, value: Any, path: P) -> When | None:
-        if not self._expect(
-            value, dict, path, "{task: NAME, equals: VALUE} or {ref: '${task.key}', equals:}"
-        ):
+        if not self.expect(value, dict, path, "{task: NAME, equals: VALUE} or {ref: '${task.key}', equals:}"):
             return None
-        self._unknown_keys(value, WHEN_KEYS, path, "when")
+        self.unknown_keys(value, WHEN_KEYS, path, "when")
         if "equals" not in value:
             self.err(path, "when needs 'equals:' (the value the upstream result must have)")
         task, tpath = value.get("task"), value.get("path", [])
@@ -422,7 +358,7 @@ class _SpecReader:
             task, tpath = ref.task, [*ref.path, *tpath]
             self.refs.append(((*path, "ref"), task))
         elif not isinstance(task, str):
-            self.err((*path, "task"), f"expected a task name, got {_describe(task)}")
+            self.err((*path, "task"), f"expected a task name, got {describe(task)}")
             return None
         else:
             self.refs.append(((*path, "task"), task))
@@ -459,19 +395,19 @@ class _SpecReader:
                 self.err(path, msg)
         return secret
 
-    def _plain(self, value: Any, path: P) -> Any:
+    def plain(self, value: Any, path: P) -> Any:
         """Kind settings: strings may hold expressions, other values stay as they are."""
         if isinstance(value, str):
             return self._expr_of(value, path)
         if isinstance(value, dict):
-            return {k: self._plain(v, (*path, k)) for k, v in value.items()}
+            return {k: self.plain(v, (*path, k)) for k, v in value.items()}
         if isinstance(value, list):
-            return [self._plain(v, (*path, i)) for i, v in enumerate(value)]
+            return [self.plain(v, (*path, i)) for i, v in enumerate(value)]
         return value
 
     def _arg(self, value: Any, path: P) -> Any:
         """An argument: an expression, a structure holding expressions, or a ``Const``."""
-        converted = self._plain(value, path)
+        converted = self.plain(value, path)
         if has_expr(converted):
             return converted
         return Const(converted)
@@ -500,49 +436,3 @@ class _SpecReader:
         for path, name in self.params_used:
             if name not in params:
                 self.err(path, f"uses undeclared parameter {name!r}{did_you_mean(name, params)}")
-
-    def _already_reported(self, p: Problem) -> bool:
-        """Model problems this reader already reported with a precise position."""
-        m, w = p.message, p.where
-        return (
-            m.startswith(("refers to unknown task", "uses undeclared parameter", "map_over names"))
-            or (m.startswith("unknown task") and w.endswith((".after", ".when")))
-            or w.endswith((".call", ".url", ".argv", ".image", ".inputs"))
-            or (w.startswith("params.") and w.endswith(".type"))
-        )
-
-    def _locate(self, p: Problem) -> Problem:
-        """Attach a file position to a problem the model reported as ``tasks.NAME.field``."""
-        where = p.where
-        tasks = self.doc.data.get("tasks") if isinstance(self.doc.data, dict) else None
-        if where.startswith("tasks.") and isinstance(tasks, dict):
-            rest = where[len("tasks.") :]
-            for t in sorted(tasks, key=len, reverse=True):
-                if rest == t or rest.startswith(t + "."):
-                    field = rest[len(t) + 1 :]
-                    path: P = ("tasks", t, field) if field else ("tasks", t)
-                    return Problem(self.doc.where(path, key=bool(field)), p.message)
-        path = tuple(where.split(".")) if where else ()
-        return Problem(self.doc.where(path), p.message)
-
-
-_POS = re.compile(r":(\d+):(\d+)(?::|$)")
-
-
-def _position(p: Problem) -> tuple[int, int]:
-    """Sort key: problems in file order; those without a position last."""
-    m = _POS.search(p.where)
-    return (int(m.group(1)), int(m.group(2))) if m else (sys.maxsize, 0)
-
-
-def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
-    return types if isinstance(types, tuple) else (types,)
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    text = repr(value)
-    if len(text) > 40:
-        text = text[:37] + "..."
-    return f"{type(value).__name__} {text}"

@@ -1,8 +1,13 @@
-"""Turning a task's expressions into values: upstream results, parameters, literals, templates.
+"""Turning a task's expressions into values: upstream results, parameters, literals, templates,
+and secrets.
 
-Invariants: resolution is pure (values and params in, plain Python values out); read-only
-mappings and tuples frozen in the spec come back as dicts and lists, so user code receives
-ordinary JSON-like values; a missing key or index raises ``InputError`` naming the path.
+Invariants: resolution is pure apart from secrets (values and params in, plain Python values
+out); read-only mappings and tuples frozen in the spec come back as dicts and lists, so user
+code receives ordinary JSON-like values; a missing key or index raises ``InputError`` naming
+the path. A ``Secret`` is read here, when the call is built and not before, and becomes a
+``Sensitive`` string (a template embedding one becomes a ``Sensitive`` carrying it), so
+whoever runs the call can mask it in what comes back; one that cannot be read is an
+``InputError`` naming the secret, never its value.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any
 
 from podium.errors import PodiumError
 from podium.model.task import Const, Param, Ref, Template
+from podium.secrets import Secret, SecretError, Sensitive, reveal
 
 
 class InputError(PodiumError):
@@ -36,11 +42,19 @@ def resolve(value: Any, results: Mapping[str, Any], params: Mapping[str, Any]) -
     if isinstance(value, Const):
         return thaw(value.value)
     if isinstance(value, Template):
-        return "".join(p if isinstance(p, str) else str(resolve(p, results, params)) for p in value.parts)
+        parts = [p if isinstance(p, str) else resolve(p, results, params) for p in value.parts]
+        text = "".join(p if isinstance(p, str) else str(p) for p in parts)
+        hidden = [s for p in parts if isinstance(p, Sensitive) for s in p.secrets]
+        return Sensitive(text, hidden) if hidden else text
     if isinstance(value, MappingProxyType | dict):
         return {k: resolve(v, results, params) for k, v in value.items()}
     if isinstance(value, tuple | list):
         return [resolve(v, results, params) for v in value]
+    if isinstance(value, Secret):
+        try:
+            return reveal(value)
+        except SecretError as e:
+            raise InputError(str(e)) from None
     return value
 
 

@@ -1,0 +1,65 @@
+"""``podium.http(...)`` and ``podium.shell(...)``: declaring the other task kinds inside a flow.
+
+Their settings (``url``, ``json``, ``headers``, ``argv``, ``env``, ``cwd``) may hold task
+results, parameters, templates and secrets; the task settings are those of ``@podium.task``.
+Invariant: a declaration records a ``TaskSpec`` exactly as the YAML front end would build it
+from the same settings (both go through ``podium.load.options``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from podium.errors import Problem
+from podium.load import options
+from podium.load.python import Handle, _check_settings, _current, _expr, _record
+
+
+def http(
+    url: Any,
+    *,
+    method: str | None = None,
+    json: Any = None,
+    body: Any = None,
+    headers: Mapping[str, Any] | None = None,
+    **settings: Any,
+) -> Handle:
+    """Declare an HTTP task inside a flow (``url``/``json``/``body``/``headers`` may hold results
+    or params). Without ``method`` the request is a POST when it has a body, else a GET."""
+    build = _current("podium.http")
+    _check_settings(settings, "podium.http")
+    issues: options.Issues = []
+    config: dict[str, Any] = {"url": _expr(url)}
+    if method is not None:
+        config["method"] = options.normalize_http(method, issues)
+    if json is not None and body is not None:
+        issues.append(("body", "give json or body, not both"))
+    if json is not None:
+        config["json"] = _expr(json)
+    if body is not None:
+        config["body"] = _expr(body)
+    if headers is not None:
+        config["headers"] = _expr(dict(headers))
+    problems = [Problem("", f"{k}: {m}") for k, m in issues]
+    name = settings.get("name")
+    return _record(build, name or "http", settings, "http", config=config, problems=problems, exact_name=name)
+
+
+def shell(
+    argv: list[Any],
+    *,
+    env: Mapping[str, Any] | None = None,
+    cwd: Any = None,
+    **settings: Any,
+) -> Handle:
+    """Declare a shell task inside a flow: ``argv`` items may be results, params or templates."""
+    build = _current("podium.shell")
+    _check_settings(settings, "podium.shell")
+    config: dict[str, Any] = {"argv": [_expr(options.argv_item(a)) for a in argv]}
+    if env is not None:
+        config["env"] = {k: _expr(options.argv_item(v)) for k, v in env.items()}
+    if cwd is not None:
+        config["cwd"] = _expr(cwd)
+    name = settings.get("name")
+    return _record(build, name or "shell", settings, "shell", config=config, exact_name=name)
