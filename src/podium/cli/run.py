@@ -8,6 +8,7 @@ marked cancelled, resumable) and exits 130.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -21,7 +22,7 @@ import click
 
 from podium.cli import RunInterrupted, RunNotSucceeded, cli
 from podium.cli.grants import grant_options
-from podium.errors import UsageError
+from podium.errors import ConflictError, UsageError
 
 
 def _store(url: str | None) -> Any:
@@ -238,19 +239,36 @@ def resume_cmd(
 @click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
 def cancel_cmd(run_id: str, store_url: str | None) -> None:
     """Ask a running run to stop; it ends as cancelled and can be resumed."""
+    from podium.model import states as st
+    from podium.runtime.owner import owner_process
+
     store = _store(store_url)
     try:
         record = store.get_run(run_id)
+        if record.status in (st.RUN_SUCCEEDED, st.RUN_FAILED, st.RUN_CANCELLED):
+            raise ConflictError(f"run {run_id} already finished ({record.status}): nothing to cancel")
+        pid = owner_process(record.owner)
+        if pid is None and _owner_gone(record.owner):
+            raise ConflictError(
+                f"run {run_id} is no longer running: its orchestrator ({record.owner}) has gone; "
+                f"continue it with: podium resume {run_id}"
+            )
         store.request_cancel(run_id)
     finally:
         store.close()
-    host, _, pid = record.owner.rpartition(":")
-    if pid.isdigit() and host == os.uname().nodename:
-        try:
-            os.kill(int(pid), signal.SIGINT)
-        except ProcessLookupError:
-            pass
+    if pid is not None:  # provably the run's owner (same PID and start time): wake it at once
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
     click.echo(f"cancel requested for run {run_id}")
+
+
+def _owner_gone(owner: str) -> bool:
+    """The owner was recorded with its start time on this host and no such process lives (an
+    owner on another host, or recorded by an older Podium, sees the request in the store)."""
+    import socket
+
+    parts = owner.split(":")
+    return len(parts) == 3 and parts[0] == socket.gethostname()
 
 
 @cli.command("runs")
@@ -267,14 +285,19 @@ def runs_cmd(store_url: str | None, limit: int) -> None:
         notes = store.attention()
     finally:
         store.close()
+    from rich.text import Text
+
+    from podium.cli.terminal import safe
+
     table = Table("run id", "workflow", "status", "created", "updated")
     for r in records:
         status = f"{r.status} (!)" if r.run_id in notes else r.status
-        table.add_row(r.run_id, r.workflow, status, _ts(r.created_at), _ts(r.updated_at))
+        row = (r.run_id, r.workflow, status, _ts(r.created_at), _ts(r.updated_at))
+        table.add_row(*(Text(safe(x)) for x in row))
     Console().print(table)
     for r in records:
         if r.run_id in notes:
-            click.echo(f"(!) run {r.run_id} needs attention: podium show {r.run_id}")
+            click.echo(safe(f"(!) run {r.run_id} needs attention: podium show {r.run_id}"))
 
 
 @cli.command("show")
@@ -285,6 +308,7 @@ def runs_cmd(store_url: str | None, limit: int) -> None:
 def show_cmd(run_id: str, store_url: str | None, with_events: bool, gantt: str | None) -> None:
     """Show a run: its tasks, their states, attempts and durations, and T, R, F."""
     from podium.cli.progress import print_view
+    from podium.cli.terminal import safe
     from podium.runtime.view import fold
 
     store = _store(store_url)
@@ -299,10 +323,10 @@ def show_cmd(run_id: str, store_url: str | None, with_events: bool, gantt: str |
     view = fold(events)
     print_view(record, view)
     for note in notes:
-        click.echo(f"needs attention: {note}")
+        click.echo(f"needs attention: {safe(note)}")
     if with_events:
         for e in events:
-            click.echo(f"{e.seq:6d} {_ts(e.ts)} {e.type:14s} {e.task_id or '-'} {e.attempt} {e.data}")
+            click.echo(safe(f"{e.seq:6d} {_ts(e.ts)} {e.type:14s} {e.task_id or '-'} {e.attempt} {e.data}"))
 
 
 def write_gantt(store: Any, run_id: str, path: str) -> None:

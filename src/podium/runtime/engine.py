@@ -10,7 +10,6 @@ a task with a committed result is never submitted again.
 
 from __future__ import annotations
 
-import os
 import random
 import uuid
 from collections.abc import Mapping, Sequence
@@ -29,7 +28,9 @@ from podium.planner.rank import upward_rank
 from podium.registry import REGISTRY, Registry
 from podium.runtime import codec
 from podium.runtime.failures import OomPolicy
-from podium.runtime.loop import RunLoop, owner_id
+from podium.runtime.loop import RunLoop
+from podium.runtime.owner import check_owner as _check_owner
+from podium.runtime.owner import owner_id
 from podium.runtime.planning import Replanner
 from podium.runtime.recorder import Hook
 from podium.runtime.state import RunState
@@ -297,26 +298,6 @@ def unplaceable(workflow: Workflow, nodes: Sequence[Node]) -> list[Problem]:
         if not ok:
             bad[name] = t.resources
     return Cluster(tuple(nodes)).unplaceable(bad) if bad else []
-
-
-def _check_owner(owner: str) -> None:
-    """Refuse to run a run whose recorded owner is a live process on this host (a zombie, a
-    dead process or another host's process does not count: the lease is then stale)."""
-    if not owner:
-        return
-    host, _, pid = owner.rpartition(":")
-    if host != owner_id().rpartition(":")[0] or not pid.isdigit() or int(pid) == os.getpid():
-        return
-    import psutil
-
-    try:
-        if psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE:
-            return
-    except psutil.NoSuchProcess:
-        return
-    except psutil.Error:
-        pass
-    raise ConflictError(f"run is still being run by process {pid} on {host}; cancel it first")
 
 
 def new_run_id() -> str:

@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import os
 import random
-import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -51,6 +49,7 @@ from podium.registry import REGISTRY, Registry
 from podium.runtime import codec
 from podium.runtime.failures import Failures, OomPolicy
 from podium.runtime.lanes import Lanes, room
+from podium.runtime.owner import owner_id
 from podium.runtime.planning import Placement, PlanFollower, Replanner
 from podium.runtime.readiness import Readiness
 from podium.runtime.recorder import Hook, Recorder
@@ -433,10 +432,6 @@ class RunLoop:
         self.emit(typ, None, 0, data)
         self.flush()
         return self.state.view.state or st.RUN_FAILED
-
-
-def owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 __all__ = ["Hook", "RunLoop", "owner_id"]
