@@ -24,11 +24,13 @@ import click
 
 from podium.cli import cli
 from podium.cli.grants import grant_options
+from podium.cli.numbers import SECONDS, WEIGHT
 from podium.cli.terminal import safe
 from podium.errors import SpecError, UsageError
+from podium.load import options
 from podium.model.cluster import Cluster, Node
 from podium.model.problem import PlanRequest, PlanTask
-from podium.model.resources import Resources, parse_duration
+from podium.model.resources import Resources
 from podium.model.workflow import Objective
 from podium.planner.plan import Plan, plan
 
@@ -39,11 +41,13 @@ from podium.planner.plan import Plan, plan
 @click.option(
     "--processors", type=click.IntRange(1, 1024), help="P identical unit-price single-cpu nodes (1-1024)"
 )
-@click.option("--alpha", type=float, help="weight of the makespan T in F")
-@click.option("--beta", type=float, help="weight of the cost R in F")
+@click.option("--alpha", type=WEIGHT, help="weight of the makespan T in F")
+@click.option("--beta", type=WEIGHT, help="weight of the cost R in F")
 @click.option("--deadline", help="minimise R subject to T <= DEADLINE (e.g. 90s, 10m)")
-@click.option("--budget", type=float, help="minimise T subject to R <= BUDGET")
-@click.option("--time-limit", type=float, default=0.0, show_default=True, help="seconds to improve the plan")
+@click.option("--budget", type=WEIGHT, help="minimise T subject to R <= BUDGET")
+@click.option(
+    "--time-limit", type=SECONDS, default=0.0, show_default=True, help="seconds to improve the plan"
+)
 @click.option("--json", "as_json", is_flag=True, help="print the plan as JSON")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="write a Gantt chart page")
 @grant_options
@@ -88,10 +92,10 @@ def plan_command(
     else:
         cluster = _this_machine()
     if deadline is not None:
-        try:
-            d = parse_duration(deadline)
-        except ValueError as e:
-            raise UsageError(f"--deadline: {e}") from None
+        issues: options.Issues = []
+        d = options.duration(deadline, "--deadline", issues)
+        if d is None:
+            raise UsageError("; ".join(f"{k}: {m}" for k, m in issues))
         objective = Objective(deadline=d)
     elif budget is not None:
         objective = Objective(budget=budget)
@@ -153,7 +157,7 @@ def _read(
 def _is_wfformat(file: str) -> bool:
     try:
         doc = json.loads(Path(file).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         raise SpecError(f"{file}: not readable JSON") from None
     return isinstance(doc, dict) and isinstance(doc.get("workflow"), dict)
 

@@ -22,6 +22,7 @@ import click
 
 from podium.cli import RunInterrupted, RunNotSucceeded, cli
 from podium.cli.grants import grant_options
+from podium.cli.numbers import SECONDS, Finite
 from podium.errors import ConflictError, UsageError
 
 
@@ -132,7 +133,7 @@ def _execute(
 @click.option("--keep-going", is_flag=True, help="On a failure keep running independent branches.")
 @click.option(
     "--oom-growth",
-    type=click.FloatRange(min=1.0),
+    type=Finite(1.0, 1000.0),
     default=2.0,
     show_default=True,
     help="After an out-of-memory, the next attempt gets this many times the memory.",
@@ -140,7 +141,7 @@ def _execute(
 @click.option("--oom-cap", metavar="SIZE", help="Never grow a task's memory beyond SIZE (e.g. 16GiB).")
 @click.option(
     "--plan-time",
-    type=click.FloatRange(min=0.0),
+    type=SECONDS,
     default=0.0,
     show_default=True,
     help="Seconds the planner may spend improving the plan (several nodes only).",

@@ -27,6 +27,8 @@ from podium.model.cluster import Cluster, Node
 from podium.model.resources import Resources
 
 NODE_KEYS = ("name", "capacity", "prices", "speed", "labels", "count")
+#: Most nodes a cluster file may describe (``count`` included).
+MAX_NODES = 10_000
 
 
 def load_cluster(path: str | Path) -> Cluster:
@@ -51,6 +53,13 @@ def parse_cluster(doc: Any, source: str = "<cluster>") -> Cluster:
     nodes: list[Node] = []
     for i, raw in enumerate(doc["nodes"]):
         nodes += _node(raw, f"nodes[{i}]", problems)
+        if len(nodes) > MAX_NODES:
+            break
+    if len(nodes) > MAX_NODES:
+        total = sum(
+            r.get("count") or 1 for r in doc["nodes"] if isinstance(r, Mapping) and _whole(r.get("count"))
+        )
+        raise SpecError(f"the cluster has {total} nodes, over the limit of {MAX_NODES}", source)
     seen: dict[str, None] = {}
     for nd in nodes:
         if nd.name in seen:
@@ -108,8 +117,10 @@ def _node(raw: Any, where: str, problems: list[Problem]) -> list[Node]:
         problems.append(Problem(f"{where}.labels", "expected a mapping of strings"))
         labels = {}
     count = raw.get("count")
-    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
-        problems.append(Problem(f"{where}.count", f"count must be an integer >= 1, got {count!r}"))
+    if count is not None and (not _whole(count) or not 1 <= count <= MAX_NODES):
+        problems.append(
+            Problem(f"{where}.count", f"count must be an integer from 1 to {MAX_NODES}, got {count!r}")
+        )
         count = None
     if len(problems) > before:
         return []
@@ -117,3 +128,7 @@ def _node(raw: Any, where: str, problems: list[Problem]) -> list[Node]:
     lab = {str(k): str(v) for k, v in labels.items()}
     names = [name] if count is None else [f"{name}-{i}" for i in range(count)]
     return [Node(nm, capacity, prices, float(speed), lab) for nm in names]
+
+
+def _whole(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)

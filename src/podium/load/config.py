@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from podium.errors import Problem, SpecError
+from podium.load.options import MAX_SECONDS
 from podium.model.resources import parse_size
 from podium.policy import REDIRECTS, Policy, host_entry_problem
 from podium.registry import Registry
@@ -38,8 +39,6 @@ from podium.registry import Registry
 LIST_KEYS = ("allow_modules", "allow_programs", "allow_hosts", "allow_env", "module_paths", "allow_images")
 SIZE_KEYS = ("max_response_bytes", "max_output_bytes")
 CONFIG_KEYS = (*LIST_KEYS, "secrets_dir", "http_redirects", "http_timeout", *SIZE_KEYS, "max_fanout")
-#: Upper bound of any duration or timeout setting (a year): beyond it clocks and waits overflow.
-MAX_SECONDS = 365 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)

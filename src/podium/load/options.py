@@ -19,6 +19,11 @@ from podium.model.task import RetryPolicy
 
 Issues = list[tuple[str, str]]
 
+#: Upper bound of any duration (timeouts, delays, deadlines): beyond it clocks and waits overflow.
+MAX_SECONDS = 365 * 86400.0
+#: Most attempts a retry policy may make.
+MAX_ATTEMPTS = 1000
+
 _DEFAULT_RETRY = RetryPolicy()
 
 
@@ -31,10 +36,14 @@ def duration(value: object, key: str, issues: Issues) -> float | None:
     if value is None:
         return None
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except ValueError as e:
         issues.append((key, str(e)))
         return None
+    if seconds > MAX_SECONDS:
+        issues.append((key, f"at most 365 days, got {value!r}"))
+        return None
+    return seconds
 
 
 def resources(amounts: Mapping[str, Any], issues: Issues) -> Resources:
@@ -70,8 +79,10 @@ def retry_policy(
     """A RetryPolicy from user settings; problems go to ``issues`` keyed by setting name."""
     out: Issues = issues if issues is not None else []
     a = 1
-    if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts >= 1:
+    if isinstance(attempts, int) and not isinstance(attempts, bool) and 1 <= attempts <= MAX_ATTEMPTS:
         a = attempts
+    elif isinstance(attempts, int) and not isinstance(attempts, bool) and attempts > MAX_ATTEMPTS:
+        out.append(("attempts", f"at most {MAX_ATTEMPTS}, got {attempts!r}"))
     else:
         out.append(("attempts", f"expected a whole number >= 1, got {attempts!r}"))
     d = duration(delay, "delay", out)
@@ -79,6 +90,11 @@ def retry_policy(
     b = _DEFAULT_RETRY.backoff
     if is_number(backoff) and backoff >= 1:  # type: ignore[operator]
         b = float(backoff)  # type: ignore[arg-type]
+        if a > 2 and (a - 2) * math.log10(b) > 300:  # the delay before the last try overflows
+            out.append(
+                ("backoff", f"backoff {b:g} to the power of {a - 2} overflows: lower backoff or attempts")
+            )
+            b = _DEFAULT_RETRY.backoff
     else:
         out.append(("backoff", f"expected a number >= 1, got {backoff!r}"))
     j = _DEFAULT_RETRY.jitter

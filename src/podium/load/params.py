@@ -24,7 +24,10 @@ def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
             raise UsageError(f"parameter {pair!r}: expected NAME=VALUE (e.g. -p n=10)")
         if not key:
             raise UsageError(f"parameter {pair!r}: the name before '=' is empty")
-        out[key] = _decode(value)
+        try:
+            out[key] = _decode(value)
+        except RecursionError:
+            raise UsageError(f"parameter {key!r}: its JSON value is nested too deeply") from None
     return out
 
 

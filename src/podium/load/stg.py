@@ -39,9 +39,11 @@ REGISTRY.register(SLEEP, sleep)
 def load_stg(path: str | Path) -> PlanRequest:
     src = str(path)
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_bytes().decode("utf-8")
     except OSError as e:
         raise SpecError(f"cannot read STG file ({e.strerror or e})", src) from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"not UTF-8 text (byte {e.start}): an STG file is text", src) from None
     return parse_stg(text, src)
 
 

@@ -29,7 +29,11 @@ from podium.model.resources import Resources
 def load_wfcommons(path: str | Path) -> PlanRequest:
     src = str(path)
     try:
-        doc = json.loads(Path(path).read_text())
+        doc = json.loads(Path(path).read_bytes())
+    except RecursionError:
+        raise SpecError("the JSON is nested too deeply", src) from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"not UTF-8 text (byte {e.start})", src) from None
     except OSError as e:
         raise SpecError(f"cannot read WfCommons file ({e.strerror or e})", src) from None
     except json.JSONDecodeError as e:
@@ -56,8 +60,8 @@ def parse_wfcommons(doc: Any, source: str = "<wfcommons>") -> PlanRequest:
         try:
             res = Resources(cpu=float(cores), memory=int(memory))
             tasks[tid] = PlanTask(float(runtime), res, tuple(parents))
-        except (TypeError, ValueError) as e:
-            problems.append(Problem(where, str(e)))
+        except (TypeError, ValueError, OverflowError) as e:
+            problems.append(Problem(where, f"{e} (runtime, cores or memory out of range)"))
     for tid, t in tasks.items():
         for p in t.deps:
             if p not in tasks:
