@@ -178,6 +178,8 @@ def run_cmd(
         raise UsageError(f"--oom-cap: {e}") from None
     loaded = load_workflow(file, **grants)
     given = parse_params(list(params))
+    if run_id is not None:
+        _same_run(store_url, run_id, loaded, given)
     workflow = replace(loaded.workflow, fail_fast=False) if keep_going else loaded.workflow
     source = dict(loaded.source, keep_going=True) if keep_going else loaded.source
     _execute(
@@ -193,6 +195,29 @@ def run_cmd(
         gantt=gantt,
         ray_address=ray_address,
     )
+
+
+def _same_run(store_url: str | None, run_id: str, loaded: Any, given: dict[str, Any]) -> None:
+    """An existing run ``run_id`` is continued only with the same spec file, bytes and flow,
+    and without parameter values other than those it started with (as ``resume`` does)."""
+    from podium.errors import NotFoundError
+    from podium.load import same_source
+
+    store = _store(store_url)
+    try:
+        record = store.get_run(run_id)
+    except NotFoundError:
+        return
+    finally:
+        store.close()
+    same_source(record.source, loaded.source, run_id)
+    resolved = loaded.workflow.resolve_params(given)
+    for name in given:
+        if name in record.params and resolved[name] != record.params[name]:
+            raise UsageError(
+                f"run {run_id} was started with {name}={record.params[name]!r}; -p {name}={given[name]} "
+                "differs: start a new run (another --run-id, or none) to use new values"
+            )
 
 
 @cli.command("resume")
