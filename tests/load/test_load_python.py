@@ -315,3 +315,33 @@ def test_f_strings_on_handles_are_reported() -> None:
 
     with pytest.raises(SpecError, match=r"use podium\.template"):
         f.build()
+
+
+def test_api_misuse_is_a_podium_error_with_exit_code_2() -> None:
+    from podium.errors import PodiumError
+
+    for bad in (lambda: double.options(colour="red"), lambda: podium.template("{name}", 1)):
+        with pytest.raises(PodiumError) as e:
+            bad()
+        assert e.value.exit_code == 2
+
+
+def test_one_has_expr_for_both_front_ends() -> None:
+    """Const counts as an expression (so a Const inside a structure is resolved, never handed
+    to the task as a Const object), and so does a Secret (never frozen into a Const)."""
+    from podium.load.exprs import has_expr
+    from podium.runtime.inputs import resolve
+    from podium.secrets import Secret
+
+    assert has_expr(Const(1)) and has_expr({"a": [Const(1)]}) and has_expr(("x", Ref("t")))
+    assert has_expr({"k": Secret("s", env="S")}) and not has_expr({"a": [1, "x", None]})
+
+    @podium.flow
+    def f():
+        double(x={"k": Const(5), "t": [podium.secret("PODIUM_TEST_UNSET")]})
+
+    arg = f.build().tasks["double"].args["x"]
+    assert not isinstance(arg, Const)  # an expression structure, resolved at run time
+    with pytest.raises(Exception, match="PODIUM_TEST_UNSET"):
+        resolve(arg, {}, {})
+    assert resolve(f.build().tasks["double"].args["x"]["k"], {}, {}) == 5

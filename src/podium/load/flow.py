@@ -20,7 +20,7 @@ from typing import Any
 
 from podium.errors import Problem, SpecError
 from podium.load import options
-from podium.load.python import _BUILD, _Build
+from podium.load.python import _BUILD, FlowError, _Build
 from podium.model.task import Param
 from podium.model.workflow import REQUIRED, Objective, ParamSpec, Workflow
 
@@ -136,6 +136,8 @@ class Flow:
         token = _BUILD.set(state)
         try:
             self.fn(**{p.name: Param(p.name) for p in params})
+        except FlowError as e:  # a misuse of the API: say where in the user's code
+            state.problems.append(Problem(f"flow {self.name}", f"{e}{_user_frame(e)}"))
         except SpecError as e:
             state.problems += e.problems
         except Exception as e:

@@ -41,6 +41,12 @@ from podium.secrets import Secret
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+class FlowError(SpecError, TypeError, ValueError):
+    """A misuse of the Python API while writing a flow (a ``SpecError``, exit 2; also a
+    ``TypeError``/``ValueError`` for code and Python protocols that expect one)."""
+
+
 #: Settings a task accepts (decorator and ``.options``) with their defaults.
 TASK_DEFAULTS: dict[str, Any] = {
     "name": None,
@@ -104,7 +110,7 @@ class Handle:
 
     def __getitem__(self, key: str | int) -> Handle:
         if not isinstance(key, str | int) or isinstance(key, bool):
-            raise TypeError(f"result of {self.task!r} can be indexed by a key or an index, not {key!r}")
+            raise FlowError(f"result of {self.task!r} can be indexed by a key or an index, not {key!r}")
         return Handle(self.task, (*self.path, key))
 
     @property
@@ -112,19 +118,19 @@ class Handle:
         return Ref(self.task, self.path)
 
     def __iter__(self) -> Iterator[Any]:
-        raise TypeError(
+        raise FlowError(
             f"the result of {self.task!r} is not known while the flow is built: "
             "use podium.each(handle) to run a task once per item"
         )
 
     def __bool__(self) -> bool:
-        raise TypeError(
+        raise FlowError(
             f"the result of {self.task!r} is not known while the flow is built: "
             "use `with podium.when(handle, equals=...)` to branch on it"
         )
 
     def __str__(self) -> str:
-        raise TypeError(
+        raise FlowError(
             f"the result of {self.task!r} is not known while the flow is built: "
             "use podium.template('text {}', handle) instead of str() or an f-string"
         )
@@ -151,7 +157,7 @@ def when(result: Handle, *, equals: Any) -> Iterator[None]:
     """Tasks created inside run only if ``result`` equals ``equals``; otherwise they are skipped."""
     build = _current("podium.when")
     if not isinstance(result, Handle):
-        raise TypeError(f"podium.when needs a task result (a handle), got {type(result).__name__}")
+        raise FlowError(f"podium.when needs a task result (a handle), got {type(result).__name__}")
     if build.whens:
         raise SpecError(Problem(f"flow {build.flow}", "podium.when blocks cannot be nested"))
     build.whens.append(When(task=result.task, equals=equals, path=result.path))
@@ -184,13 +190,13 @@ def template(fmt: str, *values: Any) -> Template | str:
         if fieldname is None:
             continue
         if spec or conv:
-            raise ValueError("podium.template supports only '{}' and '{0}' fields")
+            raise FlowError("podium.template supports only '{}' and '{0}' fields")
         if fieldname == "":
             index, auto = auto, auto + 1
         elif fieldname.isdigit():
             index = int(fieldname)
         else:
-            raise ValueError(f"podium.template: use positional fields, not {{{fieldname}}}")
+            raise FlowError(f"podium.template: use positional fields, not {{{fieldname}}}")
         v = _expr(values[index])
         literal = v.value if isinstance(v, Const) else v
         parts.append(v if isinstance(v, Ref | Param | Secret) else str(literal))
@@ -213,7 +219,7 @@ def _expr(v: Any) -> Any:
     if isinstance(v, Ref | Param | Const | Template | Secret):
         return v
     if isinstance(v, _Each):
-        raise TypeError("podium.each(...) must be passed directly as an argument")
+        raise FlowError("podium.each(...) must be passed directly as an argument")
     if isinstance(v, Mapping):
         return {k: _expr(x) for k, x in v.items()}
     if isinstance(v, list | tuple):
@@ -300,7 +306,7 @@ def _check_settings(settings: Mapping[str, Any], what: str) -> None:
         from podium.load.schema import did_you_mean
 
         k = unknown[0]
-        raise TypeError(f"{what}: unknown setting {k!r}{did_you_mean(k, TASK_DEFAULTS)}")
+        raise FlowError(f"{what}: unknown setting {k!r}{did_you_mean(k, TASK_DEFAULTS)}")
 
 
 def _record(
