@@ -91,9 +91,9 @@ def audited() -> Iterator[list[tuple[str, str]]]:
 
 # -- HTTP servers -------------------------------------------------------------------------------
 class Server:
-    """A real HTTP server on 127.0.0.1 in a thread; ``hits`` records (method, path, headers)."""
+    """A real HTTP server on ``host`` (127.0.0.1) in a thread; ``hits`` records (method, path, headers)."""
 
-    def __init__(self, handler: Callable[[BaseHTTPRequestHandler], None]) -> None:
+    def __init__(self, handler: Callable[[BaseHTTPRequestHandler], None], host: str = "127.0.0.1") -> None:
         self.hits: list[tuple[str, str, dict[str, str]]] = []
         outer = self
 
@@ -110,10 +110,10 @@ class Server:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
