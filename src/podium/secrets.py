@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from podium.errors import PodiumError
+from podium.errors import ErrorRecord, PodiumError
 
 MASK = "***"
 MIN_MASKED = 4
@@ -154,3 +154,15 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
     if "=" in text:
         text = _QUERY_SECRET.sub(lambda m: f"{m.group('head')}{MASK}", text)
     return str(text)
+
+
+def redact_record(record: ErrorRecord, extra: Iterable[str] = ()) -> ErrorRecord:
+    """``record`` with its message, traceback and text details redacted (what a run loop
+    applies before an error record is emitted: the orchestrator has revealed, and so knows,
+    every secret of its run, whichever process or node the record came from)."""
+    values = tuple(extra)
+    message, traceback = redact(record.message, values), redact(record.traceback, values)
+    details = {k: redact(v, values) if isinstance(v, str) else v for k, v in record.extra.items()}
+    if (message, traceback, details) == (record.message, record.traceback, record.extra):
+        return record
+    return ErrorRecord(record.type, message, traceback, record.retryable, record.kind, details)

@@ -244,3 +244,16 @@ def main():
     code, out, err = cli(["run", str(flow), "--store", str(db), "--run-id", "r1", "--no-progress"], tmp_path)
     assert code == 1 and VALUE not in out + err  # the CLI masks what it prints either way
     assert VALUE not in everything_recorded(db, "r1")
+
+
+def test_redact_record_masks_message_traceback_and_details() -> None:
+    from podium.errors import ErrorRecord
+    from podium.secrets import redact_record
+
+    remember(VALUE)
+    rec = ErrorRecord("E", f"login {VALUE} failed", f"Traceback: {VALUE}", extra={"url": "http://u:pw@h/"})
+    got = redact_record(rec)
+    assert VALUE not in repr(got) and got.extra["url"] == "http://u:***@h/"
+    assert (got.type, got.retryable, got.kind) == (rec.type, rec.retryable, rec.kind)
+    clean = ErrorRecord("E", "nothing secret")
+    assert redact_record(clean) is clean  # no copy when there is nothing to mask
