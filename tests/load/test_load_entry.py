@@ -155,3 +155,17 @@ def test_example_specs_all_load() -> None:
     """From their folder, whose podium.toml grants what they use."""
     for path in sorted(EXAMPLES.glob("*.yaml")):
         assert load_workflow(path, cwd=EXAMPLES, registry=Registry()).workflow.tasks
+
+
+def test_a_source_without_recorded_grants_uses_the_current_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs started before grants were recorded in their source still resume."""
+    spec = write(tmp_path / "w.yaml", "tasks:\n  a: {argv: [echo, hi]}\n")
+    source = dict(load_workflow(spec, cwd=tmp_path, allow_programs=["echo"]).source)
+    del source["allow"]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SpecError, match="program 'echo' is not allowed"):
+        load_source(source, registry=Registry())
+    write(tmp_path / "podium.toml", 'allow_programs = ["echo"]\n')
+    assert load_source(source, registry=Registry()).tasks["a"].kind == "shell"

@@ -111,7 +111,7 @@ def fetch(
                     '(allow it with http_redirects = "any" in podium.toml)'
                 )
             hdrs = {k: v for k, v in hdrs.items() if k.lower() in PORTABLE_HEADERS}
-        if resp.status == 303 or (resp.status in (301, 302) and method not in ("GET", "HEAD")):
+        if method != "HEAD" and (resp.status == 303 or (resp.status in (301, 302) and method != "GET")):
             method, body = "GET", None
             hdrs = {k: v for k, v in hdrs.items() if k.lower() != "content-type"}
         url, target = nxt, new

@@ -92,13 +92,15 @@ def load_workflow(
 def load_source(
     source: Mapping[str, Any], registry: Registry = REGISTRY, limits: Limits | None = None
 ) -> Workflow:
-    """The workflow described by a ``Loaded.source``; ``SpecError`` if its file changed since."""
+    """The workflow described by a ``Loaded.source``; ``SpecError`` if its file changed since.
+    It is loaded with what was granted when the run started (recorded in the source)."""
     kind, path, digest = source.get("kind"), source.get("path"), source.get("sha256")
     if kind not in ("yaml", "json", "python") or not isinstance(path, str) or not isinstance(digest, str):
         raise SpecError(f"run source is incomplete or unknown: {dict(source)!r}")
-    config = Config.from_source(source.get("allow") or {}, source.get("allow_modules") or ())
-    if source.get("allow_images"):  # a run recorded before images joined the grants
-        config = config.widen(images=source["allow_images"])
+    if isinstance(source.get("allow"), Mapping):  # what was granted when the run started
+        config = Config.from_source(source["allow"], source.get("allow_modules") or ())
+    else:  # a run started before grants were recorded: the project's current configuration
+        config = load_config().widen(source.get("allow_modules") or (), images=source.get("allow_images") or ())
     loaded = _load(Path(path), path, source.get("flow"), config, registry, limits, expect_sha256=digest)
     return loaded.workflow
 
