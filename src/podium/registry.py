@@ -142,8 +142,10 @@ class Registry:
 
     def _import(self, module: str, name: str) -> Any:
         loaded = sys.modules.get(module)
-        if loaded is not None:
+        if loaded is not None and not _initializing(loaded):
             return loaded
+        # not imported yet, or still being imported by another thread: the import machinery
+        # (and this registry's lock, for modules it executes itself) waits for it to finish
         with self._lock:
             path = self._allowed.get(module)
             if path and module not in sys.modules:
@@ -167,12 +169,21 @@ class Registry:
 def _execute(spec: importlib.machinery.ModuleSpec, name: str) -> Any:
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
+    spec._initializing = True  # type: ignore[attr-defined]  # as importlib marks a module being run
     try:
         spec.loader.exec_module(mod)  # type: ignore[union-attr]
     except BaseException:
         sys.modules.pop(name, None)
         raise
+    finally:
+        spec._initializing = False  # type: ignore[attr-defined]
     return mod
+
+
+def _initializing(mod: Any) -> bool:
+    """Whether ``mod`` is in ``sys.modules`` but its code is still running (in another thread):
+    its functions may not be defined yet."""
+    return bool(getattr(getattr(mod, "__spec__", None), "_initializing", False))
 
 
 def _check_defined(obj: Any, module: str, qual: str, name: str) -> None:

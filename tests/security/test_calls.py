@@ -222,3 +222,44 @@ def test_errors_of_the_registry_are_podium_errors() -> None:
     for bad in ["nocolon", ":f", "m:", "m:1x", "m:a..b", "m: f"]:
         with pytest.raises(PodiumError):
             reg.resolve(bad)
+
+
+SLOW = """
+import time
+time.sleep(0.3)  # other threads ask for the function while this module is still running
+
+def ready(x=0):
+    return x + 1
+"""
+
+
+@pytest.mark.parametrize("where", ["installed", "project"])
+def test_threads_resolving_a_module_being_imported_wait_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """The first task of a run imports the module; tasks starting meanwhile on other threads
+    must wait for it, not see a half-run module without the function."""
+    import threading
+
+    mod = unique("slow")
+    write(tmp_path / f"{mod}.py", SLOW)
+    reg = Registry()
+    reg.allow(mod)
+    if where == "installed":
+        monkeypatch.syspath_prepend(str(tmp_path))
+    else:
+        reg.locate(mod, str(tmp_path))
+    got: list[object] = []
+
+    def worker() -> None:
+        try:
+            got.append(reg.resolve(f"{mod}:ready")(x=1))
+        except Exception as e:  # recorded, asserted below
+            got.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert got == [2] * 8
