@@ -7,9 +7,10 @@
   and it carries the secret strings inside it (a template may embed one), so whichever
   process runs the call can mask them in what the call sends back.
 - ``redact(text)`` masks every secret value this process has revealed (``remember``), the
-  ones given, passwords in URLs (``postgresql://u:pw@h`` -> ``postgresql://u:***@h``) and
-  ``token=``/``password=`` query values. Apply it to anything that leaves a task: captured
-  output, error messages and tracebacks, log lines, messages printed to a terminal.
+  ones given, passwords in URLs (``postgresql://u:pw@h`` -> ``postgresql://u:***@h``),
+  ``token=``/``password=`` query values and ``Bearer`` tokens. Apply it to anything that
+  leaves a task: captured output, error messages and tracebacks, log lines, messages printed
+  to a terminal.
 
 Invariants: a secret's value is never part of a ``Secret``, a ``TaskSpec``, a ``repr`` or
 what ``redact`` returns; values shorter than ``MIN_MASKED`` characters are not masked (masking
@@ -35,6 +36,7 @@ _KNOWN: set[str] = set()
 _KNOWN_LIMIT = 10_000
 _LOCK = threading.Lock()
 _URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*):(?P<pw>[^@/?#\s]+)@")
+_BEARER = re.compile(r"(?i)\b(?P<head>bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
 _QUERY_SECRET = re.compile(
     r"(?P<head>[?&;](?:password|passwd|pwd|token|access_token|api_key|apikey|secret|signature|sig)=)"
     r"[^&;#\s]+",
@@ -139,8 +141,8 @@ def _walk(value: Any) -> Iterator[str]:
 
 
 def redact(text: str, extra: Iterable[str] = ()) -> str:
-    """``text`` with known secret values, the ``extra`` ones, URL passwords and secret query
-    values replaced by ``***``."""
+    """``text`` with known secret values, the ``extra`` ones, URL passwords, secret query
+    values and bearer tokens replaced by ``***``."""
     if not text:
         return text
     with _LOCK:
@@ -153,6 +155,8 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
         text = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}:{MASK}@", text)
     if "=" in text:
         text = _QUERY_SECRET.sub(lambda m: f"{m.group('head')}{MASK}", text)
+    if "earer" in text or "EARER" in text:
+        text = _BEARER.sub(lambda m: f"{m.group('head')}{MASK}", text)
     return str(text)
 
 

@@ -202,6 +202,8 @@ def test_http_errors_do_not_carry_secrets() -> None:
         ("GET http://h/x?a=1&token=abc123&b=2", "GET http://h/x?a=1&token=***&b=2"),
         ("no secrets here: http://example.com/a:b", "no secrets here: http://example.com/a:b"),
         (f"value {VALUE} twice {VALUE}", "value *** twice ***"),
+        ("Authorization: Bearer eyJhbGciOi.x-y_z", "Authorization: Bearer ***"),
+        ("bearer of bad news", "bearer of bad news"),
         ("abc", "abc"),  # too short to be masked
     ],
 )
