@@ -117,8 +117,18 @@ def test_kill_9_then_resume_runs_no_committed_task_again(project: Path) -> None:
 def test_ctrl_c_cancels_cleanly_and_the_run_resumes(project: Path) -> None:
     log, db = project / "effects.log", project / "state.db"
     proc = subprocess.Popen(
-        podium_cmd(
-            "run", "flow.py", "-p", f"log={log}", "--run-id", "int1", "--store", str(db), "--no-progress"
+        podium_cmd(  # 0.3 s tasks: the run is still going when Ctrl-C lands, even on a busy machine
+            "run",
+            "flow.py",
+            "-p",
+            f"log={log}",
+            "-p",
+            "delay=0.3",
+            "--run-id",
+            "int1",
+            "--store",
+            str(db),
+            "--no-progress",
         ),
         cwd=project,
         stdout=subprocess.PIPE,
