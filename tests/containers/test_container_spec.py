@@ -64,7 +64,7 @@ def python_twin(n: int = 5):
 
 
 def test_yaml_and_python_build_equal_container_workflows() -> None:
-    spec = load_workflow(EXAMPLE, allow_images=["localhost/podium-busybox"]).workflow
+    spec = load_workflow(EXAMPLE, allow_images=["localhost/podium-busybox"], allow_programs=["echo"]).workflow
     assert spec == python_twin.workflow
     count, double = spec.tasks["count"], spec.tasks["double"]
     assert count.kind == "container" and count.config["image"] == IMG
@@ -136,12 +136,13 @@ def test_images_that_are_options_or_computed_are_refused(image: str, expected: s
 
 
 def test_allow_images_from_podium_toml_and_kept_for_resume(tmp_path: Path) -> None:
-    (tmp_path / "podium.toml").write_text('allow_images = ["localhost/podium-busybox"]\n')
+    toml = 'allow_images = ["localhost/podium-busybox"]\nallow_programs = ["echo"]\n'
+    (tmp_path / "podium.toml").write_text(toml)
     spec = tmp_path / "c.yaml"
     spec.write_text(EXAMPLE.read_text())
-    assert load_config(tmp_path).allow_images == ("localhost/podium-busybox",)
+    assert load_config(tmp_path).policy.images == ("localhost/podium-busybox",)
     loaded = load_workflow(spec, cwd=tmp_path)
-    assert loaded.source["allow_images"] == ["localhost/podium-busybox"]
+    (tmp_path / "podium.toml").unlink()  # a resume gets what the run was granted, not today's file
     assert load_source(loaded.source) == loaded.workflow
     (tmp_path / "podium.toml").write_text("allow_images = [1]\n")
     with pytest.raises(SpecError, match="allow_images: expected a list of image names"):
@@ -151,7 +152,7 @@ def test_allow_images_from_podium_toml_and_kept_for_resume(tmp_path: Path) -> No
 def test_cli_validate_refuses_then_accepts_with_allow_image(tmp_path: Path) -> None:
     spec = tmp_path / "c.yaml"
     spec.write_text(EXAMPLE.read_text())
-    cmd = [sys.executable, "-m", "podium", "validate", str(spec)]
+    cmd = [sys.executable, "-m", "podium", "validate", str(spec), "--allow-program", "echo"]
     refused = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "is not allowed: allow it with --allow-image localhost/podium-busybox" in refused.stderr
@@ -160,7 +161,8 @@ def test_cli_validate_refuses_then_accepts_with_allow_image(tmp_path: Path) -> N
     )
     assert ok.returncode == 0, ok.stderr
     drawn = subprocess.run(
-        [sys.executable, "-m", "podium", "graph", str(spec), "--allow-image", "localhost/podium-busybox"],
+        [sys.executable, "-m", "podium", "graph", str(spec), "--allow-image", "localhost/podium-busybox"]
+        + ["--allow-program", "echo"],
         capture_output=True,
         text=True,
     )

@@ -25,10 +25,12 @@ from hypothesis import strategies as st
 from podium.cli import main
 from podium.errors import SpecError
 from podium.load import Limits, yamlsafe
+from podium.load.config import Config
 from podium.load.schema import ALL_TASK_KEYS, RETRY_KEYS, TOP_KEYS
 from podium.load.spec import load_spec
 from podium.model import Workflow
 from podium.model.graph import topological_order
+from podium.policy import Policy
 from podium.registry import Registry
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "specs"
@@ -38,8 +40,11 @@ FUZZ = settings(deadline=None, database=None, suppress_health_check=[HealthCheck
 SMALL = Limits(max_bytes=20_000, max_tasks=50, max_depth=12)
 
 
+ECHO = Config(policy=Policy(programs=("echo",)))  # the generated shell tasks run echo
+
+
 def load(data: bytes, fmt: str) -> Workflow:
-    return load_spec(data, f"fuzz.{fmt}", fmt, allow_modules=(), registry=Registry(), limits=SMALL)
+    return load_spec(data, f"fuzz.{fmt}", fmt, registry=Registry(), limits=SMALL, config=ECHO)
 
 
 def check(data: bytes, fmt: str) -> SpecError | Workflow:

@@ -100,7 +100,9 @@ def load_source(
     if isinstance(source.get("allow"), Mapping):  # what was granted when the run started
         config = Config.from_source(source["allow"], source.get("allow_modules") or ())
     else:  # a run started before grants were recorded: the project's current configuration
-        config = load_config().widen(source.get("allow_modules") or (), images=source.get("allow_images") or ())
+        config = load_config().widen(
+            source.get("allow_modules") or (), images=source.get("allow_images") or ()
+        )
     loaded = _load(Path(path), path, source.get("flow"), config, registry, limits, expect_sha256=digest)
     return loaded.workflow
 

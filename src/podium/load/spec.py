@@ -63,13 +63,14 @@ def load_spec(
     limits: Limits | None = None,
     default_name: str | None = None,
     config: Config | None = None,
+    allow_images: Iterable[str] = (),
 ) -> Workflow:
     """Bytes of a spec document -> validated Workflow. ``SpecError`` lists every problem.
 
-    ``config`` is what the user granted (default: the ``allow_modules`` given, nothing else,
-    modules found in the installed packages and the current folder)."""
+    ``config`` is what the user granted (default: the ``allow_modules`` and ``allow_images``
+    given, nothing else, modules found in the installed packages and the current folder)."""
     lim = limits or Limits()
-    cfg = (config or Config()).widen(allow_modules)
+    cfg = (config or Config()).widen(allow_modules, images=allow_images)
     reg = registry or REGISTRY
     cfg.apply(reg)
     doc = read_document(data, name, fmt, lim)

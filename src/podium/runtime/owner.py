@@ -78,6 +78,26 @@ def owner_process(owner: str) -> int | None:
     return pid
 
 
+def owner_pid(owner: str) -> int | None:
+    """The PID written in ``owner`` (None if it is not an owner id)."""
+    parsed = _parse(owner or "")
+    return None if parsed is None else parsed[1]
+
+
+def owner_gone(owner: str) -> bool:
+    """Whether ``owner`` provably no longer runs: it was a process of this host and no live
+    process has its PID, or the one that has it started at another time (the PID was reused).
+    Another host's owner is never known to be gone."""
+    parsed = _parse(owner or "")
+    if parsed is None or parsed[0] != socket.gethostname():
+        return False
+    alive, started = _alive(parsed[1])
+    if not alive:
+        return True
+    start = parsed[2]
+    return start is not None and started is not None and abs(started - start) > START_TOLERANCE
+
+
 def check_owner(owner: str) -> None:
     """Refuse to run a run whose recorded owner is another live process on this host (a dead
     process, a zombie, a PID now used by a process that started later, or another host's

@@ -13,8 +13,6 @@ from it; every value that leaves passes through ``redact``.
 from __future__ import annotations
 
 import math
-import os
-import socket
 import threading
 import time
 import weakref
@@ -26,6 +24,7 @@ from typing import Any
 from podium.errors import NotFoundError
 from podium.model import states as st
 from podium.model.events import Event, ResultRecord, RunRecord
+from podium.runtime.owner import owner_gone, owner_pid
 from podium.server.analysis import Attempt, critical_path, map_rows, track
 from podium.server.index import RunIndex
 from podium.server.redact import PREVIEW_MAX_BYTES, preview, redact
@@ -99,19 +98,6 @@ def _record(store: Any, run_id: str) -> RunRecord:
     return store.get_run(run_id)
 
 
-def _owner_gone(owner: str) -> bool:
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 def _summary(record: RunRecord, entry: _Entry) -> dict[str, Any]:
     from podium.model.cluster import Node
     from podium.model.resources import Resources
@@ -126,8 +112,8 @@ def _summary(record: RunRecord, entry: _Entry) -> dict[str, Any]:
     s = summarize(view, Workflow(record.workflow, {}, objective=Objective(alpha, beta)), nodes)
     status = view.state or record.status
     attention = entry.broken
-    if attention is None and status in _ACTIVE and record.owner and _owner_gone(record.owner):
-        attention = f"its orchestrator (process {record.owner.rpartition(':')[2]}) is gone; resume the run"
+    if attention is None and status in _ACTIVE and record.owner and owner_gone(record.owner):
+        attention = f"its orchestrator (process {owner_pid(record.owner)}) is gone; resume the run"
     start, end = view.started_at, (view.finished_at if status not in _ACTIVE else None)
     wall = None if start is None else max(0.0, (end if end is not None else time.time()) - start)
     counts = {k: v for k, v in view.counts().items() if v}

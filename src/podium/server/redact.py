@@ -1,7 +1,9 @@
 """What leaves the server: secrets redacted, sizes bounded, nothing from the store executed.
 
 ``redact(value)`` replaces the value of every key that names a secret (password, token, api
-key, ...) with ``"***"`` and the password of every URL in a string. ``preview(record)`` turns a
+key, ...) with ``"***"`` and passes every string through the one text redaction,
+``podium.secrets.redact`` (URL passwords, secret query values, bearer tokens, known secret
+values); only the key rule is the server's own. ``preview(record)`` turns a
 stored result into a small JSON value without running anything: results are pickles, and an
 unpickler that refuses every global (so no class, function or reduce can be reached) reads
 only plain containers, strings, numbers and bytes; anything else is shown as its size.
@@ -17,7 +19,9 @@ import pickle
 import re
 from typing import Any
 
-REDACTED = "***"
+from podium.secrets import MASK as REDACTED
+from podium.secrets import redact as redact_text
+
 PREVIEW_CHARS = 16 * 1024
 #: Results larger than this are described, not read.
 PREVIEW_MAX_BYTES = 4 << 20
@@ -26,17 +30,6 @@ _SECRET_KEY = re.compile(
     r"authorization|cookie|session)",
     re.IGNORECASE,
 )
-_URL_PASSWORD = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)([^@/\s]+)@")
-_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
-
-
-def redact_text(text: str) -> str:
-    """``text`` with URL passwords and bearer tokens replaced by ``***``."""
-    if "://" in text:
-        text = _URL_PASSWORD.sub(rf"\1{REDACTED}@", text)
-    if "earer" in text or "EARER" in text:
-        text = _BEARER.sub(rf"\1{REDACTED}", text)
-    return text
 
 
 def redact(value: Any, depth: int = 0) -> Any:

@@ -29,6 +29,7 @@ from typing import Any
 
 from podium.errors import ConflictError, NotFoundError
 from podium.model import states as st
+from podium.runtime.owner import owner_gone, owner_pid
 from podium.server.problems import Forbidden, NotSupported, TooBusy
 from podium.server.state import ServerState
 
@@ -162,7 +163,7 @@ class Workers:
             _wait_exit(w, 3.0)  # the run ended; its worker is closing the store and exiting
         if w is not None and _alive(w):
             raise ConflictError(f"run {run_id!r} is still running (worker {w.pid})")
-        if record.status in _ACTIVE and record.owner and not _owner_dead(record.owner):
+        if record.status in _ACTIVE and record.owner and not owner_gone(record.owner):
             raise ConflictError(f"run {run_id!r} is still being run by {record.owner}; cancel it first")
         self._room()
         argv = [self.python, "-m", "podium", "resume", run_id, "--no-progress"]
@@ -242,7 +243,7 @@ class Workers:
             record = self.store.get_run(run_id)
         except NotFoundError:
             return
-        if record.owner.rpartition(":")[2] != str(w.pid):
+        if owner_pid(record.owner) != w.pid:
             return
         if record.status in _ACTIVE:
             self.store.request_cancel(run_id)
@@ -318,19 +319,3 @@ class Workers:
             return None
         start = max((i for i, ln in enumerate(lines) if ln.startswith("error: ")), default=len(lines) - 1)
         return "; ".join(lines[start:]).removeprefix("error: ")[:1000]
-
-
-def _owner_dead(owner: str) -> bool:
-    import socket
-
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    import psutil
-
-    try:
-        return psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-    except psutil.Error:
-        return False
