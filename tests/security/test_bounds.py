@@ -5,6 +5,10 @@ or reaching the user as an "internal error".
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,6 +64,85 @@ def test_max_fanout_is_a_validated_setting(tmp_path: Path) -> None:
     reg = Registry()
     load_workflow(tmp_path / "s.yaml", cwd=tmp_path, allow_programs=["true"], registry=reg)
     assert reg.policy.max_fanout == 7  # what the run loop reads
+
+
+FAN_OUT = """
+import pathlib
+import podium
+
+@podium.task
+def make(n: int) -> list[int]:
+    return list(range(n))
+
+@podium.task
+def work(x: int, mark: str) -> int:
+    if x == 0:
+        pathlib.Path(mark).touch()  # the fan-out is running
+    return x + 1
+
+@podium.flow
+def main(n: int, mark: str = "started"):
+    work(x=podium.each(make(n=n)), mark=mark)
+"""
+
+
+def _podium(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    cmd = [sys.executable, "-m", "podium", *args]
+    return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _status(db: Path, run_id: str) -> str:
+    from podium.store import open_store
+
+    store = open_store(str(db))
+    try:
+        return store.get_run(run_id).status
+    finally:
+        store.close()
+
+
+def test_a_map_past_max_fanout_fails_saying_so_and_runs_no_item(tmp_path: Path) -> None:
+    write(tmp_path / "podium.toml", "max_fanout = 7\n")
+    write(tmp_path / "fan.py", FAN_OUT)
+    args = ["run", "fan.py", "-p", "n=8", "--store", "s.db", "--run-id", "r", "--no-progress"]
+    out, err = _podium(*args, cwd=tmp_path).communicate(timeout=120)
+    assert "map over 'x' has 8 items, more than max_fanout (7)" in out + err
+    assert not (tmp_path / "started").exists()  # no item ran
+    assert _status(tmp_path / "s.db", "r") == "failed"
+    ok = _podium(*args[:3], "n=7", "--store", "s.db", "--run-id", "r2", "--no-progress", cwd=tmp_path)
+    ok.communicate(timeout=120)
+    assert ok.returncode == 0 and (tmp_path / "started").exists()  # at the limit: runs
+
+
+def test_sigterm_stops_a_million_item_fan_out_promptly_and_records_it_cancelled(tmp_path: Path) -> None:
+    """A real process, a real signal, in the middle of queueing a million items."""
+    write(tmp_path / "fan.py", FAN_OUT)
+    proc = _podium(
+        "run",
+        "fan.py",
+        "-p",
+        "n=1000000",
+        "--store",
+        "s.db",
+        "--run-id",
+        "big",
+        "--no-progress",
+        cwd=tmp_path,
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "started").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    took = time.monotonic() - sent
+    assert proc.returncode == 130, err
+    assert "run big cancelled; continue it with: podium resume big" in err
+    # about a second on a quiet machine (it took 45 s when every item was queued and cancelled
+    # one by one); the margin is for a loaded CI machine
+    assert took < 5.0, f"the run took {took:.1f} s to stop"
+    assert _status(tmp_path / "s.db", "big") == "cancelled"
 
 
 def test_cluster_count_is_bounded() -> None:

@@ -219,11 +219,6 @@ def test_redact_is_idempotent_and_masks_longest_first() -> None:
     assert once == "x *** y ***" and redact(once) == once
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="left to the run loop: error records (message, traceback) must go through "
-    "podium.secrets.redact before they are emitted (docs/security.md, 'Where redaction applies')",
-)
 def test_a_python_task_error_does_not_record_the_secret(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

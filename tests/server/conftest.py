@@ -74,6 +74,8 @@ def fanout(n: int = 20):
 }
 
 CONFIG = """
+allow_programs = ["sleep", "echo", "true"]
+
 [server]
 max_active_runs = {max_active}
 

@@ -24,7 +24,6 @@ from podium.load.config import Config, load_config
 from podium.load.limits import Limits
 from podium.load.params import parse_params
 from podium.model.workflow import Workflow
-from podium.policy import Policy
 from podium.registry import REGISTRY, Registry
 
 __all__ = [
@@ -198,7 +197,7 @@ def _check_grants(wf: Workflow, config: Config, registry: Registry, shown: str) 
     ]
     if problems:
         raise SpecError(problems, source=shown)
-    registry.grant(Policy(programs=programs, hosts=hosts))
+    registry.grant(policy)  # with the configuration's settings (a bare Policy would reset them)
 
 
 def _python_flow(

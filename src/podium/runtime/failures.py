@@ -10,7 +10,9 @@ answer adopted.
 
 Invariants: only memory grows after an out-of-memory, and never past the largest node or the
 configured cap; a task that keeps killing its worker ends quarantined with a message naming it
-and the signal; failure handlers still run after a fail-fast stop.
+and the signal; failure handlers still run after a fail-fast stop; every error record is
+redacted (``podium.secrets.redact_record``) before it is emitted: the orchestrator revealed
+its run's secrets, so it knows them whichever process or node the record came from.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from podium.model.task import TaskSpec
 from podium.runtime.readiness import HANDLER_TRIGGERS, Readiness
 from podium.runtime.state import Emit, RunState, Timer
 from podium.runtime.view import base_name, is_item
+from podium.secrets import redact_record
 from podium.types import Clock, Executor
 
 #: Lost workers retried without consuming the task's own retries, at most this many times.
@@ -69,6 +72,7 @@ class Failures:
 
     def attempt_failed(self, tid: str, attempt: int, err: ErrorRecord, duration: float) -> None:
         s = self.state
+        err = redact_record(err)  # a task's message or traceback may quote a secret it was given
         if s.cancelling:
             self.emit(ev.TASK_CANCELLED, tid, attempt, {"error": err.to_dict(), "duration": duration})
             return
@@ -155,6 +159,7 @@ class Failures:
 
     def fail_now(self, tid: str, err: ErrorRecord) -> None:
         """Fail a task that could not even start (bad inputs)."""
+        err = redact_record(err)
         self.emit(ev.TASK_FAILED, tid, 0, {"error": err.to_dict()})
         self._after_failure(tid, err)
 
@@ -203,9 +208,20 @@ class Failures:
         for fut in [*s.running, *s.queued]:
             with contextlib.suppress(Exception):
                 self.executor.kill(fut)
+        s.expanding.clear()  # items not queued yet stay pending: a resume queues them
         tasks = s.view.tasks
         handlers = []
-        for tid in dict.fromkeys([*s.wf.tasks, *tasks]):
+        # map items that were ever queued are ready, due for a retry, submitted or running; the
+        # others never had an event and stay pending (a resume queues them): not scanning a
+        # million-item view keeps a cancel within a turn
+        items = [
+            *(r.task_id for r in s.ready),
+            *(t.task_id for t in s.timers),
+            *(sub.call.task_id for sub in s.to_submit),
+            *(r.task_id for r in s.running.values()),
+            *(w.task_id for w in s.queued.values()),
+        ]
+        for tid in dict.fromkeys([*s.wf.tasks, *items]):
             tv = tasks.get(tid)
             if tv is None or tv.state in (st.PENDING, st.QUEUED, st.RETRYING):
                 spec = s.specs.get(tid)

@@ -51,7 +51,7 @@ from podium.runtime.failures import Failures, OomPolicy
 from podium.runtime.lanes import Lanes, room
 from podium.runtime.owner import owner_id
 from podium.runtime.planning import Placement, PlanFollower, Replanner
-from podium.runtime.readiness import Readiness
+from podium.runtime.readiness import EXPAND_CHUNK, Readiness
 from podium.runtime.recorder import Hook, Recorder
 from podium.runtime.state import Lane, Running, RunState, Submission, Waiting
 from podium.runtime.view import base_name
@@ -316,6 +316,8 @@ class RunLoop:
                 complete(take())
             if s.timers:
                 self.failures.fire_timers()
+            if s.expanding and len(s.ready) < EXPAND_CHUNK and not s.cancelling:
+                self.readiness.expand_more()  # a chunk per pass: a huge map never holds the loop long
             if s.dirty:
                 self.dispatch()
             if s.buf:
@@ -326,6 +328,9 @@ class RunLoop:
                 break
         if s.timers and s.timers[0].at < self._until:
             self.wake.set()  # a retry is due before the run's thread would wake: wake it
+        if s.expanding and len(s.ready) < EXPAND_CHUNK and not s.cancelling:
+            self.wake.set()  # more items to queue: in the next turn, after a cancel could get in
+            return
         if not s.running and not s.queued:
             if s.ready and not s.timers and not s.cancelling:
                 self.failures.stuck()

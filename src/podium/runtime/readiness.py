@@ -7,8 +7,15 @@ upstream that failed or was skipped, a failure handler with nothing to handle), 
 from the result cache, or fans out into map items. A task whose inputs cannot be resolved is
 handed to ``fail`` (``Failures.fail_now``).
 
+A map's items are queued ``EXPAND_CHUNK`` at a time, more only while fewer than that are ready
+(``expand_more``, called by the loop's turns): a fan-out of a million items never holds the
+loop for long, so a cancel or a signal is acted on within a turn, and cancelling has only the
+queued items to cancel (items never queued need no event: a resume queues them again).
+
 Invariants: a task is judged once, when its last upstream is done; a skip propagates to every
-dependent whose trigger does not accept it; readiness never submits anything (dispatch does).
+dependent whose trigger does not accept it; readiness never submits anything (dispatch does);
+a map expands to at most the policy's ``max_fanout`` items, else it fails saying so; a map
+whose expansion is still going on holds one count in ``items_left``, so it cannot finish early.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from podium.registry import Registry
 from podium.runtime import codec
 from podium.runtime.cache import cache_key
 from podium.runtime.inputs import InputError, resolve, resolve_args
-from podium.runtime.state import Emit, Ready, RunState
+from podium.runtime.state import Emit, Expansion, Ready, RunState
 from podium.runtime.view import TaskView, base_name, is_item
 from podium.types import Store
 
@@ -38,6 +45,8 @@ _NO_INPUTS: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
 _PENDING_VIEW = TaskView("")
 _QUEUED, _PENDING = ev.TASK_QUEUED, st.PENDING
 _new = tuple.__new__
+#: Map items queued at a time (and the ready-heap size below which more are queued).
+EXPAND_CHUNK = 4096
 
 
 class Readiness:
@@ -152,6 +161,14 @@ class Readiness:
                 msg = f"map over {spec.map_over!r} needs a list, got {type(items).__name__}"
                 self.fail(name, ErrorRecord("InputError", msg, retryable=False))
                 return
+            limit = self.registry.policy.max_fanout
+            if len(items) > limit:
+                msg = (
+                    f"map over {spec.map_over!r} has {len(items):,} items, more than max_fanout "
+                    f"({limit:,}); raise max_fanout in podium.toml if this is intended"
+                )
+                self.fail(name, ErrorRecord("InputError", msg, retryable=False))
+                return
             self.emit(ev.TASK_EXPANDED, name, 0, {"count": len(items)})
             self._prepare_items(name, spec.map_over, kwargs, config, list(items))
             return
@@ -189,22 +206,36 @@ class Readiness:
     ) -> None:
         """Queue the items of map ``name`` that have not succeeded; ``over`` is the mapped argument."""
         s = self.state
-        left = 0
-        for i, item in enumerate(items):
+        s.items_left[name] = 1  # held until every item is prepared
+        s.expanding.append(Expansion(name, over, kwargs, config, items))
+        self.expand_more()
+
+    def expand_more(self) -> None:
+        """Prepare and queue the next ``EXPAND_CHUNK`` items of the oldest unfinished expansion."""
+        s = self.state
+        job = s.expanding[0]
+        name, kwargs, config, items = job.name, job.kwargs, job.config, job.items
+        end = min(len(items), job.next + EXPAND_CHUNK)
+        tasks, left = s.view.tasks, 0
+        for i in range(job.next, end):
             cid = f"{name}[{i}]"
-            tv = s.view.tasks[cid]
+            tv = tasks.get(cid, _PENDING_VIEW)
             if tv.state == st.SUCCEEDED:
                 continue
             left += 1
             kw = dict(kwargs)
-            kw[over] = item
+            kw[job.over] = items[i]
             s.prepared[cid] = (kw, config)
             if tv.state == st.PENDING:
                 self.emit(ev.TASK_QUEUED, cid)
                 self.push(cid)
-        s.items_left[name] = left
-        if left == 0:
-            self._map_done(name)
+        job.next = end
+        s.items_left[name] += left
+        if end == len(items):
+            s.expanding.popleft()
+            s.items_left[name] -= 1  # the hold: every item is prepared now
+            if s.items_left[name] == 0:
+                self._map_done(name)
 
     def _reexpand(self, name: str, spec: TaskSpec) -> None:
         """On resume: rebuild the inputs of an expanded map's unfinished items."""

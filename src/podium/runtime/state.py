@@ -104,6 +104,19 @@ class Lane:
         self.waiting: deque[Future[Any] | None] = deque()
 
 
+class Expansion:
+    """A map whose items are being queued a chunk at a time (``Readiness.expand_more``):
+    ``items`` of argument ``over``, the next to queue at index ``next``."""
+
+    __slots__ = ("config", "items", "kwargs", "name", "next", "over")
+
+    def __init__(
+        self, name: str, over: str, kwargs: dict[str, Any], config: dict[str, Any], items: list[Any]
+    ) -> None:
+        self.name, self.over, self.kwargs, self.config, self.items = name, over, kwargs, config, items
+        self.next = 0
+
+
 class RunState:
     """The shared state of one run (see the module docstring)."""
 
@@ -118,6 +131,7 @@ class RunState:
         "dirty",
         "down",
         "estimates",
+        "expanding",
         "failed",
         "free",
         "gone",
@@ -203,7 +217,8 @@ class RunState:
         self.view = view  # the fold of every event so far (committed or in ``buf``)
         self.values = values if values is not None else {}  # task id -> result (None: skipped)
         self.waiting: dict[str, int] = {}  # spec name -> upstreams it still waits for
-        self.items_left: dict[str, int] = {}  # map -> items not finished
+        self.items_left: dict[str, int] = {}  # map -> items not finished (+1 while expanding)
+        self.expanding: deque[Expansion] = deque()  # maps still being expanded, oldest first
         # task id -> (kwargs, config) resolved when it became ready
         self.prepared: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         self.ready: list[Ready] = []  # a heap; changed in place only
@@ -308,4 +323,4 @@ class RunState:
         return {r.task_id: (r.node, r.started - origin) for r in self.running.values()}
 
 
-__all__ = ["Emit", "Lane", "Ready", "RunState", "Running", "Submission", "Timer", "Waiting"]
+__all__ = ["Emit", "Expansion", "Lane", "Ready", "RunState", "Running", "Submission", "Timer", "Waiting"]

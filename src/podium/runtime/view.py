@@ -126,12 +126,8 @@ class RunView:
         elif typ == ev.TASK_CANCELLED:
             t.finished_at = e.ts
         elif typ == ev.TASK_EXPANDED:
-            n = int(e.data["count"])
-            t.children = n
-            for i in range(n):
-                cid = f"{e.task_id}[{i}]"
-                if cid not in self.tasks:
-                    self.tasks[cid] = TaskView(cid)
+            # items get a view with their first event: a million-item map costs nothing here
+            t.children = int(e.data["count"])
         elif typ == ev.TASK_INVALIDATED:
             t.error = {"kind": "corrupt", "message": data.get("reason", "result failed its checksum")}
             t.cached = False
@@ -157,9 +153,16 @@ class RunView:
             self.finished_at = e.ts
 
     def counts(self) -> dict[str, int]:
+        """Tasks per state; map items that have had no event yet count as pending."""
         out = dict.fromkeys(st.TASK_STATES, 0)
+        expected = seen = 0
         for t in self.tasks.values():
             out[t.state] += 1
+            if t.children:
+                expected += t.children
+            elif t.task_id.endswith("]"):
+                seen += 1
+        out[st.PENDING] += max(0, expected - seen)
         return out
 
 
