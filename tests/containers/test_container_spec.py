@@ -161,8 +161,15 @@ def test_cli_validate_refuses_then_accepts_with_allow_image(tmp_path: Path) -> N
     )
     assert ok.returncode == 0, ok.stderr
     drawn = subprocess.run(
-        [sys.executable, "-m", "podium", "graph", str(spec), "--allow-image", "localhost/podium-busybox"]
-        + ["--allow-program", "echo"],
+        [
+            *cmd[:3],
+            "graph",
+            str(spec),
+            "--allow-image",
+            "localhost/podium-busybox",
+            "--allow-program",
+            "echo",
+        ],
         capture_output=True,
         text=True,
     )
