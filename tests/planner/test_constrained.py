@@ -159,6 +159,7 @@ def test_the_command_line_plans_the_spec_to_the_demonstrated_cost(
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     (tmp_path / "cluster.yaml").write_text(yaml.safe_dump({"nodes": nodes}))
     argv = ["plan", str(tmp_path / "spec.yaml"), "--cluster", str(tmp_path / "cluster.yaml")]
+    argv += ["--allow-program", "echo"]  # the spec's tasks run echo
     main([*argv, "--deadline", "200s", "--time-limit", str(TIME_LIMIT), "--json"])  # errors exit
     out = json.loads(capsys.readouterr().out)
     assert out["makespan"] <= 200.0

@@ -12,6 +12,8 @@ import time
 
 import httpx
 
+from podium.runtime.owner import owner_pid
+
 from .conftest import ServerProcess
 
 
@@ -233,6 +235,8 @@ def test_resume_refuses_a_run_of_an_unregistered_workflow(server: ServerProcess,
             "--no-progress",
             "--run-id",
             "unregistered-1",
+            "--allow-program",
+            "sh",
         ],
         env=env,
         capture_output=True,
@@ -258,7 +262,7 @@ def test_a_worker_that_dies_is_resumed(server: ServerProcess) -> None:
             w["restarts"] == 1
             and d["status"] == "running"
             and w["pid"] != pid
-            and d["owner"].endswith(f":{w['pid']}")
+            and owner_pid(d["owner"]) == w["pid"]
         ):
             break
         assert time.monotonic() < deadline, d

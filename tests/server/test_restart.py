@@ -10,6 +10,8 @@ from pathlib import Path
 
 import psutil
 
+from podium.runtime.owner import owner_pid
+
 from .conftest import ServerProcess, kill_workers, make_project
 
 
@@ -17,9 +19,7 @@ def _running_task(srv: ServerProcess, run_id: str, attempt: int = 1) -> dict:
     deadline = time.monotonic() + 30
     while True:
         d = srv.get(f"/api/runs/{run_id}").json()
-        owned = d["worker"] is not None and d["owner"].endswith(
-            f":{d['worker']['pid']}"
-        )  # its engine took it
+        owned = d["worker"] is not None and owner_pid(d["owner"]) == d["worker"]["pid"]  # its engine took it
         running = any(t["status"] == "running" and t["attempts"] >= attempt for t in d["tasks"])
         if owned and d["status"] == "running" and running:
             return d
@@ -58,7 +58,7 @@ def test_restarted_server_adopts_live_workers_and_resumes_dead_ones(tmp_path: Pa
         assert info["resumed_at_start"] == [orphan]
         d = _running_task(c, orphan, attempt=2)
         assert d["worker"]["pid"] != dead and d["worker"]["restarts"] == 1
-        assert d["owner"].endswith(f":{d['worker']['pid']}"), "".join(c.output)
+        assert owner_pid(d["owner"]) == d["worker"]["pid"], "".join(c.output)
         assert [s[5] for s in d["spans"] if s[0] == "wait"] == ["interrupted", None], "".join(c.output)
         c.post(f"/api/runs/{orphan}/cancel")
         c.wait_status(orphan, ("cancelled",), timeout=30)
