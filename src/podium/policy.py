@@ -82,7 +82,8 @@ class Policy:
     def from_json(cls, text: str) -> Policy:
         data = json.loads(text)
         known = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if k in _LISTS else v for k, v in data.items() if k in known})
+        kwargs: dict[str, Any] = {k: tuple(v) if k in _LISTS else v for k, v in data.items() if k in known}
+        return cls(**kwargs)
 
     # -- programs and environment ---------------------------------------------------------------
     def program_allowed(self, program: str) -> bool:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -62,7 +63,7 @@ def plan_command(
     time_limit: float,
     as_json: bool,
     html_out: str | None,
-    grants: Mapping[str, Sequence[str]],
+    grants: Mapping[str, Any],
 ) -> None:
     """Plan FILE (.stg, WfCommons .json or a Podium spec) to minimise alpha*T + beta*R."""
     if cluster_file and processors is not None:
@@ -125,7 +126,7 @@ def plan_json(p: Plan) -> dict[str, object]:
 
 
 def _read(
-    file: str, grants: Mapping[str, Sequence[str]] | None = None
+    file: str, grants: Mapping[str, Any] | None = None
 ) -> tuple[PlanRequest, dict[str, str], Objective | None]:
     suffix = Path(file).suffix.lower()
     if suffix == ".stg":

@@ -152,7 +152,7 @@ def _execute(
 def run_cmd(
     file: str,
     params: Sequence[str],
-    grants: Mapping[str, Sequence[str]],
+    grants: Mapping[str, Any],
     store_url: str | None,
     cluster: str | None,
     run_id: str | None,

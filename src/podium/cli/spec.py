@@ -8,7 +8,7 @@ parameters given with ``-p`` and tasks no node can ever hold) is reported at onc
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -50,9 +50,7 @@ def _limit_options(fn: Any) -> Any:
     return grant_options(fn)
 
 
-def _load(
-    file: str, grants: Mapping[str, Sequence[str]], max_bytes: int, max_tasks: int, max_depth: int
-) -> Workflow:
+def _load(file: str, grants: Mapping[str, Any], max_bytes: int, max_tasks: int, max_depth: int) -> Workflow:
     limits = Limits(max_bytes=max_bytes, max_tasks=max_tasks, max_depth=max_depth)
     return load_workflow(file, limits=limits, **grants).workflow
 
@@ -73,7 +71,7 @@ def _load(
 )
 def validate(
     file: str,
-    grants: Mapping[str, Sequence[str]],
+    grants: Mapping[str, Any],
     max_bytes: int,
     max_tasks: int,
     max_depth: int,
@@ -126,7 +124,7 @@ def _cluster(path: str | None) -> Any:
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
 def graph(
     file: str,
-    grants: Mapping[str, Sequence[str]],
+    grants: Mapping[str, Any],
     max_bytes: int,
     max_tasks: int,
     max_depth: int,
