@@ -4,7 +4,8 @@
 # conformance suite (the tests start and stop their own private server), Podman with runc and a
 # static busybox for the container tests (they use private storage and build their image from
 # busybox; nothing is pulled), Debian's chromium for the web UI tests (driven by Playwright; never
-# `playwright install`), then ruff, mypy (configured in pyproject.toml) and pytest.
+# `playwright install`), Prometheus for the metrics test (it scrapes a real run), then ruff, mypy
+# (configured in pyproject.toml) and pytest.
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,17 @@ if [ ! -x /usr/bin/chromium ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
     echo "chromium not found and cannot install it: the web UI tests will be skipped" >&2
+  fi
+fi
+
+# Prometheus: the metrics test starts a real one that scrapes a real run.
+if ! command -v prometheus >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Prometheus for the metrics tests (apt)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+  else
+    echo "prometheus not found and cannot install it: the metrics tests will be skipped" >&2
   fi
 fi
 

@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from podium.cli import RunInterrupted, RunNotSucceeded, cli
+from podium.cli.metrics import metrics_options, start_exporter
 from podium.errors import UsageError
 
 
@@ -83,10 +84,12 @@ def _execute(
     gantt: str | None = None,
     ray_address: str | None = None,
     engine_options: dict[str, Any] | None = None,
+    metrics: tuple[int | None, str, float] | None = None,
 ) -> None:
     from podium.cli.progress import Progress, print_summary
     from podium.runtime.engine import Engine, new_run_id
 
+    exporter = start_exporter(metrics)  # before the store: a port in use fails before any run
     store = _store(store_url)
     try:
         executor = _executor(cluster, ray_address)
@@ -96,7 +99,11 @@ def _execute(
     run_id = run_id or new_run_id()
     show = progress and sys.stderr.isatty()
     prog = Progress(workflow, run_id, live=show)
-    engine = Engine(store, executor, hooks=[prog.hook], dispatch=dispatch, **(engine_options or {}))
+    hooks = [prog.hook]
+    if exporter is not None:  # --metrics-port: timed store and executor, and the run's hook
+        store, executor = exporter.wrap(store, executor)
+        hooks.append(exporter.track(run_id, workflow))
+    engine = Engine(store, executor, hooks=hooks, dispatch=dispatch, **(engine_options or {}))
     try:
         with _sigterm_as_interrupt(), prog:
             if resume:
@@ -147,6 +154,7 @@ def _execute(
 )
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
 @click.option("--ray", "ray_address", metavar="ADDRESS", help=_RAY_HELP)
+@metrics_options
 def run_cmd(
     file: str,
     params: Sequence[str],
@@ -163,6 +171,9 @@ def run_cmd(
     oom_cap: str | None = None,
     plan_time: float = 0.0,
     allow_image: Sequence[str] = (),
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+    metrics_linger: float = 0.0,
 ) -> None:
     """Run the workflow in FILE (.yaml, .yml, .json or .py) to the end."""
     from podium.load import load_workflow, parse_params
@@ -191,6 +202,7 @@ def run_cmd(
         dispatch="fifo" if fifo else "critical_path",
         gantt=gantt,
         ray_address=ray_address,
+        metrics=(metrics_port, metrics_host, metrics_linger),
     )
 
 
@@ -201,6 +213,7 @@ def run_cmd(
 @click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
 @click.option("--ray", "ray_address", metavar="ADDRESS", help=_RAY_HELP)
+@metrics_options
 def resume_cmd(
     run_id: str,
     store_url: str | None,
@@ -208,6 +221,9 @@ def resume_cmd(
     gantt: str | None,
     no_progress: bool,
     ray_address: str | None,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+    metrics_linger: float = 0.0,
 ) -> None:
     """Continue an interrupted, failed or cancelled run; tasks that succeeded are not run again."""
     from podium.load import load_source
@@ -231,6 +247,7 @@ def resume_cmd(
         resume=True,
         gantt=gantt,
         ray_address=ray_address,
+        metrics=(metrics_port, metrics_host, metrics_linger),
     )
 
 

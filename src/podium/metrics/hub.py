@@ -1,0 +1,186 @@
+"""``MetricsHub``: the metric state of every run one process sees, fed by hooks and wrappers.
+
+One hub per process: ``podium run --metrics-port`` makes one for its run, and a server makes
+one for all the runs it watches. It is fed three ways, all cheap and none of them touching the
+run loop:
+
+- ``hub.track(run_id)`` is a hook for ``Engine(hooks=[...])``; ``hub.observe(run_id, events,
+  view=None)`` does the same for events read from a store (pass each run's events in ``seq``
+  order; without a ``view`` the hub folds its own, so start at ``seq`` 1);
+- ``hub.wrap_store(store)`` times every append; ``hub.wrap_executor(executor)`` times every
+  submit and round trip and reads each attempt's ``podium_meta``.
+
+``hub.snapshot()`` gives every metric of ``catalog.METRICS`` as plain data (labels -> value, or
+labels -> cumulative buckets and sum); ``podium.metrics.exposition`` turns that into the
+Prometheus text format. Nothing here imports prometheus_client.
+
+Invariants: all state changes happen under ``hub.lock`` (hooks of several runs and scrapes may
+run on different threads); a hook does O(batch) work; series of a run (``podium_run_*``) exist
+only while it is live.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from podium.metrics.state import Histogram, Labels, MetricState
+from podium.metrics.tracker import RunTracker
+from podium.model import events as ev
+from podium.model import states as st
+
+#: The state a task event leads to (each task event type leads to exactly one state).
+_STATE_OF = {
+    ev.TASK_QUEUED: st.QUEUED,
+    ev.TASK_STARTED: st.RUNNING,
+    ev.TASK_SUCCEEDED: st.SUCCEEDED,
+    ev.TASK_FAILED: st.FAILED,
+    ev.TASK_RETRYING: st.RETRYING,
+    ev.TASK_SKIPPED: st.SKIPPED,
+    ev.TASK_CANCELLED: st.CANCELLED,
+    ev.TASK_EXPANDED: st.EXPANDED,
+    ev.TASK_RESET: st.PENDING,
+    ev.TASK_INVALIDATED: st.PENDING,
+}
+
+
+class MetricsHub(MetricState):
+    """Metric state of the runs one process sees (see the module docstring)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(clock)
+        self._observed: dict[str, tuple[RunTracker, Any]] = {}
+
+    # -- feeding ------------------------------------------------------------------------------
+    def track(self, run_id: str, tasks_total: int | None = None) -> RunTracker:
+        """The hook of run ``run_id`` (``tasks_total``: its workflow's task count, so tasks that
+        have had no event yet count as pending)."""
+        return RunTracker(self, run_id, tasks_total)
+
+    def observe(self, run_id: str, events: Sequence[Any], view: Any = None) -> None:
+        """Feed events of any run read from a store, in ``seq`` order (a server's entry point)."""
+        entry = self._observed.get(run_id)
+        if entry is None:
+            own = None
+            if view is None:
+                from podium.runtime.view import RunView
+
+                own = RunView()
+            entry = self._observed[run_id] = (self.track(run_id), own)
+        tracker, own = entry
+        if own is not None:
+            for e in events:
+                own.apply(e)
+            view = own
+        tracker(events, view)
+        if view is not None and view.finished_at is not None and run_id not in self.live:
+            self._observed.pop(run_id, None)  # it ended; a resume starts over from its next event
+
+    def forget(self, run_id: str) -> None:
+        """Stop watching a run (its per-run series go; counters stay)."""
+        with self.lock:
+            tracker = self.live.get(run_id)
+            if tracker is not None:
+                tracker.end()
+        self._observed.pop(run_id, None)
+
+    def wrap_store(self, store: Any) -> Any:
+        from podium.metrics.wrappers import MeteredStore
+
+        return MeteredStore(store, self)
+
+    def wrap_executor(self, executor: Any) -> Any:
+        from podium.metrics.wrappers import MeteredExecutor
+
+        return MeteredExecutor(executor, self)
+
+    # -- reading ------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, dict[Labels, Any]]:
+        """Every metric of the catalog: labels -> value (counters, gauges) or labels ->
+        (cumulative buckets, sum) (histograms). Consistent: taken under the lock."""
+        now = self.clock()
+        with self.lock:
+            out: dict[str, dict[Labels, Any]] = {
+                "podium_runs_started_total": dict(self.runs_started),
+                "podium_runs_total": dict(self.runs_ended),
+                "podium_task_transitions_total": _transitions(self.transitions),
+                "podium_attempts_total": dict(self.attempts),
+                "podium_task_failures_total": dict(self.failures),
+                "podium_task_cpu_seconds_total": dict(self.cpu_used),
+                "podium_task_cpu_requested_seconds_total": dict(self.cpu_requested),
+                "podium_task_peak_memory_bytes": dict(self.peak_memory),
+                "podium_task_memory_requested_bytes": dict(self.memory_requested),
+                "podium_node_capacity": dict(self.capacity),
+                "podium_node_allocated": {k: round(v, 9) for k, v in self.allocated.items()},
+                "podium_cost_total": dict(self.cost),
+                "podium_store_append_errors_total": dict(self.append_errors),
+            }
+            for name, family in (
+                ("podium_task_duration_seconds", self.durations),
+                ("podium_task_queue_wait_seconds", self.queue_waits),
+                ("podium_run_makespan_seconds", self.makespans),
+                ("podium_run_plan_ratio", self.plan_ratios),
+                ("podium_store_append_seconds", self.appends),
+                ("podium_executor_submit_seconds", self.submits),
+                ("podium_executor_round_trip_seconds", self.round_trips),
+            ):
+                out[name] = {k: h.cumulative() for k, h in family.items()}
+            out.update(self._live_gauges(now))
+        return out
+
+    def _live_gauges(self, now: float) -> dict[str, dict[Labels, Any]]:
+        active: dict[Labels, float] = {}
+        tasks: dict[Labels, float] = {}
+        cost: dict[Labels, float] = {}
+        objective: dict[Labels, float] = {}
+        elapsed: dict[Labels, float] = {}
+        planned: dict[Labels, float] = {}
+        for run_id, t in self.live.items():
+            wf = t.workflow
+            active[(wf,)] = active.get((wf,), 0) + 1
+            for state, n in _states(t).items():
+                tasks[(wf, state)] = tasks.get((wf, state), 0) + n
+            key = (wf, run_id)
+            start = t.view.started_at if t.view is not None else None
+            spent = max(0.0, now - start) if start is not None else 0.0
+            r = t.live_cost(now)
+            alpha, beta = t.objective()
+            cost[key], elapsed[key], objective[key] = r, spent, alpha * spent + beta * r
+            if t.planned:
+                planned[key] = t.planned
+        return {
+            "podium_runs_active": active,
+            "podium_tasks": tasks,
+            "podium_run_cost": cost,
+            "podium_run_objective": objective,
+            "podium_run_elapsed_seconds": elapsed,
+            "podium_run_planned_makespan_seconds": planned,
+        }
+
+
+def _transitions(raw: Mapping[tuple[str, str, str], float]) -> dict[Labels, float]:
+    out: dict[Labels, float] = {}
+    for (wf, task, typ), n in raw.items():
+        key = (wf, task, _STATE_OF.get(typ, typ))
+        out[key] = out.get(key, 0) + n
+    return out
+
+
+def _states(tracker: RunTracker) -> dict[str, int]:
+    """Task instances of a live run by state; spec tasks without an event yet are pending."""
+    counts = dict.fromkeys(st.TASK_STATES, 0)
+    view = tracker.view
+    if view is None:
+        return counts
+    seen = 0
+    for tid, t in list(view.tasks.items()):  # a C-level copy: safe beside the engine's thread
+        counts[t.state] = counts.get(t.state, 0) + 1
+        if tid[-1] != "]":
+            seen += 1
+    if tracker.tasks_total is not None:
+        counts[st.PENDING] += max(0, tracker.tasks_total - seen)
+    return counts
+
+
+__all__ = ["Histogram", "MetricsHub"]

@@ -1,0 +1,114 @@
+"""The metric state a hub keeps: counters, gauges and histograms as plain dicts, under one lock.
+
+The bottom of the metrics package: ``RunTracker`` and the Store/Executor wrappers write here,
+``MetricsHub`` reads it for scrapes. Invariants: every write happens under ``lock``; keys are
+label tuples in the catalog's label order; nothing here formats or does I/O.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from podium.model.usage import Usage
+
+Labels = tuple[str, ...]
+
+
+class Histogram:
+    """Bucket counts (``le`` semantics) and a sum; ``counts[-1]`` is the +Inf overflow."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(float(b) for b in bounds)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def cumulative(self) -> tuple[list[tuple[str, int]], float]:
+        out, acc = [], 0
+        for bound, n in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            acc += n
+            out.append(("+Inf" if bound == float("inf") else repr(bound), acc))
+        return out, self.total
+
+
+class MetricState:
+    """What the hooks and wrappers of one process have counted (see ``MetricsHub``)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.live: dict[str, Any] = {}  # run id -> its RunTracker, while the run is live
+        # counters
+        self.runs_started: dict[Labels, float] = {}
+        self.runs_ended: dict[Labels, float] = {}
+        self.transitions: dict[tuple[str, str, str], float] = {}  # (workflow, task, event type)
+        self.attempts: dict[Labels, float] = {}
+        self.failures: dict[Labels, float] = {}
+        self.cost: dict[Labels, float] = {}
+        self.cpu_used: dict[Labels, float] = {}
+        self.cpu_requested: dict[Labels, float] = {}
+        self.append_errors: dict[Labels, float] = {}
+        # gauges kept between scrapes
+        self.peak_memory: dict[Labels, float] = {}
+        self.memory_requested: dict[Labels, float] = {}
+        self.capacity: dict[Labels, float] = {}
+        self.allocated: dict[tuple[str, str], float] = {}
+        # histograms
+        self.durations: dict[Labels, Histogram] = {}
+        self.queue_waits: dict[Labels, Histogram] = {}
+        self.makespans: dict[Labels, Histogram] = {}
+        self.plan_ratios: dict[Labels, Histogram] = {}
+        self.appends: dict[Labels, Histogram] = {}
+        self.submits: dict[Labels, Histogram] = {}
+        self.round_trips: dict[Labels, Histogram] = {}
+
+    def histogram(
+        self, family: dict[Labels, Histogram], labels: Labels, bounds: Sequence[float]
+    ) -> Histogram:
+        h = family.get(labels)
+        if h is None:
+            h = family[labels] = Histogram(bounds)
+        return h
+
+    def hold(self, node: str, res: Mapping[str, float], sign: float) -> None:
+        alloc = self.allocated
+        for k, v in res.items():
+            key = (node, k)
+            alloc[key] = alloc.get(key, 0.0) + sign * v
+
+    def record_usage(
+        self, key: Labels, res: Mapping[str, float], usage: Usage, duration: float | None
+    ) -> None:
+        if usage.cpu_time is not None:
+            self.cpu_used[key] = self.cpu_used.get(key, 0.0) + usage.cpu_time
+            wall = usage.wall_time if usage.wall_time is not None else duration
+            if wall is not None:
+                requested = float(res.get("cpu", 0.0)) * wall
+                self.cpu_requested[key] = self.cpu_requested.get(key, 0.0) + requested
+        if usage.peak_memory is not None:
+            self.peak_memory[key] = float(usage.peak_memory)
+            self.memory_requested[key] = float(res.get("memory", 0.0))
+
+    def set_nodes(self, nodes: Sequence[Any]) -> None:
+        """Record the capacity of the nodes runs use (the executor wrapper calls this)."""
+        with self.lock:
+            for n in nodes:
+                for res, amount in n.capacity.as_dict().items():
+                    self.capacity[(n.name, res)] = float(amount)
+                    self.allocated.setdefault((n.name, res), 0.0)
+
+    def deliver_meta(self, run_id: str, task_id: str, attempt: int, meta: Mapping[str, Any]) -> None:
+        """An attempt's ``podium_meta``, seen by the executor wrapper before the loop reports
+        the attempt's end (read by the run's tracker at that event)."""
+        tracker = self.live.get(run_id)
+        if tracker is not None:
+            tracker.metas[(task_id, attempt)] = meta
