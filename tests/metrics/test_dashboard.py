@@ -1,5 +1,6 @@
 """The Grafana dashboard: the committed JSON is what deploy/grafana/build.py generates, its
-queries name only metrics Podium exports, and the provisioning files point at it."""
+queries name only metrics Podium exports, and the provisioning files point at it; every metric
+is documented in docs/monitoring.md with its type and labels."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import yaml
 
 from podium.metrics import METRICS
 
-GRAFANA = Path(__file__).resolve().parents[2] / "deploy" / "grafana"
+ROOT = Path(__file__).resolve().parents[2]
+GRAFANA = ROOT / "deploy" / "grafana"
 
 
 def _build() -> Any:
@@ -56,3 +58,10 @@ def test_provisioning_files_load_the_dashboard_from_prometheus() -> None:
     boards = yaml.safe_load((prov / "dashboards" / "podium.yaml").read_text(encoding="utf-8"))
     (provider,) = boards["providers"]
     assert provider["type"] == "file" and provider["options"]["path"].startswith("/")
+
+
+def test_every_metric_is_documented() -> None:
+    text = (ROOT / "docs" / "monitoring.md").read_text(encoding="utf-8")
+    for m in METRICS:
+        row = f"| `{m.name}` | {m.kind} | {', '.join(m.labels)} |"
+        assert row in text, f"docs/monitoring.md lacks the row: {row}"
