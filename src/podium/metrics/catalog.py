@@ -151,7 +151,7 @@ METRICS: tuple[Metric, ...] = (
         "podium_executor_round_trip_seconds",
         HISTOGRAM,
         ("executor",),
-        "From submit to the attempt's future resolving (the task's run time included).",
+        "From submit to the run loop seeing the attempt end (the task's run time included).",
         DURATION_BUCKETS,
     ),
 )

@@ -15,8 +15,9 @@ labels -> cumulative buckets and sum); ``podium.metrics.exposition`` turns that 
 Prometheus text format. Nothing here imports prometheus_client.
 
 Invariants: all state changes happen under ``hub.lock`` (hooks of several runs and scrapes may
-run on different threads); a hook does O(batch) work; series of a run (``podium_run_*``) exist
-only while it is live.
+run on different threads); a hook queues its batch and counts it later (see ``RunTracker``), so
+a scrape first counts what every live run queued; series of a run (``podium_run_*``) exist only
+while it is live.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from podium.metrics.state import Histogram, Labels, MetricState
+from podium.metrics.state import Labels, MetricState, TaskStats
 from podium.metrics.tracker import RunTracker
 from podium.model import events as ev
 from podium.model import states as st
@@ -101,23 +102,21 @@ class MetricsHub(MetricState):
         (cumulative buckets, sum) (histograms). Consistent: taken under the lock."""
         now = self.clock()
         with self.lock:
+            for tracker in self.live.values():
+                tracker.drain()
             out: dict[str, dict[Labels, Any]] = {
                 "podium_runs_started_total": dict(self.runs_started),
                 "podium_runs_total": dict(self.runs_ended),
-                "podium_task_transitions_total": _transitions(self.transitions),
-                "podium_attempts_total": dict(self.attempts),
-                "podium_task_failures_total": dict(self.failures),
+                **_task_counts(self.tasks),
                 "podium_task_cpu_seconds_total": dict(self.cpu_used),
                 "podium_task_cpu_requested_seconds_total": dict(self.cpu_requested),
                 "podium_task_peak_memory_bytes": dict(self.peak_memory),
                 "podium_task_memory_requested_bytes": dict(self.memory_requested),
                 "podium_node_capacity": dict(self.capacity),
-                "podium_node_allocated": {k: round(v, 9) for k, v in self.allocated.items()},
-                "podium_cost_total": dict(self.cost),
                 "podium_store_append_errors_total": dict(self.append_errors),
             }
             for name, family in (
-                ("podium_task_duration_seconds", self.durations),
+                ("podium_task_duration_seconds", {k: t.durations for k, t in self.tasks.items() if t.ok}),
                 ("podium_task_queue_wait_seconds", self.queue_waits),
                 ("podium_run_makespan_seconds", self.makespans),
                 ("podium_run_plan_ratio", self.plan_ratios),
@@ -130,6 +129,9 @@ class MetricsHub(MetricState):
         return out
 
     def _live_gauges(self, now: float) -> dict[str, dict[Labels, Any]]:
+        """Everything read from the views of the live runs, in one pass over each."""
+        allocated: dict[Labels, float] = dict.fromkeys(self.capacity, 0.0)
+        cost_total: dict[Labels, float] = dict(self.cost)
         active: dict[Labels, float] = {}
         tasks: dict[Labels, float] = {}
         cost: dict[Labels, float] = {}
@@ -137,19 +139,27 @@ class MetricsHub(MetricState):
         elapsed: dict[Labels, float] = {}
         planned: dict[Labels, float] = {}
         for run_id, t in self.live.items():
+            if t.view is None:
+                continue
             wf = t.workflow
+            scan = t.scan(now)
             active[(wf,)] = active.get((wf,), 0) + 1
-            for state, n in _states(t).items():
+            for state, n in scan.states.items():
                 tasks[(wf, state)] = tasks.get((wf, state), 0) + n
+            for k, v in scan.allocated.items():
+                allocated[k] = allocated.get(k, 0.0) + v
+            for node, c in t.uncounted(scan).items():
+                cost_total[(wf, node)] = cost_total.get((wf, node), 0.0) + c
             key = (wf, run_id)
-            start = t.view.started_at if t.view is not None else None
+            start = t.view.started_at
             spent = max(0.0, now - start) if start is not None else 0.0
-            r = t.live_cost(now)
             alpha, beta = t.objective()
-            cost[key], elapsed[key], objective[key] = r, spent, alpha * spent + beta * r
+            cost[key], elapsed[key], objective[key] = scan.cost, spent, alpha * spent + beta * scan.cost
             if t.planned:
                 planned[key] = t.planned
         return {
+            "podium_node_allocated": allocated,
+            "podium_cost_total": cost_total,
             "podium_runs_active": active,
             "podium_tasks": tasks,
             "podium_run_cost": cost,
@@ -159,28 +169,24 @@ class MetricsHub(MetricState):
         }
 
 
-def _transitions(raw: Mapping[tuple[str, str, str], float]) -> dict[Labels, float]:
-    out: dict[Labels, float] = {}
-    for (wf, task, typ), n in raw.items():
-        key = (wf, task, _STATE_OF.get(typ, typ))
-        out[key] = out.get(key, 0) + n
-    return out
-
-
-def _states(tracker: RunTracker) -> dict[str, int]:
-    """Task instances of a live run by state; spec tasks without an event yet are pending."""
-    counts = dict.fromkeys(st.TASK_STATES, 0)
-    view = tracker.view
-    if view is None:
-        return counts
-    seen = 0
-    for tid, t in list(view.tasks.items()):  # a C-level copy: safe beside the engine's thread
-        counts[t.state] = counts.get(t.state, 0) + 1
-        if tid[-1] != "]":
-            seen += 1
-    if tracker.tasks_total is not None:
-        counts[st.PENDING] += max(0, tracker.tasks_total - seen)
-    return counts
-
-
-__all__ = ["Histogram", "MetricsHub"]
+def _task_counts(tasks: Mapping[Labels, TaskStats]) -> dict[str, dict[Labels, Any]]:
+    transitions: dict[Labels, float] = {}
+    attempts: dict[Labels, float] = {}
+    failures: dict[Labels, float] = {}
+    for (wf, task), t in tasks.items():
+        counts = {ev.TASK_QUEUED: t.queued, ev.TASK_STARTED: t.started, ev.TASK_SUCCEEDED: t.succeeded}
+        for typ, n in (*counts.items(), *t.other.items()):
+            if n:
+                key = (wf, task, _STATE_OF.get(typ, typ))
+                transitions[key] = transitions.get(key, 0) + n
+        if t.ok:
+            attempts[(wf, task, "succeeded")] = t.ok
+        for kind, n in t.kinds.items():
+            attempts[(wf, task, kind)] = n
+        for kind, n in t.failed.items():
+            failures[(wf, task, kind)] = n
+    return {
+        "podium_task_transitions_total": transitions,
+        "podium_attempts_total": attempts,
+        "podium_task_failures_total": failures,
+    }

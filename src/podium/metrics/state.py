@@ -13,6 +13,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from podium.metrics.catalog import DURATION_BUCKETS
 from podium.model.usage import Usage
 
 Labels = tuple[str, ...]
@@ -40,6 +41,22 @@ class Histogram:
         return out, self.total
 
 
+class TaskStats:
+    """What happened to one task label of one workflow, over every run the hub saw. The three
+    events every task has are fields (counted without building a key); the rest go by type."""
+
+    __slots__ = ("durations", "failed", "kinds", "label", "ok", "other", "queued", "started", "succeeded")
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.queued = self.started = self.succeeded = 0  # TaskQueued, TaskStarted, TaskSucceeded
+        self.other: dict[str, int] = {}  # any other task event type -> count
+        self.ok = 0  # attempts that succeeded
+        self.kinds: dict[str, int] = {}  # attempts that ended otherwise, by failure kind
+        self.failed: dict[str, int] = {}  # tasks failed for good, by failure kind
+        self.durations = Histogram(DURATION_BUCKETS)  # of succeeded attempts
+
+
 class MetricState:
     """What the hooks and wrappers of one process have counted (see ``MetricsHub``)."""
 
@@ -47,12 +64,13 @@ class MetricState:
         self.clock = clock
         self.lock = threading.Lock()
         self.live: dict[str, Any] = {}  # run id -> its RunTracker, while the run is live
+        self.task_labels: dict[str, set[str]] = {}  # workflow -> task names given a label
+        # (run id, task id, attempt) -> the ``podium_meta`` a metered executor saw
+        self.metas: dict[tuple[str, str, int], Mapping[str, Any]] = {}
         # counters
         self.runs_started: dict[Labels, float] = {}
         self.runs_ended: dict[Labels, float] = {}
-        self.transitions: dict[tuple[str, str, str], float] = {}  # (workflow, task, event type)
-        self.attempts: dict[Labels, float] = {}
-        self.failures: dict[Labels, float] = {}
+        self.tasks: dict[Labels, TaskStats] = {}  # (workflow, task label) -> its counts
         self.cost: dict[Labels, float] = {}
         self.cpu_used: dict[Labels, float] = {}
         self.cpu_requested: dict[Labels, float] = {}
@@ -61,9 +79,7 @@ class MetricState:
         self.peak_memory: dict[Labels, float] = {}
         self.memory_requested: dict[Labels, float] = {}
         self.capacity: dict[Labels, float] = {}
-        self.allocated: dict[tuple[str, str], float] = {}
         # histograms
-        self.durations: dict[Labels, Histogram] = {}
         self.queue_waits: dict[Labels, Histogram] = {}
         self.makespans: dict[Labels, Histogram] = {}
         self.plan_ratios: dict[Labels, Histogram] = {}
@@ -78,12 +94,6 @@ class MetricState:
         if h is None:
             h = family[labels] = Histogram(bounds)
         return h
-
-    def hold(self, node: str, res: Mapping[str, float], sign: float) -> None:
-        alloc = self.allocated
-        for k, v in res.items():
-            key = (node, k)
-            alloc[key] = alloc.get(key, 0.0) + sign * v
 
     def record_usage(
         self, key: Labels, res: Mapping[str, float], usage: Usage, duration: float | None
@@ -104,11 +114,3 @@ class MetricState:
             for n in nodes:
                 for res, amount in n.capacity.as_dict().items():
                     self.capacity[(n.name, res)] = float(amount)
-                    self.allocated.setdefault((n.name, res), 0.0)
-
-    def deliver_meta(self, run_id: str, task_id: str, attempt: int, meta: Mapping[str, Any]) -> None:
-        """An attempt's ``podium_meta``, seen by the executor wrapper before the loop reports
-        the attempt's end (read by the run's tracker at that event)."""
-        tracker = self.live.get(run_id)
-        if tracker is not None:
-            tracker.metas[(task_id, attempt)] = meta

@@ -1,42 +1,57 @@
 """``RunTracker``: the engine hook that turns one run's committed events into metric updates.
 
 The engine calls a hook after each committed append with the batch and the run's view. The
-tracker does O(batch) dictionary arithmetic under the hub's lock and nothing else: no
-formatting, no I/O, no prometheus_client (gauges that depend on the whole run, such as tasks
-by state or the cost so far, are computed at scrape time from the view it keeps).
+tracker only queues the batch (one list append on the loop's thread); batches are counted at
+the next scrape, at the run's end, or once ``DRAIN_EVENTS`` have queued. Counting does a few
+field increments per event; whatever the view already knows is read from it at scrape time
+instead: tasks by state, resources held per node, and the cost, priced exactly as the run
+summary prices it (each task's busy time at its node's prices for what it held).
 
-Invariants: every task event counts once as a transition; an attempt is what a ``TaskStarted``
-opened, and it ends once (succeeded, failed, retrying, cancelled or reset), releasing the
-resources it held on its node; its cost is its duration times its node's prices, exactly as
-the run summary prices it; a run leaves the live set, and its per-run series with it, at its
-final event.
+Invariants: every task event counts once as a transition; an attempt ended when its end event
+carries a ``duration``; a workflow gets at most ``MAX_TASK_LABELS`` task labels (later names
+count as ``_other``), so a generated DAG of 10,000 distinct names cannot flood Prometheus; a
+run leaves the live set, and its per-run series with it, once its final event is counted,
+and its cost then moves into ``podium_cost_total`` (which stays monotonic).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from podium.metrics.catalog import DURATION_BUCKETS, RATIO_BUCKETS
+from podium.metrics.state import TaskStats
 from podium.model import events as ev
+from podium.model import states as st
 from podium.model.cluster import DEFAULT_PRICES, price_per_second
-from podium.model.usage import attempt_usage
+from podium.model.usage import USAGE_KEY, attempt_usage
 
 if TYPE_CHECKING:
-    from podium.metrics.state import MetricState
+    from podium.metrics.state import Histogram, MetricState
     from podium.model.events import Event
 
+#: Events a run's hook queues before it counts them itself (a scrape counts them sooner).
+DRAIN_EVENTS = 4096
+#: Task labels per workflow; further task names are counted under ``OTHER``.
+MAX_TASK_LABELS = 200
+OTHER = "_other"
 _QUEUED, _STARTED, _SUCCEEDED, _FAILED = ev.TASK_QUEUED, ev.TASK_STARTED, ev.TASK_SUCCEEDED, ev.TASK_FAILED
-#: Events that end an open attempt, and the outcome they give it when no error kind says more.
-_ENDS = {
-    ev.TASK_SUCCEEDED: "succeeded",
-    ev.TASK_FAILED: "user",
-    ev.TASK_RETRYING: "user",
-    ev.TASK_CANCELLED: "cancelled",
-    ev.TASK_RESET: "interrupted",
-}
+#: How an attempt ended, by the event that ended it (failures say their kind).
+_OUTCOME = {ev.TASK_CANCELLED: "cancelled", ev.TASK_RESET: "interrupted"}
 _RUN_END = {ev.RUN_SUCCEEDED: "succeeded", ev.RUN_FAILED: "failed", ev.RUN_CANCELLED: "cancelled"}
-_NO_RES: dict[str, float] = {}
+
+
+class RunScan:
+    """What a live run's view says at one moment (computed at scrape time)."""
+
+    __slots__ = ("allocated", "cost", "cost_by_node", "states")
+
+    def __init__(self) -> None:
+        self.states: dict[str, int] = dict.fromkeys(st.TASK_STATES, 0)
+        self.allocated: dict[tuple[str, str], float] = {}  # (node, resource) -> held by running tasks
+        self.cost_by_node: dict[str, float] = {}  # R of ended attempts, by node
+        self.cost = 0.0  # R so far, running attempts included
 
 
 class RunTracker:
@@ -48,106 +63,123 @@ class RunTracker:
         self.tasks_total = tasks_total
         self.view: Any = None
         self.workflow = ""
-        self.running: dict[str, tuple[str, dict[str, float], float]] = {}  # task -> (node, res, ts)
-        self.queued: dict[str, float] = {}  # task -> ready since (event time)
-        self.metas: dict[tuple[str, int], Mapping[str, Any]] = {}  # the executor's podium_meta
-        self.cost = 0.0
+        self.live = False
         self.planned: float | None = None
-        self._rates: dict[tuple[int, str], tuple[dict[str, float], float]] = {}
-        self._durations: dict[str, Any] = {}
+        self.trips: Histogram | None = None  # round trips, set by a metered executor
+        self.pending: list[Sequence[Event]] = []  # batches not counted yet
+        self.backlog = 0  # events in them
+        self._queued: dict[str, float] = {}  # task -> ready since (event time)
+        self._stats: dict[str, TaskStats] = {}  # task name -> the counts of its label
+        self._rates: dict[tuple[int, str], tuple[Mapping[str, float], float]] = {}
         self._wait: Any = None
+        self.counted: dict[str, float] = {}  # cost by node already in ``podium_cost_total``
 
     def __call__(self, events: Sequence[Event], view: Any) -> None:
-        hub = self.hub
+        """The engine's hook: queue the batch."""
         self.view = view
+        with self.hub.lock:
+            self.pending.append(events)
+            self.backlog += len(events)
+            if self.backlog >= DRAIN_EVENTS or not self.live or events[-1][2] is None:
+                self.drain()
+
+    def drain(self) -> None:
+        """Count the queued batches (the caller holds the hub's lock). The hot path of metrics:
+        the three events every task has are handled inline, the rest in ``_other``."""
+        batches, self.pending, self.backlog = self.pending, [], 0
         if not self.workflow:
-            self.workflow = str((view.meta or {}).get("workflow") or "")
-        wf = self.workflow
-        with hub.lock:
-            transitions, running, queued = hub.transitions, self.running, self.queued
+            self._begin(self.view)
+        queued, stats_of, wait = self._queued, self._stats_of, self._wait
+        for events in batches:
             for e in events:
-                _seq, typ, tid, attempt, ts, data = e
-                if tid is None:
-                    self._run_event(typ, data, ts)
-                    continue
-                name = tid if tid[-1] != "]" else tid[: tid.index("[")]
-                key = (wf, name, typ)
-                transitions[key] = transitions.get(key, 0) + 1
-                if typ == _STARTED:
-                    node = data.get("node") or ""
-                    res = data.get("res") or _NO_RES
-                    running[tid] = (node, res, ts)
-                    hub.hold(node, res, 1.0)
+                typ = e[1]
+                if typ == _QUEUED:
+                    tid = e[2]
+                    stats_of(tid).queued += 1
+                    queued[tid] = e[4]
+                elif typ == _STARTED:
+                    tid = e[2]
+                    stats_of(tid).started += 1
                     since = queued.pop(tid, None)
                     if since is not None:
-                        wait = self._wait
-                        if wait is None:
-                            wait = self._wait = hub.histogram(hub.queue_waits, (wf,), DURATION_BUCKETS)
-                        wait.observe(max(0.0, ts - since))
-                elif typ == _QUEUED:
-                    queued[tid] = ts
-                elif typ in _ENDS:
-                    held = running.pop(tid, None)
-                    if held is not None:
-                        self._attempt_ended(name, tid, attempt, typ, data, held)
-                    elif queued:
-                        queued.pop(tid, None)
-                    if typ == _FAILED:
-                        kind = str((data.get("error") or {}).get("kind") or "user")
-                        k = (wf, name, kind)
-                        hub.failures[k] = hub.failures.get(k, 0) + 1
+                        waited = e[4] - since
+                        waited = waited if waited > 0.0 else 0.0
+                        wait.counts[bisect_left(wait.bounds, waited)] += 1
+                        wait.total += waited
+                elif typ == _SUCCEEDED:
+                    tid, data = e[2], e[5]
+                    t = stats_of(tid)
+                    t.succeeded += 1
+                    d = data.get("duration")
+                    if d is not None:  # an attempt ended (a cache hit or a map has none)
+                        t.ok += 1
+                        h = t.durations
+                        h.counts[bisect_left(h.bounds, d)] += 1
+                        h.total += d
+                        self._ended(tid, e[3], t, data, d)
+                elif e[2] is None:
+                    self._run_event(typ, e[5], e[4])
+                else:
+                    self._other(typ, e[2], e[3], e[5])
+        if not self.live and self.view is not None and self.view.finished_at is None:
+            self.live = True  # attached to a run in progress (a resume, or a watcher)
+            self.hub.live[self.run_id] = self
 
-    def _attempt_ended(
-        self,
-        name: str,
-        tid: str,
-        attempt: int,
-        typ: str,
-        data: Mapping[str, Any],
-        held: tuple[str, dict[str, float], float],
-    ) -> None:
+    def _begin(self, view: Any) -> None:
+        self.workflow = str((view.meta or {}).get("workflow") or "") or "-"
+        self._wait = self.hub.histogram(self.hub.queue_waits, (self.workflow,), DURATION_BUCKETS)
+
+    def _stats_of(self, tid: str) -> TaskStats:
+        name = tid if tid[-1] != "]" else tid[: tid.index("[")]
+        t = self._stats.get(name)
+        if t is None:
+            t = self._stats[name] = self._new_stats(name)
+        return t
+
+    def _new_stats(self, name: str) -> TaskStats:
+        """The counts of task ``name``: its own while the workflow has room for another label."""
         hub, wf = self.hub, self.workflow
-        node, res, _ts = held
-        hub.hold(node, res, -1.0)
-        outcome = _ENDS[typ]
-        if typ != _SUCCEEDED and outcome == "user":
-            outcome = str((data.get("error") or {}).get("kind") or "user")
-        key = (wf, name, outcome)
-        hub.attempts[key] = hub.attempts.get(key, 0) + 1
-        duration = data.get("duration")
-        if duration is not None and typ != ev.TASK_CANCELLED and typ != ev.TASK_RESET:
-            # the run summary's R: every attempt's duration priced at its node (see summarize)
-            cost = self._rate(node, res) * duration
-            if cost:
-                self.cost += cost
-                k = (wf, node)
-                hub.cost[k] = hub.cost.get(k, 0.0) + cost
-            if typ == _SUCCEEDED:
-                hist = self._durations.get(name)
-                if hist is None:
-                    hist = self._durations[name] = hub.histogram(hub.durations, (wf, name), DURATION_BUCKETS)
-                hist.observe(duration)
-        meta = self.metas.pop((tid, attempt), None) if self.metas else None
-        usage = attempt_usage(data, meta)
-        if usage is not None:
-            hub.record_usage((wf, name), res, usage, duration)
+        admitted = hub.task_labels.setdefault(wf, set())
+        label = name if name in admitted or len(admitted) < MAX_TASK_LABELS else OTHER
+        admitted.add(label)
+        t = hub.tasks.get((wf, label))
+        if t is None:
+            t = hub.tasks[(wf, label)] = TaskStats(label)
+        return t
 
-    def _rate(self, node: str, res: dict[str, float]) -> float:
-        """Cost per second of holding ``res`` on ``node`` at the prices the run started with."""
-        key = (id(res), node)
-        hit = self._rates.get(key)
-        if hit is not None and hit[0] is res:
-            return hit[1]
-        prices = ((self.view.meta or {}).get("prices") or {}).get(node) if self.view is not None else None
-        rate = price_per_second(res, prices if isinstance(prices, Mapping) else DEFAULT_PRICES)
-        self._rates[key] = (res, rate)
-        return rate
+    def _other(self, typ: str, tid: str, attempt: int, data: Any) -> None:
+        """Every task event but queued, started and succeeded (failures, skips, resets...)."""
+        t = self._stats_of(tid)
+        t.other[typ] = t.other.get(typ, 0) + 1
+        kind = str((data.get("error") or {}).get("kind") or "user")
+        if typ == _FAILED:
+            t.failed[kind] = t.failed.get(kind, 0) + 1
+        if typ == ev.TASK_CANCELLED or typ == ev.TASK_RESET or typ == ev.TASK_SKIPPED:
+            self._queued.pop(tid, None)
+        d = data.get("duration")
+        if d is not None:  # the event ended an attempt
+            outcome = _OUTCOME.get(typ, kind)
+            t.kinds[outcome] = t.kinds.get(outcome, 0) + 1
+            self._ended(tid, attempt, t, data, d)
+
+    def _ended(self, tid: str, attempt: int, t: TaskStats, data: Any, duration: float) -> None:
+        """An attempt ended: its round trip (when it went through a metered executor) and its
+        measured usage (from its end event, or the executor's metadata)."""
+        if self.trips is not None:
+            self.trips.observe(duration)  # the loop measures from submit to seeing the end
+        meta = self.hub.metas.pop((self.run_id, tid, attempt), None) if self.hub.metas else None
+        if meta or USAGE_KEY in data:
+            usage = attempt_usage(data, meta)
+            if usage is not None:
+                res = self.view.tasks[tid].resources if self.view is not None else {}
+                self.hub.record_usage((self.workflow, t.label), res, usage, duration)
 
     def _run_event(self, typ: str, data: Mapping[str, Any], ts: float) -> None:
         hub, wf = self.hub, self.workflow
         if typ == ev.RUN_STARTED:
             hub.runs_started[(wf,)] = hub.runs_started.get((wf,), 0) + 1
             hub.live[self.run_id] = self
+            self.live = True
             self._rates.clear()  # prices are those of this start
         elif typ == ev.PLAN_MADE:
             t = data.get("T")
@@ -164,22 +196,60 @@ class RunTracker:
             self.end()
 
     def end(self) -> None:
-        """Leave the live set: release what unfinished attempts held, drop per-run state.
-        The caller holds the hub's lock."""
-        for node, res, _ts in self.running.values():
-            self.hub.hold(node, res, -1.0)
-        self.running.clear()
-        self.queued.clear()
-        self.metas.clear()
+        """Leave the live set; the run's cost joins the counter (the caller holds the lock)."""
+        if self.live and self.view is not None:
+            for node, cost in self.uncounted(self.scan(self.hub.clock())).items():
+                k = (self.workflow, node)
+                self.hub.cost[k] = self.hub.cost.get(k, 0.0) + cost
+                self.counted[node] = self.counted.get(node, 0.0) + cost
+        self._queued.clear()
+        self.live = False
         self.hub.live.pop(self.run_id, None)
 
     # -- read at scrape time (the hub's lock is held) ---------------------------------------
-    def live_cost(self, now: float) -> float:
-        """R so far: ended attempts plus what running ones have cost until ``now``."""
-        extra = 0.0
-        for node, res, started in self.running.values():
-            extra += self._rate(node, res) * max(0.0, now - started)
-        return self.cost + extra
+    def scan(self, now: float) -> RunScan:
+        """One pass over the view: states, resources held, cost (as ``summarize`` prices it)."""
+        out = RunScan()
+        states, allocated, by_node = out.states, out.allocated, out.cost_by_node
+        seen = 0
+        running = st.RUNNING
+        for tid, t in list(self.view.tasks.items()):  # a C-level copy: safe beside the engine
+            state = t.state
+            states[state] = states.get(state, 0) + 1
+            if tid[-1] != "]":
+                seen += 1
+            res = t.resources
+            if not res:
+                continue
+            node = t.node or ""
+            if t.busy:
+                cost = self._rate(node, res) * t.busy
+                by_node[node] = by_node.get(node, 0.0) + cost
+                out.cost += cost
+            if state == running:
+                for k, v in res.items():
+                    allocated[(node, k)] = allocated.get((node, k), 0.0) + v
+                if t.started_at is not None and now > t.started_at:
+                    out.cost += self._rate(node, res) * (now - t.started_at)
+        if self.tasks_total is not None:
+            states[st.PENDING] += max(0, self.tasks_total - seen)
+        return out
+
+    def uncounted(self, scan: RunScan) -> dict[str, float]:
+        """Cost by node not yet in ``podium_cost_total`` (a resumed run counted its first part
+        when that part ended)."""
+        return {n: c - self.counted.get(n, 0.0) for n, c in scan.cost_by_node.items()}
+
+    def _rate(self, node: str, res: Mapping[str, float]) -> float:
+        """Cost per second of holding ``res`` on ``node`` at the prices the run started with."""
+        key = (id(res), node)
+        hit = self._rates.get(key)
+        if hit is not None and hit[0] is res:
+            return hit[1]
+        prices = ((self.view.meta or {}).get("prices") or {}).get(node) if self.view is not None else None
+        rate = price_per_second(res, prices if isinstance(prices, Mapping) else DEFAULT_PRICES)
+        self._rates[key] = (res, rate)
+        return rate
 
     def objective(self) -> tuple[float, float]:
         o = (self.view.meta or {}).get("objective") or {} if self.view is not None else {}

@@ -4,8 +4,8 @@ They wrap any implementation and hand everything through unchanged: the same fut
 same exceptions, and every other attribute (``cancel_requested``, ``pids``, ``queue_limits``,
 ``refresh``...) by delegation, so an optional executor capability the engine detects on the
 inner executor is detected on the wrapper too. Invariants: a wrapper adds two clock reads and
-a histogram update per call and never changes what the call does; an exception is re-raised
-as it came.
+a histogram update per call (and, for calls that carry metadata, one done-callback) and never
+changes what the call does; an exception is re-raised as it came.
 """
 
 from __future__ import annotations
@@ -52,8 +52,14 @@ class MeteredStore:
 
 
 class MeteredExecutor:
-    """An Executor whose submits and round trips feed the hub, and whose attempts' metadata
-    (``podium_meta``: the peak memory of a worker process) reaches the run's tracker."""
+    """An Executor whose submits feed the hub, and whose attempts' round trips and metadata
+    reach their run's tracker.
+
+    Only calls that can carry metadata (``podium_meta``: the peak memory of a worker process)
+    get a done-callback: every call of a remote executor, and process or container calls of
+    the local one. A thread call of the local executor carries none, and a callback per call
+    would cost the no-op benchmark more than all the rest of the metrics.
+    """
 
     def __init__(self, inner: Any, hub: MetricState) -> None:
         self.inner = inner
@@ -63,25 +69,27 @@ class MeteredExecutor:
         self._submits = hub.histogram(hub.submits, label, LATENCY_BUCKETS)
         self._trips = hub.histogram(hub.round_trips, label, DURATION_BUCKETS)
         self._submit = inner.submit
+        self._local = self.name == "local"
 
     def submit(self, call: Any, *args: Any, **kwargs: Any) -> Future[Any]:
         t0 = time.perf_counter()
         fut = self._submit(call, *args, **kwargs)
-        # registered before the engine's own callback, so it runs first: the attempt's meta is
-        # with the tracker before the loop reports the attempt's end
-        fut.add_done_callback(partial(self._done, t0, call))
         dt = time.perf_counter() - t0
-        with self._hub.lock:
+        hub = self._hub
+        with hub.lock:
             self._submits.observe(dt)
+            tracker = hub.live.get(call.run_id)
+            if tracker is not None and tracker.trips is None:
+                tracker.trips = self._trips
+        if not self._local or call.spec.isolation != "thread" or call.spec.kind == "container":
+            fut.add_done_callback(partial(self._done, call))
         return fut
 
-    def _done(self, t0: float, call: Any, fut: Future[Any]) -> None:
-        dt = time.perf_counter() - t0
+    def _done(self, call: Any, fut: Future[Any]) -> None:
+        """Keep the attempt's metadata until its run's tracker counts the attempt's end."""
         meta = getattr(fut, "podium_meta", None)
-        if meta:
-            self._hub.deliver_meta(call.run_id, call.task_id, call.attempt, meta)
-        with self._hub.lock:
-            self._trips.observe(dt)
+        if meta and call.run_id in self._hub.live:
+            self._hub.metas[(call.run_id, call.task_id, call.attempt)] = meta
 
     def kill(self, future: Future[Any]) -> None:
         self.inner.kill(future)
