@@ -123,7 +123,7 @@ def _summary(d: Mapping[str, Any]) -> str:
         ]
     counts = ", ".join(f"{n} {k}" for k, n in sorted(d["counts"].items()))
     started = d.get("started_at")
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) if started else "never started"
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) if started is not None else "never"
     plan_note = (
         f"Plan by {e(plan.get('method') or '?')} ({e(plan.get('reason') or '')}); "
         f"{plan.get('replans', 0)} re-plan(s) during the run."
