@@ -107,8 +107,9 @@ def _api(base: str, path: str, **params: Any) -> Any:
     try:
         with urllib.request.urlopen(url, timeout=10) as r:
             body = json.load(r)
-    except urllib.error.HTTPError as e:  # a bad query: Prometheus says why
-        raise AssertionError(f"{params}: {e.read().decode()}") from None
+    except urllib.error.HTTPError as e:  # a bad query (or not ready yet): Prometheus says why
+        with e:
+            raise AssertionError(f"{params}: {e.read().decode()}") from None
     assert body["status"] == "success", body
     return body["data"]
 
@@ -163,6 +164,9 @@ def scraped_run(tmp_path: Path) -> Any:
         assert run.returncode == 1, err  # the run fails: `broken` has no retry left
         yield {"base": base, "db": db, "start": t_start, "end": time.time(), "stdout": out}
     finally:
+        for stream in (run.stdout, run.stderr):
+            if stream is not None:
+                stream.close()
         for proc in (run, prom):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

@@ -102,7 +102,7 @@ class MetricsHub(MetricState):
         (cumulative buckets, sum) (histograms). Consistent: taken under the lock."""
         now = self.clock()
         with self.lock:
-            for tracker in self.live.values():
+            for tracker in list(self.live.values()):  # a run may end while its batches are counted
                 tracker.drain()
             out: dict[str, dict[Labels, Any]] = {
                 "podium_runs_started_total": dict(self.runs_started),

@@ -17,6 +17,7 @@ and its cost then moves into ``podium_cost_total`` (which stays monotonic).
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -66,40 +67,45 @@ class RunTracker:
         self.live = False
         self.planned: float | None = None
         self.trips: Histogram | None = None  # round trips, set by a metered executor
-        self.pending: list[Sequence[Event]] = []  # batches not counted yet
+        self.pending: deque[Sequence[Event]] = deque()  # batches not counted yet
         self.backlog = 0  # events in them
         self._queued: dict[str, float] = {}  # task -> ready since (event time)
         self._stats: dict[str, TaskStats] = {}  # task name -> the counts of its label
         self._rates: dict[tuple[int, str], tuple[Mapping[str, float], float]] = {}
         self._wait: Any = None
+        self._overflow: TaskStats | None = None  # the counts of ``OTHER``, once a name needs them
         self.counted: dict[str, float] = {}  # cost by node already in ``podium_cost_total``
 
     def __call__(self, events: Sequence[Event], view: Any) -> None:
-        """The engine's hook: queue the batch."""
+        """The engine's hook: queue the batch (a deque append needs no lock)."""
         self.view = view
-        with self.hub.lock:
-            self.pending.append(events)
-            self.backlog += len(events)
-            if self.backlog >= DRAIN_EVENTS or not self.live or events[-1][2] is None:
+        self.pending.append(events)
+        self.backlog += len(events)  # only a trigger: a scrape resetting it meanwhile is harmless
+        if self.backlog >= DRAIN_EVENTS or not self.live or events[-1][2] is None:
+            with self.hub.lock:
                 self.drain()
 
     def drain(self) -> None:
         """Count the queued batches (the caller holds the hub's lock). The hot path of metrics:
         the three events every task has are handled inline, the rest in ``_other``."""
-        batches, self.pending, self.backlog = self.pending, [], 0
+        self.backlog = 0
         if not self.workflow:
             self._begin(self.view)
-        queued, stats_of, wait = self._queued, self._stats_of, self._wait
-        for events in batches:
-            for e in events:
-                typ = e[1]
+        pending, queued, stats, new_stats = self.pending, self._queued, self._stats, self._new_stats
+        wait, trips, metas = self._wait, self.trips, self.hub.metas
+        while pending:
+            for e in pending.popleft():
+                typ, tid = e[1], e[2]
+                if tid is None:
+                    self._run_event(typ, e[5], e[4])
+                    continue
+                name = tid if tid[-1] != "]" else tid[: tid.index("[")]
+                t = stats.get(name) or new_stats(name)
                 if typ == _QUEUED:
-                    tid = e[2]
-                    stats_of(tid).queued += 1
+                    t.queued += 1
                     queued[tid] = e[4]
                 elif typ == _STARTED:
-                    tid = e[2]
-                    stats_of(tid).started += 1
+                    t.started += 1
                     since = queued.pop(tid, None)
                     if since is not None:
                         waited = e[4] - since
@@ -107,20 +113,21 @@ class RunTracker:
                         wait.counts[bisect_left(wait.bounds, waited)] += 1
                         wait.total += waited
                 elif typ == _SUCCEEDED:
-                    tid, data = e[2], e[5]
-                    t = stats_of(tid)
                     t.succeeded += 1
+                    data = e[5]
                     d = data.get("duration")
                     if d is not None:  # an attempt ended (a cache hit or a map has none)
                         t.ok += 1
                         h = t.durations
                         h.counts[bisect_left(h.bounds, d)] += 1
                         h.total += d
-                        self._ended(tid, e[3], t, data, d)
-                elif e[2] is None:
-                    self._run_event(typ, e[5], e[4])
+                        if trips is not None:  # the loop measures from submit to seeing the end
+                            trips.counts[bisect_left(trips.bounds, d)] += 1
+                            trips.total += d
+                        if metas or USAGE_KEY in data:
+                            self._usage(tid, e[3], t, data, d)
                 else:
-                    self._other(typ, e[2], e[3], e[5])
+                    self._other(typ, tid, e[3], e[5], t)
         if not self.live and self.view is not None and self.view.finished_at is None:
             self.live = True  # attached to a run in progress (a resume, or a watcher)
             self.hub.live[self.run_id] = self
@@ -129,27 +136,24 @@ class RunTracker:
         self.workflow = str((view.meta or {}).get("workflow") or "") or "-"
         self._wait = self.hub.histogram(self.hub.queue_waits, (self.workflow,), DURATION_BUCKETS)
 
-    def _stats_of(self, tid: str) -> TaskStats:
-        name = tid if tid[-1] != "]" else tid[: tid.index("[")]
-        t = self._stats.get(name)
-        if t is None:
-            t = self._stats[name] = self._new_stats(name)
-        return t
-
     def _new_stats(self, name: str) -> TaskStats:
         """The counts of task ``name``: its own while the workflow has room for another label."""
         hub, wf = self.hub, self.workflow
         admitted = hub.task_labels.setdefault(wf, set())
         label = name if name in admitted or len(admitted) < MAX_TASK_LABELS else OTHER
-        admitted.add(label)
-        t = hub.tasks.get((wf, label))
+        t = self._overflow if label == OTHER else None
         if t is None:
-            t = hub.tasks[(wf, label)] = TaskStats(label)
+            admitted.add(label)
+            t = hub.tasks.get((wf, label))
+            if t is None:
+                t = hub.tasks[(wf, label)] = TaskStats(label)
+            if label == OTHER:
+                self._overflow = t
+        self._stats[name] = t
         return t
 
-    def _other(self, typ: str, tid: str, attempt: int, data: Any) -> None:
+    def _other(self, typ: str, tid: str, attempt: int, data: Any, t: TaskStats) -> None:
         """Every task event but queued, started and succeeded (failures, skips, resets...)."""
-        t = self._stats_of(tid)
         t.other[typ] = t.other.get(typ, 0) + 1
         kind = str((data.get("error") or {}).get("kind") or "user")
         if typ == _FAILED:
@@ -160,19 +164,18 @@ class RunTracker:
         if d is not None:  # the event ended an attempt
             outcome = _OUTCOME.get(typ, kind)
             t.kinds[outcome] = t.kinds.get(outcome, 0) + 1
-            self._ended(tid, attempt, t, data, d)
+            if self.trips is not None:
+                self.trips.observe(d)
+            if self.hub.metas or USAGE_KEY in data:
+                self._usage(tid, attempt, t, data, d)
 
-    def _ended(self, tid: str, attempt: int, t: TaskStats, data: Any, duration: float) -> None:
-        """An attempt ended: its round trip (when it went through a metered executor) and its
-        measured usage (from its end event, or the executor's metadata)."""
-        if self.trips is not None:
-            self.trips.observe(duration)  # the loop measures from submit to seeing the end
+    def _usage(self, tid: str, attempt: int, t: TaskStats, data: Any, duration: float) -> None:
+        """An ended attempt's measured usage: from its end event, or the executor's metadata."""
         meta = self.hub.metas.pop((self.run_id, tid, attempt), None) if self.hub.metas else None
-        if meta or USAGE_KEY in data:
-            usage = attempt_usage(data, meta)
-            if usage is not None:
-                res = self.view.tasks[tid].resources if self.view is not None else {}
-                self.hub.record_usage((self.workflow, t.label), res, usage, duration)
+        usage = attempt_usage(data, meta)
+        if usage is not None:
+            res = self.view.tasks[tid].resources if self.view is not None else {}
+            self.hub.record_usage((self.workflow, t.label), res, usage, duration)
 
     def _run_event(self, typ: str, data: Mapping[str, Any], ts: float) -> None:
         hub, wf = self.hub, self.workflow
@@ -212,25 +215,29 @@ class RunTracker:
         out = RunScan()
         states, allocated, by_node = out.states, out.allocated, out.cost_by_node
         seen = 0
-        running = st.RUNNING
+        running, rate, rates = st.RUNNING, self._rate, self._rates
         for tid, t in list(self.view.tasks.items()):  # a C-level copy: safe beside the engine
             state = t.state
-            states[state] = states.get(state, 0) + 1
+            states[state] += 1
             if tid[-1] != "]":
                 seen += 1
+            busy = t.busy
+            if not busy and state != running:
+                continue
             res = t.resources
             if not res:
                 continue
             node = t.node or ""
-            if t.busy:
-                cost = self._rate(node, res) * t.busy
-                by_node[node] = by_node.get(node, 0.0) + cost
-                out.cost += cost
+            hit = rates.get((id(res), node))
+            r = hit[1] if hit is not None and hit[0] is res else rate(node, res)
+            if busy:
+                by_node[node] = by_node.get(node, 0.0) + r * busy
             if state == running:
                 for k, v in res.items():
                     allocated[(node, k)] = allocated.get((node, k), 0.0) + v
                 if t.started_at is not None and now > t.started_at:
-                    out.cost += self._rate(node, res) * (now - t.started_at)
+                    out.cost += r * (now - t.started_at)
+        out.cost += sum(by_node.values())
         if self.tasks_total is not None:
             states[st.PENDING] += max(0, self.tasks_total - seen)
         return out
