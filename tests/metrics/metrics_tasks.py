@@ -27,6 +27,32 @@ def broken() -> None:
     raise ValueError("always fails")
 
 
-for _fn in (nap, flaky, broken):
+def burn(seconds: float = 0.2) -> int:
+    """Keep one CPU busy for ``seconds`` of wall time."""
+    end, n = time.perf_counter() + seconds, 0
+    while time.perf_counter() < end:
+        n += 1
+    return n
+
+
+def spin(n: int = 3_000_000) -> int:
+    """A fixed amount of CPU work (however busy the machine is)."""
+    return sum(i & 7 for i in range(n))
+
+
+def hog(mib: int = 200) -> int:
+    """Touch ``mib`` MiB of memory (every page), then let it go."""
+    block = bytearray(mib << 20)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    return len(block)
+
+
+def hog_and_fail(mib: int = 120) -> None:
+    hog(mib)
+    raise RuntimeError("failed after allocating")
+
+
+for _fn in (nap, flaky, broken, burn, spin, hog, hog_and_fail):
     REGISTRY.register(f"metrics_tasks:{_fn.__name__}", _fn)
 REGISTRY.allow("metrics_tasks")

@@ -315,12 +315,25 @@ def show_cmd(run_id: str, store_url: str | None, with_events: bool, gantt: str |
     finally:
         store.close()
     view = fold(events)
-    print_view(record, view)
+    print_view(record, view, last_usage(events))
     for note in notes:
         click.echo(f"needs attention: {note}")
     if with_events:
         for e in events:
             click.echo(f"{e.seq:6d} {_ts(e.ts)} {e.type:14s} {e.task_id or '-'} {e.attempt} {e.data}")
+
+
+def last_usage(events: Any) -> dict[str, Any]:
+    """Task id -> the measured usage of its last measured attempt (``model.usage``)."""
+    from podium.model.usage import USAGE_KEY, attempt_usage
+
+    out = {}
+    for e in events:
+        if e.task_id is not None and USAGE_KEY in e.data:
+            u = attempt_usage(e.data)
+            if u is not None:
+                out[e.task_id] = u
+    return out
 
 
 def write_gantt(store: Any, run_id: str, path: str) -> None:

@@ -101,3 +101,9 @@ class MetricsServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
+
+
+def render(hub: MetricsHub) -> tuple[bytes, str]:
+    """The hub's metrics in the Prometheus text format, and that format's content type."""
+    client = _client()
+    return client.generate_latest(registry_for(hub)), client.CONTENT_TYPE_LATEST

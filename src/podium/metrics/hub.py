@@ -7,8 +7,8 @@ run loop:
 - ``hub.track(run_id)`` is a hook for ``Engine(hooks=[...])``; ``hub.observe(run_id, events,
   view=None)`` does the same for events read from a store (pass each run's events in ``seq``
   order; without a ``view`` the hub folds its own, so start at ``seq`` 1);
-- ``hub.wrap_store(store)`` times every append; ``hub.wrap_executor(executor)`` times every
-  submit and round trip and reads each attempt's ``podium_meta``.
+- ``hub.wrap_store(store)`` times store appends (one in ``wrappers.SAMPLE``);
+  ``hub.wrap_executor(executor)`` names the executor and reports its nodes' capacity.
 
 ``hub.snapshot()`` gives every metric of ``catalog.METRICS`` as plain data (labels -> value, or
 labels -> cumulative buckets and sum); ``podium.metrics.exposition`` turns that into the
@@ -75,7 +75,9 @@ class MetricsHub(MetricState):
                 own.apply(e)
             view = own
         tracker(events, view)
-        if view is not None and view.finished_at is not None and run_id not in self.live:
+        if view is not None and view.finished_at is not None:
+            with self.lock:  # count an ended run now: nothing would drain it from here on
+                tracker.drain()
             self._observed.pop(run_id, None)  # it ended; a resume starts over from its next event
 
     def forget(self, run_id: str) -> None:
@@ -121,7 +123,6 @@ class MetricsHub(MetricState):
                 ("podium_run_makespan_seconds", self.makespans),
                 ("podium_run_plan_ratio", self.plan_ratios),
                 ("podium_store_append_seconds", self.appends),
-                ("podium_executor_submit_seconds", self.submits),
                 ("podium_executor_round_trip_seconds", self.round_trips),
             ):
                 out[name] = {k: h.cumulative() for k, h in family.items()}

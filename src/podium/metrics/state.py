@@ -65,8 +65,7 @@ class MetricState:
         self.lock = threading.Lock()
         self.live: dict[str, Any] = {}  # run id -> its RunTracker, while the run is live
         self.task_labels: dict[str, set[str]] = {}  # workflow -> task names given a label
-        # (run id, task id, attempt) -> the ``podium_meta`` a metered executor saw
-        self.metas: dict[tuple[str, str, int], Mapping[str, Any]] = {}
+        self.executor: str | None = None  # the name of the executor a ``MeteredExecutor`` wraps
         # counters
         self.runs_started: dict[Labels, float] = {}
         self.runs_ended: dict[Labels, float] = {}
@@ -84,7 +83,6 @@ class MetricState:
         self.makespans: dict[Labels, Histogram] = {}
         self.plan_ratios: dict[Labels, Histogram] = {}
         self.appends: dict[Labels, Histogram] = {}
-        self.submits: dict[Labels, Histogram] = {}
         self.round_trips: dict[Labels, Histogram] = {}
 
     def histogram(

@@ -1,17 +1,20 @@
 """``RunTracker``: the engine hook that turns one run's committed events into metric updates.
 
 The engine calls a hook after each committed append with the batch and the run's view. The
-tracker only queues the batch (one list append on the loop's thread); batches are counted at
-the next scrape, at the run's end, or once ``DRAIN_EVENTS`` have queued. Counting does a few
-field increments per event; whatever the view already knows is read from it at scrape time
-instead: tasks by state, resources held per node, and the cost, priced exactly as the run
-summary prices it (each task's busy time at its node's prices for what it held).
+tracker only queues the batch (one deque append on the loop's thread); batches are counted at
+the next scrape (``MetricsHub.snapshot``), or by the loop once ``DRAIN_EVENTS`` have queued (a
+bound on memory when nobody scrapes). Counting does a few field increments per event; whatever
+the view already knows is read from it at scrape time instead: tasks by state, resources held
+per node, and the cost, priced exactly as the run summary prices it (each task's busy time at
+its node's prices for what it held). An attempt's round trip is its end event's ``duration``
+(the loop measures it from submit to seeing the end), its usage that event's ``usage``.
 
 Invariants: every task event counts once as a transition; an attempt ended when its end event
 carries a ``duration``; a workflow gets at most ``MAX_TASK_LABELS`` task labels (later names
 count as ``_other``), so a generated DAG of 10,000 distinct names cannot flood Prometheus; a
-run leaves the live set, and its per-run series with it, once its final event is counted,
-and its cost then moves into ``podium_cost_total`` (which stays monotonic).
+run leaves the live set, and its per-run series with it, once its final event is counted
+(at the first scrape after it ended), and its cost then moves into ``podium_cost_total``
+(which stays monotonic).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
     from podium.model.events import Event
 
 #: Events a run's hook queues before it counts them itself (a scrape counts them sooner).
-DRAIN_EVENTS = 4096
+DRAIN_EVENTS = 65536
 #: Task labels per workflow; further task names are counted under ``OTHER``.
 MAX_TASK_LABELS = 200
 OTHER = "_other"
@@ -66,7 +69,7 @@ class RunTracker:
         self.workflow = ""
         self.live = False
         self.planned: float | None = None
-        self.trips: Histogram | None = None  # round trips, set by a metered executor
+        self.trips: Histogram | None = None  # round trips, when a metered executor names them
         self.pending: deque[Sequence[Event]] = deque()  # batches not counted yet
         self.backlog = 0  # events in them
         self._queued: dict[str, float] = {}  # task -> ready since (event time)
@@ -77,11 +80,12 @@ class RunTracker:
         self.counted: dict[str, float] = {}  # cost by node already in ``podium_cost_total``
 
     def __call__(self, events: Sequence[Event], view: Any) -> None:
-        """The engine's hook: queue the batch (a deque append needs no lock)."""
+        """The engine's hook: queue the batch (a deque append needs no lock). The first batch
+        is counted at once: it makes the run live, so scrapes see it."""
         self.view = view
         self.pending.append(events)
         self.backlog += len(events)  # only a trigger: a scrape resetting it meanwhile is harmless
-        if self.backlog >= DRAIN_EVENTS or not self.live or events[-1][2] is None:
+        if self.backlog >= DRAIN_EVENTS or not self.live:
             with self.hub.lock:
                 self.drain()
 
@@ -92,7 +96,7 @@ class RunTracker:
         if not self.workflow:
             self._begin(self.view)
         pending, queued, stats, new_stats = self.pending, self._queued, self._stats, self._new_stats
-        wait, trips, metas = self._wait, self.trips, self.hub.metas
+        wait, trips = self._wait, self.trips
         while pending:
             for e in pending.popleft():
                 typ, tid = e[1], e[2]
@@ -124,10 +128,10 @@ class RunTracker:
                         if trips is not None:  # the loop measures from submit to seeing the end
                             trips.counts[bisect_left(trips.bounds, d)] += 1
                             trips.total += d
-                        if metas or USAGE_KEY in data:
-                            self._usage(tid, e[3], t, data, d)
+                        if USAGE_KEY in data:
+                            self._usage(tid, t, data, d)
                 else:
-                    self._other(typ, tid, e[3], e[5], t)
+                    self._other(typ, tid, e[5], t)
         if not self.live and self.view is not None and self.view.finished_at is None:
             self.live = True  # attached to a run in progress (a resume, or a watcher)
             self.hub.live[self.run_id] = self
@@ -135,6 +139,8 @@ class RunTracker:
     def _begin(self, view: Any) -> None:
         self.workflow = str((view.meta or {}).get("workflow") or "") or "-"
         self._wait = self.hub.histogram(self.hub.queue_waits, (self.workflow,), DURATION_BUCKETS)
+        if self.hub.executor is not None:
+            self.trips = self.hub.histogram(self.hub.round_trips, (self.hub.executor,), DURATION_BUCKETS)
 
     def _new_stats(self, name: str) -> TaskStats:
         """The counts of task ``name``: its own while the workflow has room for another label."""
@@ -152,7 +158,7 @@ class RunTracker:
         self._stats[name] = t
         return t
 
-    def _other(self, typ: str, tid: str, attempt: int, data: Any, t: TaskStats) -> None:
+    def _other(self, typ: str, tid: str, data: Any, t: TaskStats) -> None:
         """Every task event but queued, started and succeeded (failures, skips, resets...)."""
         t.other[typ] = t.other.get(typ, 0) + 1
         kind = str((data.get("error") or {}).get("kind") or "user")
@@ -166,13 +172,12 @@ class RunTracker:
             t.kinds[outcome] = t.kinds.get(outcome, 0) + 1
             if self.trips is not None:
                 self.trips.observe(d)
-            if self.hub.metas or USAGE_KEY in data:
-                self._usage(tid, attempt, t, data, d)
+            if USAGE_KEY in data:
+                self._usage(tid, t, data, d)
 
-    def _usage(self, tid: str, attempt: int, t: TaskStats, data: Any, duration: float) -> None:
-        """An ended attempt's measured usage: from its end event, or the executor's metadata."""
-        meta = self.hub.metas.pop((self.run_id, tid, attempt), None) if self.hub.metas else None
-        usage = attempt_usage(data, meta)
+    def _usage(self, tid: str, t: TaskStats, data: Any, duration: float) -> None:
+        """An ended attempt's measured usage, from its end event."""
+        usage = attempt_usage(data)
         if usage is not None:
             res = self.view.tasks[tid].resources if self.view is not None else {}
             self.hub.record_usage((self.workflow, t.label), res, usage, duration)
