@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from podium.model.graph import critical_path as graph_critical_path
+
 Detail = Mapping[str, Any]
 
 
@@ -21,64 +23,19 @@ def busy(task: Mapping[str, Any]) -> float:
 
 
 def critical_path(detail: Detail) -> tuple[list[str], float] | None:
-    """(task instance ids from first to last, total busy seconds), or None without deps."""
+    """(task instance ids from first to last, total busy seconds), or None without deps
+    (``model.graph.critical_path`` over the run's instances)."""
     tasks = {t["task_id"]: t for t in detail["tasks"]}
     if not tasks or any(t["deps"] is None for t in tasks.values()):
         return None
+    deps: dict[str, list[str]] = {}
     items: dict[str, list[str]] = {}
     for t in tasks.values():
+        deps.setdefault(t["name"], t["deps"])
         if t["map_index"] is not None:
             items.setdefault(t["name"], []).append(t["task_id"])
-
-    def instances(name: str) -> list[str]:
-        """What a dependency on task ``name`` waits for: its items when it is an expanded map."""
-        return items.get(name) or ([name] if name in tasks else [])
-
-    def preds(tid: str) -> list[str]:
-        t = tasks[tid]
-        out: list[str] = []
-        for d in t["deps"]:
-            out += instances(d)
-        return out
-
-    best: dict[str, tuple[float, str | None]] = {}
-    for tid in _topological(tasks, preds):
-        before = max(((best[p][0], p) for p in preds(tid) if p in best), default=(0.0, None))
-        own = 0.0 if items.get(tid) else busy(tasks[tid])  # an expanded map is its items
-        best[tid] = (before[0] + own, before[1])
-    if not best:
-        return None
-    end = max(best, key=lambda k: (best[k][0], k))
-    path: list[str] = []
-    cur: str | None = end
-    while cur is not None:
-        if not items.get(cur):
-            path.append(cur)
-        cur = best[cur][1]
-    path.reverse()
-    return path, best[end][0]
-
-
-def _topological(tasks: Mapping[str, Any], preds: Any) -> list[str]:
-    """Task instances, each after its predecessors (iterative: deep chains are fine)."""
-    order: list[str] = []
-    state: dict[str, int] = {}
-    for root in tasks:
-        if root in state:
-            continue
-        stack: list[tuple[str, bool]] = [(root, False)]
-        while stack:
-            tid, done = stack.pop()
-            if done:
-                state[tid] = 2
-                order.append(tid)
-                continue
-            if state.get(tid):
-                continue
-            state[tid] = 1
-            stack.append((tid, True))
-            stack.extend((p, False) for p in preds(tid) if not state.get(p))
-    return order
+    path, total = graph_critical_path(deps, items, lambda tid: busy(tasks[tid]))
+    return (path, total) if path else None
 
 
 def slowest(detail: Detail, limit: int = 10) -> list[Mapping[str, Any]]:
