@@ -49,7 +49,7 @@ def run_detail(store: Any, run_id: str, workflow: Any = None) -> dict[str, Any]:
     alpha, beta = float(obj.get("alpha", 1.0)), float(obj.get("beta", 0.0))
     makespan, wall = _active_time(events)
     cost = sum(a["cost"] for runs in attempts.values() for a in runs)
-    deps = {n: list(t.deps) for n, t in workflow.tasks.items()} if workflow is not None else None
+    deps = recorded_deps(view) if workflow is None else {n: list(t.deps) for n, t in workflow.tasks.items()}
     tasks = [_row(tid, t, attempts.get(tid, []), deps) for tid, t in view.tasks.items()]
     counts = {k: v for k, v in view.counts().items() if v}
     return {
@@ -185,6 +185,20 @@ def _active_time(events: Sequence[Any]) -> tuple[float, float | None]:
         total += max(0.0, last - start)
     wall = (end if end is not None else last) - first if first is not None else None
     return total, wall
+
+
+def recorded_deps(view: Any) -> dict[str, list[str]] | None:
+    """The task graph ``RunCreated`` recorded (name -> dependency names), or None when it did
+    not (an older run, or a workflow too large to record) or the record is malformed."""
+    deps = (view.meta or {}).get("deps")
+    if not isinstance(deps, Mapping):
+        return None
+    out: dict[str, list[str]] = {}
+    for name, ds in deps.items():
+        if not isinstance(name, str) or not isinstance(ds, list) or not all(isinstance(d, str) for d in ds):
+            return None
+        out[name] = list(ds)
+    return out
 
 
 def _plan(events: Sequence[Any]) -> dict[str, Any] | None:
