@@ -26,7 +26,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from podium.metrics.state import Labels, MetricState, TaskStats
+from podium.metrics.catalog import DURATION_BUCKETS
+from podium.metrics.state import Histogram, Labels, MetricState, TaskStats
 from podium.metrics.tracker import RunTracker
 from podium.model import events as ev
 from podium.model import states as st
@@ -123,11 +124,21 @@ class MetricsHub(MetricState):
                 ("podium_run_makespan_seconds", self.makespans),
                 ("podium_run_plan_ratio", self.plan_ratios),
                 ("podium_store_append_seconds", self.appends),
-                ("podium_executor_round_trip_seconds", self.round_trips),
             ):
                 out[name] = {k: h.cumulative() for k, h in family.items()}
+            out["podium_executor_round_trip_seconds"] = self._round_trips()
             out.update(self._live_gauges(now))
         return out
+
+    def _round_trips(self) -> dict[Labels, Any]:
+        """Every attempt's round trip, under the metered executor's name (none without one)."""
+        if self.executor is None:
+            return {}
+        trips = Histogram(DURATION_BUCKETS)
+        trips.add(self.other_trips)
+        for t in self.tasks.values():
+            trips.add(t.durations)
+        return {(self.executor,): trips.cumulative()}
 
     def _live_gauges(self, now: float) -> dict[str, dict[Labels, Any]]:
         """Everything read from the views of the live runs, in one pass over each."""

@@ -11,6 +11,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
+from itertools import accumulate
 from typing import Any
 
 from podium.metrics.catalog import DURATION_BUCKETS
@@ -20,12 +21,19 @@ Labels = tuple[str, ...]
 
 
 class Histogram:
-    """Bucket counts (``le`` semantics) and a sum; ``counts[-1]`` is the +Inf overflow."""
+    """Bucket counts (``le`` semantics) and a sum; ``counts[-1]`` is the +Inf overflow.
 
-    __slots__ = ("bounds", "counts", "total")
+    Made once per label set (a workflow of 200 task labels makes 200): the bounds and their
+    ``le`` texts are shared by every histogram of the same buckets, not rebuilt."""
+
+    __slots__ = ("bounds", "counts", "les", "total")
 
     def __init__(self, bounds: Sequence[float]) -> None:
-        self.bounds = tuple(float(b) for b in bounds)
+        shared = _BOUNDS.get(bounds)
+        if shared is None:
+            b = tuple(float(x) for x in bounds)
+            shared = _BOUNDS[bounds] = (b, (*(repr(x) for x in b), "+Inf"))
+        self.bounds, self.les = shared
         self.counts = [0] * (len(self.bounds) + 1)
         self.total = 0.0
 
@@ -33,12 +41,17 @@ class Histogram:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.total += value
 
+    def add(self, other: Histogram) -> None:
+        """Add ``other``'s counts (same bounds) to this one."""
+        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        self.total += other.total
+
     def cumulative(self) -> tuple[list[tuple[str, int]], float]:
-        out, acc = [], 0
-        for bound, n in zip((*self.bounds, float("inf")), self.counts, strict=True):
-            acc += n
-            out.append(("+Inf" if bound == float("inf") else repr(bound), acc))
-        return out, self.total
+        return list(zip(self.les, accumulate(self.counts), strict=True)), self.total
+
+
+#: bucket bounds as given -> (bounds as floats, their ``le`` label texts)
+_BOUNDS: dict[Sequence[float], tuple[tuple[float, ...], tuple[str, ...]]] = {}
 
 
 class TaskStats:
@@ -83,7 +96,7 @@ class MetricState:
         self.makespans: dict[Labels, Histogram] = {}
         self.plan_ratios: dict[Labels, Histogram] = {}
         self.appends: dict[Labels, Histogram] = {}
-        self.round_trips: dict[Labels, Histogram] = {}
+        self.other_trips = Histogram(DURATION_BUCKETS)  # round trips of attempts that did not succeed
 
     def histogram(
         self, family: dict[Labels, Histogram], labels: Labels, bounds: Sequence[float]

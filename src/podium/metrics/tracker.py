@@ -7,7 +7,9 @@ bound on memory when nobody scrapes). Counting does a few field increments per e
 the view already knows is read from it at scrape time instead: tasks by state, resources held
 per node, and the cost, priced exactly as the run summary prices it (each task's busy time at
 its node's prices for what it held). An attempt's round trip is its end event's ``duration``
-(the loop measures it from submit to seeing the end), its usage that event's ``usage``.
+(the loop measures it from submit to seeing the end): a succeeded attempt's is its task's
+duration, so the round-trip histogram is summed from those at scrape time; its usage is that
+event's ``usage``.
 
 Invariants: every task event counts once as a transition; an attempt ended when its end event
 carries a ``duration``; a workflow gets at most ``MAX_TASK_LABELS`` task labels (later names
@@ -32,7 +34,7 @@ from podium.model.cluster import DEFAULT_PRICES, price_per_second
 from podium.model.usage import USAGE_KEY, attempt_usage
 
 if TYPE_CHECKING:
-    from podium.metrics.state import Histogram, MetricState
+    from podium.metrics.state import MetricState
     from podium.model.events import Event
 
 #: Events a run's hook queues before it counts them itself (a scrape counts them sooner).
@@ -69,7 +71,6 @@ class RunTracker:
         self.workflow = ""
         self.live = False
         self.planned: float | None = None
-        self.trips: Histogram | None = None  # round trips, when a metered executor names them
         self.pending: deque[Sequence[Event]] = deque()  # batches not counted yet
         self.backlog = 0  # events in them
         self._queued: dict[str, float] = {}  # task -> ready since (event time)
@@ -96,7 +97,7 @@ class RunTracker:
         if not self.workflow:
             self._begin(self.view)
         pending, queued, stats, new_stats = self.pending, self._queued, self._stats, self._new_stats
-        wait, trips = self._wait, self.trips
+        wait = self._wait
         while pending:
             for e in pending.popleft():
                 typ, tid = e[1], e[2]
@@ -125,9 +126,6 @@ class RunTracker:
                         h = t.durations
                         h.counts[bisect_left(h.bounds, d)] += 1
                         h.total += d
-                        if trips is not None:  # the loop measures from submit to seeing the end
-                            trips.counts[bisect_left(trips.bounds, d)] += 1
-                            trips.total += d
                         if USAGE_KEY in data:
                             self._usage(tid, t, data, d)
                 else:
@@ -139,8 +137,6 @@ class RunTracker:
     def _begin(self, view: Any) -> None:
         self.workflow = str((view.meta or {}).get("workflow") or "") or "-"
         self._wait = self.hub.histogram(self.hub.queue_waits, (self.workflow,), DURATION_BUCKETS)
-        if self.hub.executor is not None:
-            self.trips = self.hub.histogram(self.hub.round_trips, (self.hub.executor,), DURATION_BUCKETS)
 
     def _new_stats(self, name: str) -> TaskStats:
         """The counts of task ``name``: its own while the workflow has room for another label."""
@@ -170,8 +166,7 @@ class RunTracker:
         if d is not None:  # the event ended an attempt
             outcome = _OUTCOME.get(typ, kind)
             t.kinds[outcome] = t.kinds.get(outcome, 0) + 1
-            if self.trips is not None:
-                self.trips.observe(d)
+            self.hub.other_trips.observe(d)  # succeeded attempts are in their task's durations
             if USAGE_KEY in data:
                 self._usage(tid, t, data, d)
 
