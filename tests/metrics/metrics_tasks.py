@@ -1,4 +1,5 @@
-"""Task functions the metrics tests run, registered by name (process workers resolve them)."""
+"""Task functions the metrics tests run, registered by name (process workers resolve them), and
+the state each task event leads to, written out here (not read from the code under test)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,19 @@ import time
 from collections import Counter
 from typing import Any
 
+from podium.model import events as ev
 from podium.registry import REGISTRY
+
+#: The ``state`` label of ``podium_task_transitions_total`` for each task event type.
+STATE_OF = {
+    ev.TASK_QUEUED: "queued",
+    ev.TASK_STARTED: "running",
+    ev.TASK_SUCCEEDED: "succeeded",
+    ev.TASK_FAILED: "failed",
+    ev.TASK_RETRYING: "retrying",
+    ev.TASK_SKIPPED: "skipped",
+    ev.TASK_CANCELLED: "cancelled",
+}
 
 TRIES: Counter[str] = Counter()
 

@@ -8,7 +8,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from metrics_tasks import TRIES
+from metrics_tasks import STATE_OF, TRIES
 
 from podium.executors.local import LocalExecutor, detect_node
 from podium.metrics import MetricsHub
@@ -64,16 +64,7 @@ def test_counters_match_the_event_log() -> None:
     assert result.status == "failed"
     events = store.events("r1")
     snap = hub.snapshot()
-    state_of = {
-        ev.TASK_QUEUED: "queued",
-        ev.TASK_STARTED: "running",
-        ev.TASK_SUCCEEDED: "succeeded",
-        ev.TASK_FAILED: "failed",
-        ev.TASK_RETRYING: "retrying",
-        ev.TASK_SKIPPED: "skipped",
-        ev.TASK_CANCELLED: "cancelled",
-    }
-    expected = Counter(("hubtest", base_name(e.task_id), state_of[e.type]) for e in events if e.task_id)
+    expected = Counter(("hubtest", base_name(e.task_id), STATE_OF[e.type]) for e in events if e.task_id)
     assert snap["podium_task_transitions_total"] == dict(expected)
     assert snap["podium_attempts_total"] == {
         ("hubtest", "a", "succeeded"): 1,

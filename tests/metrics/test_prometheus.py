@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from metrics_tasks import STATE_OF
 
 from podium.model import events as ev
 from podium.model.cluster import Node
@@ -215,21 +216,13 @@ def test_prometheus_sees_what_the_event_log_says(scraped_run: Any) -> None:
     expected = Counter(
         (base_name(e.task_id), e.type) for e in events if e.task_id is not None and e.type != ev.TASK_EXPANDED
     )
-    state = {
-        ev.TASK_QUEUED: "queued",
-        ev.TASK_STARTED: "running",
-        ev.TASK_SUCCEEDED: "succeeded",
-        ev.TASK_FAILED: "failed",
-        ev.TASK_RETRYING: "retrying",
-        ev.TASK_SKIPPED: "skipped",
-    }
     got = _by(
         base,
         LAST.format('podium_task_transitions_total{workflow="monitored",state!="expanded"}'),
         "task",
         "state",
     )
-    assert got == {(name, state[typ]): float(n) for (name, typ), n in expected.items()}
+    assert got == {(name, STATE_OF[typ]): float(n) for (name, typ), n in expected.items()}
     # six items and the map itself
     assert got[("work", "succeeded")] == 7 and got[("flaky", "retrying")] == 1
 

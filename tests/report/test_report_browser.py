@@ -13,25 +13,15 @@ from typing import Any
 
 import pytest
 
+from chromium import ARGS, CHROMIUM
 from podium.model import events as ev
 from podium.report.data import run_detail
 from podium.report.page import dur
 from podium.store import open_store
 
-CHROMIUM = "/usr/bin/chromium"
 XSS = "<img src=x onerror=alert(1)>"
 QUOTED = '"><svg onload=alert(3)>'  # breaks out of an unescaped attribute
 SCRIPT = "</script><script>alert(2)</script>"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 FLOW = textwrap.dedent(
     f"""
     import os

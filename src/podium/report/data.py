@@ -21,6 +21,7 @@ from typing import Any
 from podium.model import events as ev
 from podium.model.cluster import DEFAULT_PRICES, price_per_second
 from podium.model.usage import attempt_usage
+from podium.runtime.view import task_row
 
 SCHEMA = "podium.run/1"
 _NO_USAGE = {"cpu_time": None, "peak_memory": None, "wall_time": None, "source": None}
@@ -138,32 +139,14 @@ def _error(error: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _row(tid: str, t: Any, runs: list[dict[str, Any]], deps: Mapping[str, list[str]] | None) -> dict:
-    name, index = tid, None
-    if tid.endswith("]") and "[" in tid:
-        name, _, rest = tid.partition("[")
-        index = int(rest[:-1]) if rest[:-1].isdigit() else None
+    row = task_row(t)
     last = runs[-1] if runs else None
-    return {
-        "task_id": tid,
-        "name": name,
-        "map_index": index,
-        "status": t.state,
-        "attempts": len(runs),
-        "node": t.node,
-        "queued_at": t.queued_at,
-        "started_at": t.started_at,
-        "finished_at": t.finished_at,
-        "duration": t.duration,
-        "estimate": None,
-        "resources": dict(t.resources or {}),
-        "usage": dict(last["usage"]) if last else dict(_NO_USAGE),
-        "cached": bool(t.cached),
-        "skip_reason": t.skip_reason,
-        "children": t.children,
-        "error": {k: v for k, v in _error(t.error).items() if k != "traceback"} if t.error else None,
-        "deps": (deps.get(name) or []) if deps is not None else None,
-        "attempts_detail": runs,
-    }
+    row["attempts"] = len(runs)
+    row["usage"] = dict(last["usage"]) if last else dict(_NO_USAGE)
+    row["error"] = {k: v for k, v in _error(t.error).items() if k != "traceback"} if t.error else None
+    row["deps"] = (deps.get(row["name"]) or []) if deps is not None else None
+    row["attempts_detail"] = runs
+    return row
 
 
 def _active_time(events: Sequence[Any]) -> tuple[float, float | None]:
