@@ -187,7 +187,8 @@ def recorded_deps(view: Any) -> dict[str, list[str]] | None:
 def _plan(events: Sequence[Any]) -> dict[str, Any] | None:
     """The run's first plan (what it set out to do), with the count of re-plans after it.
     Spans are seconds from the run start that made the plan."""
-    plans, origin, first_origin = [], None, None
+    plans: list[Mapping[str, Any]] = []
+    origin = first_origin = None
     for e in events:
         if e.type == ev.RUN_STARTED:
             origin = e.ts
@@ -198,7 +199,8 @@ def _plan(events: Sequence[Any]) -> dict[str, Any] | None:
     if not plans:
         return None
     p = plans[0]
-    spans = p.get("spans") if isinstance(p.get("spans"), Mapping) else {}
+    raw = p.get("spans")
+    spans: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     return {
         "T": p.get("T"),
         "R": p.get("R"),
