@@ -10,6 +10,12 @@ declares cpu=1, Podium's default), so both run at most that many tasks at once.
 Prints microseconds per task for each and the ratio Podium/Dask (lower is better; <= 1.0 is
 the goal). Wall times include everything from submitting the graph to having every result,
 best of ``--repeat`` runs. Usage: ``python bench/overhead.py [--repeat 3] [--only chain]``.
+
+``--metrics`` also runs Podium with Prometheus metrics on (hook, metered store and executor, a
+``/metrics`` server up), interleaved with the runs without, and prints both ratios and the
+change; the goal is a ratio with metrics within 10% of the one without. The timing includes
+counting every event the run queued (what the next scrape would do first); the rendering of a
+scrape, paid once per scrape interval whatever ran, is printed apart.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from podium.executors.local import LocalExecutor, detect_node
 from podium.model import TaskSpec, Workflow
@@ -35,6 +42,7 @@ def noop(*args: object, **kwargs: object) -> None:
 
 
 REGISTRY.register("bench:noop", noop)
+SCRAPES: list[float] = []  # seconds per hub.snapshot() after a run with metrics
 
 
 def chain(n: int = 1000) -> dict[str, list[str]]:
@@ -70,12 +78,24 @@ def to_workflow(name: str, graph: dict[str, list[str]]) -> Workflow:
     return Workflow.build(name, [TaskSpec(t, call="bench:noop", after=tuple(d)) for t, d in graph.items()])
 
 
-def run_podium(wf: Workflow, executor: LocalExecutor, tmp: Path, i: int) -> float:
-    store = open_store(str(tmp / f"bench-{wf.name}-{i}.db"))
-    engine = Engine(store, executor)
+def run_podium(wf: Workflow, executor: LocalExecutor, tmp: Path, i: int, hub: Any = None) -> float:
+    store = open_store(str(tmp / f"bench-{wf.name}-{i}{'-m' if hub else ''}.db"))
+    run_id = f"{wf.name}-{i}"
+    if hub is None:
+        engine = Engine(store, executor)
+    else:  # what `podium run --metrics-port` adds
+        hooks = [hub.track(run_id, len(wf.tasks))]
+        engine = Engine(hub.wrap_store(store), hub.wrap_executor(executor), hooks=hooks)
     t0 = time.perf_counter()
-    result = engine.run(wf)
+    result = engine.run(wf, run_id=run_id)
+    if hub is not None:
+        with hub.lock:  # counting every event the run queued is part of its cost...
+            hooks[0].drain()
     dt = time.perf_counter() - t0
+    if hub is not None:  # ...a scrape's rendering is not (one per scrape interval, whatever ran)
+        t1 = time.perf_counter()
+        hub.snapshot()
+        SCRAPES.append(time.perf_counter() - t1)
     store.close()
     if not result.ok:
         raise SystemExit(f"podium run of {wf.name} ended {result.status}")
@@ -95,30 +115,52 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", choices=sorted(WORKLOADS), action="append")
+    ap.add_argument("--metrics", action="store_true", help="Also run with Prometheus metrics on.")
     args = ap.parse_args(argv)
     node = detect_node()
     workers = max(1, int(node.capacity.cpu))
     executor = LocalExecutor([node])
     print(f"node: {node.capacity.describe()}; dask threaded get with num_workers={workers}")
     print(f"{'workload':14s} {'tasks':>6s} {'podium us/task':>15s} {'dask us/task':>13s} {'ratio':>6s}")
-    worst = 0.0
+    worst = worst_change = 0.0
+    hub, server = _metrics() if args.metrics else (None, None)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         for name in args.only or WORKLOADS:
             graph = WORKLOADS[name]()
             wf = to_workflow(name, graph)
             n = len(graph)
-            p_times, d_times = [], []
-            for i in range(args.repeat):  # interleaved so machine noise hits both alike
+            p_times, m_times, d_times = [], [], []
+            for i in range(args.repeat):  # interleaved so machine noise hits all alike
                 p_times.append(run_podium(wf, executor, tmp, i))
+                if hub is not None:
+                    m_times.append(run_podium(wf, executor, tmp, i, hub))
                 d_times.append(run_dask(graph, workers))
             p, dk = min(p_times) / n * 1e6, min(d_times) / n * 1e6
             worst = max(worst, p / dk)
             spread = statistics.pstdev(p_times) / statistics.mean(p_times) * 100
             print(f"{name:14s} {n:6d} {p:15.1f} {dk:13.1f} {p / dk:6.2f}   (podium spread {spread:.0f}%)")
+            if m_times:
+                m = min(m_times) / n * 1e6
+                worst_change = max(worst_change, m / p - 1)
+                change = (m / p - 1) * 100
+                print(f"{'  + metrics':14s} {n:6d} {m:15.1f} {dk:13.1f} {m / dk:6.2f}   ({change:+.1f}%)")
     executor.shutdown()
+    if server is not None:
+        server.close()
     print(f"worst ratio podium/dask: {worst:.2f} (goal <= 1.0)")
+    if hub is not None:
+        print(f"worst change with metrics on: {worst_change * 100:+.1f}% (goal <= +10%)")
+        print(f"a scrape's snapshot (after a run): median {statistics.median(SCRAPES) * 1e3:.1f} ms")
     return 0
+
+
+def _metrics() -> tuple[Any, Any]:
+    """A metrics hub and its /metrics server on a free loopback port (not scraped here)."""
+    from podium.metrics import MetricsHub, serve
+
+    hub = MetricsHub()
+    return hub, serve(hub, "127.0.0.1", 0)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 # conformance suite (the tests start and stop their own private server), Podman with runc and a
 # static busybox for the container tests (they use private storage and build their image from
 # busybox; nothing is pulled), Debian's chromium for the web UI tests (driven by Playwright; never
-# `playwright install`), then ruff, mypy (configured in pyproject.toml) and pytest.
+# `playwright install`), Prometheus for the metrics test (it scrapes a real run), then ruff, mypy
+# (configured in pyproject.toml) and pytest.
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,35 +17,36 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
 
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+# apt_install WHAT PACKAGE...: install Debian packages (as root, with apt-get), else say what
+# will be skipped.
+apt_install() {
+  local what="$1"
+  shift
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing PostgreSQL server binaries (apt)"
+    echo "installing $* for $what (apt)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
   else
-    echo "PostgreSQL binaries not found and cannot install them: PostgreSQL tests will be skipped" >&2
+    echo "$* missing and cannot be installed: $what will be skipped" >&2
   fi
+}
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  apt_install "the PostgreSQL tests" postgresql
 fi
 
 # Podman, runc (crun cannot set rlimits without CAP_SYS_RESOURCE) and a static busybox.
 if ! command -v podman >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1 || [ ! -x /bin/busybox ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing Podman, runc and busybox-static (apt)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc busybox-static >/dev/null
-  else
-    echo "podman, runc or busybox-static missing and cannot install them: container tests will be skipped" >&2
-  fi
+  apt_install "the container tests" podman runc busybox-static
 fi
 
 if [ ! -x /usr/bin/chromium ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing chromium for the web UI tests (apt)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else
-    echo "chromium not found and cannot install it: the web UI tests will be skipped" >&2
-  fi
+  apt_install "the web UI and report tests" chromium
+fi
+
+# Prometheus: the metrics test starts a real one that scrapes a real run.
+if ! command -v prometheus >/dev/null 2>&1; then
+  apt_install "the metrics tests" prometheus
 fi
 
 .venv/bin/ruff check src tests bench examples

@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "store": LEAVES | {"model", "store"},
     "runtime": LEAVES | {"model", "planner", "runtime"},
 }
-EDGES = {"cli", "api", "server", "metrics", "__init__", "__main__"}
+EDGES = {"cli", "api", "server", "metrics", "report", "__init__", "__main__"}
 
 
 def _layer(path: Path) -> str:

@@ -60,8 +60,9 @@ class SystemClock:
 class AttemptMeta(TypedDict, total=False):
     """What an executor may tell about one attempt, as ``AttemptFuture.podium_meta``.
 
-    Every key is optional. The run loop reads ``node`` and ``seconds``; the others are for
-    people and tools (``podium show``, tests).
+    Every key is optional. The run loop reads ``node`` and ``seconds``, and records
+    ``cpu_time``, ``peak_rss``, ``seconds`` and ``measured`` as the attempt's usage
+    (``model.usage``); the others are for people and tools (``podium show``, tests).
     """
 
     node: str  #: the node the attempt really ran on (differs from ``call.node`` after a node loss)
@@ -69,6 +70,8 @@ class AttemptMeta(TypedDict, total=False):
     started: float  #: wall time (``time.time()``) at which the function started on its worker
     pid: int  #: the worker process that ran it
     peak_rss: int  #: peak resident memory of that process, bytes
+    cpu_time: float  #: CPU seconds (user + system) the attempt used, as ``measured`` tells
+    measured: str  #: what measured ``cpu_time``/``peak_rss``: process, thread, ray, container
     exit: int  #: that process's exit status (negative: killed by that signal)
     size: int  #: bytes of the pickled result on the worker
     node_id: str  #: the cluster's own id of the node (Ray's node id)

@@ -278,3 +278,23 @@ def test_secrets_in_params_are_redacted(server: ServerProcess) -> None:
     assert d["params"]["tag"] == "https://bob:***@example.com/x"
     body = httpx.get(f"{server.url}/api/runs/{run_id}/events", headers=server.client.headers).text
     assert "hunter2" not in body
+
+
+def test_metrics_count_the_runs_of_the_store_behind_the_token(server: ServerProcess) -> None:
+    """``/metrics`` (Prometheus text) counts what the run's own event log says, once per event
+    however often it is scraped; without the token it is a 401 like every other route."""
+    before = server.get("/metrics")
+    assert before.status_code == 200 and before.headers["content-type"].startswith("text/plain")
+    run_id = server.start_run("quick", {"n": "3"})
+    server.wait_status(run_id, ("succeeded",))
+    events = server.get(f"/api/runs/{run_id}/events", params={"limit": 1000}).json()["events"]
+    started = sum(1 for e in events if e["type"] == "TaskStarted" and e["task_id"] == "second")
+    line = 'podium_task_transitions_total{state="running",task="second",workflow="quick"}'
+    seen = []
+    for _ in range(2):  # a second scrape counts nothing twice
+        text = server.get("/metrics").text
+        counts = [ln for ln in text.splitlines() if ln.startswith(line)]
+        assert counts and 'podium_runs_total{status="succeeded",workflow="quick"}' in text
+        seen.append(float(counts[0].split()[-1]))
+    assert seen[0] == seen[1] >= started == 1
+    assert server.anon.get("/metrics").status_code == 401

@@ -109,8 +109,12 @@ def _console() -> Console:
     return c if c.is_terminal else Console(width=140)
 
 
-def task_table(view: Any, limit: int = 200) -> Table:
-    table = Table("task", "status", "attempts", "duration", "node", "resources", "note", title="tasks")
+def task_table(view: Any, limit: int = 200, usage: dict[str, Any] | None = None) -> Table:
+    """The tasks of a run; with ``usage`` (task id -> its last attempt's ``Usage``), what the
+    last attempt measurably used: CPU seconds and peak memory."""
+    cols = ("task", "status", "attempts", "duration", "node", "resources")
+    used = ("cpu used", "peak memory") if usage is not None else ()
+    table = Table(*cols, *used, "note", title="tasks")
     rows = [t for t in view.tasks.values()]
     for t in rows[:limit]:
         res = t.resources or {}
@@ -129,11 +133,20 @@ def task_table(view: Any, limit: int = 200) -> Table:
             _dur(t.duration),
             Text(safe(t.node or "-")),
             Text(safe(desc or "-")),
+            *(_used(usage.get(t.task_id)) if usage is not None else ()),
             Text(note),
         )
     if len(rows) > limit:
-        table.add_row(f"... {len(rows) - limit} more", "", "", "", "", "", "")
+        table.add_row(f"... {len(rows) - limit} more", *[""] * (len(cols) + len(used)))
     return table
+
+
+def _used(u: Any) -> tuple[str, str]:
+    if u is None:
+        return "-", "-"
+    cpu = f"{u.cpu_time:.3f} s" if u.cpu_time is not None else "-"
+    peak = format_size(u.peak_memory) if u.peak_memory is not None else "-"
+    return f"{cpu} ({u.source})" if u.source and cpu != "-" else cpu, peak
 
 
 def _errors(view: Any) -> list[Text]:
@@ -157,15 +170,16 @@ def print_summary(result: Any) -> None:
     console.print(Group(task_table(result.view), *_errors(result.view), line))
 
 
-def print_view(record: Any, view: Any) -> None:
-    """What ``podium show`` prints for a run read back from the store."""
+def print_view(record: Any, view: Any, usage: dict[str, Any] | None = None) -> None:
+    """What ``podium show`` prints for a run read back from the store (``usage``: task id ->
+    its last attempt's measured ``Usage``)."""
     from podium.runtime.summary import summarize
 
     console = _console()
     console.print(
         Text(safe(f"run {record.run_id}  workflow {record.workflow}  status {record.status}"), style="bold")
     )
-    console.print(task_table(view))
+    console.print(task_table(view, usage=usage if usage is not None else {}))
     for line in _errors(view):
         console.print(line)
 

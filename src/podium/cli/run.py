@@ -22,6 +22,7 @@ import click
 
 from podium.cli import RunInterrupted, RunNotSucceeded, cli
 from podium.cli.grants import grant_options
+from podium.cli.metrics import metrics_options, start_exporter
 from podium.cli.numbers import SECONDS, Finite
 from podium.errors import ConflictError, UsageError
 
@@ -86,10 +87,12 @@ def _execute(
     gantt: str | None = None,
     ray_address: str | None = None,
     engine_options: dict[str, Any] | None = None,
+    metrics: tuple[int | None, str, float] | None = None,
 ) -> None:
     from podium.cli.progress import Progress, print_summary
     from podium.runtime.engine import Engine, new_run_id
 
+    exporter = start_exporter(metrics)  # before the store: a port in use fails before any run
     store = _store(store_url)
     try:
         executor = _executor(cluster, ray_address)
@@ -99,7 +102,11 @@ def _execute(
     run_id = run_id or new_run_id()
     show = progress and sys.stderr.isatty()
     prog = Progress(workflow, run_id, live=show)
-    engine = Engine(store, executor, hooks=[prog.hook], dispatch=dispatch, **(engine_options or {}))
+    hooks = [prog.hook]
+    if exporter is not None:  # --metrics-port: timed store and executor, and the run's hook
+        store, executor = exporter.wrap(store, executor)
+        hooks.append(exporter.track(run_id, workflow))
+    engine = Engine(store, executor, hooks=hooks, dispatch=dispatch, **(engine_options or {}))
     try:
         with _sigterm_as_interrupt(), prog:
             if resume:
@@ -149,6 +156,7 @@ def _execute(
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
 @click.option("--ray", "ray_address", metavar="ADDRESS", help=_RAY_HELP)
 @grant_options
+@metrics_options
 def run_cmd(
     file: str,
     params: Sequence[str],
@@ -164,6 +172,9 @@ def run_cmd(
     oom_growth: float = 2.0,
     oom_cap: str | None = None,
     plan_time: float = 0.0,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+    metrics_linger: float = 0.0,
 ) -> None:
     """Run the workflow in FILE (.yaml, .yml, .json or .py) to the end."""
     from podium.load import load_workflow, parse_params
@@ -194,6 +205,7 @@ def run_cmd(
         dispatch="fifo" if fifo else "critical_path",
         gantt=gantt,
         ray_address=ray_address,
+        metrics=(metrics_port, metrics_host, metrics_linger),
     )
 
 
@@ -227,6 +239,7 @@ def _same_run(store_url: str | None, run_id: str, loaded: Any, given: dict[str, 
 @click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
 @click.option("--ray", "ray_address", metavar="ADDRESS", help=_RAY_HELP)
+@metrics_options
 def resume_cmd(
     run_id: str,
     store_url: str | None,
@@ -234,6 +247,9 @@ def resume_cmd(
     gantt: str | None,
     no_progress: bool,
     ray_address: str | None,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+    metrics_linger: float = 0.0,
 ) -> None:
     """Continue an interrupted, failed or cancelled run; tasks that succeeded are not run again."""
     from podium.load import load_source
@@ -257,6 +273,7 @@ def resume_cmd(
         resume=True,
         gantt=gantt,
         ray_address=ray_address,
+        metrics=(metrics_port, metrics_host, metrics_linger),
     )
 
 
@@ -347,12 +364,25 @@ def show_cmd(run_id: str, store_url: str | None, with_events: bool, gantt: str |
     finally:
         store.close()
     view = fold(events)
-    print_view(record, view)
+    print_view(record, view, last_usage(events))
     for note in notes:
         click.echo(f"needs attention: {safe(note)}")
     if with_events:
         for e in events:
             click.echo(safe(f"{e.seq:6d} {_ts(e.ts)} {e.type:14s} {e.task_id or '-'} {e.attempt} {e.data}"))
+
+
+def last_usage(events: Any) -> dict[str, Any]:
+    """Task id -> the measured usage of its last measured attempt (``model.usage``)."""
+    from podium.model.usage import USAGE_KEY, attempt_usage
+
+    out = {}
+    for e in events:
+        if e.task_id is not None and USAGE_KEY in e.data:
+            u = attempt_usage(e.data)
+            if u is not None:
+                out[e.task_id] = u
+    return out
 
 
 def write_gantt(store: Any, run_id: str, path: str) -> None:

@@ -16,7 +16,8 @@ after ``grace`` seconds) and resolves the Futures. Outcomes and their ``ErrorRec
 - any other death by a signal or an exit without a result -> ``worker_lost``, naming the signal.
 
 Futures are ``AttemptFuture``s; every resolved one carries ``podium_meta`` (``AttemptMeta``:
-``pid``, ``peak_rss`` in bytes from ``wait4``, ``exit`` status). Invariants: no worker
+``pid``, ``peak_rss`` in bytes and ``cpu_time`` from ``wait4``, ``exit`` status: the run loop
+records them as the attempt's usage). Invariants: no worker
 outlives its attempt (the group is killed when the leader exits, before it is reaped, so its
 id cannot be reused meanwhile); no worker outlives ``shutdown()`` or this interpreter (an
 atexit hook, and each worker kills itself when the orchestrator's end of its control pipe
@@ -48,7 +49,7 @@ from podium.executors.worker import dumps
 from podium.model.cluster import Node
 from podium.model.task import TaskCall
 from podium.registry import REGISTRY, Registry
-from podium.types import AttemptFuture
+from podium.types import AttemptFuture, AttemptMeta
 
 #: A SIGKILLed worker whose peak RSS reached this fraction of its memory request counts as oom.
 OOM_RSS_FRACTION = 0.9
@@ -341,7 +342,10 @@ class ProcessExecutor:
         with self._lock:
             self._workers.pop(w.future, None)
         peak = usage.ru_maxrss * 1024 if usage is not None else 0
-        w.future.podium_meta = {"pid": w.pid, "peak_rss": peak, "exit": code}
+        meta: AttemptMeta = {"pid": w.pid, "peak_rss": peak, "exit": code, "measured": "process"}
+        if usage is not None:  # the worker and the children it reaped (a shell task's command)
+            meta["cpu_time"] = usage.ru_utime + usage.ru_stime
+        w.future.podium_meta = meta
         outcome = self._outcome(w, code, peak)
         try:
             if isinstance(outcome, TaskFailedError):

@@ -33,12 +33,18 @@ class Node:
 
     def price_per_second(self, r: Resources) -> float:
         """Cost per second of holding ``r`` on this node (memory priced per GiB)."""
-        total = 0.0
-        for k, v in r.as_dict().items():
-            p = self.prices.get(k, 0.0)
-            if p:
-                total += p * (v / 1024**3 if k == "memory" else v)
-        return total / 3600.0
+        return price_per_second(r.as_dict(), self.prices)
+
+
+def price_per_second(amounts: Mapping[str, float], prices: Mapping[str, float]) -> float:
+    """Cost per second of holding ``amounts`` (resource name -> amount, memory in bytes) at
+    ``prices`` (per resource-hour, memory per GiB-hour)."""
+    total = 0.0
+    for k, v in amounts.items():
+        p = prices.get(k, 0.0)
+        if p:
+            total += p * (v / 1024**3 if k == "memory" else v)
+    return total / 3600.0
 
 
 @dataclass(frozen=True)

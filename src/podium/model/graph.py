@@ -6,7 +6,7 @@ broken by the mapping's insertion order); cycles are reported with the nodes tha
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from podium.errors import CycleError
 
@@ -96,3 +96,39 @@ def descendants(deps: Mapping[str, Iterable[str]], node: str) -> set[str]:
         seen.add(n)
         stack.extend(down[n])
     return seen
+
+
+def critical_path(
+    deps: Mapping[str, Iterable[str]], items: Mapping[str, Sequence[str]], weight: Callable[[str], float]
+) -> tuple[list[str], float]:
+    """The critical path of a run: the longest path through its task instances, each weighted
+    by ``weight(instance)`` (the seconds it spent running), as (instances first to last, total).
+
+    ``deps``: task name -> the names it depends on; ``items``: an expanded map's name -> its
+    item ids. An expanded map is its items: each item depends on what the map depends on, and
+    a dependent of the map on every item; the map itself is never on the path. Ties go to the
+    larger id, so the answer is deterministic. Empty (``[], 0.0``) without tasks.
+    """
+
+    def instances(name: str) -> Sequence[str]:
+        return items.get(name) or ((name,) if name in deps else ())
+
+    preds: dict[str, list[str]] = {}
+    for name, ds in deps.items():
+        before = [i for d in ds for i in instances(d)]
+        for tid in instances(name):
+            preds[tid] = before
+    best: dict[str, tuple[float, str | None]] = {}
+    for tid in topological_order(preds):
+        before_best = max(((best[p][0], p) for p in preds[tid] if p in best), default=(0.0, None))
+        best[tid] = (before_best[0] + weight(tid), before_best[1])
+    if not best:
+        return [], 0.0
+    end = max(best, key=lambda k: (best[k][0], k))
+    path: list[str] = []
+    cur: str | None = end
+    while cur is not None:
+        path.append(cur)
+        cur = best[cur][1]
+    path.reverse()
+    return path, best[end][0]

@@ -31,7 +31,7 @@ from podium.runtime.failures import OomPolicy
 from podium.runtime.loop import RunLoop
 from podium.runtime.owner import check_owner as _check_owner
 from podium.runtime.owner import owner_id
-from podium.runtime.planning import Replanner
+from podium.runtime.planning import MAX_RECORDED, Replanner
 from podium.runtime.recorder import Hook
 from podium.runtime.state import RunState
 from podium.runtime.summary import Summary, summarize
@@ -130,9 +130,10 @@ class Engine:
             run_id, workflow.name, st.RUN_CREATED_STATE, now, now, resolved, dict(source or {})
         )
         obj = {"alpha": workflow.objective.alpha, "beta": workflow.objective.beta}
-        created = Event(
-            1, ev.RUN_CREATED, None, 0, now, {"workflow": workflow.name, "params": resolved, "objective": obj}
-        )
+        data = {"workflow": workflow.name, "params": resolved, "objective": obj}
+        if len(workflow.tasks) <= MAX_RECORDED:  # the graph, for critical paths without the spec
+            data["deps"] = {n: list(t.deps) for n, t in workflow.tasks.items()}
+        created = Event(1, ev.RUN_CREATED, None, 0, now, data)
         self.store.create_run(record, [created])
         view = fold([created])
         return self._go(run_id, workflow, resolved, view, {}, nodes=nodes)

@@ -21,7 +21,7 @@ import contextlib
 import heapq
 import random
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from podium.errors import OOM, WORKER_LOST, ErrorRecord
 from podium.model import events as ev
@@ -70,15 +70,21 @@ class Failures:
         self.refresh = refresh  # the executor's live nodes, if it can tell
         self.oom = oom
 
-    def attempt_failed(self, tid: str, attempt: int, err: ErrorRecord, duration: float) -> None:
+    def attempt_failed(
+        self, tid: str, attempt: int, err: ErrorRecord, duration: float, usage: dict[str, Any] | None = None
+    ) -> None:
+        """An attempt ended in ``err`` after ``duration`` seconds (``usage``: what the executor
+        measured, ``model.usage.usage_record``): retry it, grow its memory, or fail the task."""
         s = self.state
         err = redact_record(err)  # a task's message or traceback may quote a secret it was given
+        data: dict[str, Any] = {"error": err.to_dict(), "duration": round(duration, 6)}
+        if usage is not None:
+            data["usage"] = usage
         if s.cancelling:
-            self.emit(ev.TASK_CANCELLED, tid, attempt, {"error": err.to_dict(), "duration": duration})
+            self.emit(ev.TASK_CANCELLED, tid, attempt, data)
             return
         spec = s.specs[base_name(tid)]
         tv = s.view.tasks[tid]
-        data = {"error": err.to_dict(), "duration": round(duration, 6)}
         if err.kind == WORKER_LOST:
             self._sync_nodes()
         if err.kind == WORKER_LOST and tv.lost < LOST_WORKER_CAP:

@@ -45,6 +45,7 @@ from podium.model import events as ev
 from podium.model import states as st
 from podium.model.resources import EPS, fits
 from podium.model.task import TaskCall
+from podium.model.usage import usage_record
 from podium.registry import REGISTRY, Registry
 from podium.runtime import codec
 from podium.runtime.failures import Failures, OomPolicy
@@ -246,6 +247,9 @@ class RunLoop:
         attempt_future = type(fut) is AttemptFuture
         outcome = fut.outcome if attempt_future else None  # type: ignore[attr-defined]
         value, exc = outcome if outcome is not None else outcome_of(fut)
+        meta = fut.podium_meta if attempt_future else meta_of(fut)  # type: ignore[attr-defined]
+        # what the executor measured: only a measured attempt's event carries ``usage``
+        usage = usage_record(meta) if meta else None
         if exc is not None:
             if isinstance(exc, TaskFailedError):
                 err = exc.record
@@ -253,20 +257,22 @@ class RunLoop:
                 err = ErrorRecord("Cancelled", "cancelled", kind=CANCELLED)
             else:  # an executor that raised something else: keep it as a record
                 err = ErrorRecord.from_exception(exc)
-            self._attempt_failed(tid, attempt, err, duration)
+            self._attempt_failed(tid, attempt, err, duration, usage)
             return
         try:
             rec = codec.encode(tid, attempt, value)
         except Exception as e:  # unpicklable or unstorable result
             msg = f"result of task {tid!r} cannot be stored: {e}"
-            self._attempt_failed(tid, attempt, ErrorRecord(type(e).__name__, msg, retryable=False), duration)
+            err = ErrorRecord(type(e).__name__, msg, retryable=False)
+            self._attempt_failed(tid, attempt, err, duration, usage)
             return
-        meta = fut.podium_meta if attempt_future else meta_of(fut)  # type: ignore[attr-defined]
-        data = {"duration": round(duration, 6)}
+        data: dict[str, Any] = {"duration": round(duration, 6)}
         if meta:
+            if usage is not None:
+                data["usage"] = usage
             ran_on = meta.get("node")
             if ran_on is not None and ran_on != node:  # the executor had to move it (a lost node)
-                data["node"] = ran_on  # type: ignore[assignment]
+                data["node"] = ran_on
             if self.lanes is not None and "seconds" in meta:
                 self.lanes.ran_for(base_name(tid), meta["seconds"])
         self.emit(_SUCCEEDED, tid, attempt, data)

@@ -32,6 +32,8 @@ from podium.runtime.view import RunView, base_name
 
 #: A task running this many times longer than its estimate triggers a re-plan.
 DRIFT = 2.0
+#: Plans of at most this many tasks record their placement and spans in ``PlanMade``.
+MAX_RECORDED = 5000
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,11 @@ def placement_of(p: Plan, reason: str) -> Placement:
         "F": round(p.objective, 6),
         "lower_bound": round(p.lower_bound, 6),
         "gap": round(p.gap, 6),
-        "nodes": node if n <= 5000 else {},
+        "nodes": node if n <= MAX_RECORDED else {},
+        # planned [start, end] per task, seconds from the plan's start (the report's Gantt)
+        "spans": {t: [round(s.start, 6), round(s.end, 6)] for t, s in p.slots.items()}
+        if n <= MAX_RECORDED
+        else {},
     }
     return Placement(node, priority, summary)
 

@@ -181,3 +181,28 @@ def is_item(task_id: str) -> bool:
 def base_name(task_id: str) -> str:
     """``train[3]`` -> ``train``; other ids unchanged."""
     return task_id[: task_id.index("[")] if is_item(task_id) else task_id
+
+
+def task_row(t: TaskView) -> dict[str, Any]:
+    """The fields of the read model's ``TaskRow`` (schema ``podium.run/1``) that the view
+    knows, shared by the server's API and the run report; each adds attempts, usage, error."""
+    tid, name, index = t.task_id, t.task_id, None
+    if is_item(tid):
+        name, _, rest = tid.partition("[")
+        index = int(rest[:-1]) if rest[:-1].isdigit() else None
+    return {
+        "task_id": tid,
+        "name": name,
+        "map_index": index,
+        "status": t.state,
+        "node": t.node,
+        "queued_at": t.queued_at,
+        "started_at": t.started_at,
+        "finished_at": t.finished_at,
+        "duration": t.duration,
+        "estimate": None,
+        "resources": dict(t.resources or {}),
+        "cached": bool(t.cached),
+        "skip_reason": t.skip_reason,
+        "children": t.children,
+    }

@@ -7,13 +7,13 @@ never needs to draw 10,000 rows to show one map.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from podium.model import events as ev
 from podium.model.events import Event
+from podium.model.graph import critical_path as graph_critical_path
 
 
 def _quantile(xs: list[float], q: float) -> float | None:
@@ -50,39 +50,15 @@ def map_rows(view: Any) -> list[dict[str, Any]]:
 
 
 def critical_path(view: Any, graph: Sequence[dict[str, Any]] | None) -> list[str]:
-    """The chain of task instances that ended the run: from the last to finish, back through
-    the dependency (or map item) that finished last. Empty without the workflow's graph."""
+    """The run's critical path so far (``model.graph.critical_path``: the longest path through
+    the task instances that have run, weighted by their busy seconds). Empty without the
+    workflow's graph."""
     if not graph:
         return []
-    deps = {g["name"]: g["deps"] for g in graph}
     tasks = view.tasks
-
-    def end(tid: str) -> float:
-        t = tasks.get(tid)
-        return t.finished_at if t is not None and t.finished_at is not None else -math.inf
-
-    def before(tid: str) -> list[str]:
-        t = tasks.get(tid)
-        if t is not None and t.children:
-            return [f"{tid}[{i}]" for i in range(t.children)]
-        name = tid[: tid.index("[")] if tid.endswith("]") and "[" in tid else tid
-        return list(deps.get(name, ()))
-
-    tops = [n for n in deps if n in tasks]
-    if not tops:
-        return []
-    last = max(tops, key=end)
-    if end(last) == -math.inf:
-        return []
-    cur: str | None = last
-    path: list[str] = []
-    seen: set[str] = set()
-    while cur is not None and cur not in seen:
-        path.append(cur)
-        seen.add(cur)
-        prev = [p for p in before(cur) if end(p) > -math.inf]
-        cur = max(prev, key=end) if prev else None
-    path.reverse()
+    deps = {g["name"]: g["deps"] for g in graph if g["name"] in tasks}
+    items = {tid: [f"{tid}[{i}]" for i in range(t.children)] for tid, t in tasks.items() if t.children}
+    path, _ = graph_critical_path(deps, items, lambda tid: tasks[tid].busy if tid in tasks else 0.0)
     return path
 
 

@@ -89,6 +89,16 @@ class Server:
         self.started_at = time.time()
         self.adopted: tuple[list[str], list[str]] = ([], [])
         self._capacity: dict[str, float] | None = None
+        self._metrics: Any = None
+
+    @property
+    def metrics(self) -> Any:
+        """The ``/metrics`` feed (made at the first scrape)."""
+        if self._metrics is None:
+            from podium.server.metricsfeed import StoreMetrics
+
+            self._metrics = StoreMetrics(self.store, self.started_at)
+        return self._metrics
 
     def _check_schedules(self) -> None:
         problems = []

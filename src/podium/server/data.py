@@ -25,6 +25,7 @@ from podium.errors import NotFoundError
 from podium.model import states as st
 from podium.model.events import Event, ResultRecord, RunRecord
 from podium.runtime.owner import owner_gone, owner_pid
+from podium.runtime.view import TaskView, task_row
 from podium.server.analysis import Attempt, critical_path, map_rows, track
 from podium.server.index import RunIndex
 from podium.server.redact import PREVIEW_MAX_BYTES, preview, redact
@@ -234,30 +235,11 @@ def _error(err: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _task_row(tid: str, t: Any) -> dict[str, Any]:
-    name, index = tid, None
-    if tid.endswith("]") and "[" in tid:
-        name = tid[: tid.index("[")]
-        inner = tid[tid.index("[") + 1 : tid.index("]")]
-        index = int(inner) if inner.isdigit() else None
-    return {
-        "task_id": tid,
-        "name": name,
-        "map_index": index,
-        "status": t.state,
-        "attempts": t.attempt,
-        "node": t.node,
-        "queued_at": t.queued_at,
-        "started_at": t.started_at,
-        "finished_at": t.finished_at,
-        "duration": t.duration,
-        "estimate": None,
-        "resources": dict(t.resources),
-        "usage": {"cpu_time": None, "peak_memory": None, "wall_time": t.duration, "source": None},
-        "cached": t.cached,
-        "skip_reason": t.skip_reason,
-        "children": t.children,
-        "error": _error(t.error),
-    }
+    row = task_row(t)
+    row["attempts"] = t.attempt
+    row["usage"] = {"cpu_time": None, "peak_memory": None, "wall_time": t.duration, "source": None}
+    row["error"] = _error(t.error)
+    return row
 
 
 def run_detail(store: Any, run_id: str, graph: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -279,7 +261,7 @@ def run_detail(store: Any, run_id: str, graph: Sequence[dict[str, Any]] | None =
     tasks = view.tasks
     rows = [_task_row(tid, t) for tid, t in tasks.items()]
     if graph:
-        rows += [_task_row(g["name"], _Pending) for g in graph if g["name"] not in tasks]
+        rows += [_task_row(g["name"], TaskView(g["name"])) for g in graph if g["name"] not in tasks]
     out["tasks"] = rows
     out["maps"] = map_rows(view)
     # compact per-attempt spans: [task_id, attempt, node, start, end or null, outcome or null]
@@ -292,16 +274,6 @@ def run_detail(store: Any, run_id: str, graph: Sequence[dict[str, Any]] | None =
     out["critical_path"] = critical_path(view, graph)
     out["last_seq"] = view.last_seq
     return out
-
-
-class _Pending:
-    """A task with no event yet."""
-
-    state = st.PENDING
-    attempt = 0
-    node = queued_at = started_at = finished_at = duration = error = skip_reason = children = None
-    resources: dict[str, float] = {}
-    cached = False
 
 
 def task_detail(store: Any, run_id: str, task_id: str) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from podium.server.schemas import (
     WORKFLOW,
 )
 
+STR = {"type": "string"}
+
 
 def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -79,6 +81,16 @@ def document(version: str, port: int = 8765) -> dict[str, Any]:
                 "summary": "Liveness (no credentials needed)",
                 "security": [],
                 "responses": {"200": _json({"type": "object"})},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics of the store's runs (text exposition format)",
+                "responses": {
+                    "200": {"description": "Metrics", "content": {"text/plain": {"schema": STR}}},
+                    "401": {"description": "Not authenticated"},
+                },
             }
         },
         "/": {

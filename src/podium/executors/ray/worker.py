@@ -98,7 +98,7 @@ def run_on_worker(blob: bytes, *held: Any) -> tuple[Any, dict[str, Any]]:
     own failure is returned as ``meta["error"]`` (an ``ErrorRecord`` dict), never raised, so it
     crosses as a record."""
     meta: dict[str, Any] = {"node_id": _node_id(), "pid": os.getpid(), "started": time.time()}
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     task_id = "?"
     try:
         header, task_id, kwargs, config, timeout = pickle.loads(blob)
@@ -108,10 +108,10 @@ def run_on_worker(blob: bytes, *held: Any) -> tuple[Any, dict[str, Any]]:
         call = TaskCall("", task_id, 0, spec, kwargs, config, _NO_RESOURCES, "", timeout)
         value = run_call(call, _registry_for(allowed))
     except BaseException as exc:
-        meta["seconds"] = time.perf_counter() - t0
+        _measure(meta, t0, cpu0)
         meta["error"] = record_of(exc).to_dict()
         return None, meta
-    meta["seconds"] = time.perf_counter() - t0
+    _measure(meta, t0, cpu0)
     size = _size(value)
     if size < 0:
         msg = f"result of task {task_id!r} cannot be pickled ({type(value).__name__})"
@@ -154,3 +154,14 @@ class PodiumWorker:
             if time.perf_counter() >= deadline:
                 break
         return out, len(pending)
+
+
+def _measure(meta: dict[str, Any], t0: float, cpu0: float) -> None:
+    """The call's wall and CPU seconds, and the worker's peak RSS so far (an upper bound of the
+    call's: a Ray worker process serves many calls), as ``model.usage`` reads them."""
+    import resource
+
+    meta["seconds"] = time.perf_counter() - t0
+    meta["cpu_time"] = max(0.0, time.process_time() - cpu0)
+    meta["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    meta["measured"] = "ray"

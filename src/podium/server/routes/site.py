@@ -82,8 +82,16 @@ async def list_schedules(request: Request) -> JSON:
     return JSON(await blocking(srv.scheduler.describe, time.time()))
 
 
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics of every run the store holds (``server.metricsfeed``)."""
+    check_query(request, ())
+    body, content_type = await blocking(_server(request).metrics.render)
+    return Response(body, media_type=content_type)
+
+
 ROUTES = [
     Route("/healthz", healthz, methods=["GET"], name="healthz"),
+    Route("/metrics", metrics, methods=["GET"], name="metrics"),
     Route("/", index, methods=["GET"], name="ui"),
     Route("/static/{path}", static, methods=["GET"], name="static"),
     Route("/api/openapi.json", openapi, methods=["GET"], name="openapi"),

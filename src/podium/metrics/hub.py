@@ -1,0 +1,204 @@
+"""``MetricsHub``: the metric state of every run one process sees, fed by hooks and wrappers.
+
+One hub per process: ``podium run --metrics-port`` makes one for its run, and a server makes
+one for all the runs it watches. It is fed three ways, all cheap and none of them touching the
+run loop:
+
+- ``hub.track(run_id)`` is a hook for ``Engine(hooks=[...])``; ``hub.observe(run_id, events,
+  view=None)`` does the same for events read from a store (pass each run's events in ``seq``
+  order; without a ``view`` the hub folds its own, so start at ``seq`` 1);
+- ``hub.wrap_store(store)`` times store appends (one in ``wrappers.SAMPLE``);
+  ``hub.wrap_executor(executor)`` names the executor and reports its nodes' capacity.
+
+``hub.snapshot()`` gives every metric of ``catalog.METRICS`` as plain data (labels -> value, or
+labels -> cumulative buckets and sum); ``podium.metrics.exposition`` turns that into the
+Prometheus text format. Nothing here imports prometheus_client.
+
+Invariants: all state changes happen under ``hub.lock`` (hooks of several runs and scrapes may
+run on different threads); a hook queues its batch and counts it later (see ``RunTracker``), so
+a scrape first counts what every live run queued; series of a run (``podium_run_*``) exist only
+while it is live.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from podium.metrics.catalog import DURATION_BUCKETS
+from podium.metrics.state import Histogram, Labels, MetricState, TaskStats
+from podium.metrics.tracker import RunTracker
+from podium.model import events as ev
+from podium.model import states as st
+
+#: The state a task event leads to (each task event type leads to exactly one state).
+_STATE_OF = {
+    ev.TASK_QUEUED: st.QUEUED,
+    ev.TASK_STARTED: st.RUNNING,
+    ev.TASK_SUCCEEDED: st.SUCCEEDED,
+    ev.TASK_FAILED: st.FAILED,
+    ev.TASK_RETRYING: st.RETRYING,
+    ev.TASK_SKIPPED: st.SKIPPED,
+    ev.TASK_CANCELLED: st.CANCELLED,
+    ev.TASK_EXPANDED: st.EXPANDED,
+    ev.TASK_RESET: st.PENDING,
+    ev.TASK_INVALIDATED: st.PENDING,
+}
+
+
+class MetricsHub(MetricState):
+    """Metric state of the runs one process sees (see the module docstring)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(clock)
+        self._observed: dict[str, tuple[RunTracker, Any]] = {}
+
+    # -- feeding ------------------------------------------------------------------------------
+    def track(self, run_id: str, tasks_total: int | None = None) -> RunTracker:
+        """The hook of run ``run_id`` (``tasks_total``: its workflow's task count, so tasks that
+        have had no event yet count as pending)."""
+        return RunTracker(self, run_id, tasks_total)
+
+    def observe(self, run_id: str, events: Sequence[Any], view: Any = None) -> None:
+        """Feed events of any run read from a store, in ``seq`` order (a server's entry point)."""
+        entry = self._observed.get(run_id)
+        if entry is None:
+            own = None
+            if view is None:
+                from podium.runtime.view import RunView
+
+                own = RunView()
+            entry = self._observed[run_id] = (self.track(run_id), own)
+        tracker, own = entry
+        if own is not None:
+            for e in events:
+                own.apply(e)
+            view = own
+        tracker(events, view)
+        if view is not None and view.finished_at is not None:
+            with self.lock:  # count an ended run now: nothing would drain it from here on
+                tracker.drain()
+            self._observed.pop(run_id, None)  # it ended; a resume starts over from its next event
+
+    def forget(self, run_id: str) -> None:
+        """Stop watching a run (its per-run series go; counters stay)."""
+        with self.lock:
+            tracker = self.live.get(run_id)
+            if tracker is not None:
+                tracker.end()
+        self._observed.pop(run_id, None)
+
+    def wrap_store(self, store: Any) -> Any:
+        from podium.metrics.wrappers import MeteredStore
+
+        return MeteredStore(store, self)
+
+    def wrap_executor(self, executor: Any) -> Any:
+        from podium.metrics.wrappers import MeteredExecutor
+
+        return MeteredExecutor(executor, self)
+
+    # -- reading ------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, dict[Labels, Any]]:
+        """Every metric of the catalog: labels -> value (counters, gauges) or labels ->
+        (cumulative buckets, sum) (histograms). Consistent: taken under the lock."""
+        now = self.clock()
+        with self.lock:
+            for tracker in list(self.live.values()):  # a run may end while its batches are counted
+                tracker.drain()
+            out: dict[str, dict[Labels, Any]] = {
+                "podium_runs_started_total": dict(self.runs_started),
+                "podium_runs_total": dict(self.runs_ended),
+                **_task_counts(self.tasks),
+                "podium_task_cpu_seconds_total": dict(self.cpu_used),
+                "podium_task_cpu_requested_seconds_total": dict(self.cpu_requested),
+                "podium_task_peak_memory_bytes": dict(self.peak_memory),
+                "podium_task_memory_requested_bytes": dict(self.memory_requested),
+                "podium_node_capacity": dict(self.capacity),
+                "podium_store_append_errors_total": dict(self.append_errors),
+            }
+            for name, family in (
+                ("podium_task_duration_seconds", {k: t.durations for k, t in self.tasks.items() if t.ok}),
+                ("podium_task_queue_wait_seconds", self.queue_waits),
+                ("podium_run_makespan_seconds", self.makespans),
+                ("podium_run_plan_ratio", self.plan_ratios),
+                ("podium_store_append_seconds", self.appends),
+            ):
+                out[name] = {k: h.cumulative() for k, h in family.items()}
+            out["podium_executor_round_trip_seconds"] = self._round_trips()
+            out.update(self._live_gauges(now))
+        return out
+
+    def _round_trips(self) -> dict[Labels, Any]:
+        """Every attempt's round trip, under the metered executor's name (none without one)."""
+        if self.executor is None:
+            return {}
+        trips = Histogram(DURATION_BUCKETS)
+        trips.add(self.other_trips)
+        for t in self.tasks.values():
+            trips.add(t.durations)
+        return {(self.executor,): trips.cumulative()}
+
+    def _live_gauges(self, now: float) -> dict[str, dict[Labels, Any]]:
+        """Everything read from the views of the live runs, in one pass over each."""
+        allocated: dict[Labels, float] = dict.fromkeys(self.capacity, 0.0)
+        cost_total: dict[Labels, float] = dict(self.cost)
+        active: dict[Labels, float] = {}
+        tasks: dict[Labels, float] = {}
+        cost: dict[Labels, float] = {}
+        objective: dict[Labels, float] = {}
+        elapsed: dict[Labels, float] = {}
+        planned: dict[Labels, float] = {}
+        for run_id, t in self.live.items():
+            if t.view is None:
+                continue
+            wf = t.workflow
+            scan = t.scan(now)
+            active[(wf,)] = active.get((wf,), 0) + 1
+            for state, n in scan.states.items():
+                tasks[(wf, state)] = tasks.get((wf, state), 0) + n
+            for k, v in scan.allocated.items():
+                allocated[k] = allocated.get(k, 0.0) + v
+            for node, c in t.uncounted(scan).items():
+                cost_total[(wf, node)] = cost_total.get((wf, node), 0.0) + c
+            key = (wf, run_id)
+            start = t.view.started_at
+            spent = max(0.0, now - start) if start is not None else 0.0
+            alpha, beta = t.objective()
+            cost[key], elapsed[key], objective[key] = scan.cost, spent, alpha * spent + beta * scan.cost
+            if t.planned:
+                planned[key] = t.planned
+        return {
+            "podium_node_allocated": allocated,
+            "podium_cost_total": cost_total,
+            "podium_runs_active": active,
+            "podium_tasks": tasks,
+            "podium_run_cost": cost,
+            "podium_run_objective": objective,
+            "podium_run_elapsed_seconds": elapsed,
+            "podium_run_planned_makespan_seconds": planned,
+        }
+
+
+def _task_counts(tasks: Mapping[Labels, TaskStats]) -> dict[str, dict[Labels, Any]]:
+    transitions: dict[Labels, float] = {}
+    attempts: dict[Labels, float] = {}
+    failures: dict[Labels, float] = {}
+    for (wf, task), t in tasks.items():
+        counts = {ev.TASK_QUEUED: t.queued, ev.TASK_STARTED: t.started, ev.TASK_SUCCEEDED: t.succeeded}
+        for typ, n in (*counts.items(), *t.other.items()):
+            if n:
+                key = (wf, task, _STATE_OF.get(typ, typ))
+                transitions[key] = transitions.get(key, 0) + n
+        if t.ok:
+            attempts[(wf, task, "succeeded")] = t.ok
+        for kind, n in t.kinds.items():
+            attempts[(wf, task, kind)] = n
+        for kind, n in t.failed.items():
+            failures[(wf, task, kind)] = n
+    return {
+        "podium_task_transitions_total": transitions,
+        "podium_attempts_total": attempts,
+        "podium_task_failures_total": failures,
+    }

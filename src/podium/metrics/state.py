@@ -1,0 +1,127 @@
+"""The metric state a hub keeps: counters, gauges and histograms as plain dicts, under one lock.
+
+The bottom of the metrics package: ``RunTracker`` and the Store/Executor wrappers write here,
+``MetricsHub`` reads it for scrapes. Invariants: every write happens under ``lock``; keys are
+label tuples in the catalog's label order; nothing here formats or does I/O.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Mapping, Sequence
+from itertools import accumulate
+from typing import Any
+
+from podium.metrics.catalog import DURATION_BUCKETS
+from podium.model.usage import Usage
+
+Labels = tuple[str, ...]
+
+
+class Histogram:
+    """Bucket counts (``le`` semantics) and a sum; ``counts[-1]`` is the +Inf overflow.
+
+    Made once per label set (a workflow of 200 task labels makes 200): the bounds and their
+    ``le`` texts are shared by every histogram of the same buckets, not rebuilt."""
+
+    __slots__ = ("bounds", "counts", "les", "total")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        shared = _BOUNDS.get(bounds)
+        if shared is None:
+            b = tuple(float(x) for x in bounds)
+            shared = _BOUNDS[bounds] = (b, (*(repr(x) for x in b), "+Inf"))
+        self.bounds, self.les = shared
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def add(self, other: Histogram) -> None:
+        """Add ``other``'s counts (same bounds) to this one."""
+        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        self.total += other.total
+
+    def cumulative(self) -> tuple[list[tuple[str, int]], float]:
+        return list(zip(self.les, accumulate(self.counts), strict=True)), self.total
+
+
+#: bucket bounds as given -> (bounds as floats, their ``le`` label texts)
+_BOUNDS: dict[Sequence[float], tuple[tuple[float, ...], tuple[str, ...]]] = {}
+
+
+class TaskStats:
+    """What happened to one task label of one workflow, over every run the hub saw. The three
+    events every task has are fields (counted without building a key); the rest go by type."""
+
+    __slots__ = ("durations", "failed", "kinds", "label", "ok", "other", "queued", "started", "succeeded")
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.queued = self.started = self.succeeded = 0  # TaskQueued, TaskStarted, TaskSucceeded
+        self.other: dict[str, int] = {}  # any other task event type -> count
+        self.ok = 0  # attempts that succeeded
+        self.kinds: dict[str, int] = {}  # attempts that ended otherwise, by failure kind
+        self.failed: dict[str, int] = {}  # tasks failed for good, by failure kind
+        self.durations = Histogram(DURATION_BUCKETS)  # of succeeded attempts
+
+
+class MetricState:
+    """What the hooks and wrappers of one process have counted (see ``MetricsHub``)."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.live: dict[str, Any] = {}  # run id -> its RunTracker, while the run is live
+        self.task_labels: dict[str, set[str]] = {}  # workflow -> task names given a label
+        self.executor: str | None = None  # the name of the executor a ``MeteredExecutor`` wraps
+        # counters
+        self.runs_started: dict[Labels, float] = {}
+        self.runs_ended: dict[Labels, float] = {}
+        self.tasks: dict[Labels, TaskStats] = {}  # (workflow, task label) -> its counts
+        self.cost: dict[Labels, float] = {}
+        self.cpu_used: dict[Labels, float] = {}
+        self.cpu_requested: dict[Labels, float] = {}
+        self.append_errors: dict[Labels, float] = {}
+        # gauges kept between scrapes
+        self.peak_memory: dict[Labels, float] = {}
+        self.memory_requested: dict[Labels, float] = {}
+        self.capacity: dict[Labels, float] = {}
+        # histograms
+        self.queue_waits: dict[Labels, Histogram] = {}
+        self.makespans: dict[Labels, Histogram] = {}
+        self.plan_ratios: dict[Labels, Histogram] = {}
+        self.appends: dict[Labels, Histogram] = {}
+        self.other_trips = Histogram(DURATION_BUCKETS)  # round trips of attempts that did not succeed
+
+    def histogram(
+        self, family: dict[Labels, Histogram], labels: Labels, bounds: Sequence[float]
+    ) -> Histogram:
+        h = family.get(labels)
+        if h is None:
+            h = family[labels] = Histogram(bounds)
+        return h
+
+    def record_usage(
+        self, key: Labels, res: Mapping[str, float], usage: Usage, duration: float | None
+    ) -> None:
+        if usage.cpu_time is not None:
+            self.cpu_used[key] = self.cpu_used.get(key, 0.0) + usage.cpu_time
+            wall = usage.wall_time if usage.wall_time is not None else duration
+            if wall is not None:
+                requested = float(res.get("cpu", 0.0)) * wall
+                self.cpu_requested[key] = self.cpu_requested.get(key, 0.0) + requested
+        if usage.peak_memory is not None:
+            self.peak_memory[key] = float(usage.peak_memory)
+            self.memory_requested[key] = float(res.get("memory", 0.0))
+
+    def set_nodes(self, nodes: Sequence[Any]) -> None:
+        """Record the capacity of the nodes runs use (the executor wrapper calls this)."""
+        with self.lock:
+            for n in nodes:
+                for res, amount in n.capacity.as_dict().items():
+                    self.capacity[(n.name, res)] = float(amount)

@@ -1,0 +1,97 @@
+"""``MeteredStore`` and ``MeteredExecutor``: the Store and Executor Protocols, seen by the hub.
+
+They wrap any implementation and hand everything through unchanged: the same futures, the
+same exceptions, and every other attribute (``cancel_requested``, ``pids``, ``queue_limits``,
+``refresh``...) by delegation, so an optional executor capability the engine detects on the
+inner executor is detected on the wrapper too.
+
+Nothing here sits on the per-task path: ``MeteredExecutor.submit`` *is* the inner executor's
+bound ``submit`` (an attempt's round trip is read from the ``duration`` its end event already
+carries, and its measured usage from that event's ``usage``), and ``MeteredStore`` times one
+append in ``SAMPLE`` (a histogram of latencies is a distribution: a sample of it is the same
+distribution, for an eighth of the clock reads and lock takes). Invariants: a wrapper never
+changes what a call does; an exception is re-raised as it came, and every failed append is
+counted, sampled or not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from podium.metrics.catalog import LATENCY_BUCKETS
+
+if TYPE_CHECKING:
+    from podium.metrics.state import MetricState
+
+#: One store append in ``SAMPLE`` is timed.
+SAMPLE = 8
+
+
+class MeteredStore:
+    """A Store whose ``append`` latency (sampled) and failures (all) feed the hub."""
+
+    def __init__(self, inner: Any, hub: MetricState) -> None:
+        self.inner = inner
+        self._hub = hub
+        label = (type(inner).__name__,)
+        self._label = label
+        self._hist = hub.histogram(hub.appends, label, LATENCY_BUCKETS)
+        self._append = inner.append
+        self._n = 0
+
+    def append(self, run_id: str, events: Sequence[Any], results: Sequence[Any] = ()) -> None:
+        self._n = n = self._n + 1
+        try:
+            if n % SAMPLE:
+                self._append(run_id, events, results)
+                return
+            t0 = time.perf_counter()
+            self._append(run_id, events, results)
+            dt = time.perf_counter() - t0
+            with self._hub.lock:
+                self._hist.observe(dt)
+        except BaseException:
+            with self._hub.lock:
+                errors = self._hub.append_errors
+                errors[self._label] = errors.get(self._label, 0) + 1
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class MeteredExecutor:
+    """An Executor whose name labels the round trips of the runs it serves, and whose nodes'
+    capacity reaches the hub (``nodes()`` and, after a node loss, ``refresh()``)."""
+
+    def __init__(self, inner: Any, hub: MetricState) -> None:
+        self.inner = inner
+        self.name = getattr(inner, "name", type(inner).__name__)
+        self._hub = hub
+        hub.executor = str(self.name)
+        self.submit = inner.submit  # the inner bound method itself: no frame per task
+
+    def kill(self, future: Any) -> None:
+        self.inner.kill(future)
+
+    def nodes(self) -> Sequence[Any]:
+        nodes = self.inner.nodes()
+        self._hub.set_nodes(nodes)
+        return nodes
+
+    def shutdown(self, wait: bool = True) -> None:
+        self.inner.shutdown(wait)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.inner, name)
+        if name == "refresh":  # live nodes after a node loss: their capacity is news too
+
+            def refresh() -> Sequence[Any]:
+                nodes = value()
+                self._hub.set_nodes(nodes)
+                return nodes
+
+            return refresh
+        return value

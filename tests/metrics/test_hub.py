@@ -1,0 +1,183 @@
+"""The metrics hub fed by a real engine run (memory store, thread and process executors): every
+figure is checked against the run's own event log and summary."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+import pytest
+from metrics_tasks import STATE_OF, TRIES
+
+from podium.executors.local import LocalExecutor, detect_node
+from podium.metrics import MetricsHub
+from podium.model import TaskSpec, Workflow
+from podium.model import events as ev
+from podium.model.resources import Resources
+from podium.model.task import RetryPolicy
+from podium.runtime.engine import Engine
+from podium.runtime.view import base_name
+from podium.store.memory import MemoryStore
+
+#   a ─┬─ b (flaky: retried once)
+#      ├─ c (broken: fails for good; the run keeps going)
+#      └─ d ── e
+WORKFLOW = Workflow.build(
+    "hubtest",
+    [
+        TaskSpec("a", call="metrics_tasks:nap", resources=Resources(cpu=1, memory=64 << 20)),
+        TaskSpec(
+            "b",
+            call="metrics_tasks:flaky",
+            args={"key": "b"},
+            after=("a",),
+            retry=RetryPolicy(attempts=2, delay=0.0, jitter=0.0),
+        ),
+        TaskSpec("c", call="metrics_tasks:broken", after=("a",), retry=RetryPolicy(attempts=1)),
+        TaskSpec("d", call="metrics_tasks:nap", after=("a",), resources=Resources(cpu=0.5)),
+        TaskSpec("e", call="metrics_tasks:nap", after=("d",)),
+    ],
+    fail_fast=False,
+)
+
+
+def _run(hub: MetricsHub, run_id: str, hooks: list[Any] | None = None) -> tuple[Any, MemoryStore]:
+    TRIES.clear()
+    store = MemoryStore()
+    executor = LocalExecutor([detect_node()])
+    engine = Engine(
+        hub.wrap_store(store),
+        hub.wrap_executor(executor),
+        hooks=[hub.track(run_id, len(WORKFLOW.tasks)), *(hooks or [])],
+    )
+    try:
+        result = engine.run(WORKFLOW, run_id=run_id)
+    finally:
+        executor.shutdown()
+    return result, store
+
+
+def test_counters_match_the_event_log() -> None:
+    hub = MetricsHub()
+    result, store = _run(hub, "r1")
+    assert result.status == "failed"
+    events = store.events("r1")
+    snap = hub.snapshot()
+    expected = Counter(("hubtest", base_name(e.task_id), STATE_OF[e.type]) for e in events if e.task_id)
+    assert snap["podium_task_transitions_total"] == dict(expected)
+    assert snap["podium_attempts_total"] == {
+        ("hubtest", "a", "succeeded"): 1,
+        ("hubtest", "b", "user"): 1,
+        ("hubtest", "b", "succeeded"): 1,
+        ("hubtest", "c", "user"): 1,
+        ("hubtest", "d", "succeeded"): 1,
+        ("hubtest", "e", "succeeded"): 1,
+    }
+    assert snap["podium_task_failures_total"] == {("hubtest", "c", "user"): 1}
+    assert snap["podium_runs_started_total"] == {("hubtest",): 1}
+    assert snap["podium_runs_total"] == {("hubtest", "failed"): 1}
+    # durations: the histogram's sum and count are the TaskSucceeded durations of each task
+    for name in "ade":
+        durations = [e.data["duration"] for e in events if e.type == ev.TASK_SUCCEEDED and e.task_id == name]
+        buckets, total = snap["podium_task_duration_seconds"][("hubtest", name)]
+        assert buckets[-1] == ("+Inf", len(durations)) and total == pytest.approx(sum(durations))
+    waits, _ = snap["podium_task_queue_wait_seconds"][("hubtest",)]
+    assert waits[-1][1] == sum(1 for e in events if e.type == ev.TASK_STARTED)
+    # cost: what the engine's own summary says R is
+    assert sum(snap["podium_cost_total"].values()) == pytest.approx(result.summary.cost, rel=1e-9)
+    assert result.summary.cost > 0
+
+
+def test_live_series_exist_only_while_the_run_lives() -> None:
+    hub = MetricsHub()
+    seen: list[dict[str, Any]] = []
+
+    def look(events: Any, view: Any) -> None:  # a second hook: snapshots mid-run
+        if any(e.type == ev.TASK_STARTED and e.task_id == "e" for e in events):
+            seen.append(hub.snapshot())
+
+    _run(hub, "r2", [look])
+    assert seen, "the run never started e"
+    mid = seen[0]
+    assert mid["podium_runs_active"] == {("hubtest",): 1}
+    assert set(mid["podium_run_cost"]) == {("hubtest", "r2")}
+    assert mid["podium_run_elapsed_seconds"][("hubtest", "r2")] > 0
+    assert mid["podium_tasks"][("hubtest", "running")] == 1
+    assert sum(v for (_wf, _s), v in mid["podium_tasks"].items()) == len(WORKFLOW.tasks)
+    node = detect_node().name
+    assert mid["podium_node_allocated"][(node, "cpu")] == pytest.approx(1.0)
+    after = hub.snapshot()
+    for name in ("podium_runs_active", "podium_tasks", "podium_run_cost", "podium_run_objective"):
+        assert after[name] == {}, name
+    assert after["podium_node_allocated"][(node, "cpu")] == 0
+    assert after["podium_node_capacity"][(node, "cpu")] == detect_node().capacity.cpu
+
+
+def test_process_workers_report_peak_memory_through_the_executor() -> None:
+    wf = Workflow.build(
+        "mem",
+        [TaskSpec("p", call="metrics_tasks:nap", isolation="process", resources=Resources(memory=256 << 20))],
+    )
+    hub = MetricsHub()
+    store, executor = MemoryStore(), LocalExecutor([detect_node()])
+    engine = Engine(hub.wrap_store(store), hub.wrap_executor(executor), hooks=[hub.track("m1")])
+    try:
+        result = engine.run(wf, run_id="m1")
+    finally:
+        executor.shutdown()
+    assert result.ok
+    snap = hub.snapshot()
+    peak = snap["podium_task_peak_memory_bytes"][("mem", "p")]
+    assert peak > 1 << 20  # a Python interpreter's resident memory, as the worker measured it
+    assert snap["podium_task_memory_requested_bytes"][("mem", "p")] == 256 << 20
+    trips, _ = snap["podium_executor_round_trip_seconds"][("local",)]
+    assert trips[-1][1] == 1
+
+
+def test_usage_recorded_in_event_data_flows_in_without_the_executor() -> None:
+    """The contract for the runtime: ``data["usage"]`` of the event that ends an attempt."""
+    hub = MetricsHub()
+    usage = {"cpu_time": 1.5, "peak_memory": 300 << 20, "wall_time": 2.0, "source": "process"}
+    res = {"cpu": 2.0, "memory": float(512 << 20)}
+    events = [
+        ev.Event(1, ev.RUN_CREATED, None, 0, 100.0, {"workflow": "w", "objective": {"alpha": 1, "beta": 1}}),
+        ev.Event(2, ev.RUN_STARTED, None, 0, 100.0, {"prices": {"n1": {"cpu": 3600.0}}}),
+        ev.Event(3, ev.TASK_QUEUED, "t[0]", 0, 100.0),
+        ev.Event(4, ev.TASK_STARTED, "t[0]", 1, 100.5, {"node": "n1", "res": res}),
+        ev.Event(5, ev.TASK_SUCCEEDED, "t[0]", 1, 102.5, {"duration": 2.0, "usage": usage}),
+    ]
+    hub.observe("x", events)
+    snap = hub.snapshot()
+    assert snap["podium_task_cpu_seconds_total"] == {("w", "t"): 1.5}
+    assert snap["podium_task_cpu_requested_seconds_total"] == {("w", "t"): 4.0}
+    assert snap["podium_task_peak_memory_bytes"] == {("w", "t"): 300 << 20}
+    assert snap["podium_cost_total"] == {("w", "n1"): pytest.approx(4.0)}  # 2 cpu * 1/s * 2 s
+    waits, total = snap["podium_task_queue_wait_seconds"][("w",)]
+    assert waits[-1][1] == 1 and total == pytest.approx(0.5)
+    assert snap["podium_run_objective"][("w", "x")] > 4.0  # alpha*elapsed + beta*R, live
+
+
+def test_hub_is_safe_under_concurrent_scrapes() -> None:
+    hub = MetricsHub()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def scrape() -> None:
+        while not stop.is_set():
+            try:
+                hub.snapshot()
+            except BaseException as e:  # pragma: no cover - the failure this test looks for
+                errors.append(e)
+                return
+
+    t = threading.Thread(target=scrape)
+    t.start()
+    try:
+        for i in range(3):
+            _run(hub, f"c{i}")
+    finally:
+        stop.set()
+        t.join()
+    assert not errors
+    assert hub.snapshot()["podium_runs_total"] == {("hubtest", "failed"): 3}
