@@ -15,7 +15,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "podium" / "executors" / "ray"
 SRC = PACKAGE.parents[1]
 #: The package's modules, bottom up: each may import only modules before it.
-ORDER = ["base", "cluster", "worker", "completer", "payload", "lanes", "wait", "executor"]
+ORDER = ["base", "cluster", "worker", "completer", "payload", "lanes", "wait", "health", "executor"]
 
 
 def _imported(path: Path) -> set[str]:

@@ -10,12 +10,14 @@ The package, bottom up (each module imports only those above it in this list):
 - ``payload``: what a call sends to its worker, and large results held in Ray's object store;
 - ``lanes``: pooled worker actors running calls in order, in batches (``ActorLanes``);
 - ``wait``: calls whose node is gone, waiting for one that can hold them (``NodeWait``);
+- ``health``: probes of the nodes' raylets, suspect nodes, without waiting for Ray (``NodeHealth``);
 - ``executor``: ``RayExecutor``, the attempts' life cycle, composing the parts above.
 
-Invariants: no module of the package imports one below it (``lanes`` and ``wait`` reach the
-executor only through the ``LaneHost`` / ``WaitHost`` Protocols it implements); the worker side
-(``worker`` and ``base``) loads nothing of the driver's side; names here are imported lazily,
-so a Ray worker importing ``podium.executors.ray.worker`` does not load the executor.
+Invariants: no module of the package imports one below it (``lanes``, ``wait`` and ``health``
+reach the executor only through the ``LaneHost`` / ``WaitHost`` / ``HealthHost`` Protocols it
+implements); the worker side (``worker`` and ``base``) loads nothing of the driver's side; names
+here are imported lazily, so a Ray worker importing ``podium.executors.ray.worker`` does not load
+the executor.
 """
 
 from __future__ import annotations

@@ -137,6 +137,7 @@ class Attempt:
     stopped: bool = False  # killed or timed out: never launch, drop any late outcome
     rerouted: bool = False  # its node vanished before it started: it went to wait for a node
     lane: Lane | None = None  # the lane running it (None: it runs as a Ray task)
+    node_id: str | None = None  # the Ray node it was sent to (None: not sent, or anywhere)
     armed: bool = False  # its deadline is scheduled
 
 

@@ -22,7 +22,7 @@ from the cluster file.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,14 +121,22 @@ def match(name: str, labels: Mapping[str, str], cap: Resources, cluster: Cluster
 
 
 def ray_nodes(
-    raw_nodes: Sequence[Mapping[str, Any]], cluster: Cluster | None = None, label: str = NODE_LABEL
+    raw_nodes: Sequence[Mapping[str, Any]],
+    cluster: Cluster | None = None,
+    label: str = NODE_LABEL,
+    suspect: Collection[str] = (),
 ) -> list[RayNode]:
-    """Every entry of ``ray.nodes()`` as a ``RayNode`` (dead ones too), live names made unique."""
+    """Every entry of ``ray.nodes()`` as a ``RayNode`` (dead ones too), live names made unique;
+    nodes whose id is in ``suspect`` count as not alive (a replacement then takes their name)."""
     out: list[RayNode] = []
     taken: set[str] = set()
-    for raw in sorted(raw_nodes, key=lambda r: (not r.get("Alive", False), str(r["NodeID"]))):
+
+    def alive_of(raw: Mapping[str, Any]) -> bool:
+        return bool(raw.get("Alive", False)) and str(raw["NodeID"]) not in suspect
+
+    for raw in sorted(raw_nodes, key=lambda r: (not alive_of(r), str(r["NodeID"]))):
         node_id = str(raw["NodeID"])
-        alive = bool(raw.get("Alive", False))
+        alive = alive_of(raw)
         name = node_name(raw, label)
         if alive and name in taken:
             name = f"{name}@{node_id[:8]}"

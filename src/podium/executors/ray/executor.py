@@ -3,52 +3,33 @@
 Constructing a ``RayExecutor`` imports ``ray`` (through ``base.ray_api``). Install with the
 ``ray`` extra.
 
-- **Nodes.** Ray nodes become Podium nodes (``cluster``: name from the ``podium-node`` label,
-  capacity from Ray's resources, prices and speed from an optional ``Cluster``). ``nodes()``
-  and ``refresh()`` list the live ones; ``on_nodes_changed`` is called with the new list when
-  the live set changes (a node died or joined).
-- **Placement.** A call runs on the Ray node named ``call.node``. A call that needs no gpu runs
-  on a *lane* of that node: a pooled ``PodiumWorker`` actor that runs its calls in order and
-  takes them in batches (``lanes``; ``submit(call, follow=f)`` queues a call behind ``f``'s
-  on its lane, and ``queue_limits(node)`` tells the engine how deep it may queue). A gpu call
-  is a Ray task with the same hard affinity holding ``call.resources`` (cpu -> ``num_cpus``,
-  gpu -> ``num_gpus``, memory, custom resources), so Ray assigns its devices. If that node is gone,
-  a live node with the same name (a replacement) is used; if there is none, the call waits
-  for any node that can hold it (``wait``: listed by ``waiting()``, at most
-  ``pending_timeout`` seconds, then it fails as ``timeout``).
-- **Code.** Only plain data travels: the call's task id, arguments, config and timeout, and a
-  header with its spec and the registry snapshot (pickled once per spec; workers cache it). The
-  worker resolves the function by name through a registry rebuilt from the snapshot, so user
-  modules must be importable on the workers (same machine: they are; a real cluster: ship
-  them with ``runtime_env={"working_dir": ..., "py_modules": [...]}``).
-- **Data.** A worker returns ``(value, meta)`` (a lane returns a batch of them); the reply
-  stays in Ray's object store. When a result is at least ``large_result`` bytes, the reply's
-  ObjectRef is kept (up to ``hold_bytes`` in all,
-  oldest dropped first) and a downstream call whose keyword argument *is* that value (the
-  engine passes results by identity) receives it from the object store instead of from the
-  driver. The engine still receives every value and commits it to Podium's store.
-- **Futures.** ``submit`` returns a ``RayFuture``, an ``AttemptFuture`` (``podium.types``)
-  whose ``podium_meta`` (``AttemptMeta``) says where and when the call really ran: ``node``
-  and ``node_id`` of the Ray node, ``started`` (wall time on the worker), ``seconds``, ``pid``,
-  ``size``. A call naming a node Ray never reported raises ``InvalidValueError``; a call after
-  ``shutdown()`` raises ``ShutDownError``.
-- **Failures.** The Future resolves to the value or raises ``TaskFailedError``: the task's
-  own exception (``user``; ``MemoryError`` -> ``oom``); a dead node, crashed worker, lost object
-  or unschedulable task -> ``worker_lost`` (retryable, so the engine retries it without using
-  the task's retries); Ray's memory monitor -> ``oom``; past ``call.timeout`` -> ``timeout``;
-  ``kill(future)`` -> ``cancelled``. A killed or timed-out call's actor is killed (``ray.kill``;
-  the calls queued behind it on its lane fail as ``worker_lost``; a call not yet sent is just
-  dropped; a Ray task gets ``ray.cancel(force=True)``); a new lane is made when next needed.
-  Ray never retries or restarts on its own (``max_retries=0``, ``max_restarts=0``): every
-  attempt is the engine's.
-- **Threads.** Ray runs done-callbacks on its own thread; a result is handled there (one
-  thread hand-off less per task), while anything that may block on Ray (``ray.kill``,
-  ``ray.cancel``, creating an actor, ``ray.nodes()``, placement groups) and every Ray failure
-  is handed to the executor's completer thread (``completer``).
+- **Nodes.** Ray nodes become Podium nodes (``cluster``). ``nodes()`` and ``refresh()`` list
+  the live ones, leaving out nodes whose raylet stopped answering (``health``: probed every
+  ``probe_period`` seconds and after every lost worker, not waiting for Ray's health checks);
+  ``on_nodes_changed`` hears of every change and ``nodes_epoch()`` counts them.
+- **Placement.** A call runs on the Ray node named ``call.node``, with hard affinity: a call
+  that needs no gpu on a *lane* there (``lanes``: a pooled actor running its calls in order, in
+  batches; ``submit(call, follow=f)`` queues a call behind ``f``'s, ``queue_limits(node)`` says
+  how deep), a gpu call as a Ray task holding ``call.resources``. If that node is gone or
+  suspect, a live node with its name (a replacement) is used; else a call some live node could
+  hold fails as ``worker_lost`` without running, so the engine places it again and accounts it
+  where it runs; a call needing what only that node had waits for a node that can hold it
+  (``wait``: listed by ``waiting()``, at most ``pending_timeout`` seconds, then ``timeout``).
+- **Code and data.** Plain data travels (``payload``); large results stay in Ray's object store.
+- **Futures** are ``RayFuture``s (``AttemptFuture``s) whose ``podium_meta`` says where and
+  when the call ran (``node``, ``node_id``, ``started``, ``seconds``, ``pid``). An unknown node
+  raises ``InvalidValueError``, a call after ``shutdown()`` ``ShutDownError``.
+- **Failures.** The Future resolves to the value or raises ``TaskFailedError``: the task's own
+  exception (``user``; ``MemoryError`` -> ``oom``); a dead or suspect node, crashed worker,
+  lost object or unschedulable task -> ``worker_lost`` (retried by the engine without using the
+  task's retries); Ray's memory monitor -> ``oom``; past ``call.timeout`` -> ``timeout``;
+  ``kill(future)`` -> ``cancelled`` (its actor is killed, the calls queued behind it fail as
+  ``worker_lost``; a Ray task gets ``ray.cancel(force=True)``). Ray never retries or restarts
+  on its own (``max_retries=0``, ``max_restarts=0``): every attempt is the engine's.
 - **Parts.** The executor owns the attempts' life cycle (launch, deliver, fail, finish, abort,
-  timeouts) and composes the package's other parts: ``ActorLanes`` and ``NodeWait`` call back
-  through the ``LaneHost`` and ``WaitHost`` Protocols it implements; ``Payloads`` builds what a
-  call sends and holds large results; ``Completer`` runs what must not run in Ray's thread.
+  timeouts) and composes the package's other parts through the Protocols it implements
+  (``LaneHost``, ``WaitHost``, ``HealthHost``); ``Completer`` runs what must not run in Ray's
+  callback thread.
 
 Invariants: every returned Future resolves exactly once; a killed or timed-out attempt's late
 outcome is discarded; the driver never unpickles code sent by anyone but itself; one lock (the
@@ -59,6 +40,7 @@ the store.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -80,6 +62,7 @@ from podium.executors.failure import failure
 from podium.executors.ray.base import Attempt, RayFuture, classify, never_ran, ray_api
 from podium.executors.ray.cluster import NODE_LABEL, RayNode, ray_nodes, ray_options
 from podium.executors.ray.completer import Completer
+from podium.executors.ray.health import PROBE_PERIOD, NodeHealth, raylets
 from podium.executors.ray.lanes import BUDGET, ActorLanes
 from podium.executors.ray.payload import Payloads
 from podium.executors.ray.wait import NodeWait
@@ -92,6 +75,10 @@ from podium.types import AttemptMeta
 
 #: ``RayExecutor("local")`` starts a Ray instance on this machine (loopback only).
 LOCAL = "local"
+#: Ray's health checks of a local Ray (``"local"``): a dead node is declared in about 5 s, not 15-30 s.
+LOCAL_HEALTH = {"health_check_period_ms": 1000, "health_check_failure_threshold": 5}
+#: Ray runs each attempt once: every retry is the engine's.
+_ONCE = {"max_retries": 0, "retry_exceptions": False}
 #: Seconds a call whose node is gone waits for another node that can hold it.
 PENDING_TIMEOUT = 300.0
 #: Results at least this large (bytes) stay referenced in Ray's object store for downstream calls.
@@ -101,11 +88,9 @@ HOLD_BYTES = 1 << 30
 
 
 class RayExecutor:
-    """Runs calls as Ray tasks on the nodes the engine chose (see the module docstring).
-
-    ``launch``, ``arm``, ``deliver``, ``fail``, ``finish``, ``abort`` and ``closed`` are the
-    attempts' life cycle its lanes and node waits call back (``LaneHost``, ``WaitHost``); they
-    are not for the engine."""
+    """Runs calls on the Ray nodes the engine chose (see the module docstring). ``launch``,
+    ``arm``, ``deliver``, ``fail``, ``finish``, ``abort``, ``closed`` and ``node_lost`` are for
+    its parts (``LaneHost``, ``WaitHost``, ``HealthHost``), not for the engine."""
 
     name = "ray"
 
@@ -123,10 +108,11 @@ class RayExecutor:
         label: str = NODE_LABEL,
         on_nodes_changed: Callable[[Sequence[Node]], None] | None = None,
         budget: float = BUDGET,
+        probe_period: float | None = PROBE_PERIOD,
     ) -> None:
-        """Connect to Ray at ``address`` (``"host:port"``, ``"ray://..."``, ``"auto"``), or start a
-        local Ray with ``"local"``; ``None`` reuses the Ray this process is already connected to
-        (else behaves like ``ray.init()``). ``init`` adds keyword arguments to ``ray.init``."""
+        """Connect to Ray at ``address`` (``"host:port"``, ``"ray://..."``, ``"auto"``; ``None``: the
+        Ray this process uses, else ``ray.init()``), or start a local one (``"local"``). ``init``
+        adds ``ray.init`` arguments; ``probe_period`` paces ``health`` (None, or Ray Client: off)."""
         api = ray_api(local=address == LOCAL)
         self._ray = ray = api.ray
         self._owns = False
@@ -137,6 +123,7 @@ class RayExecutor:
             if address == LOCAL:  # this process's own Ray, one node named "local"
                 kwargs.setdefault("include_dashboard", False)
                 kwargs.setdefault("labels", {label: "local"})
+                kwargs.setdefault("_system_config", LOCAL_HEALTH)
             try:
                 ray.init(address=address, **kwargs)
             except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
@@ -151,8 +138,9 @@ class RayExecutor:
         self._lock = threading.RLock()
         self._attempts: dict[Future[Any], Attempt] = {}
         self._live: dict[str, RayNode] = {}
+        self._live_ids: frozenset[str] = frozenset()
+        self._epoch = 0  # changes whenever the live set does
         self._names: dict[str, str] = {}  # Ray node id -> Podium name (dead nodes too)
-        self._dead: set[str] = set()
         self._fns: dict[tuple[Resources, str], Any] = {}
         self._timer: Deadlines[Attempt] | None = None
         self._closed = False
@@ -160,26 +148,38 @@ class RayExecutor:
         self._payloads = Payloads(registry, self._lock, large_result, hold_bytes)
         self._lanes = ActorLanes(self, api, self._lock, self._completer, self._payloads, budget)
         self._wait = NodeWait(self, api, self._lock, self._completer, pending_timeout)
+        client = (address or os.environ.get("RAY_ADDRESS", "")).startswith("ray://")
+        self._health = NodeHealth(self, self._lock, None if client else probe_period)
         self.refresh()
+        self._health.start()
 
     # ------------------------------------------------------------------ nodes
 
     def refresh(self) -> list[Node]:
-        """Re-read Ray's node table; return the live nodes (and tell ``on_nodes_changed``)."""
-        infos = ray_nodes(self._ray.nodes(), self._cluster, self._label)
+        """Re-read Ray's node table; return the live nodes but suspect ones (tell any change)."""
+        raw = self._ray.nodes()
         with self._lock:
+            self._health.set_raylets(raylets(raw))
+            infos = ray_nodes(raw, self._cluster, self._label, self._health.suspects())
             live = {i.name: i for i in infos if i.alive}
             before = {n: i.node_id for n, i in self._live.items()}
             self._live = live
-            self._dead = {i.node_id for i in infos if not i.alive}
+            self._live_ids = frozenset(i.node_id for i in live.values())
+            changed = before != {n: i.node_id for n, i in live.items()}
+            if changed:
+                self._epoch += 1
             self._lanes.set_nodes({i.node_id: i.node.capacity.cpu for i in infos if i.alive})
             for i in infos:
                 if i.alive or i.node_id not in self._names:
                     self._names[i.node_id] = i.name
             nodes = [live[n].node for n in sorted(live)]
-        if self._on_change is not None and before != {n: i.node_id for n, i in live.items()}:
+        if self._on_change is not None and changed:
             self._on_change(nodes)
         return nodes
+
+    def nodes_epoch(self) -> int:
+        """A number that changes whenever the live nodes do (a node lost, suspect, back, joined)."""
+        return self._epoch
 
     def nodes(self) -> Sequence[Node]:
         return self.refresh()
@@ -200,7 +200,7 @@ class RayExecutor:
         if self._closed:
             raise ShutDownError(f"executor {self.name!r} is shut down")
         target = self._live.get(call.node)
-        if target is None or target.node_id in self._dead:
+        if target is None:
             self.refresh()
             target = self._live.get(call.node)
             if target is None and call.node not in self._names.values():
@@ -213,7 +213,7 @@ class RayExecutor:
         with self._lock:
             self._attempts[fut] = att
         if target is None:
-            self._wait.start(att)
+            self._relocate(att)
         elif follow is not None:
             self._lanes.follow(att, follow, target.node_id)
         else:
@@ -243,11 +243,10 @@ class RayExecutor:
             self._lanes.kill(lane)
         if self._timer is not None:
             self._timer.stop()
+        self._health.stop()
         self._completer.stop()
         if self._owns:
             self._ray.shutdown()
-
-    # ------------------------------------------------------------------ queueing and state
 
     def queue_limits(self, node: str) -> tuple[int, float]:
         """For Podium node ``node``: how many calls may wait behind a running call on a lane,
@@ -272,12 +271,16 @@ class RayExecutor:
         """Whether ``shutdown`` was called."""
         return self._closed
 
-    # ------------------------------------------------------------------ running
-
     def launch(self, att: Attempt, node_id: str | None, strategy: Any = None) -> None:
         """Run ``att``: on a lane of ``node_id`` if it needs no gpu, else (or with a Ray
-        scheduling ``strategy``) as a Ray task holding its resources."""
+        scheduling ``strategy``) as a Ray task holding its resources; if ``node_id`` is no
+        longer live, see ``_relocate``."""
         call = att.call
+        if strategy is None and node_id:
+            if node_id not in self._live_ids:
+                self._relocate(att)
+                return
+            att.node_id = node_id
         if strategy is None and node_id and not call.resources.gpu:
             self._lanes.assign(att, node_id)
             return
@@ -286,24 +289,15 @@ class RayExecutor:
             return
         refs: list[Any] = []
         blob = self._payloads.build(att, refs, {})
-        if strategy is None:
+        opts = ray_options(call.resources)
+        if strategy is None:  # the same options for every call of these resources on this node
             key = (call.resources, node_id or "")
             fn = self._fns.get(key)
             if fn is None:
-                fn = self._remote.options(
-                    **ray_options(call.resources),
-                    scheduling_strategy=self._affinity(node_id, soft=False),
-                    max_retries=0,
-                    retry_exceptions=False,
-                )
-                self._fns[key] = fn
+                strategy = self._affinity(node_id, soft=False)
+                fn = self._fns[key] = self._remote.options(**opts, scheduling_strategy=strategy, **_ONCE)
         else:
-            fn = self._remote.options(
-                **ray_options(call.resources),
-                scheduling_strategy=strategy,
-                max_retries=0,
-                retry_exceptions=False,
-            )
+            fn = self._remote.options(**opts, scheduling_strategy=strategy, **_ONCE)
         with self._lock:
             if att.stopped:  # killed or timed out before it launched
                 return
@@ -330,22 +324,23 @@ class RayExecutor:
         self.deliver(att, value, meta, -1)
 
     def fail(self, att: Attempt, exc: BaseException, refresh: bool = True) -> bool:
-        """Fail the attempt with what Ray raised (completer thread). If its node died before it
-        started (Ray's node table lagged), nothing ran: it is placed on a node that can hold it
-        instead. A lost worker drops the held results it used. With ``refresh``, the node table
-        is re-read when a node may have gone; returns whether it was."""
+        """Fail the attempt with what Ray raised (completer thread); if it never ran (its node
+        had died), relocate it. A lost worker probes its node and drops the held results it
+        used; with ``refresh``, the node table is re-read; returns whether it was."""
         call = att.call
         if never_ran(exc) and not att.rerouted and not att.stopped:
             att.rerouted, att.ref = True, None
             if refresh:
                 with contextlib.suppress(Exception):
                     self.refresh()
-            self._wait.start(att)
+            self._relocate(att)
             return refresh
         err = classify(exc, call.task_id, call.node)
         lost = err.kind == WORKER_LOST and not att.stopped
         if lost:
             self._payloads.forget(att.held)
+            if att.node_id is not None:  # before the engine hears of it: its retry avoids a dead node
+                self._health.check(att.node_id)
             if refresh:
                 with contextlib.suppress(Exception):
                     self.refresh()
@@ -404,6 +399,33 @@ class RayExecutor:
             self._completer.best_effort(self._ray.cancel, ref, force=True)
         if pg is not None:
             self._wait.remove_pg(pg)
+
+    def _relocate(self, att: Attempt) -> None:
+        """``att``'s node is gone or suspect: fail it unrun as a lost worker if a live node could
+        hold it (the engine places it again), else wait for a node that can (``wait``)."""
+        call = att.call
+        with self._lock:
+            fits = any(call.resources.fits_in(i.node.capacity) for i in self._live.values())
+        if not fits:
+            self._wait.start(att)
+            return
+        att.node_id = None
+        msg = f"task {call.task_id!r} was not started: node {call.node!r} is gone or not answering"
+        self.finish(att, error=failure(WORKER_LOST, "NodeLost", msg))
+
+    def node_lost(self, node_id: str, reason: str) -> None:
+        """Node ``node_id`` stopped answering: fail what was sent there as lost workers."""
+        self._completer.defer(self._lose_node, node_id, reason)
+
+    def _lose_node(self, node_id: str, reason: str) -> None:
+        with self._lock:
+            atts = [a for a in self._attempts.values() if a.node_id == node_id and not a.stopped]
+        lost = f"lost node {self.node_name(node_id)!r}: it stopped answering ({reason})"
+        for lane in {a.lane for a in atts if a.lane is not None}:
+            self._lanes.lost(lane, failure(WORKER_LOST, "NodeLost", f"a worker {lost}"))
+        for att in [a for a in atts if a.lane is None and a.ref is not None]:  # Ray tasks: stop them
+            self._completer.best_effort(self._ray.cancel, att.ref, force=True)
+            self.finish(att, error=failure(WORKER_LOST, "NodeLost", f"task {att.call.task_id!r} {lost}"))
 
     # ------------------------------------------------------------------ timeouts
 

@@ -177,6 +177,7 @@ class ActorLanes:
     def _on_lane(self, att: Attempt, lane: Lane) -> None:
         """Assign ``att`` to ``lane`` (caller holds the lock)."""
         att.lane = lane
+        att.node_id = lane.node_id
         att.future.lane = lane
         lane.queue.append(att)
 
@@ -307,6 +308,10 @@ class ActorLanes:
                 return
             lane.dead = True
         self.kill(lane)
+
+    def lost(self, lane: Lane, exc: BaseException) -> None:
+        """The lane's node stopped answering: fail its calls with ``exc`` as if its actor died."""
+        self._lane_failed(lane, exc)
 
     def _lane_failed(self, lane: Lane, exc: BaseException) -> None:
         """A batch of the lane failed (its actor or node died): fail every call still
