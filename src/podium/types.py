@@ -211,6 +211,16 @@ class RefreshingExecutor(Executor, Protocol):
 
 
 @runtime_checkable
+class WatchingExecutor(RefreshingExecutor, Protocol):
+    """A refreshing executor that watches its nodes on its own (optional): ``nodes_epoch()``
+    is a number, cheap to read, that changes whenever its live nodes do (one lost, suspect,
+    back or joined). The engine reads it between turns and adopts ``refresh()`` when it moved,
+    so a node that comes back or joins gets work without waiting for a lost worker."""
+
+    def nodes_epoch(self) -> int: ...
+
+
+@runtime_checkable
 class QueueingExecutor(Executor, Protocol):
     """An executor that can queue a call behind another on the same worker (optional; the
     engine uses it when present, see ``podium.runtime.lanes``).

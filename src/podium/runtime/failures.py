@@ -6,7 +6,8 @@ then the task's own retry policy with backoff on the run's clock), or fails for 
 dependents are skipped (failure handlers excepted) and, with fail-fast, the run is cancelled.
 Cancelling kills running attempts and cancels what has not run. After a lost worker, an
 executor that can tell which nodes live (``types.RefreshingExecutor``) is asked once and its
-answer adopted.
+answer adopted; one that watches its nodes (``types.WatchingExecutor``) has a change adopted
+between turns.
 
 Invariants: only memory grows after an out-of-memory, and never past the largest node or the
 configured cap; a task that keeps killing its worker ends quarantined with a message naming it
@@ -20,20 +21,18 @@ from __future__ import annotations
 import contextlib
 import heapq
 import random
-from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from podium.errors import OOM, WORKER_LOST, ErrorRecord
 from podium.model import events as ev
 from podium.model import states as st
-from podium.model.cluster import Node
 from podium.model.resources import Resources
 from podium.model.task import TaskSpec
 from podium.runtime.readiness import HANDLER_TRIGGERS, Readiness
 from podium.runtime.state import Emit, RunState, Timer
 from podium.runtime.view import base_name, is_item
 from podium.secrets import redact_record
-from podium.types import Clock, Executor
+from podium.types import Clock, Executor, RefreshingExecutor, WatchingExecutor
 
 #: Lost workers retried without consuming the task's own retries, at most this many times.
 LOST_WORKER_CAP = 3
@@ -58,7 +57,6 @@ class Failures:
         executor: Executor,
         clock: Clock,
         rng: random.Random,
-        refresh: Callable[[], Sequence[Node]] | None = None,
         oom: OomPolicy = OomPolicy(),
     ) -> None:
         self.state = state
@@ -67,7 +65,11 @@ class Failures:
         self.executor = executor
         self.clock = clock
         self.rng = rng
-        self.refresh = refresh  # the executor's live nodes, if it can tell
+        # the executor's live nodes, if it can tell; a number that moves when they change, if
+        # it watches them itself (optional capabilities, checked once here)
+        self.refresh = executor.refresh if isinstance(executor, RefreshingExecutor) else None
+        self.epoch = executor.nodes_epoch if isinstance(executor, WatchingExecutor) else None
+        self.seen_epoch = self.epoch() if self.epoch is not None else 0
         self.oom = oom
 
     def attempt_failed(
@@ -86,7 +88,7 @@ class Failures:
         spec = s.specs[base_name(tid)]
         tv = s.view.tasks[tid]
         if err.kind == WORKER_LOST:
-            self._sync_nodes()
+            self.sync_nodes()
         if err.kind == WORKER_LOST and tv.lost < LOST_WORKER_CAP:
             data["delay"] = 0.0
             data["free"] = WORKER_LOST
@@ -122,7 +124,13 @@ class Failures:
         self.emit(ev.TASK_FAILED, tid, attempt, data)
         self._after_failure(tid, err)
 
-    def _sync_nodes(self) -> None:
+    def watch_nodes(self) -> None:
+        """Between turns: adopt the live nodes of an executor that watches them, if they changed."""
+        if self.epoch is not None and self.epoch() != self.seen_epoch:
+            self.seen_epoch = self.epoch()
+            self.sync_nodes()
+
+    def sync_nodes(self) -> None:
         """After a lost worker, adopt the executor's live nodes (an executor that can tell,
         like Ray's): dead nodes leave the placement, joined ones become usable."""
         if self.refresh is None:

@@ -19,8 +19,8 @@ The loop's state is one ``RunState`` (``state.py``). This module keeps turns, di
 and completions; its collaborators receive the state and the loop's ``emit``: ``Readiness``
 (how a task becomes ready, skipped or expanded), ``Failures`` (retries, quarantine,
 cancellation), ``Lanes`` (tasks queued behind a running call on its worker, with an executor
-that queues) and ``PlanFollower`` (plans and drift). The executor's optional capabilities
-(``types.QueueingExecutor``, ``types.RefreshingExecutor``) are checked once, here. All time
+that queues) and ``PlanFollower`` (plans and drift). The executor's optional capabilities are
+checked once, at start (``types.QueueingExecutor`` here, the node ones by ``Failures``). All time
 comes from the injected ``Clock``.
 
 Invariants: turns never overlap (one lock); an event is applied to the view when emitted and
@@ -61,7 +61,6 @@ from podium.types import (
     Clock,
     Executor,
     QueueingExecutor,
-    RefreshingExecutor,
     Store,
     meta_of,
     outcome_of,
@@ -111,9 +110,8 @@ class RunLoop:
         self.last_poll = 0.0
         self._monotonic = clock.monotonic
         # optional executor capabilities: checked once, here
-        refresh = executor.refresh if isinstance(executor, RefreshingExecutor) else None
         self.readiness = Readiness(s, self.emit, store, registry, lambda t, e: self.failures.fail_now(t, e))
-        self.failures = Failures(s, self.emit, self.readiness, executor, clock, rng, refresh, oom)
+        self.failures = Failures(s, self.emit, self.readiness, executor, clock, rng, oom)
         self.lanes = (
             Lanes(s, self.emit, self.readiness, clock.monotonic, executor.queue_limits)
             if isinstance(executor, QueueingExecutor)
@@ -273,6 +271,8 @@ class RunLoop:
             ran_on = meta.get("node")
             if ran_on is not None and ran_on != node:  # the executor had to move it (a lost node)
                 data["node"] = ran_on
+            if "started" in meta:  # when its worker started it (a lane's call may start early)
+                data["started"] = meta["started"]
             if self.lanes is not None and "seconds" in meta:
                 self.lanes.ran_for(base_name(tid), meta["seconds"])
         self.emit(_SUCCEEDED, tid, attempt, data)
@@ -403,7 +403,8 @@ class RunLoop:
             raise self.fatal
 
     def _poll(self) -> None:
-        """Between turns: a cancel request from another process, drift of running tasks."""
+        """Between turns: a cancel request, drift of running tasks, changed live nodes."""
+        self.failures.watch_nodes()
         now = self._monotonic()
         if now - self.last_poll >= CANCEL_POLL:
             self.last_poll = now
