@@ -102,6 +102,10 @@ class RunView:
                 t.busy += d
             if data.get("cached"):
                 t.cached = True
+            if "started" in data:  # where and when its worker really ran it, if it told
+                t.started_at = data["started"]
+            if "node" in data:
+                t.node = data["node"]
             if t.error is not None:
                 t.error = None
         elif typ == _QUEUED:
