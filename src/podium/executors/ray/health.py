@@ -149,8 +149,8 @@ class NodeHealth:
 
     def _mark(self, node_id: str, why: str) -> None:
         with self._lock:
-            if node_id in self._suspect or node_id not in self._raylets:
-                return
+            if node_id in self._suspect or node_id not in self._raylets or self._stop.is_set():
+                return  # (after stop, Ray itself may be gone: nothing to tell)
             self._suspect[node_id] = why
         log.warning("podium-ray: node %s is suspect: %s", node_id, why)
         self._host.refresh()
@@ -169,4 +169,5 @@ class NodeHealth:
             try:
                 self.sweep()
             except Exception:  # never lose the probing thread
-                log.exception("podium-ray: probing nodes failed")
+                if not self._stop.is_set():
+                    log.exception("podium-ray: probing nodes failed")
