@@ -208,9 +208,10 @@ class Failures:
         now = self.clock.monotonic()
         while timers and timers[0].at <= now:
             tid = heapq.heappop(timers).task_id
-            if s.view.tasks[tid].state == st.RETRYING:
+            tv = s.view.tasks[tid]
+            if tv.state == st.RETRYING:
                 self.emit(ev.TASK_QUEUED, tid)
-                self.readiness.push(tid)
+                self.readiness.push(tid, first=(tv.error or {}).get("kind") == WORKER_LOST)
 
     def cancel(self, reason: str) -> None:
         """Stop everything: kill running attempts, cancel what has not run."""

@@ -189,7 +189,7 @@ class Lanes:
             return False  # cancel() has cancelled the task (it was queued)
         exc = outcome_of(fut)[1]
         if isinstance(exc, TaskFailedError) and not worker_survived(exc):  # it never ran
-            self.readiness.push(w.task_id)
+            self.readiness.push(w.task_id, first=True)
             return False
         node = lane.node if lane is not None else ""
         self.emit(ev.TASK_STARTED, w.task_id, w.attempt, s.start_data(node, w.need))

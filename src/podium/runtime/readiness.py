@@ -44,6 +44,8 @@ _MISSING = object()
 _NO_INPUTS: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
 _PENDING_VIEW = TaskView("")
 _QUEUED, _PENDING = ev.TASK_QUEUED, st.PENDING
+#: Subtracted from the ready sequence of a task pushed ``first`` (still first come, first served).
+_FIRST = 1 << 40
 _new = tuple.__new__
 #: Map items queued at a time (and the ready-heap size below which more are queued).
 EXPAND_CHUNK = 4096
@@ -252,13 +254,15 @@ class Readiness:
         self.emit(_QUEUED, name)
         self.push(name, name)
 
-    def push(self, task_id: str, name: str | None = None) -> None:
-        """Put ``task_id`` (queued in the log) in the ready heap."""
+    def push(self, task_id: str, name: str | None = None, first: bool = False) -> None:
+        """Put ``task_id`` (queued in the log) in the ready heap; ``first``: ahead of the tasks of
+        equal priority (work a lost worker took with it goes before work not begun)."""
         s = self.state
         s.counter += 1
         if name is None:
             name = base_name(task_id)
-        heapq.heappush(s.ready, _new(Ready, (-s.priority.get(name, 0.0), s.counter, task_id, name)))
+        seq = s.counter - _FIRST if first else s.counter
+        heapq.heappush(s.ready, _new(Ready, (-s.priority.get(name, 0.0), seq, task_id, name)))
         s.dirty = True
 
     def finished(self, tid: str) -> None:

@@ -48,7 +48,8 @@ class Ready(NamedTuple):
     """A task in the ready heap (``heapq``: the smallest first)."""
 
     key: float  #: minus the task's dispatch priority, so the highest priority pops first
-    seq: int  #: when it became ready: first come, first served among equal priorities
+    seq: int  #: when it became ready: first come, first served among equal priorities (minus 2**40:
+    #: ahead of them, for work a lost worker took with it)
     task_id: str  #: the instance id (``name`` or ``name[i]`` for an item of a map)
     name: str  #: its spec name
 
