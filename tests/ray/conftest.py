@@ -25,12 +25,18 @@ from ray_helpers import TASKS_FILE, TASKS_MODULE
 
 from podium.registry import Registry
 
-#: Podium name -> (custom resources, cpus) of each node of the test cluster.
-TOPOLOGY: dict[str, tuple[dict[str, float], int]] = {
+#: Podium name -> (custom resources, cpus) of each node of a cluster.
+Topology = dict[str, tuple[dict[str, float], int]]
+#: The test cluster's topology.
+TOPOLOGY: Topology = {
     "head": ({"head": 1.0}, 1),
     "node-a": ({"nodeA": 1.0}, 1),
     "node-b": ({"nodeB": 1.0}, 1),
 }
+
+#: Ray's health checks as the tests usually run them: a killed node is declared dead in about
+#: 1.5 s instead of Ray's default 15 s or more (tests of Podium's own detection use the defaults).
+TUNED_HEALTH = {"health_check_period_ms": 500, "health_check_failure_threshold": 3}
 
 if importlib.util.find_spec("ray") is None:  # pragma: no cover - the ray extra is not installed
     if os.environ.get("CI"):
@@ -46,8 +52,11 @@ class RayHarness:
         self.cluster: Any = None
         self.nodes: dict[str, Any] = {}  # Podium name -> ray._private.node.Node
         self.starts = 0
+        self.topology = TOPOLOGY
 
-    def start(self) -> None:
+    def start(self, topology: Topology = TOPOLOGY, tuned: bool = True) -> None:
+        """Start a cluster of ``topology`` (the head is ``"head"``), with ``TUNED_HEALTH`` or,
+        unless ``tuned``, Ray's default health checks."""
         from ray.cluster_utils import Cluster
 
         import ray
@@ -55,29 +64,27 @@ class RayHarness:
         self.starts += 1
         temp_dir = os.path.join(self.root, f"ray{self.starts}")
         os.makedirs(temp_dir)
-        resources, cpus = TOPOLOGY["head"]
-        self.cluster = Cluster(
-            initialize_head=True,
-            connect=False,
-            head_node_args={
-                "num_cpus": cpus,
-                "resources": resources,
-                "labels": {"podium-node": "head"},
-                "include_dashboard": False,
-                "temp_dir": temp_dir,
-                # notice a killed node within about 1.5 s instead of Ray's default 30 s or so
-                "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 3},
-            },
-        )
+        self.topology = topology
+        resources, cpus = topology["head"]
+        head_args: dict[str, Any] = {
+            "num_cpus": cpus,
+            "resources": resources,
+            "labels": {"podium-node": "head"},
+            "include_dashboard": False,
+            "temp_dir": temp_dir,
+        }
+        if tuned:
+            head_args["_system_config"] = TUNED_HEALTH
+        self.cluster = Cluster(initialize_head=True, connect=False, head_node_args=head_args)
         self.nodes = {"head": self.cluster.head_node}
-        for name in TOPOLOGY:
+        for name in topology:
             if name != "head":
                 self.add(name)
         ray.init(address=self.cluster.address, log_to_driver=False)
         self.cluster.wait_for_nodes()
 
     def add(self, name: str) -> Any:
-        resources, cpus = TOPOLOGY[name]
+        resources, cpus = self.topology[name]
         node = self.cluster.add_node(num_cpus=cpus, resources=resources, labels={"podium-node": name})
         self.nodes[name] = node
         return node
@@ -106,9 +113,9 @@ class RayHarness:
             self.cluster.shutdown()
             self.cluster = None
 
-    def restart(self) -> None:
+    def restart(self, topology: Topology = TOPOLOGY, tuned: bool = True) -> None:
         self.stop()
-        self.start()
+        self.start(topology, tuned)
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,21 @@ def hold(tag: str, signals: str, timeout: float = 60.0) -> dict[str, str]:
     return {"tag": tag, "node_id": node_id}
 
 
+def stint(tag: str, ledger: str, seconds: float) -> str:
+    """Sleep ``seconds``, appending ``start`` and ``end`` lines (tag, Ray node id, pid, wall
+    time) to ``ledger``: where and when this really ran, as the worker saw it."""
+    node_id = _node_id()
+
+    def note(what: str) -> None:
+        with open(ledger, "a") as f:  # one short O_APPEND write per line: lines never mix
+            f.write(f"{what} {tag} {node_id} {os.getpid()} {time.time():.6f}\n")
+
+    note("start")
+    time.sleep(seconds)
+    note("end")
+    return tag
+
+
 def count(tag: str, ledger: str) -> str:
     """Append one line to ``ledger`` per run, so a test can count how often this ran."""
     with open(ledger, "a") as f:
