@@ -10,7 +10,6 @@ for this module with the topology below and Ray's default health settings, and r
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ray_helpers import task
+from ray_helpers import in_thread, task, wait_for
 
 from podium.errors import WORKER_LOST
 from podium.executors.ray import RayExecutor
@@ -56,16 +55,6 @@ def _read(ledger: Path) -> list[tuple[str, str, str, float]]:
     return out
 
 
-def _wait_for(what: str, check: Any, timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_sigkilled_node_under_default_health_checks(dead_cluster: Any, registry: Any, tmp_path: Path) -> None:
     cluster = dead_cluster
     ledger = tmp_path / "ledger"
@@ -77,17 +66,8 @@ def test_sigkilled_node_under_default_health_checks(dead_cluster: Any, registry:
     cpus = {cluster.nodes[n].node_id: c for n, (_r, c) in DEATH_TOPOLOGY.items()}
     executor = RayExecutor(registry=registry)
     store = SqliteStore(str(tmp_path / "podium.db"))
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["result"] = Engine(store, executor).run(wf)
-        except BaseException as e:  # reported by the assertions below
-            outcome["error"] = e
-
-    runner = threading.Thread(target=run, name="engine")
     t0 = time.time()
-    runner.start()
+    runner, outcome = in_thread(lambda: Engine(store, executor).run(wf))
     try:
         doomed = cluster.nodes["w2"].node_id
 
@@ -98,7 +78,7 @@ def test_sigkilled_node_under_default_health_checks(dead_cluster: Any, registry:
             busy = [tag for what, tag, n, _t in lines if what == "start" and n == doomed and tag not in ended]
             return len(started) >= 0.4 * TASKS and len(busy) == 2
 
-        _wait_for("40% of the tasks started, two of them on w2", running_on_doomed)
+        wait_for("40% of the tasks started, two of them on w2", running_on_doomed)
         killed_at = time.time()
         cluster.remove("w2")  # SIGKILL of its raylet; its workers die with it
         replacement = cluster.add("w2").node_id  # joins under the same name, a new node id

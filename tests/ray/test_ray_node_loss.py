@@ -8,14 +8,11 @@ replacement node-b and lets the tasks finish.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
-from ray_helpers import task
+from ray_helpers import in_thread, task, wait_for
 
 from podium.errors import TIMEOUT, WORKER_LOST, TaskFailedError
 from podium.executors.ray import RayExecutor
@@ -28,16 +25,6 @@ from podium.runtime.view import fold
 from podium.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.ray
-
-
-def _wait_for(what: str, check: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _started(signals: Path, tag: str) -> list[str]:
@@ -72,29 +59,20 @@ def test_node_loss_retries_elsewhere_and_completes(ray_cluster, registry, tmp_pa
     executor = RayExecutor(registry=registry, on_nodes_changed=changed)
     short_wait = RayExecutor(registry=registry, pending_timeout=1.0)
     store = SqliteStore(str(tmp_path / "podium.db"))
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["result"] = Engine(store, executor).run(wf)
-        except BaseException as e:  # reported by the assertions below
-            outcome["error"] = e
-
-    runner = threading.Thread(target=run, name="engine")
-    runner.start()
+    runner, outcome = in_thread(lambda: Engine(store, executor).run(wf))
     try:
         for tag in ("fill_head", "fill_a", "plain", "pinned"):
-            _wait_for(f"{tag} to start", lambda t=tag: _started(signals, t))
+            wait_for(f"{tag} to start", lambda t=tag: _started(signals, t))
         old_b = ray_cluster.nodes["node-b"].node_id
         assert _started(signals, "plain") == [old_b] and _started(signals, "pinned") == [old_b]
 
         lost = ray_cluster.remove("node-b")
         ray_cluster.wait_dead(lost)
         # the dead node is no longer a Podium node, and the change was reported
-        _wait_for("node-b to leave nodes()", lambda: "node-b" not in {n.name for n in executor.nodes()})
+        wait_for("node-b to leave nodes()", lambda: "node-b" not in {n.name for n in executor.nodes()})
         assert ["head", "node-a"] in changes
         # pinned needs nodeB, which no live node has: it waits, saying why
-        reason = _wait_for("pinned to wait for a node", lambda: executor.waiting().get("pinned"))
+        reason = wait_for("pinned to wait for a node", lambda: executor.waiting().get("pinned"))
         assert "node 'node-b' is gone" in reason and "nodeB=1" in reason
         # a call that cannot be placed in time fails as a timeout with a clear message
         spec = TaskSpec("probe", call=task("where"), resources=Resources(cpu=0.0, custom=(("nodeB", 1.0),)))
