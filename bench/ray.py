@@ -11,13 +11,21 @@
    durations); plain Ray runs the same graph submitted in topological order. Prints each
    makespan over the lower bound max(critical path, total work / 8) (goal: Podium's lower).
 
+3. Node loss (``--node-loss``, alone: it needs a cluster of its own): a ``ray.cluster_utils``
+   cluster on this machine (a head with 1 cpu, workers w1 and w2 with 2 cpus each) under Ray's
+   DEFAULT health checks runs 48 independent 1.5 s tasks twice: once undisturbed, once with w2
+   SIGKILLed when 40% of the tasks have started (a replacement w2 is added right after). Prints
+   when Podium left w2 out of its live nodes, when Ray itself declared it dead, the time from the
+   kill to the last lost task restarted (as the workers report their start), and the makespan of
+   the run with the kill against the undisturbed one.
+
 Podium's executor is the same ``RayExecutor`` throughout: tasks queue on its worker lanes and
 travel in batches (``podium.runtime.lanes``, ``podium.executors.ray.lanes``) as in any run.
 Its lane counters are printed at the end.
 
 Wall times include everything from submitting the graph to having every result; best of
-``--repeat``. Usage: ``python bench/ray.py [--repeat 2] [--only chain-1000] [--slots 8]``.
-The Ray instance is local, loopback only, started and stopped by this script.
+``--repeat``. Usage: ``python bench/ray.py [--repeat 2] [--only chain-1000] [--slots 8]``, or
+``python bench/ray.py --node-loss``. Ray is local, loopback only, started and stopped here.
 """
 
 from __future__ import annotations
@@ -31,8 +39,11 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402
+import os  # noqa: E402
 import random  # noqa: E402
+import secrets  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from types import ModuleType  # noqa: E402
@@ -138,6 +149,111 @@ def _plain_nap(seconds: float, *deps: Any) -> float:
     return seconds
 
 
+# ------------------------------------------------------------------------------------ node loss
+
+#: The node-loss cluster: Podium name -> cpus (the head is "head").
+LOSS_NODES = {"head": 1, "w1": 2, "w2": 2}
+LOSS_TASKS, LOSS_SECONDS = 48, 1.5
+
+
+def node_loss() -> int:
+    """The node-loss scenario (see the module docstring)."""
+    tmp = tempfile.mkdtemp(prefix="podium-bench-")
+    os.environ.update(
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",  # loopback only
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_TMPDIR=tmp,
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN=secrets.token_hex(32),
+    )
+    os.makedirs(f"{tmp}/ray")
+    from ray.cluster_utils import Cluster
+
+    import ray
+    from podium.executors.ray import RayExecutor
+    from podium.model import Const, TaskSpec, Workflow
+    from podium.registry import REGISTRY
+    from podium.runtime.engine import Engine
+    from podium.store import open_store
+
+    REGISTRY.allow(TASKS_MODULE, str(Path(__file__).resolve()))
+    head = {"num_cpus": 1, "labels": {"podium-node": "head"}, "include_dashboard": False, "temp_dir": tmp}
+    cluster = Cluster(initialize_head=True, connect=False, head_node_args=head)  # Ray's default health checks
+    nodes = {
+        n: cluster.add_node(num_cpus=c, labels={"podium-node": n})
+        for n, c in LOSS_NODES.items()
+        if n != "head"
+    }
+    ray.init(address=cluster.address, log_to_driver=False)
+    cluster.wait_for_nodes()
+    left: dict[str, float] = {}
+
+    def changed(live: Any) -> None:
+        if "w2" not in {n.name for n in live}:
+            left.setdefault("w2", time.time())
+
+    executor = RayExecutor(registry=REGISTRY, on_nodes_changed=changed)
+    specs = [
+        TaskSpec(
+            f"t{i:02d}",
+            call=f"{TASKS_MODULE}:nap",
+            args={"seconds": Const(LOSS_SECONDS)},
+            expected_duration=LOSS_SECONDS,
+        )
+        for i in range(LOSS_TASKS)
+    ]
+    wf = Workflow.build("bench-node-loss", specs)
+    print(f"ray {ray.__version__}, default health; cpus {LOSS_NODES}; {LOSS_TASKS} x {LOSS_SECONDS}s tasks")
+
+    def run(db: str, kill_after: float | None) -> tuple[float, dict[str, Any]]:
+        """One run; with ``kill_after``, w2 is SIGKILLed that many seconds into it."""
+        store = open_store(db)
+        out: dict[str, Any] = {}
+        t0 = time.time()
+        runner = threading.Thread(target=lambda: out.update(result=Engine(store, executor).run(wf)))
+        runner.start()
+        if kill_after is not None:
+            time.sleep(kill_after)
+            doomed = nodes["w2"].node_id
+            out["killed"] = time.time()
+            cluster.remove_node(nodes.pop("w2"), allow_graceful=False)  # SIGKILL of its raylet
+            nodes["w2"] = cluster.add_node(num_cpus=LOSS_NODES["w2"], labels={"podium-node": "w2"})
+            while any(n["NodeID"] == doomed and n["Alive"] for n in ray.nodes()):
+                time.sleep(0.1)
+            out["ray_dead"] = time.time()
+        runner.join()
+        makespan = time.time() - t0
+        if not out["result"].ok:
+            raise SystemExit(f"podium run ended {out['result'].status}")
+        out["events"] = store.events(out["result"].run_id)
+        store.close()
+        return makespan, out
+
+    with tempfile.TemporaryDirectory() as dbs:
+        calm, _ = run(f"{dbs}/calm.db", None)
+        hit, info = run(f"{dbs}/hit.db", 0.4 * calm)
+    killed = info["killed"]
+    events = info["events"]
+    lost = {e.task_id for e in events if e.type == "TaskRetrying" and e.ts >= killed}
+    restarted = [
+        e.data["started"] - killed for e in events if e.type == "TaskSucceeded" and e.task_id in lost
+    ]
+    print(
+        f"podium left w2 out of its live nodes {left['w2'] - killed:.2f}s after the kill; "
+        f"Ray declared it dead {info['ray_dead'] - killed:.1f}s after it"
+    )
+    if restarted:
+        print(
+            f"{len(lost)} lost tasks restarted on live nodes "
+            f"{min(restarted):.2f}-{max(restarted):.2f}s after the kill"
+        )
+    print(f"makespan undisturbed {calm:.2f}s; with the kill {hit:.2f}s ({hit / calm:.2f} x)")
+    executor.shutdown()
+    ray.shutdown()
+    cluster.shutdown()
+    return 0
+
+
 # ------------------------------------------------------------------------------------ main
 
 
@@ -148,7 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--slots", type=int, default=8, help="cpus of the local Ray node")
     ap.add_argument("--only", choices=[*sorted(workloads), "w4"], action="append")
+    ap.add_argument("--node-loss", action="store_true", help="run the node-loss scenario alone")
     args = ap.parse_args(argv)
+    if args.node_loss:
+        return node_loss()
 
     from podium.executors.ray import RayExecutor
     from podium.registry import REGISTRY
