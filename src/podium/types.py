@@ -60,7 +60,7 @@ class SystemClock:
 class AttemptMeta(TypedDict, total=False):
     """What an executor may tell about one attempt, as ``AttemptFuture.podium_meta``.
 
-    Every key is optional. The run loop reads ``node`` and ``seconds``, and records
+    Every key is optional. The run loop reads ``node``, ``started`` and ``seconds``, and records
     ``cpu_time``, ``peak_rss``, ``seconds`` and ``measured`` as the attempt's usage
     (``model.usage``); the others are for people and tools (``podium show``, tests).
     """
