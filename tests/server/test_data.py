@@ -107,3 +107,41 @@ def test_a_result_altered_in_the_database_is_described_not_previewed(tmp_path: P
         assert shown is not None and "value" not in shown
         assert "fails its checksum or authentication" in shown["note"]
     store.close()
+
+
+def _noop() -> None:
+    return None
+
+
+def test_a_run_of_an_unregistered_workflow_has_the_graph_its_log_recorded(tmp_path: Path) -> None:
+    """A run started from the CLI (no registered workflow) still gets its graph and critical
+    path, from the dependencies RunCreated recorded."""
+    from podium.executors.inline import InlineExecutor
+    from podium.model import Node, Resources, TaskSpec, Workflow
+    from podium.registry import REGISTRY
+    from podium.runtime.engine import Engine
+    from podium.testing import FakeClock
+
+    REGISTRY.register("server_data_tests:noop", _noop)
+    durations = {"a": 1.0, "b": 2.0, "c": 1.0, "s": 0.5}
+    wf = Workflow.build(
+        "chain",
+        [
+            TaskSpec(n, call="server_data_tests:noop", after=after, expected_duration=durations[n])
+            for n, after in [("a", ()), ("b", ("a",)), ("c", ("b",)), ("s", ())]
+        ],
+    )
+    clock = FakeClock()
+    ex = InlineExecutor(
+        [Node("local", Resources.of(cpu=2, memory="1GiB"))],
+        clock=clock,
+        duration=lambda c: durations[c.task_id],
+    )
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        run = Engine(store, ex, clock=clock).run(wf)
+        out = data.run_detail(store, run.run_id)
+    finally:
+        store.close()
+    assert {g["name"]: g["deps"] for g in out["graph"]} == {"a": [], "b": ["a"], "c": ["b"], "s": []}
+    assert out["critical_path"] == ["a", "b", "c"]

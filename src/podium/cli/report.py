@@ -27,8 +27,7 @@ def _workflow(record: Any) -> tuple[Any, str | None]:
 
 def _recorded(store: Any, run_id: str) -> bool:
     """Whether the run recorded its task graph (then the spec is not needed)."""
-    from podium.report.data import recorded_deps
-    from podium.runtime.view import fold
+    from podium.runtime.view import fold, recorded_deps
 
     return recorded_deps(fold(store.events(run_id)[:1])) is not None
 

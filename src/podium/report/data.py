@@ -21,7 +21,7 @@ from typing import Any
 from podium.model import events as ev
 from podium.model.cluster import DEFAULT_PRICES, price_per_second
 from podium.model.usage import attempt_usage
-from podium.runtime.view import task_row
+from podium.runtime.view import recorded_deps, task_row
 
 SCHEMA = "podium.run/1"
 _NO_USAGE = {"cpu_time": None, "peak_memory": None, "wall_time": None, "source": None}
@@ -168,20 +168,6 @@ def _active_time(events: Sequence[Any]) -> tuple[float, float | None]:
         total += max(0.0, last - start)
     wall = (end if end is not None else last) - first if first is not None else None
     return total, wall
-
-
-def recorded_deps(view: Any) -> dict[str, list[str]] | None:
-    """The task graph ``RunCreated`` recorded (name -> dependency names), or None when it did
-    not (an older run, or a workflow too large to record) or the record is malformed."""
-    deps = (view.meta or {}).get("deps")
-    if not isinstance(deps, Mapping):
-        return None
-    out: dict[str, list[str]] = {}
-    for name, ds in deps.items():
-        if not isinstance(name, str) or not isinstance(ds, list) or not all(isinstance(d, str) for d in ds):
-            return None
-        out[name] = list(ds)
-    return out
 
 
 def _plan(events: Sequence[Any]) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ no information that is not in the events; map items (``name[i]``) appear when th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from podium.model import events as ev
@@ -210,3 +210,17 @@ def task_row(t: TaskView) -> dict[str, Any]:
         "skip_reason": t.skip_reason,
         "children": t.children,
     }
+
+
+def recorded_deps(view: Any) -> dict[str, list[str]] | None:
+    """The task graph ``RunCreated`` recorded (name -> dependency names), or None when it did
+    not (an older run, or a workflow too large to record) or the record is malformed."""
+    deps = (view.meta or {}).get("deps")
+    if not isinstance(deps, Mapping):
+        return None
+    out: dict[str, list[str]] = {}
+    for name, ds in deps.items():
+        if not isinstance(name, str) or not isinstance(ds, list) or not all(isinstance(d, str) for d in ds):
+            return None
+        out[name] = list(ds)
+    return out

@@ -25,7 +25,7 @@ from podium.errors import NotFoundError
 from podium.model import states as st
 from podium.model.events import Event, ResultRecord, RunRecord
 from podium.runtime.owner import owner_gone, owner_pid
-from podium.runtime.view import TaskView, task_row
+from podium.runtime.view import TaskView, recorded_deps, task_row
 from podium.server.analysis import Attempt, critical_path, map_rows, track
 from podium.server.index import RunIndex
 from podium.server.redact import PREVIEW_MAX_BYTES, preview, redact
@@ -259,6 +259,16 @@ def run_detail(store: Any, run_id: str, graph: Sequence[dict[str, Any]] | None =
     prices = view.meta.get("prices") or {}
     out["nodes"] = [{"name": n, "capacity": {}, "prices": p, "speed": 1.0} for n, p in prices.items()]
     tasks = view.tasks
+    if not graph:  # not a registered workflow: the graph its RunCreated recorded, if any
+        deps = recorded_deps(view)
+        graph = (
+            None
+            if deps is None
+            else [
+                {"name": n, "deps": d, "kind": None, "map": n in tasks and tasks[n].children is not None}
+                for n, d in deps.items()
+            ]
+        )
     rows = [_task_row(tid, t) for tid, t in tasks.items()]
     if graph:
         rows += [_task_row(g["name"], TaskView(g["name"])) for g in graph if g["name"] not in tasks]
