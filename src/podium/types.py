@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time as _time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING, RUNNING
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, runtime_checkable
@@ -288,8 +288,39 @@ class Store(Protocol):
 
     def cancel_requested(self, run_id: RunId) -> bool: ...
 
+    def artifact_refs(self) -> list[bytes]:
+        """The data of every result and cache entry kept as an artifact reference (encoding
+        ``artifact``), for garbage collection."""
+
     def attention(self, run_id: RunId | None = None) -> dict[RunId, list[str]]:
         """Why runs need a person's attention (a damaged journal record set aside, ...): notes by
         run id, of ``run_id`` or of every run; empty when all is well."""
 
     def close(self) -> None: ...
+
+
+class ArtifactStore(Protocol):
+    """Large results as content-addressed objects outside the run store (``podium.store.artifacts``:
+    a local folder or an S3-compatible bucket). An object's only name is the sha256 of its bytes."""
+
+    url: str
+    #: Results whose encoding is larger than this many bytes are kept here.
+    threshold: int
+
+    def put(self, chunks: Sequence[Any]) -> tuple[str, int]:
+        """Store the concatenation of ``chunks`` (bytes-like) whole; returns its sha256 and size."""
+
+    def get(self, digest: str, size: int, head: Callable[[bytes], int]) -> tuple[bytes, memoryview]:
+        """The object's first ``head(first bytes)`` bytes as a private copy and the whole object
+        as a view, after its size and sha256 check (``StoreError`` otherwise)."""
+
+    def exists(self, digest: str) -> bool: ...
+
+    def where(self, digest: str) -> str:
+        """Where the object lives, for people (a path or an ``s3://`` URL)."""
+
+    def objects(self) -> Iterator[tuple[str, int, float]]:
+        """``(name, size, modified)`` of every object (and unfinished temporary)."""
+
+    def remove(self, name: str) -> None:
+        """Delete an object or temporary named as ``objects`` names it."""

@@ -387,6 +387,10 @@ class JournaledStore:
         self.drain()
         return self.inner.results(run_id)
 
+    def artifact_refs(self) -> list[bytes]:
+        self.drain()
+        return self.inner.artifact_refs()
+
     def cache_get(self, key: str) -> ResultRecord | None:
         self.drain()
         return self.inner.cache_get(key)

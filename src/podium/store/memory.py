@@ -140,6 +140,12 @@ class MemoryStore:
             self._check_open()
             return dict(self._results.get(run_id, {}))
 
+    def artifact_refs(self) -> list[bytes]:
+        with self._lock:
+            self._check_open()
+            recs = [*(r for d in self._results.values() for r in d.values()), *self._cache.values()]
+            return [r.data for r in recs if r.encoding == "artifact"]
+
     def cache_get(self, key: str) -> ResultRecord | None:
         with self._lock:
             self._check_open()

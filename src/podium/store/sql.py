@@ -328,6 +328,9 @@ class SqlStore:
         check = self.signer.record
         return {r[0]: check(r) for r in rows}
 
+    def artifact_refs(self) -> list[bytes]:
+        return [bytes(r[0]) for r in self._query("reading artifact references", self.SQL.artifact_refs, ())]
+
     def cache_get(self, key: str) -> ResultRecord | None:
         rows = self._query("reading the cache", self.SQL.select_cache, (key,))
         return self.signer.record(rows[0]) if rows else None

@@ -43,6 +43,7 @@ class Statements:
     get_meta: str
     put_meta: str
     delete_meta: str
+    artifact_refs: str
 
     @classmethod
     def spelled(cls, param: str) -> Statements:
@@ -97,4 +98,8 @@ class Statements:
             get_meta=q("SELECT value FROM meta WHERE name = ?"),
             put_meta=q("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"),
             delete_meta=q("DELETE FROM meta WHERE name = ?"),
+            artifact_refs=(
+                "SELECT data FROM results WHERE encoding = 'artifact' "
+                "UNION ALL SELECT data FROM cache WHERE encoding = 'artifact'"
+            ),
         )
