@@ -36,7 +36,7 @@ from podium.runtime.recorder import Hook
 from podium.runtime.state import RunState
 from podium.runtime.summary import Summary, summarize
 from podium.runtime.view import RunView, base_name, fold
-from podium.types import Clock, Executor, Store, SystemClock
+from podium.types import ArtifactStore, Clock, Executor, Store, SystemClock
 
 DEFAULT_DURATION = 1.0
 
@@ -79,6 +79,7 @@ class Engine:
         oom_growth: float = 2.0,
         oom_retries: int = 3,
         oom_cap: int | None = None,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         if dispatch not in ("critical_path", "fifo"):
             raise InvalidValueError(f"dispatch must be 'critical_path' or 'fifo', not {dispatch!r}")
@@ -97,6 +98,7 @@ class Engine:
         if oom_growth < 1.0 or oom_retries < 0:
             raise InvalidValueError("oom_growth must be >= 1 and oom_retries >= 0")
         self.oom = OomPolicy(oom_growth, oom_retries, oom_cap)
+        self.artifacts = artifacts  # large results go there (None: every result inline)
 
     @property
     def nodes(self) -> list[Node]:
@@ -147,10 +149,10 @@ class Engine:
         view = fold(self.store.events(run_id))
         params = dict(record.params)
         if view.state == st.RUN_SUCCEEDED:
-            values = codec_values(self.store, run_id, view)
+            values = codec_values(self.store, run_id, view, artifacts=self.artifacts)
             return self._result(run_id, workflow, view, values)
         corrupt: list[str] = []
-        values = codec_values(self.store, run_id, view, corrupt)
+        values = codec_values(self.store, run_id, view, corrupt, self.artifacts)
         return self._go(run_id, workflow, params, view, values, resuming=True, corrupt=corrupt)
 
     # -- internals --------------------------------------------------------------------------
@@ -195,6 +197,7 @@ class Engine:
             priority=self.priorities(workflow, estimates),
             estimates=known,
             origin=self.clock.monotonic(),
+            artifacts=self.artifacts,
         )
         loop = RunLoop(
             state,
@@ -268,14 +271,18 @@ def _reset_interrupted(loop: RunLoop) -> None:
 
 
 def codec_values(
-    store: Store, run_id: str, view: RunView, corrupt: list[str] | None = None
+    store: Store,
+    run_id: str,
+    view: RunView,
+    corrupt: list[str] | None = None,
+    artifacts: ArtifactStore | None = None,
 ) -> dict[str, Any]:
     """The committed results of a run, decoded; results failing their checksum are left out
     and their task ids appended to ``corrupt``."""
     values: dict[str, Any] = {}
     for tid, rec in store.results(run_id).items():
         try:
-            values[tid] = codec.decode(rec)
+            values[tid] = codec.decode(rec, artifacts)
         except codec.CorruptResult:
             if corrupt is None:
                 raise

@@ -258,7 +258,7 @@ class RunLoop:
             self._attempt_failed(tid, attempt, err, duration, usage)
             return
         try:
-            rec = codec.encode(tid, attempt, value)
+            rec = codec.encode(tid, attempt, value, s.artifacts)
         except Exception as e:  # unpicklable or unstorable result
             msg = f"result of task {tid!r} cannot be stored: {e}"
             err = ErrorRecord(type(e).__name__, msg, retryable=False)

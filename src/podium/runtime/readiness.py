@@ -194,7 +194,7 @@ class Readiness:
         if rec is None or not rec.verify():
             return False  # a corrupt entry is never passed on: the task runs instead
         try:
-            value = codec.decode(rec)
+            value = codec.decode(rec, self.state.artifacts)
         except Exception:
             return False
         self.emit(ev.TASK_SUCCEEDED, name, 0, {"cached": True, "key": key})

@@ -32,6 +32,7 @@ from podium.model.resources import EPS, Resources, fits
 from podium.model.task import TaskCall, TaskSpec
 from podium.model.workflow import Workflow
 from podium.runtime.view import RunView
+from podium.types import ArtifactStore
 
 _UNFINISHED = (st.FAILED, st.CANCELLED, st.PENDING, st.QUEUED, st.RUNNING, st.RETRYING, st.EXPANDED)
 
@@ -122,6 +123,7 @@ class RunState:
     """The shared state of one run (see the module docstring)."""
 
     __slots__ = (
+        "artifacts",
         "boost",
         "boost_res",
         "buf",
@@ -179,9 +181,11 @@ class RunState:
         priority: Mapping[str, float],
         estimates: Mapping[str, float] | None,
         origin: float,
+        artifacts: ArtifactStore | None = None,
     ) -> None:
         # -- the run and its workflow (fixed for the run) --------------------------------------
         self.run_id = run_id
+        self.artifacts = artifacts  # where results above its threshold go (None: all inline)
         self.wf = workflow
         self.specs: dict[str, TaskSpec] = dict(workflow.tasks)
         self.down: dict[str, list[str]] = workflow.graph.down  # task -> its dependents
