@@ -88,10 +88,14 @@ def _execute(
     ray_address: str | None = None,
     engine_options: dict[str, Any] | None = None,
     metrics: tuple[int | None, str, float] | None = None,
+    artifacts_url: str | None = None,
 ) -> None:
     from podium.cli.progress import Progress, print_summary
     from podium.runtime.engine import Engine, new_run_id
+    from podium.store import default_store_url
+    from podium.store.artifact_url import open_artifacts
 
+    artifacts = open_artifacts(artifacts_url, store_url or default_store_url())
     exporter = start_exporter(metrics)  # before the store: a port in use fails before any run
     store = _store(store_url)
     try:
@@ -106,7 +110,8 @@ def _execute(
     if exporter is not None:  # --metrics-port: timed store and executor, and the run's hook
         store, executor = exporter.wrap(store, executor)
         hooks.append(exporter.track(run_id, workflow))
-    engine = Engine(store, executor, hooks=hooks, dispatch=dispatch, **(engine_options or {}))
+    options = dict(engine_options or {}, artifacts=artifacts)
+    engine = Engine(store, executor, hooks=hooks, dispatch=dispatch, **options)
     try:
         with _sigterm_as_interrupt(), prog:
             if resume:
@@ -133,6 +138,12 @@ def _execute(
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Run parameter.")
 @click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option(
+    "--artifacts",
+    "artifacts_url",
+    metavar="URL",
+    help="Keep large results here: a folder, file:///folder or s3://bucket/prefix (default: beside it).",
+)
 @click.option("--cluster", type=click.Path(dir_okay=False), help="Cluster file of local nodes.")
 @click.option("--run-id", metavar="ID", help="Run id; an existing id resumes that run (idempotent).")
 @click.option("--fifo", is_flag=True, help="Dispatch ready tasks first-in first-out (for comparison).")
@@ -175,6 +186,7 @@ def run_cmd(
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
     metrics_linger: float = 0.0,
+    artifacts_url: str | None = None,
 ) -> None:
     """Run the workflow in FILE (.yaml, .yml, .json or .py) to the end."""
     from podium.load import load_workflow, parse_params
@@ -206,6 +218,7 @@ def run_cmd(
         gantt=gantt,
         ray_address=ray_address,
         metrics=(metrics_port, metrics_host, metrics_linger),
+        artifacts_url=artifacts_url,
     )
 
 
@@ -235,6 +248,12 @@ def _same_run(store_url: str | None, run_id: str, loaded: Any, given: dict[str, 
 @cli.command("resume")
 @click.argument("run_id")
 @click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option(
+    "--artifacts",
+    "artifacts_url",
+    metavar="URL",
+    help="Keep large results here: a folder, file:///folder or s3://bucket/prefix (default: beside it).",
+)
 @click.option("--cluster", type=click.Path(dir_okay=False), help="Cluster file of local nodes.")
 @click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
@@ -250,6 +269,7 @@ def resume_cmd(
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
     metrics_linger: float = 0.0,
+    artifacts_url: str | None = None,
 ) -> None:
     """Continue an interrupted, failed or cancelled run; tasks that succeeded are not run again."""
     from podium.load import load_source
@@ -274,6 +294,7 @@ def resume_cmd(
         gantt=gantt,
         ray_address=ray_address,
         metrics=(metrics_port, metrics_host, metrics_linger),
+        artifacts_url=artifacts_url,
     )
 
 

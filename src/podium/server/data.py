@@ -381,6 +381,12 @@ def result_preview(store: Any, run_id: str, task_id: str) -> dict[str, Any] | No
 def _preview(rec: ResultRecord) -> dict[str, Any]:
     # A result the store could not authenticate (or whose bytes changed) is described, never
     # decoded: it is not what the task returned.
+    if rec.encoding == "artifact" and rec.verify():
+        return {
+            "bytes": len(rec.data),
+            "encoding": rec.encoding,
+            "note": "not previewed: kept as an artifact",
+        }
     if len(rec.data) <= PREVIEW_MAX_BYTES and not rec.verify():
         return {
             "bytes": len(rec.data),

@@ -1,0 +1,125 @@
+"""`podium artifacts` and `podium gc`: the large results a run keeps outside its store.
+
+Invariants: listing reads only references (the store's authenticated rows) and the objects'
+presence, never their bytes; ``gc`` deletes only objects no run's result or cache entry refers
+to, and only those older than ``--grace`` (a live run writes its object just before the commit
+that refers to it), plus temporaries that old (left by a killed writer).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from podium.cli import cli
+from podium.errors import NotFoundError
+
+_STORE_HELP = "Store URL (default .podium/podium.db)."
+_ARTIFACTS_HELP = (
+    "Artifact store URL: a folder, file:///folder or s3://bucket/prefix (default beside the store)."
+)
+
+
+def _open(store_url: str | None, artifacts_url: str | None) -> tuple[Any, Any]:
+    from podium.store import default_store_url, open_store
+    from podium.store.artifact_url import open_artifacts
+
+    url = store_url or default_store_url()
+    artifacts = open_artifacts(artifacts_url, url)
+    return open_store(url), artifacts
+
+
+@cli.command("artifacts")
+@click.argument("run_id")
+@click.argument("task", required=False)
+@click.option("--store", "store_url", metavar="URL", help=_STORE_HELP)
+@click.option("--artifacts", "artifacts_url", metavar="URL", help=_ARTIFACTS_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per artifact, with lineage).")
+def artifacts_cmd(
+    run_id: str, task: str | None, store_url: str | None, artifacts_url: str | None, as_json: bool
+) -> None:
+    """List a run's results kept as artifacts (size, sha256, where), or one TASK's."""
+    from podium.runtime.codec import reference
+
+    store, artifacts = _open(store_url, artifacts_url)
+    try:
+        record = store.get_run(run_id)
+        results = store.results(run_id)
+    finally:
+        store.close()
+    if task is not None and task not in results:
+        raise NotFoundError(f"run {run_id!r} has no committed result of task {task!r}")
+    rows = []
+    for tid in sorted(results) if task is None else [task]:
+        rec = results[tid]
+        ref = reference(rec)
+        if ref is None:
+            continue
+        digest, size = ref
+        where = artifacts.where(digest) if artifacts is not None else "(no artifact store open)"
+        present = artifacts.exists(digest) if artifacts is not None else False
+        rows.append(
+            {
+                "run_id": run_id,
+                "workflow": record.workflow,
+                "task_id": tid,
+                "attempt": rec.attempt,
+                "sha256": digest,
+                "size": size,
+                "where": where,
+                "present": present,
+                "authenticated": rec.verify(),
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"run {run_id} keeps no results as artifacts" + (f" for task {task}" if task else ""))
+        return
+    for r in rows:
+        state = (
+            "" if r["present"] and r["authenticated"] else (" MISSING" if not r["present"] else " UNTRUSTED")
+        )
+        click.echo(f"{r['task_id']}  {_size(r['size'])}  sha256:{r['sha256'][:16]}  {r['where']}{state}")
+
+
+@cli.command("gc")
+@click.option("--store", "store_url", metavar="URL", help=_STORE_HELP)
+@click.option("--artifacts", "artifacts_url", metavar="URL", help=_ARTIFACTS_HELP)
+@click.option(
+    "--grace",
+    default=3600.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Keep unreferenced objects younger than this many seconds.",
+)
+@click.option("--dry-run", is_flag=True, help="Only say what would be deleted.")
+def gc_cmd(store_url: str | None, artifacts_url: str | None, grace: float, dry_run: bool) -> None:
+    """Delete artifacts that no run's result and no cache entry refers to."""
+    from podium.runtime.codec import referenced as names
+    from podium.store.artifacts import collect
+
+    store, artifacts = _open(store_url, artifacts_url)
+    try:
+        referenced = names(store.artifact_refs())
+    finally:
+        store.close()
+    if artifacts is None:
+        click.echo("no artifact store: nothing to collect")
+        return
+    gone = collect(artifacts, referenced, grace, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(
+        f"{verb} {len(gone)} object(s), {_size(sum(s for _, s in gone))}; kept {len(referenced)} referenced"
+    )
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
