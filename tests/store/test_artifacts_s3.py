@@ -1,5 +1,5 @@
 """Artifacts in an S3-compatible bucket: a real S3 server on loopback (moto's server mode, started
-and stopped by the fixture), reached through s3fs exactly as a user's bucket would be."""
+and stopped by the fixture), reached over HTTP exactly as a user's bucket would be."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from podium.runtime.codec import ARTIFACT, CorruptResult, decode, encode, refere
 
 from .conftest import podium
 
-pytest.importorskip("s3fs", reason="s3fs is in the test extra")
+pytest.importorskip("boto3", reason="boto3 is in the test extra")
 np = pytest.importorskip("numpy")
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "test",

@@ -1,7 +1,7 @@
 """Which artifact store a URL names: ``open_artifacts`` (the one way the edges pick one).
 
 Invariants: a folder path or ``file:///folder`` is a ``LocalArtifacts``; ``s3://bucket/prefix``
-an ``S3Artifacts`` (s3fs is imported only then); nothing given means ``$PODIUM_ARTIFACTS``, else
+an ``S3Artifacts`` (boto3 is imported only then); nothing given means ``$PODIUM_ARTIFACTS``, else
 the folder beside a SQLite store (``<database>.podium-artifacts``), else none (memory and
 PostgreSQL stores keep every result inline unless told where artifacts go). Anything else is a
 one-line ``UsageError`` that never echoes credentials.
@@ -38,7 +38,7 @@ def open_artifacts(url: str | None, store_url: str) -> ArtifactStore | None:
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     threshold = _threshold(query.pop("threshold", None), url)
     if parts.scheme == "s3":
-        from podium.store.s3artifacts import S3Artifacts  # s3fs only when an s3:// URL is used
+        from podium.store.s3artifacts import S3Artifacts  # boto3 only when an s3:// URL is used
 
         return S3Artifacts.from_url(url, parts, query, threshold)
     if query:

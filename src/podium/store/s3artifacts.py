@@ -1,4 +1,4 @@
-"""Artifacts in an S3-compatible bucket (AWS S3, MinIO, moto, ...) through ``s3fs``.
+"""Artifacts in an S3-compatible bucket (AWS S3, MinIO, moto, ...) through boto3.
 
 ``s3://bucket/prefix?endpoint=http://127.0.0.1:9000`` names the bucket, a key prefix and, for a
 server other than AWS, its endpoint (``http`` or ``https`` only). Credentials come from the
@@ -12,7 +12,7 @@ Invariants (the ``artifacts`` ones, for a bucket):
   multipart upload, which the bucket's lifecycle rule should abort). An object already there
   has the same bytes and is not uploaded again.
 - ``get`` reads the object into private memory and checks its size and sha256 before any byte
-  is used. s3fs is imported only here.
+  is used. boto3 is imported only here.
 """
 
 from __future__ import annotations
@@ -26,18 +26,40 @@ from podium.errors import UsageError
 from podium.store.artifacts import ArtifactError, check_digest, hash_chunks, slices
 
 
+class _Reader:
+    """The concatenation of ``chunks`` as a file object boto3 can upload (one slice at a time)."""
+
+    def __init__(self, chunks: Sequence[Any]) -> None:
+        self._it = slices(chunks)
+        self._left = memoryview(b"")
+
+    def read(self, n: int = -1) -> bytes:
+        out = []
+        want = n if n is not None and n >= 0 else 1 << 62
+        while want > 0:
+            if not self._left.nbytes:
+                nxt = next(self._it, None)
+                if nxt is None:
+                    break
+                self._left = nxt
+            piece = self._left[:want]
+            out.append(bytes(piece))
+            self._left = self._left[piece.nbytes :]
+            want -= piece.nbytes
+        return b"".join(out)
+
+
 class S3Artifacts:
     """Content-addressed objects under ``s3://bucket/prefix/objects/``."""
 
     def __init__(self, bucket: str, prefix: str, endpoint: str | None, threshold: int) -> None:
         try:
-            import s3fs
+            import boto3
+            from botocore.exceptions import BotoCoreError, ClientError
         except ImportError:
-            raise UsageError("s3:// artifact stores need s3fs: pip install 'podium[s3]'") from None
-        kwargs: dict[str, Any] = {}
-        if endpoint:
-            kwargs["client_kwargs"] = {"endpoint_url": endpoint}
-        self.fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False, **kwargs)
+            raise UsageError("s3:// artifact stores need boto3: pip install 'podium[s3]'") from None
+        self.client = boto3.client("s3", endpoint_url=endpoint)
+        self._errors = (BotoCoreError, ClientError, OSError)
         self.bucket, self.prefix, self.threshold = bucket, prefix.strip("/"), threshold
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
 
@@ -62,41 +84,54 @@ class S3Artifacts:
         return f"S3Artifacts({self.url!r})"
 
     def _key(self, digest: str) -> str:
-        return "/".join(p for p in (self.bucket, self.prefix, "objects", check_digest(digest)) if p)
+        return "/".join(p for p in (self.prefix, "objects", check_digest(digest)) if p)
 
     def where(self, digest: str) -> str:
-        return "s3://" + self._key(digest)
+        return f"s3://{self.bucket}/{self._key(digest)}"
+
+    def _missing(self, err: Exception) -> bool:
+        code = str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
+        return code in ("404", "NoSuchKey", "NotFound")
+
+    def exists(self, digest: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(digest))
+        except self._errors as e:
+            if self._missing(e):
+                return False
+            raise ArtifactError(f"cannot reach artifact store {self.url!r}: {e}") from None
+        return True
 
     def put(self, chunks: Sequence[Any]) -> tuple[str, int]:
         digest, size = hash_chunks(chunks)
-        key = self._key(digest)
+        if self.exists(digest):
+            return digest, size
         try:
-            if self.fs.exists(key):
-                return digest, size
-            with self.fs.open(key, "wb") as f:
-                for s in slices(chunks):
-                    f.write(s)
-        except (OSError, ValueError) as e:
+            self.client.upload_fileobj(_Reader(chunks), self.bucket, self._key(digest))
+        except self._errors as e:
             raise ArtifactError(f"cannot write artifact to {self.url!r}: {e}") from None
         return digest, size
 
     def get(self, digest: str, size: int, head: Callable[[bytes], int]) -> tuple[bytes, memoryview]:
-        key = self._key(digest)
         buf = bytearray(size)
         view = memoryview(buf)
         try:
-            with self.fs.open(key, "rb") as f:
-                if f.size != size:
-                    raise ArtifactError(f"artifact {digest[:12]} has {f.size} bytes, its reference {size}")
-                got = 0
-                while got < size:
-                    n = f.readinto(view[got:])
-                    if not n:
-                        raise ArtifactError(f"artifact {digest[:12]} ends early")
-                    got += n
-        except FileNotFoundError:
-            raise ArtifactError(f"artifact {digest[:12]} is missing from {self.url!r}") from None
-        except OSError as e:
+            obj = self.client.get_object(Bucket=self.bucket, Key=self._key(digest))
+            if obj["ContentLength"] != size:
+                raise ArtifactError(
+                    f"artifact {digest[:12]} has {obj['ContentLength']} bytes, its reference {size}"
+                )
+            got, body = 0, obj["Body"]
+            for piece in body.iter_chunks(8 << 20):
+                if got + len(piece) > size:
+                    raise ArtifactError(f"artifact {digest[:12]} is longer than its reference")
+                view[got : got + len(piece)] = piece
+                got += len(piece)
+            if got != size:
+                raise ArtifactError(f"artifact {digest[:12]} ends early")
+        except self._errors as e:
+            if self._missing(e):
+                raise ArtifactError(f"artifact {digest[:12]} is missing from {self.url!r}") from None
             raise ArtifactError(f"cannot read artifact {digest[:12]}: {e}") from None
         if hashlib.sha256(view).hexdigest() != digest:
             raise ArtifactError(f"artifact {digest[:12]} does not match its sha256 (changed in the bucket)")
@@ -105,25 +140,19 @@ class S3Artifacts:
             raise ArtifactError(f"artifact {digest[:12]} has a damaged header")
         return bytes(view[:n]), view
 
-    def exists(self, digest: str) -> bool:
-        return bool(self.fs.exists(self._key(digest)))
-
-    def delete(self, digest: str) -> None:
-        try:
-            self.fs.rm_file(self._key(digest))
-        except FileNotFoundError:
-            pass
-
     def objects(self) -> Iterator[tuple[str, int, float]]:
-        base = "/".join(p for p in (self.bucket, self.prefix, "objects") if p)
+        base = "/".join(p for p in (self.prefix, "objects") if p) + "/"
         try:
-            found = self.fs.find(base, detail=True)
-        except FileNotFoundError:
-            return
-        for path, info in found.items():
-            name = path.rsplit("/", 1)[-1]
-            modified = info.get("LastModified")
-            yield name, int(info.get("size") or 0), modified.timestamp() if modified is not None else 0.0
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=base
+            ):
+                for item in page.get("Contents", ()):
+                    yield item["Key"].rsplit("/", 1)[-1], int(item["Size"]), item["LastModified"].timestamp()
+        except self._errors as e:
+            raise ArtifactError(f"cannot list artifact store {self.url!r}: {e}") from None
 
     def remove(self, name: str) -> None:
-        self.delete(name)
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(name))
+        except self._errors as e:
+            raise ArtifactError(f"cannot delete from artifact store {self.url!r}: {e}") from None
