@@ -60,7 +60,7 @@ def head_size(first: bytes) -> int:
     magic, _kind, count, plen = _FIXED.unpack_from(first)
     if magic != MAGIC or count > _MAX_BUFFERS:
         raise ValueError("not a Podium artifact")
-    return _up(_FIXED.size + 8 * count) + plen
+    return _up(_FIXED.size + 8 * int(count)) + int(plen)
 
 
 def decode(head: bytes, whole: memoryview) -> Any:
