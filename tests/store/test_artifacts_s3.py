@@ -4,6 +4,7 @@ and stopped by the fixture), reached over HTTP exactly as a user's bucket would 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import socket
@@ -21,8 +22,10 @@ from podium.runtime.codec import ARTIFACT, CorruptResult, decode, encode, refere
 
 from .conftest import podium
 
-pytest.importorskip("boto3", reason="boto3 is in the test extra")
-np = pytest.importorskip("numpy")
+# boto3 and NumPy are imported inside the tests, not at collection: the suite's process stays
+# small (process workers inherit its peak memory).
+if importlib.util.find_spec("boto3") is None:
+    pytest.skip("boto3 is in the test extra (podium[s3])", allow_module_level=True)
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "test",
     "AWS_SECRET_ACCESS_KEY": "test",
@@ -82,6 +85,8 @@ def _open(bucket: str, endpoint: str, threshold: int = 64 << 10):  # type: ignor
 
 
 def test_put_get_and_collect_in_a_bucket(bucket: str, s3_endpoint: str) -> None:
+    import numpy as np
+
     from podium.store.artifacts import collect
 
     store = _open(bucket, s3_endpoint)
@@ -101,6 +106,7 @@ def test_put_get_and_collect_in_a_bucket(bucket: str, s3_endpoint: str) -> None:
 
 def test_an_object_changed_in_the_bucket_is_refused(bucket: str, s3_endpoint: str) -> None:
     import boto3
+    import numpy as np
 
     store = _open(bucket, s3_endpoint)
     rec = encode("t", 1, np.zeros(1 << 15), store)
