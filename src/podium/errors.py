@@ -20,9 +20,12 @@ USER_ERROR = "user"
 WORKER_LOST = "worker_lost"
 TIMEOUT = "timeout"
 OOM = "oom"
+#: A GPU ran out of memory (``torch.cuda.OutOfMemoryError``, "CUDA out of memory"). Retried
+#: under the task's own retry policy: unlike host memory, Podium has no more of it to give.
+GPU_OOM = "gpu_oom"
 CANCELLED = "cancelled"
 CORRUPT = "corrupt"
-FAILURE_KINDS = (USER_ERROR, WORKER_LOST, TIMEOUT, OOM, CANCELLED, CORRUPT)
+FAILURE_KINDS = (USER_ERROR, WORKER_LOST, TIMEOUT, OOM, GPU_OOM, CANCELLED, CORRUPT)
 
 
 class PodiumError(Exception):

@@ -8,6 +8,9 @@ nodes:
     speed: 1.0
     labels: {zone: a}
     count: 2            # optional: replicate as cpu-a-0, cpu-a-1
+  - name: gpu-a
+    capacity: {cpu: 16, memory: 64GiB}
+    gpus: [0, 1, 2, 3]  # or a count (4), or [{index: 0, uuid: GPU-..., memory: 80GiB}, ...]
 ```
 
 Invariants: read with the same bounded safe reader as specs (no anchors or aliases, size and
@@ -24,9 +27,10 @@ from typing import Any
 
 from podium.errors import Problem, SpecError
 from podium.model.cluster import Cluster, Node
+from podium.model.devices import Gpu, parse_gpus
 from podium.model.resources import Resources
 
-NODE_KEYS = ("name", "capacity", "prices", "speed", "labels", "count")
+NODE_KEYS = ("name", "capacity", "prices", "speed", "labels", "count", "gpus")
 #: Most nodes a cluster file may describe (``count`` included).
 MAX_NODES = 10_000
 
@@ -122,12 +126,23 @@ def _node(raw: Any, where: str, problems: list[Problem]) -> list[Node]:
             Problem(f"{where}.count", f"count must be an integer from 1 to {MAX_NODES}, got {count!r}")
         )
         count = None
+    gpus: tuple[Gpu, ...] = ()
+    if "gpus" in raw:
+        try:
+            gpus = parse_gpus(raw["gpus"])
+        except ValueError as e:
+            problems.append(Problem(f"{where}.gpus", str(e)))
+        else:
+            declared = cap.get("gpu") if isinstance(cap, Mapping) else None
+            if declared is not None and declared != len(gpus):
+                msg = f"capacity.gpu is {declared} but gpus lists {len(gpus)} devices: give one of them"
+                problems.append(Problem(f"{where}.gpus", msg))
     if len(problems) > before:
         return []
     assert isinstance(name, str)
     lab = {str(k): str(v) for k, v in labels.items()}
     names = [name] if count is None else [f"{name}-{i}" for i in range(count)]
-    return [Node(nm, capacity, prices, float(speed), lab) for nm in names]
+    return [Node(nm, capacity, prices, float(speed), lab, gpus) for nm in names]
 
 
 def _whole(v: Any) -> bool:

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from podium.errors import FAILURE_KINDS
+from podium.model.devices import request_problem
 from podium.model.resources import STANDARD, Resources, parse_duration, parse_size
-from podium.model.task import RetryPolicy
+from podium.model.task import MAX_WORKERS, RetryPolicy
 
 Issues = list[tuple[str, str]]
 
@@ -47,24 +48,43 @@ def duration(value: object, key: str, issues: Issues) -> float | None:
 
 
 def resources(amounts: Mapping[str, Any], issues: Issues) -> Resources:
-    """``{"cpu": 2, "memory": "2GiB", "gpu": 0, "tpu": 1}`` -> Resources; unknown keys are custom."""
-    cpu, gpu, memory = 1.0, 0.0, 0
+    """``{"cpu": 2, "memory": "2GiB", "gpu": 0.5, "gpu_memory": "8GiB", "tpu": 1}`` -> Resources;
+    unknown keys are custom. A gpu request is a share of one GPU (below 1) or whole GPUs."""
+    cpu, gpu, memory, gpu_memory = 1.0, 0.0, 0, 0
     custom: dict[str, float] = {}
     for k, v in amounts.items():
-        if k == "memory":
+        if k in ("memory", "gpu_memory"):
             try:
-                memory = parse_size(v)
+                size = parse_size(v)
             except ValueError as e:
                 issues.append((k, str(e)))
+                continue
+            if k == "memory":
+                memory = size
+            else:
+                gpu_memory = size
         elif not is_number(v) or v < 0:
             issues.append((k, f"expected a non-negative number, got {v!r}"))
         elif k == "cpu":
             cpu = float(v)
         elif k == "gpu":
             gpu = float(v)
+            problem = request_problem(gpu)
+            if problem is not None:
+                issues.append((k, problem))
         elif k not in STANDARD:
             custom[str(k)] = float(v)
-    return Resources(cpu=cpu, memory=memory, gpu=gpu, custom=tuple(sorted(custom.items())))
+    if gpu_memory and not gpu:
+        issues.append(("gpu_memory", "gpu_memory needs a gpu request (it is memory on each GPU held)"))
+    return Resources(cpu, memory, gpu, tuple(sorted(custom.items())), gpu_memory)
+
+
+def workers(value: object, issues: Issues) -> int:
+    """The number of workers of a gang-scheduled task (1: an ordinary task)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WORKERS:
+        issues.append(("workers", f"expected a whole number from 1 to {MAX_WORKERS}, got {value!r}"))
+        return 1
+    return value
 
 
 def retry_policy(

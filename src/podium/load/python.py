@@ -67,6 +67,7 @@ TASK_DEFAULTS: dict[str, Any] = {
     "trigger": "all_success",
     "description": "",
     "after": (),
+    "workers": 1,
 }
 
 
@@ -273,6 +274,7 @@ def _fields(settings: Mapping[str, Any], where: str, problems: list[Problem]) ->
     names = {"delay": "retry_delay", "on": "retry_on"}
     issues += [(names.get(k, k), m) for k, m in rissues]
     timeout = options.duration(s["timeout"], "timeout", issues)
+    workers = options.workers(s["workers"], issues)
     expected = options.duration(s["expected_duration"], "expected_duration", issues)
     for k, m in issues:
         problems.append(Problem(f"{where}.{k}", m))
@@ -297,6 +299,7 @@ def _fields(settings: Mapping[str, Any], where: str, problems: list[Problem]) ->
         "trigger": s["trigger"],
         "description": s["description"] or "",
         "after": tuple(names_after),
+        "workers": workers,
     }
 
 
@@ -410,7 +413,8 @@ def task(fn: Callable[..., Any] | None = None, **settings: Any) -> Any:
     Settings: name, cpu, memory, gpu, resources (custom amounts), retries (extra attempts),
     retry_delay, backoff, max_delay, jitter, retry_on, timeout, cache, expected_duration,
     isolation ("thread" | "process"), trigger ("all_success" | "none_failed" | "one_failed" |
-    "all_done"), description.
+    "all_done"), description, workers (a gang: that many worker processes placed all or none
+    and started together, with torch.distributed's ``RANK``, ``WORLD_SIZE``... set).
     """
     _check_settings(settings, "@podium.task")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from podium.errors import FAILURE_KINDS
 from podium.model.container import NETWORKS
-from podium.model.task import ISOLATIONS, KINDS, TRIGGERS
+from podium.model.task import GANG_KINDS, ISOLATIONS, KINDS, MAX_WORKERS, TRIGGERS
 from podium.model.workflow import PARAM_TYPES
 
 TOP_KEYS = ("name", "description", "objective", "fail_fast", "params", "secrets", "tasks")
@@ -37,9 +37,9 @@ COMMON_TASK_KEYS = (
     "trigger",
 )
 KIND_KEYS: dict[str, tuple[str, ...]] = {
-    "python": ("call", "args", "map"),
+    "python": ("call", "args", "map", "workers"),
     "http": ("method", "url", "json", "body", "headers"),
-    "shell": ("argv", "env", "cwd"),
+    "shell": ("argv", "env", "cwd", "workers"),
     "container": ("image", "argv", "env", "workdir", "network", "inputs", "map"),
 }
 ALL_TASK_KEYS = tuple(dict.fromkeys((*COMMON_TASK_KEYS, *(k for ks in KIND_KEYS.values() for k in ks))))
@@ -75,8 +75,14 @@ def _task_schema(kind: str) -> dict[str, Any]:
         "description": {"type": "string"},
         "resources": {
             "type": "object",
-            "description": "cpu, memory, gpu; any other key is a custom resource amount",
-            "properties": {"cpu": {"type": "number", "minimum": 0}, "memory": _SIZE},
+            "description": "cpu, memory, gpu (a share below 1 or whole GPUs), gpu_memory (per GPU);"
+            " any other key is a custom resource amount",
+            "properties": {
+                "cpu": {"type": "number", "minimum": 0},
+                "memory": _SIZE,
+                "gpu": {"type": "number", "minimum": 0},
+                "gpu_memory": _SIZE,
+            },
             "additionalProperties": {"type": "number", "minimum": 0},
         },
         "retries": {
@@ -116,6 +122,13 @@ def _task_schema(kind: str) -> dict[str, Any]:
         "trigger": {"enum": list(TRIGGERS)},
     }
     required: list[str] = []
+    if kind in GANG_KINDS:
+        props["workers"] = {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_WORKERS,
+            "description": "gang-scheduled workers, placed all or none and started together",
+        }
     if kind == "python":
         props["call"] = {"type": "string", "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"}
         props["args"] = {"type": "object", "description": "keyword arguments; strings may hold ${...}"}

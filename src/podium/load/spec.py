@@ -261,6 +261,8 @@ class _SpecReader(Reporter):
         fields["expected_duration"] = options.duration(
             body.get("expected_duration"), "expected_duration", issues
         )
+        if "workers" in body:
+            fields["workers"] = options.workers(body["workers"], issues)
         self.issues(path, issues)
         for key, typ, what in (
             ("cache", bool, "true or false"),

@@ -1,9 +1,11 @@
 """Nodes and clusters: where tasks can run, what each node has, and what it costs.
 
 A ``Node`` has a capacity (a ``Resources`` vector), a price per resource-hour for each
-resource name (``cpu``, ``memory`` per GiB, ``gpu``, custom), and a relative ``speed`` (a task
-of estimated duration d takes d / speed there). Invariants: node names are unique in a
-cluster; prices and speed are non-negative / positive; cost arithmetic lives in the planner.
+resource name (``cpu``, ``memory`` per GiB, ``gpu``, custom), a relative ``speed`` (a task
+of estimated duration d takes d / speed there) and its GPU devices (``gpus``; by default
+indices ``0 .. gpu-1``). Invariants: node names are unique in a cluster; prices and speed are
+non-negative / positive; a node's gpu capacity is the number of its devices; cost arithmetic
+lives in the planner.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from podium.errors import Problem, SpecError, UnknownNameError
-from podium.model.resources import Resources, format_size
+from podium.model.devices import Gpu, per_node
+from podium.model.resources import Resources, fits, format_size
 
 #: Default price per resource-hour on the local machine (cost units): memory is per GiB.
 DEFAULT_PRICES: Mapping[str, float] = MappingProxyType({"cpu": 1.0, "memory": 0.1, "gpu": 10.0})
@@ -26,10 +29,30 @@ class Node:
     prices: Mapping[str, float] = field(default_factory=lambda: DEFAULT_PRICES)
     speed: float = 1.0
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    gpus: tuple[Gpu, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prices", MappingProxyType(dict(self.prices)))
         object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
+        cap = self.capacity
+        if self.gpus:  # the devices say how many GPUs the node has
+            object.__setattr__(self, "gpus", tuple(self.gpus))
+            if cap.gpu != len(self.gpus):
+                gpu = float(len(self.gpus))
+                object.__setattr__(self, "capacity", Resources(cap.cpu, cap.memory, gpu, cap.custom))
+        elif cap.gpu >= 1:
+            object.__setattr__(self, "gpus", tuple(Gpu(i) for i in range(int(cap.gpu))))
+
+    def holds(self, r: Resources) -> int:
+        """How many tasks each holding ``r`` fit on this node when it is idle (devices included)."""
+        need, cap = r.as_dict(), self.capacity.as_dict()
+        if not fits(need, cap):
+            return 0
+        n = per_node(self.gpus, r.gpu, r.gpu_memory)
+        for k, v in need.items():
+            if v > 0 and k != "gpu":
+                n = min(n, int(cap.get(k, 0.0) / v + 1e-9))
+        return n
 
     def price_per_second(self, r: Resources) -> float:
         """Cost per second of holding ``r`` on this node (memory priced per GiB)."""
@@ -77,11 +100,27 @@ class Cluster:
                 return n
         raise UnknownNameError(f"no node named {name!r} (nodes: {', '.join(n.name for n in self.nodes)})")
 
-    def unplaceable(self, tasks: Mapping[str, Resources]) -> list[Problem]:
-        """A problem for every task whose resources no node can ever satisfy."""
+    def unplaceable(
+        self, tasks: Mapping[str, Resources], workers: Mapping[str, int] | None = None
+    ) -> list[Problem]:
+        """A problem for every task whose resources no node can ever satisfy (a gang of
+        ``workers[name]`` workers: that the nodes together can never hold)."""
         out = []
         for name, r in tasks.items():
-            if any(r.fits_in(n.capacity) for n in self.nodes):
+            gang = (workers or {}).get(name, 1)
+            if gang > 1:
+                room = sum(n.holds(r) for n in self.nodes)
+                if room < gang:
+                    msg = f"its {gang} workers never fit at once: the nodes hold {room} of them"
+                    out.append(Problem(f"tasks.{name}.workers", msg))
+                continue
+            if any(n.holds(r) for n in self.nodes):
+                continue
+            if any(r.fits_in(n.capacity) for n in self.nodes):  # the devices do not fit
+                msg = f"no node has GPUs that can ever hold gpu={r.gpu:g}"
+                if r.gpu_memory:
+                    msg += f" with gpu_memory={format_size(r.gpu_memory)} on each"
+                out.append(Problem(f"tasks.{name}.resources", msg))
                 continue
             best = min(self.nodes, key=lambda n: len(r.shortfall(n.capacity)))
             need, cap = r.as_dict(), best.capacity.as_dict()

@@ -124,6 +124,4 @@ def container_problems(spec: TaskSpec) -> list[tuple[str, str]]:
     out += [("inputs", m) for n in spec.args if (m := input_problem(n)) is not None]
     if spec.isolation != "thread":
         out.append(("isolation", "a container task is isolated by its container: leave isolation unset"))
-    if spec.resources.gpu > 0:
-        out.append(("resources.gpu", "container tasks cannot use GPUs yet (no device is passed in)"))
     return out

@@ -3,8 +3,9 @@
 A ``PlanRequest`` is what the planner is asked to schedule. Each ``PlanTask`` has a reference
 duration (seconds on a node of speed 1; on node n it takes ``duration / n.speed``), the resource
 vector it holds while it runs, the tasks it waits for, an earliest start (``release``) and, for a
-task already running, a pin ``(node, start)``. Times are on the run's clock: 0 is the run's start
-and ``now`` is the current instant (no unpinned task starts before it).
+task already running, a pin ``(node, start)``. A gang (``workers`` > 1) needs that many slots
+of its resources at once, on one node or spread over several. Times are on the run's clock: 0
+is the run's start and ``now`` is the current instant (no unpinned task starts before it).
 
 Invariants: plain frozen data; ``from_workflow`` is pure (durations are given, not measured).
 """
@@ -28,6 +29,7 @@ class PlanTask:
     deps: tuple[str, ...] = ()
     pinned: tuple[str, float] | None = None
     release: float = 0.0
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class PlanRequest:
                 )
             if t.release < 0.0 or t.release != t.release:
                 problems.append(Problem(f"tasks.{name}.release", f"must be >= 0, got {t.release!r}"))
+            if t.workers < 1:
+                problems.append(Problem(f"tasks.{name}.workers", f"must be >= 1, got {t.workers!r}"))
             for d in t.deps:
                 if d not in self.tasks:
                     problems.append(Problem(f"tasks.{name}.deps", f"unknown task {d!r}"))
@@ -64,7 +68,7 @@ class PlanRequest:
 def from_workflow(workflow: Workflow, durations: Mapping[str, float]) -> PlanRequest:
     """One ``PlanTask`` per workflow task: its resources, deps and ``durations[name]`` (default 1 s)."""
     tasks = {
-        name: PlanTask(duration=float(durations.get(name, 1.0)), resources=spec.resources, deps=spec.deps)
+        name: PlanTask(float(durations.get(name, 1.0)), spec.resources, spec.deps, workers=spec.workers)
         for name, spec in workflow.tasks.items()
     }
     return PlanRequest(tasks=tasks)

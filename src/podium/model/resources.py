@@ -2,6 +2,8 @@
 
 A ``Resources`` value is what a task holds while it runs, or what a node has. Memory is in
 bytes; cpu and gpu are counts (fractions allowed); custom resources are named counts.
+``gpu_memory`` (bytes) is what a task needs on each GPU it holds: devices account for it
+(``podium.model.devices``), so it is not one of the amounts of ``as_dict``.
 Invariants: values are never negative; ``custom`` is a sorted tuple so equal vectors compare
 and hash equal; parsing accepts only well-formed input and says exactly what was wrong; one
 rule says whether a need fits a capacity (``fits``, on resource dicts; ``Resources.fits_in``
@@ -41,7 +43,7 @@ _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
 _DUR_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DUR_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
 #: Names that are not custom resources.
-STANDARD = ("cpu", "memory", "gpu")
+STANDARD = ("cpu", "memory", "gpu", "gpu_memory")
 #: A need within this of a capacity fits it (sums of freed amounts drift by float rounding).
 EPS = 1e-9
 
@@ -113,15 +115,23 @@ def format_size(n: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Resources:
-    """A resource vector: cpu count, memory bytes, gpu count and named custom amounts."""
+    """A resource vector: cpu count, memory bytes, gpu count and named custom amounts (and the
+    memory needed on each GPU held)."""
 
     cpu: float = 1.0
     memory: int = 0
     gpu: float = 0.0
     custom: tuple[tuple[str, float], ...] = ()
+    gpu_memory: int = 0
 
     def __post_init__(self) -> None:
-        for name, v in (("cpu", self.cpu), ("memory", self.memory), ("gpu", self.gpu)):
+        checked = (
+            ("cpu", self.cpu),
+            ("memory", self.memory),
+            ("gpu", self.gpu),
+            ("gpu_memory", self.gpu_memory),
+        )
+        for name, v in checked:
             if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
                 raise InvalidValueError(f"{name} must be a non-negative number, got {v!r}")
         for name, v in self.custom:
@@ -131,8 +141,10 @@ class Resources:
             object.__setattr__(self, "custom", tuple(sorted(dict(self.custom).items())))
 
     @classmethod
-    def of(cls, cpu: float = 1.0, memory: object = 0, gpu: float = 0.0, **custom: float) -> Resources:
-        return cls(cpu=cpu, memory=parse_size(memory), gpu=gpu, custom=tuple(sorted(custom.items())))
+    def of(
+        cls, cpu: float = 1.0, memory: object = 0, gpu: float = 0.0, gpu_memory: object = 0, **custom: float
+    ) -> Resources:
+        return cls(cpu, parse_size(memory), gpu, tuple(sorted(custom.items())), parse_size(gpu_memory))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, object]) -> Resources:
@@ -152,6 +164,7 @@ class Resources:
             memory=parse_size(d.get("memory", 0)),
             gpu=float(gpu),  # type: ignore[arg-type]
             custom=tuple(sorted(custom.items())),
+            gpu_memory=parse_size(d.get("gpu_memory", 0)),
         )
 
     def as_dict(self) -> dict[str, float]:
@@ -186,7 +199,7 @@ class Resources:
         mem = int(self.memory * factor)
         if cap is not None:
             mem = min(mem, cap)
-        return Resources(self.cpu, mem, self.gpu, self.custom)
+        return Resources(self.cpu, mem, self.gpu, self.custom, self.gpu_memory)
 
     def describe(self) -> str:
         parts = []
@@ -196,6 +209,8 @@ class Resources:
             parts.append(f"memory={format_size(self.memory)}")
         if self.gpu:
             parts.append(f"gpu={self.gpu:g}")
+        if self.gpu_memory:
+            parts.append(f"gpu_memory={format_size(self.gpu_memory)}")
         parts += [f"{k}={v:g}" for k, v in self.custom if v]
         return " ".join(parts) or "none"
 
@@ -209,6 +224,7 @@ def _combine(a: Resources, b: Resources, sign: float) -> Resources:
         memory=max(0, int(a.memory + sign * b.memory)),
         gpu=max(0.0, a.gpu + sign * b.gpu),
         custom=tuple(sorted(custom.items())),
+        gpu_memory=max(a.gpu_memory, b.gpu_memory),  # per device: the larger need, not a sum
     )
 
 

@@ -22,6 +22,10 @@ from podium.model.resources import Resources
 
 KINDS = ("python", "http", "shell", "container")
 ISOLATIONS = ("thread", "process")
+#: Kinds a gang-scheduled task (``workers`` > 1) may be: each worker is a process.
+GANG_KINDS = ("python", "shell")
+#: The most workers one gang-scheduled task may have.
+MAX_WORKERS = 1024
 #: When a task runs, given how its upstream tasks ended: all succeeded (default); none failed
 #: (skipped upstreams allowed: joins after branches); at least one failed (failure handlers);
 #: all finished whatever the outcome (clean-up).
@@ -110,7 +114,7 @@ class RetryPolicy:
     backoff: float = 2.0
     max_delay: float = 300.0
     jitter: float = 0.1
-    retry_on: tuple[str, ...] = ("user", "worker_lost", "timeout", "oom", "corrupt")
+    retry_on: tuple[str, ...] = ("user", "worker_lost", "timeout", "oom", "gpu_oom", "corrupt")
 
     def delay_before(self, attempt: int, rng: random.Random) -> float:
         """Seconds to wait before ``attempt`` (2 = first retry). The rng is injected."""
@@ -128,7 +132,9 @@ class TaskSpec:
     specific settings (http: method, url, json, headers; shell: argv, env, cwd; container:
     image, argv, env, workdir, network) which may contain expressions. ``map_over`` names an
     argument whose runtime value is a list: the task then runs once per item and its result is
-    the list of item results.
+    the list of item results. ``workers`` > 1 makes the task a gang: that many worker processes,
+    each holding ``resources``, placed all or none and started together (``RANK``,
+    ``WORLD_SIZE``...); its result is rank 0's and it is retried as one attempt.
     """
 
     name: str
@@ -147,6 +153,7 @@ class TaskSpec:
     after: tuple[str, ...] = ()
     trigger: str = "all_success"
     description: str = ""
+    workers: int = 1
     deps: tuple[str, ...] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -171,12 +178,24 @@ class TaskSpec:
         return tuple(names)
 
 
+class Grant(NamedTuple):
+    """What one worker of an attempt holds: its node, its resources there, its GPUs (the
+    device indices it sees as ``CUDA_VISIBLE_DEVICES``) and the memory it holds on a shared one."""
+
+    node: str
+    need: Mapping[str, float]
+    gpus: tuple[int, ...] = ()
+    gpu_memory: int = 0
+
+
 class TaskCall(NamedTuple):
     """One attempt of one task instance, as handed to an executor.
 
     ``task_id`` is the instance id: the spec name, or ``name[i]`` for item ``i`` of a map.
     ``kwargs`` are the resolved argument values; ``config`` the resolved kind settings.
     ``resources`` may exceed the spec's (e.g. more memory after an out-of-memory retry).
+    ``grants`` is empty for a task that holds no GPU and has one worker; otherwise one
+    ``Grant`` per worker, in rank order (the first is on ``node``).
     """
 
     run_id: str
@@ -188,3 +207,9 @@ class TaskCall(NamedTuple):
     resources: Resources
     node: str = "local"
     timeout: float | None = None
+    grants: tuple[Grant, ...] = ()
+
+    @property
+    def gpus(self) -> tuple[int, ...]:
+        """The GPUs this call (its first worker) holds on its node."""
+        return self.grants[0].gpus if self.grants else ()

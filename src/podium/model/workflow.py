@@ -18,7 +18,8 @@ from typing import Any
 from podium.errors import InvalidValueError, Problem, SpecError
 from podium.model import graph
 from podium.model.container import container_problems
-from podium.model.task import ISOLATIONS, KINDS, TRIGGERS, Const, Param, Ref, TaskSpec, walk_exprs
+from podium.model.devices import request_problem
+from podium.model.task import GANG_KINDS, ISOLATIONS, KINDS, TRIGGERS, Const, Param, Ref, TaskSpec, walk_exprs
 
 PARAM_TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
@@ -224,6 +225,10 @@ def validate(wf: Workflow) -> list[Problem]:
             problems += [Problem(f"{where}.{k}", m) for k, m in container_problems(t)]
         if t.isolation not in ISOLATIONS:
             problems.append(Problem(f"{where}.isolation", f"use one of {', '.join(ISOLATIONS)}"))
+        if t.workers != 1 and t.kind not in GANG_KINDS:
+            problems.append(Problem(f"{where}.workers", f"a {t.kind} task has one worker (workers: 1)"))
+        if (gpu_problem := request_problem(t.resources.gpu)) is not None:
+            problems.append(Problem(f"{where}.resources.gpu", gpu_problem))
         if t.trigger not in TRIGGERS:
             problems.append(Problem(f"{where}.trigger", f"use one of {', '.join(TRIGGERS)}"))
         if t.retry.attempts < 1:
