@@ -1,8 +1,9 @@
 """Podium: plan and run AI workflows to minimise alpha*T + beta*R.
 
 The public API: declare tasks and flows with ``task``, ``flow``, ``each``, ``when``,
-``http``, ``shell``, ``container``, ``template`` and ``secret``; the model classes are re-exported
-for convenience.
+``http``, ``shell``, ``container``, ``template`` and ``secret``; inside a running task,
+``context()`` tells which task it is and what it holds (node, GPUs, cpus, rank); the model
+classes are re-exported for convenience.
 Invariant: ``import podium`` stays light (no YAML parsing, no optional heavy dependencies).
 """
 
@@ -29,6 +30,7 @@ from podium.model import (
     When,
     Workflow,
 )
+from podium.taskcontext import TaskContext, context
 
 __version__ = "0.1.0"
 
@@ -48,11 +50,13 @@ __all__ = [
     "RetryPolicy",
     "SpecError",
     "Task",
+    "TaskContext",
     "TaskSpec",
     "Template",
     "When",
     "Workflow",
     "container",
+    "context",
     "each",
     "flow",
     "http",

@@ -131,7 +131,7 @@ def task_table(view: Any, limit: int = 200, usage: dict[str, Any] | None = None)
             Text(t.state, style=_STYLE.get(t.state, "")),
             str(t.attempt),
             _dur(t.duration),
-            Text(safe(t.node or "-")),
+            Text(safe(_where(t))),
             Text(safe(desc or "-")),
             *(_used(usage.get(t.task_id)) if usage is not None else ()),
             Text(note),
@@ -147,6 +147,16 @@ def _used(u: Any) -> tuple[str, str]:
     cpu = f"{u.cpu_time:.3f} s" if u.cpu_time is not None else "-"
     peak = format_size(u.peak_memory) if u.peak_memory is not None else "-"
     return f"{cpu} ({u.source})" if u.source and cpu != "-" else cpu, peak
+
+
+def _where(t: Any) -> str:
+    """Where a task's last attempt ran: its node and the GPUs it held; a gang's workers."""
+    if t.ranks:
+        gpus = "|".join(",".join(str(g) for g in r[1]) for r in t.ranks)
+        nodes = ",".join(dict.fromkeys(str(r[0]) for r in t.ranks))
+        return f"{len(t.ranks)} workers on {nodes}" + (f" gpu {gpus}" if any(r[1] for r in t.ranks) else "")
+    where = t.node or "-"
+    return f"{where} gpu {','.join(str(g) for g in t.gpus)}" if t.gpus else where
 
 
 def _errors(view: Any) -> list[Text]:

@@ -12,8 +12,14 @@ The contract (docs/services.md):
   Podman's conmon left its ``oom`` marker): the engine then retries with more memory. Past
   ``timeout`` the container is removed and the attempt fails with kind ``timeout``.
 - The environment holds the task's ``env`` plus ``PODIUM_RUN_ID``, ``PODIUM_TASK_ID``,
-  ``PODIUM_ATTEMPT``, ``PODIUM_IN`` and ``PODIUM_OUT``. Resources map to ``--cpus`` and
-  ``--memory`` (no swap beyond it); the network is off unless ``network: host``.
+  ``PODIUM_ATTEMPT``, ``PODIUM_IN`` and ``PODIUM_OUT``, and unless the task's ``env`` sets them
+  the thread counts of its cpu request (``OMP_NUM_THREADS`` & co., ``taskenv``). Resources map
+  to ``--cpus`` and ``--memory`` (no swap beyond it); the network is off unless ``network: host``.
+- GPUs: a task holding GPUs gets ``NVIDIA_VISIBLE_DEVICES`` (and ``PODIUM_GPUS``) listing the
+  node's device indices it holds, which the NVIDIA Container Toolkit reads to map exactly those
+  devices in, and ``CUDA_VISIBLE_DEVICES`` numbering them from 0 as they appear inside. Mapping
+  the devices needs the runtime's GPU support (the toolkit's hook or CDI); without it the
+  container sees no GPU.
 
 The last ``LOG_TAIL_BYTES`` of the container's stdout and of its stderr are kept (the text then
 starts with a note saying how much was cut). A failure carries them in its record's ``extra``
@@ -59,6 +65,7 @@ from podium.executors.container_runtime import (
     owner,
 )
 from podium.executors.failure import failure
+from podium.executors.taskenv import task_env
 from podium.model import container as rules
 from podium.model.task import TaskCall
 
@@ -159,6 +166,20 @@ def _settings(call: TaskCall) -> dict[str, Any]:
     return {"image": image, "argv": tuple(args), "env": env, "workdir": workdir, "network": network}
 
 
+def _task_env(call: TaskCall, own: Mapping[str, str]) -> dict[str, str]:
+    """Podium's variables for the container (``own``: the task's env, which wins)."""
+    env = {
+        k: v
+        for k, v in task_env(call).items()
+        if k not in own and k not in ("CUDA_VISIBLE_DEVICES", "PODIUM_GPUS")
+    }
+    gpus = call.gpus
+    if gpus:
+        env["NVIDIA_VISIBLE_DEVICES"] = env["PODIUM_GPUS"] = ",".join(str(g) for g in gpus)
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(gpus)))
+    return env
+
+
 def _prepare(call: TaskCall, settings: Mapping[str, Any], folder: str) -> ContainerSpec:
     """Write the inputs and the env file in ``folder``; the spec of the container to run."""
     indir, outdir = files.write_inputs(folder, call.kwargs, call.task_id)
@@ -175,6 +196,7 @@ def _prepare(call: TaskCall, settings: Mapping[str, Any], folder: str) -> Contai
             LABEL_OWNER: owner(),
         },
         env={
+            **_task_env(call, settings["env"]),
             "PODIUM_RUN_ID": call.run_id,
             "PODIUM_TASK_ID": call.task_id,
             "PODIUM_ATTEMPT": str(call.attempt),

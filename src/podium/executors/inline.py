@@ -26,6 +26,7 @@ from podium.model.cluster import Node
 from podium.model.resources import Resources
 from podium.model.task import TaskCall
 from podium.registry import REGISTRY, Registry
+from podium.taskcontext import enter, leave, of_call
 from podium.types import AttemptFuture
 
 
@@ -65,10 +66,13 @@ class InlineExecutor:
         self.calls.append(call)
         fut = AttemptFuture()
         fut.set_running_or_notify_cancel()
+        enter(of_call(call))
         try:
             value, error = run_call(call, self._registry), None
         except Exception as exc:  # the task's own error, as the other executors report it
             value, error = None, TaskFailedError(record_of(exc))
+        finally:
+            leave()
         clock = self._clock
         seconds = 0.0 if clock is None else self._duration(call)
         if clock is not None and call.timeout is not None and seconds > call.timeout:

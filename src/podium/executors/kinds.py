@@ -9,19 +9,22 @@ Kinds:
   JSON if the response says JSON, else its text. 5xx, 408, 429, timeouts and connection errors
   are retryable failures; other 4xx and refusals are not.
 - ``shell``: ``argv`` (a list, never a string: no shell ever parses it) with ``env`` merged over
-  ``os.environ`` and ``cwd``; returns ``{"returncode", "stdout", "stderr"}``. ``argv[0]`` must be
-  a program the registry's policy allows (checked here again: a parameter may have chosen it)
-  and is looked up on this process's ``PATH``, never the task's. The command runs in its own
-  process group so a timeout or kill takes its children too. Each of stdout and stderr keeps
-  at most ``max_output_bytes`` (its first and last halves, with a line saying what was cut).
+  ``os.environ`` and the task's variables (``taskenv``: threads, GPUs, identity) and ``cwd``;
+  returns ``{"returncode", "stdout", "stderr"}``. ``argv[0]`` must be a program the registry's
+  policy allows (checked here again: a parameter may have chosen it) and is looked up on this
+  process's ``PATH``, never the task's. The command runs in its own process group so a timeout
+  or kill takes its children too. Each of stdout and stderr keeps at most ``max_output_bytes``
+  (its first and last halves, with a line saying what was cut).
 - ``container``: one container per attempt (``podium.executors.container``: inputs as files, a
   JSON result file, limits, its own timeout that removes the container).
 
 Invariants: every failure leaves this module either as the user's own exception (python kind:
 the caller records it) or as ``TaskFailedError`` carrying an ``ErrorRecord`` with the right
-``kind`` and ``retryable`` flag; ``MemoryError`` is always classified as ``oom``; secret values
-(``Sensitive`` strings in the call) and URL passwords are masked in shell output and in every
-message made here. This module imports only leaves and model.
+``kind`` and ``retryable`` flag; ``MemoryError`` is always classified as ``oom``, a GPU out of
+memory (``torch.cuda.OutOfMemoryError``, or "CUDA out of memory" in an error or in a failed
+command's stderr) as ``gpu_oom``; secret values (``Sensitive`` strings in the call) and URL
+passwords are masked in shell output and in every message made here. This module imports only
+leaves and model.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from podium.errors import OOM, TIMEOUT, USER_ERROR, ErrorRecord, TaskFailedError
+from podium.errors import GPU_OOM, OOM, TIMEOUT, USER_ERROR, ErrorRecord, TaskFailedError
 from podium.executors.failure import failure
 from podium.model.task import TaskCall
 from podium.policy import Policy, env_key_problem, program_refusal
@@ -48,14 +51,29 @@ STDERR_TAIL_LINES = 10
 #: HTTP statuses below 500 that are still worth retrying.
 RETRYABLE_4XX = frozenset({408, 429})
 
+#: What CUDA and PyTorch say when a GPU runs out of memory.
+GPU_OOM_MARKS = ("CUDA out of memory", "CUDA error: out of memory")
+
 OnProcess = Callable[[subprocess.Popen[Any]], None]
 
 
+def gpu_oom(exc: BaseException) -> bool:
+    """Whether ``exc`` says a GPU ran out of memory."""
+    t = type(exc)
+    if t.__name__ == "OutOfMemoryError" and t.__module__.startswith("torch"):
+        return True
+    text = str(exc)[:1000]
+    return any(m in text for m in GPU_OOM_MARKS)
+
+
 def record_of(exc: BaseException) -> ErrorRecord:
-    """The ``ErrorRecord`` of anything a task attempt raised (``MemoryError`` counts as oom)."""
+    """The ``ErrorRecord`` of anything a task attempt raised (``MemoryError`` counts as oom, a
+    GPU out of memory as gpu_oom)."""
     if isinstance(exc, TaskFailedError):
         return exc.record
-    return ErrorRecord.from_exception(exc, kind=OOM if isinstance(exc, MemoryError) else USER_ERROR)
+    if isinstance(exc, MemoryError):
+        return ErrorRecord.from_exception(exc, kind=OOM)
+    return ErrorRecord.from_exception(exc, kind=GPU_OOM if gpu_oom(exc) else USER_ERROR)
 
 
 def thaw(value: Any) -> Any:
@@ -67,12 +85,18 @@ def thaw(value: Any) -> Any:
     return value
 
 
-def run_call(call: TaskCall, registry: Registry, on_process: OnProcess | None = None) -> Any:
+def run_call(
+    call: TaskCall,
+    registry: Registry,
+    on_process: OnProcess | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Any:
     """Run ``call`` in the current thread and return its result (or raise).
 
     ``on_process`` is told about any OS process started for the call (shell kind; the runtime
     client of a container task, whose death makes the call remove its container) so the
-    executor can kill its process group on timeout or cancel.
+    executor can kill its process group on timeout or cancel. ``env`` holds the task's
+    variables for a command it starts (None: this process's environment already has them).
     """
     kind = call.spec.kind
     if kind == "python":
@@ -80,7 +104,7 @@ def run_call(call: TaskCall, registry: Registry, on_process: OnProcess | None = 
     if kind == "http":
         return run_http(call, registry.policy)
     if kind == "shell":
-        return run_shell(call, on_process, registry.policy)
+        return run_shell(call, on_process, registry.policy, env)
     if kind == "container":
         from podium.executors.container import run_container
 
@@ -159,7 +183,10 @@ def _snippet(raw: bytes, limit: int = 200) -> str:
 
 
 def run_shell(
-    call: TaskCall, on_process: OnProcess | None = None, policy: Policy | None = None
+    call: TaskCall,
+    on_process: OnProcess | None = None,
+    policy: Policy | None = None,
+    task_env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     cfg = call.config
     pol = policy or Policy()
@@ -176,9 +203,9 @@ def run_shell(
     args = [str(a) for a in argv]
     program = _program(call.task_id, args, cfg.get("env") or {}, pol)
     env = None
-    if cfg.get("env"):
-        env = dict(os.environ)
-        env.update({str(k): str(v) for k, v in cfg["env"].items()})
+    if cfg.get("env") or task_env:
+        env = {**os.environ, **(task_env or {})}
+        env.update({str(k): str(v) for k, v in (cfg.get("env") or {}).items()})
     cwd = cfg.get("cwd")
     try:
         proc = subprocess.Popen(
@@ -224,7 +251,8 @@ def run_shell(
         tail = "\n".join(stderr.rstrip().splitlines()[-STDERR_TAIL_LINES:])
         how = f"was killed by {_signame(-rc)}" if rc < 0 else f"exited with code {rc}"
         msg = f"{args[0]!r} {how}" + (f"; stderr:\n{tail}" if tail else "")
-        raise failure(USER_ERROR, "CommandFailed", redact(msg, hidden), returncode=rc)
+        kind = GPU_OOM if any(m in tail for m in GPU_OOM_MARKS) else USER_ERROR
+        raise failure(kind, "CommandFailed", redact(msg, hidden), returncode=rc)
     return {"returncode": rc, "stdout": stdout, "stderr": stderr}
 
 

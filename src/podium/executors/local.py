@@ -1,14 +1,16 @@
 """The local machine as a cluster: node detection and ``LocalExecutor``, the embedded engine's executor.
 
 ``detect_node`` measures this machine (cpu from the affinity mask, total memory, NVIDIA GPUs
-through NVML when ``pynvml`` is installed) and lets a config override any value.
+through NVML when ``pynvml`` is installed: index, UUID and memory of each) and lets a config
+override any value (``gpus``: a count or a list of device indices).
 
 ``LocalExecutor`` routes each call by ``call.spec.isolation`` to a ``ThreadExecutor`` or a
-``ProcessExecutor`` of the node named by ``call.node``. Several nodes (a local cluster file
-describing several machines, for demos and tests) each get their own pools. It does no
-resource accounting: the engine submits only what fits, so thread pools grow on demand and
-never queue a submitted call. Invariants: an unknown node is an ``InvalidValueError`` (also a
-``ValueError``); this module never imports the store.
+``ProcessExecutor`` of the node named by ``call.node``. Several nodes (a local cluster file describing several machines, for demos and tests) each get
+their own pools. It does no resource accounting: the engine submits only what fits, so thread
+pools grow on demand and never queue a submitted call. ``limit_threads=False`` leaves the
+thread-count variables (``OMP_NUM_THREADS`` & co.) of the tasks' processes as inherited.
+Invariants: an unknown node is an ``InvalidValueError`` (also a ``ValueError``); this module
+never imports the store.
 """
 
 from __future__ import annotations
@@ -22,25 +24,33 @@ from podium.errors import InvalidValueError, Problem, SpecError
 from podium.executors.process import ProcessExecutor
 from podium.executors.thread import ThreadExecutor
 from podium.model.cluster import DEFAULT_PRICES, Node
+from podium.model.devices import Gpu, parse_gpus
 from podium.model.resources import Resources
 from podium.model.task import TaskCall
 from podium.registry import REGISTRY, Registry
 
 
-def detect_gpus() -> int:
-    """Number of NVIDIA GPUs visible through NVML; 0 without ``pynvml`` or a driver."""
+def detect_gpus() -> tuple[Gpu, ...]:
+    """The NVIDIA GPUs visible through NVML (index, UUID, total memory); none without
+    ``pynvml`` or a driver."""
     try:
         import pynvml  # type: ignore[import-not-found]
     except ImportError:
-        return 0
+        return ()
     try:
         pynvml.nvmlInit()
         try:
-            return int(pynvml.nvmlDeviceGetCount())
+            out = []
+            for i in range(int(pynvml.nvmlDeviceGetCount())):
+                handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+                uuid = pynvml.nvmlDeviceGetUUID(handle)
+                memory = int(pynvml.nvmlDeviceGetMemoryInfo(handle).total)
+                out.append(Gpu(i, uuid.decode() if isinstance(uuid, bytes) else str(uuid), memory))
+            return tuple(out)
         finally:
             pynvml.nvmlShutdown()
     except Exception:  # no driver, no device: a machine without GPUs
-        return 0
+        return ()
 
 
 def detect_cpus() -> int:
@@ -55,20 +65,25 @@ def detect_node(
     overrides: Mapping[str, Any] | None = None,
     prices: Mapping[str, float] | None = None,
 ) -> Node:
-    """This machine as a ``Node``; ``overrides`` (``{"cpu": 4, "memory": "8GiB", "gpu": 1,
-    "tpu": 2}``) replace detected values and add custom resources."""
+    """This machine as a ``Node``; ``overrides`` (``{"cpu": 4, "memory": "8GiB", "gpus": [0, 1],
+    "tpu": 2}``) replace detected values and add custom resources (``gpu``: a count of GPUs
+    numbered from 0; ``gpus``: a count or the device indices)."""
     import psutil
 
     values: dict[str, Any] = {"cpu": detect_cpus(), "memory": psutil.virtual_memory().total}
     overrides = dict(overrides or {})
-    if "gpu" not in overrides:
-        values["gpu"] = detect_gpus()
-    values.update(overrides)
+    gpus: tuple[Gpu, ...] = ()
     try:
+        if "gpus" in overrides:
+            gpus = parse_gpus(overrides.pop("gpus"))
+        elif "gpu" not in overrides:
+            gpus = detect_gpus()
+        values["gpu"] = len(gpus)
+        values.update(overrides)
         capacity = Resources.from_dict(values)
     except ValueError as e:
         raise SpecError(Problem(f"nodes.{name}", f"bad resource override ({e})")) from None
-    return Node(name=name, capacity=capacity, prices=DEFAULT_PRICES if prices is None else prices)
+    return Node(name, capacity, DEFAULT_PRICES if prices is None else prices, gpus=gpus)
 
 
 class LocalExecutor:
@@ -82,6 +97,7 @@ class LocalExecutor:
         registry: Registry = REGISTRY,
         max_threads: int | None = None,
         grace: float = 1.0,
+        limit_threads: bool = True,
     ) -> None:
         self._nodes: tuple[Node, ...] = tuple(nodes) if nodes else (detect_node(),)
         self._threads: dict[str, ThreadExecutor] = {}
@@ -89,8 +105,12 @@ class LocalExecutor:
         for n in self._nodes:
             if n.name in self._threads:
                 raise SpecError(Problem(f"nodes.{n.name}", "duplicate node name"))
-            self._threads[n.name] = ThreadExecutor(max_threads, registry, (n,), name=f"thread-{n.name}")
-            self._procs[n.name] = ProcessExecutor(registry, (n,), grace=grace, name=f"process-{n.name}")
+            self._threads[n.name] = ThreadExecutor(
+                max_threads, registry, (n,), name=f"thread-{n.name}", limit_threads=limit_threads
+            )
+            self._procs[n.name] = ProcessExecutor(
+                registry, (n,), grace=grace, name=f"process-{n.name}", limit_threads=limit_threads
+            )
 
     def submit(self, call: TaskCall) -> Future[Any]:
         pools = self._procs if call.spec.isolation == "process" else self._threads

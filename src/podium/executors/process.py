@@ -3,8 +3,10 @@
 Each attempt runs ``podium.executors.worker.main`` in a fresh interpreter (``worker.py``: protocol),
 started with ``subprocess`` (vfork/exec: safe when this process has threads, unlike a plain
 fork) in a new session, so the worker and everything it starts form one process group that
-is killed as a whole. The worker rebuilds the registry from ``registry.snapshot()`` and resolves
-the function by name; only plain data (the ``TaskCall``, the snapshot, ``sys.path``) is sent.
+is killed as a whole. Its environment holds the call's thread counts, GPUs and identity
+(``taskenv``); ``start`` runs one worker of a gang with that worker's variables. The worker
+rebuilds the registry from ``registry.snapshot()`` and resolves the function by name; only
+plain data (the ``TaskCall``, the snapshot, ``sys.path``) is sent.
 
 One monitor thread watches every worker through a selector (a pidfd per worker says it
 exited, a pipe carries its pickled result), enforces timeouts (SIGTERM to the group, SIGKILL
@@ -45,6 +47,7 @@ from typing import Any
 
 from podium.errors import CANCELLED, OOM, TIMEOUT, WORKER_LOST, ErrorRecord, ShutDownError, TaskFailedError
 from podium.executors.kinds import failure, kill_group
+from podium.executors.taskenv import task_env
 from podium.executors.worker import dumps
 from podium.model.cluster import Node
 from podium.model.task import TaskCall
@@ -91,8 +94,10 @@ class ProcessExecutor:
         grace: float = 1.0,
         python: str = sys.executable,
         name: str = "process",
+        limit_threads: bool = True,
     ) -> None:
         self.name = name
+        self.limit_threads = limit_threads  # OMP_NUM_THREADS & co. from the cpu request
         self._registry = registry
         self._nodes = tuple(nodes)
         self._grace = grace
@@ -113,12 +118,18 @@ class ProcessExecutor:
     # ------------------------------------------------------------------ Executor protocol
 
     def submit(self, call: TaskCall) -> Future[Any]:
+        return self.start(call, task_env(call, self.limit_threads))
+
+    def start(self, call: TaskCall, env: dict[str, str], rank: int = 0) -> AttemptFuture:
+        """Run ``call`` (worker ``rank`` of it) in a new worker process with ``env`` added to
+        the executor's environment."""
         payload = dumps(
             {
                 "call": call,
                 "allowed": self._registry.snapshot(),
                 "sys_path": list(sys.path),
                 "memory": call.resources.memory,
+                "rank": rank,
             }
         )
         fut = AttemptFuture()
@@ -133,7 +144,7 @@ class ProcessExecutor:
                     [self._python, "-c", _WORKER_MAIN, str(ctl_r), str(out_w)],
                     pass_fds=(ctl_r, out_w),
                     stdin=subprocess.DEVNULL,
-                    env=self._env,
+                    env={**self._env, **env},
                     start_new_session=True,
                 )
             except BaseException:

@@ -44,9 +44,11 @@ from typing import Any
 from podium.errors import CANCELLED, TIMEOUT, InvalidValueError, ShutDownError, TaskFailedError
 from podium.executors.deadlines import Deadlines
 from podium.executors.kinds import failure, kill_group, record_of, run_call
+from podium.executors.taskenv import task_env
 from podium.model.cluster import Node
 from podium.model.task import TaskCall
 from podium.registry import REGISTRY, Registry
+from podium.taskcontext import RUNNING
 from podium.types import AttemptFuture
 
 _STOP = None
@@ -67,6 +69,7 @@ class ThreadExecutor:
         registry: Registry = REGISTRY,
         nodes: Sequence[Node] = (),
         name: str = "thread",
+        limit_threads: bool = True,
     ) -> None:
         if max_workers is not None and max_workers < 1:
             raise InvalidValueError(f"max_workers must be at least 1, got {max_workers}")
@@ -77,7 +80,10 @@ class ThreadExecutor:
         self._queue: queue.SimpleQueue[tuple[Future[Any], TaskCall] | None] = queue.SimpleQueue()
         self._idle = threading.Semaphore(0)
         self._threads: list[threading.Thread] = []
-        self._current: dict[threading.Thread, Future[Any] | None] = {}
+        # thread -> the future of the call it runs; shared by every executor (each thread has
+        # one), so ``podium.context()`` finds a thread task's call there at no cost to a call
+        self._current: dict[threading.Thread, Future[Any] | None] = RUNNING
+        self.limit_threads = limit_threads  # for the commands of shell and container tasks
         self._lock = threading.Lock()
         self._closed = False
         self._procs: dict[Future[Any], subprocess.Popen[Any]] = {}
@@ -92,7 +98,7 @@ class ThreadExecutor:
         if self._closed:
             raise ShutDownError(f"executor {self.name!r} is shut down")
         fut: Future[Any] = AttemptFuture()
-        fut.podium_task_id = call.task_id  # type: ignore[attr-defined]
+        fut.podium_call = call  # type: ignore[attr-defined]
         if call.timeout is not None and call.spec.kind != "container":  # it stops itself in time
             self._timeouts().schedule(time.monotonic() + call.timeout, (fut, call))
         tls = self._tls
@@ -108,7 +114,8 @@ class ThreadExecutor:
         """Fail ``future`` as cancelled and abandon its thread (late results are discarded);
         a shell command it started is killed with its process group."""
         if not future.done():
-            task = getattr(future, "podium_task_id", "?")
+            call = getattr(future, "podium_call", None)
+            task = call.task_id if call is not None else "?"
             msg = f"task {task!r} was cancelled"
             self._fail(future, failure(CANCELLED, "Cancelled", msg, retryable=False))
         else:  # finished, or failed by another executor's kill: only stop a command it may own
@@ -159,6 +166,7 @@ class ThreadExecutor:
         while True:
             item = get()
             if item is None:
+                current.pop(me, None)
                 return
             while item is not None:
                 fut, call = item
@@ -190,7 +198,8 @@ class ThreadExecutor:
                 else:
                     result = fn(**call.kwargs)
             elif spec.kind == "shell" or spec.kind == "container":
-                result = run_call(call, self._registry, lambda p: self._track(fut, p))
+                env = task_env(call, self.limit_threads)
+                result = run_call(call, self._registry, lambda p: self._track(fut, p), env)
             else:
                 result = run_call(call, self._registry)
         except BaseException as exc:

@@ -2,7 +2,9 @@
 
 Protocol (one task attempt per process):
 1. The parent writes to ``CTL_FD`` an 8-byte big-endian length and a pickled payload
-   ``{"call": TaskCall, "allowed": registry snapshot, "sys_path": [...], "memory": bytes}``.
+   ``{"call": TaskCall, "allowed": registry snapshot, "sys_path": [...], "memory": bytes,
+   "rank": the worker's rank in a gang}``. The call's context (``podium.context()``) is
+   entered before its function runs.
    The payload is plain data from the orchestrator itself; it carries no code. The function
    is resolved by name through a registry rebuilt from the snapshot (allowed modules and the
    file paths of flow files, loaded with ``Registry.load_file``).
@@ -95,9 +97,11 @@ def _limit_memory(memory: int) -> None:
 def _run(payload: dict[str, Any]) -> tuple[str, Any]:
     from podium.executors.kinds import record_of, run_call
     from podium.registry import Registry
+    from podium.taskcontext import enter, of_call
 
     call = payload["call"]
     try:
+        enter(of_call(call, payload.get("rank", 0)))
         registry = Registry()
         registry.restore(payload["allowed"])
         if call.spec.kind == "python" and call.spec.call:

@@ -296,16 +296,25 @@ def codec_values(
 
 
 def unplaceable(workflow: Workflow, nodes: Sequence[Node]) -> list[Problem]:
-    """Problems for tasks no node can ever hold (each distinct resource vector checked once)."""
-    fits: dict[Resources, bool] = {}
+    """Problems for tasks no node can ever hold, and gangs the nodes can never hold together
+    (each distinct resource vector and gang size checked once)."""
+    fits: dict[tuple[Resources, int], bool] = {}
     bad: dict[str, Resources] = {}
     for name, t in workflow.tasks.items():
-        ok = fits.get(t.resources)
+        r, n = t.resources, t.workers
+        ok = fits.get((r, n))
         if ok is None:
-            ok = fits[t.resources] = any(t.resources.fits_in(n.capacity) for n in nodes)
+            if n > 1:
+                ok = sum(node.holds(r) for node in nodes) >= n
+            elif r.gpu:
+                ok = any(node.holds(r) for node in nodes)
+            else:
+                ok = any(r.fits_in(node.capacity) for node in nodes)
+            fits[(r, n)] = ok
         if not ok:
-            bad[name] = t.resources
-    return Cluster(tuple(nodes)).unplaceable(bad) if bad else []
+            bad[name] = r
+    gangs = {name: workflow.tasks[name].workers for name in bad}
+    return Cluster(tuple(nodes)).unplaceable(bad, gangs) if bad else []
 
 
 def new_run_id() -> str:

@@ -146,9 +146,10 @@ class Failures:
                 s.gone.discard(name)
                 cap = node.capacity.as_dict()
                 for r in s.running.values():
-                    if r.node == name:
-                        for k, v in r.need.items():
-                            cap[k] = cap.get(k, 0.0) - v
+                    for where, need in [(g.node, g.need) for g in r.grants] or [(r.node, r.need)]:
+                        if where == name:
+                            for k, v in need.items():
+                                cap[k] = cap.get(k, 0.0) - v
                 s.free[name] = cap
         s.set_nodes([s.nodes.get(name, node) for name, node in live.items()])
         s.placement = {t: n for t, n in s.placement.items() if n in s.nodes}
@@ -168,7 +169,7 @@ class Failures:
         if grown <= current.memory:
             return None
         res = current.scaled_memory(grown / current.memory)
-        s.grow(tid, Resources(res.cpu, grown, res.gpu, res.custom))
+        s.grow(tid, Resources(res.cpu, grown, res.gpu, res.custom, res.gpu_memory))
         return grown
 
     def fail_now(self, tid: str, err: ErrorRecord) -> None:

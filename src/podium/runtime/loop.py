@@ -19,9 +19,9 @@ The loop's state is one ``RunState`` (``state.py``). This module keeps turns, di
 and completions; its collaborators receive the state and the loop's ``emit``: ``Readiness``
 (how a task becomes ready, skipped or expanded), ``Failures`` (retries, quarantine,
 cancellation), ``Lanes`` (tasks queued behind a running call on its worker, with an executor
-that queues) and ``PlanFollower`` (plans and drift). The executor's optional capabilities are
-checked once, at start (``types.QueueingExecutor`` here, the node ones by ``Failures``). All time
-comes from the injected ``Clock``.
+that queues), ``PlanFollower`` (plans and drift) and ``Grants`` (GPUs, gangs). The executor's
+optional capabilities are checked once, at start (``types.QueueingExecutor`` here, the node
+ones by ``Failures``). All time comes from the injected ``Clock``.
 
 Invariants: turns never overlap (one lock); an event is applied to the view when emitted and
 committed before anything is acted on (a task's success is durable before its dependents
@@ -49,6 +49,7 @@ from podium.model.usage import usage_record
 from podium.registry import REGISTRY, Registry
 from podium.runtime import codec
 from podium.runtime.failures import Failures, OomPolicy
+from podium.runtime.grants import Grants, Held
 from podium.runtime.lanes import Lanes, room
 from podium.runtime.owner import owner_id
 from podium.runtime.planning import Placement, PlanFollower, Replanner
@@ -118,6 +119,7 @@ class RunLoop:
             else None
         )
         self.plans = PlanFollower(s, self.emit, replanner, clock.monotonic)
+        self.grants = Grants(s)
         if placement is not None:
             self.plans.use(placement)
         self._finished, self._attempt_failed = self.readiness.finished, self.failures.attempt_failed
@@ -131,7 +133,7 @@ class RunLoop:
         ready, free, view_tasks, needs, specs = s.ready, s.free, s.view.tasks, s.need, s.specs
         prepared, submit, run_id, choose = s.prepared, s.to_submit.append, s.run_id, s.node_for
         boost, boost_res, emit, start_data = s.boost, s.boost_res, self.emit, s.start_data
-        pop, placement, node_names = heapq.heappop, s.placement, s.node_names
+        pop, placement, node_names, granted = heapq.heappop, s.placement, s.node_names, s.granted
         # every task needs cpu: once no node has the least any task asks for, stop looking
         floor = s.min_cpu - EPS if s.min_cpu > 0.0 else None
         caps = list(free.values())
@@ -148,7 +150,10 @@ class RunLoop:
             item = pop(ready)
             tid, name = item.task_id, item.name
             need = boost.get(tid) or needs[name] if boost else needs[name]
-            if placement:
+            held: Held | None = ()  # None: granted (GPUs, several workers), but not placed now
+            if granted is not None and name in granted:
+                node, held = self.grants.take(tid, name, need) or (None, None)
+            elif placement:
                 node = choose(name if tid == name else "", need)  # map items go wherever they fit
             else:  # no plan: the fastest node it fits
                 node = None
@@ -160,7 +165,7 @@ class RunLoop:
             lane: Lane | None = None
             est: float | None = None  # None: it starts now; else it waits in ``lane``
             if node is None:
-                if rooms > 0:  # every node is full: wait behind a running call in a lane
+                if rooms > 0 and held is not None:  # all full: wait behind a running call in a lane
                     est = lanes.expected(name)  # type: ignore[union-attr]
                     lane = None if est is None else lanes.lane_for(name, need, limits)  # type: ignore[union-attr]
                 if lane is None:
@@ -171,6 +176,8 @@ class RunLoop:
                 rooms -= 1
                 lanes.join(lane, est)  # type: ignore[union-attr,arg-type]
                 node = lane.node
+            elif held:  # granted (GPUs, workers): it holds them outside any lane
+                emit(_STARTED, tid, attempt, self.grants.started(node, need, held))
             else:
                 cap = free[node]
                 for k, v in need.items():
@@ -182,7 +189,7 @@ class RunLoop:
             kwargs, config = prepared[tid]
             spec = specs[name]
             res = boost_res.get(tid, spec.resources) if boost_res else spec.resources
-            call = _new(TaskCall, (run_id, tid, attempt, spec, kwargs, config, res, node, spec.timeout))
+            call = _new(TaskCall, (run_id, tid, attempt, spec, kwargs, config, res, node, spec.timeout, held))
             submit(_new(Submission, (call, need, lane, est)))
         for item in deferred:
             heapq.heappush(ready, item)
@@ -190,7 +197,7 @@ class RunLoop:
     def submit(self) -> None:
         s = self.state
         calls, s.to_submit = s.to_submit, []
-        put, monotonic, running, execute = self.deliver, self._monotonic, s.running, self.executor.submit
+        put, now, runs, execute = self.deliver, self._monotonic, s.running, self.executor.submit
         for call, need, lane, est in calls:
             try:
                 fut = execute(call) if est is None else execute(call, follow=lane.tail)  # type: ignore[union-attr,call-arg]
@@ -198,7 +205,7 @@ class RunLoop:
                 fut = Future()
                 fut.set_exception(TaskFailedError(ErrorRecord.from_exception(e)))
             if est is None:
-                running[fut] = _new(Running, (call.task_id, call.attempt, call.node, need, monotonic()))
+                runs[fut] = _new(Running, (call.task_id, call.attempt, call.node, need, now(), call.grants))
                 if lane is not None:
                     lane.tail = fut
                     s.lane_of[fut] = lane
@@ -232,12 +239,9 @@ class RunLoop:
     def _outcome(self, fut: Future[Any], entry: Running, release: bool) -> None:
         """Record how the attempt ended (``release``: give its resources back to its node)."""
         s = self.state
-        tid, attempt, node, need, t0 = entry
-        if release:
-            cap = s.free.get(node)
-            if cap is not None:  # None: the node is gone
-                for k, v in need.items():
-                    cap[k] += v
+        tid, attempt, node, need, t0, held = entry
+        if held or release:  # a granted attempt never waits in a lane: it always gives back
+            self.grants.release(node, need, held)
         s.dirty = True
         duration = self._monotonic() - t0
         # an AttemptFuture's public fields read in place: about 1,500 instructions a task less

@@ -76,7 +76,7 @@ class Readiness:
         for tid, tv in tasks.items():  # memory grown after an out-of-memory stays grown on resume
             if tv.memory is not None:
                 base = s.specs[base_name(tid)].resources
-                s.grow(tid, Resources(base.cpu, tv.memory, base.gpu, base.custom))
+                s.grow(tid, Resources(base.cpu, tv.memory, base.gpu, base.custom, base.gpu_memory))
         if not tasks:
             waiting = s.waiting
             for name, spec in s.specs.items():

@@ -11,7 +11,8 @@ against 0.23 us; a plain tuple takes 0.08 us).
 Invariants (kept by the loop and its collaborators):
 - a task instance is in at most one of ``ready``, ``timers``, ``running`` and ``queued``;
 - ``free[node]`` is the node's capacity minus the needs of the calls running there (a lane's
-  hold counts once, however many calls wait in it), never below zero beyond ``EPS``;
+  hold counts once, however many calls wait in it), never below zero beyond ``EPS``; likewise
+  ``gpus[node]`` holds the device shares of the calls running there (``grants``);
 - ``buf`` holds the events applied to ``view`` since the last commit, in order; nothing in
   ``to_submit`` is submitted before ``buf`` is committed;
 - records and need dicts are never mutated once made (events share them).
@@ -27,9 +28,10 @@ from typing import Any, NamedTuple, Protocol
 from podium.model import events as ev
 from podium.model import states as st
 from podium.model.cluster import Node
+from podium.model.devices import GpuPool
 from podium.model.events import Event, ResultRecord
 from podium.model.resources import EPS, Resources, fits
-from podium.model.task import TaskCall, TaskSpec
+from podium.model.task import Grant, TaskCall, TaskSpec
 from podium.model.workflow import Workflow
 from podium.runtime.view import RunView
 from podium.types import ArtifactStore
@@ -71,6 +73,9 @@ class Running(NamedTuple):
     node: str
     need: dict[str, float]  #: what it holds on ``node`` (returned to ``free`` when it ends)
     started: float  #: monotonic time it started
+    #: what its workers hold, for a task with GPUs or several workers (then ``need`` is not
+    #: returned on its own: each grant returns its share; see ``grants.Grants``)
+    grants: tuple[Grant, ...] = ()
 
 
 class Waiting(NamedTuple):
@@ -138,6 +143,8 @@ class RunState:
         "failed",
         "free",
         "gone",
+        "gpus",
+        "granted",
         "handlers_only",
         "items_left",
         "lane_of",
@@ -208,12 +215,16 @@ class RunState:
             and t.trigger != "one_failed"
         )
         self.min_cpu = min((n.get("cpu", 0.0) for n in self.need.values()), default=0.0)
+        # tasks placed by ``grants.Grants`` (GPUs or several workers); None: there are none
+        granted = frozenset(n for n, t in workflow.tasks.items() if t.resources.gpu or t.workers > 1)
+        self.granted = granted or None
         # -- the cluster -------------------------------------------------------------------------
         self.nodes: dict[str, Node] = {}  # live nodes by name
         self.node_names: list[str] = []  # live node names, fastest first
         self.set_nodes(nodes)
         self.free = {n.name: n.capacity.as_dict() for n in nodes}  # capacity not held by calls
         self.gone: set[str] = set()  # nodes lost during the run (their ``free`` is kept)
+        self.gpus: dict[str, GpuPool] = {}  # node -> its devices (made when first needed)
         # -- the plan ----------------------------------------------------------------------------
         self.priority = dict(priority)  # spec name -> dispatch priority (higher first)
         self.placement: dict[str, str] = {}  # spec name -> planned node (empty: no plan)

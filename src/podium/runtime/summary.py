@@ -2,7 +2,8 @@
 
 T is the run's wall time (first start to finish, downtime between a crash and its resume
 included); R sums, over task attempts, the seconds each held its resources times its node's
-price per resource-second (memory priced per GiB). Pure: computed from the view alone.
+price per resource-second (memory priced per GiB); a gang's workers each hold the task's
+resources on their own node. Pure: computed from the view alone.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def summarize(view: RunView, wf: Workflow, nodes: Mapping[str, Node]) -> Summary
             rate = rates.get(key)
             if rate is None:
                 rate = rates[key] = _per_hour(t.resources, nodes.get(t.node or ""))
+            if t.ranks:  # a gang: every worker holds the resources on its node
+                rate = sum(_per_hour(t.resources, nodes.get(str(node))) for node, _ in t.ranks)
             cost += rate * t.busy / 3600.0
     o = wf.objective
     return Summary(makespan, cost, o.alpha * makespan + o.beta * cost, o.alpha, o.beta)

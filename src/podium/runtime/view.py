@@ -40,6 +40,8 @@ class TaskView:
     cached: bool = False
     skip_reason: str | None = None
     children: int | None = None  # map: number of items once expanded
+    gpus: list[int] | None = None  # GPUs its last attempt held on ``node``
+    ranks: list[list[Any]] | None = None  # a gang's last attempt: ``[node, gpus]`` per rank
     busy: float = 0.0  # seconds spent running, over all attempts (for the cost R)
 
     def __init__(self, task_id: str) -> None:
@@ -94,6 +96,8 @@ class RunView:
             t.started_at = ts
             t.node = data.get("node")
             t.resources = data.get("res", t.resources)
+            if len(data) > 2:  # a granted attempt (GPUs, several workers)
+                t.gpus, t.ranks = data.get("gpus"), data.get("ranks")
         elif typ == _SUCCEEDED:
             t.finished_at = ts
             d = data.get("duration")
