@@ -151,7 +151,10 @@ def _read(
     sources: dict[str, str] = {}
     for name, spec in wf.tasks.items():
         durations[name], sources[name] = estimate(spec, (), 1.0)
-    tasks = {name: PlanTask(durations[name], spec.resources, spec.deps) for name, spec in wf.tasks.items()}
+    tasks = {
+        name: PlanTask(durations[name], spec.resources, spec.deps, workers=spec.workers)
+        for name, spec in wf.tasks.items()
+    }
     return PlanRequest(tasks), sources, wf.objective
 
 

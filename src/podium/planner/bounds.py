@@ -48,7 +48,7 @@ def makespan_bounds(inst: Instance) -> tuple[float, float]:
     free = [t for t in range(inst.n) if inst.pinned[t] is None]
     for k in range(len(inst.dims)):
         capacity = sum(inst.cap[j][k] * inst.speed[j] for j in range(inst.m))
-        work = sum(inst.req[t][k] * inst.dur[t] for t in free)
+        work = sum(inst.req[t][k] * inst.dur[t] * inst.workers[t] for t in free)
         if capacity > 0 and work > 0:
             lb = max(lb, inst.now + work / capacity)
     if inst.n * inst.m <= 2_000_000 and integral_times(inst):

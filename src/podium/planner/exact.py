@@ -20,8 +20,15 @@ up and the budget down, and the bound is not used. Its ``best_objective_bound`` 
 on the real objective after subtracting the worst-case rounding error (zero when the data are
 integral).
 
+GPUs: the model counts a node's GPUs as one cumulative resource. For whole GPUs that is exact
+(at any instant the tasks running can be dealt distinct idle devices, taken in start order), so
+those stay in the model. Shares of a device (``gpu`` below 1), ``gpu_memory`` and gangs are not
+modelled: with any of them ``solve`` returns ``None`` and the plan is the heuristic's, which
+packs devices and gangs (``devicefit``).
+
 Invariants: ortools is imported here only, lazily; ``solve`` returns ``None`` when the model is
-too large, ortools is missing, or no better-or-equal solution was found; every schedule it
+too large, ortools is missing, the instance has GPU shares, gpu memory or gangs, or no
+better-or-equal solution was found; every schedule it
 returns meets the deadline or budget; ``bound`` is a valid lower bound or ``-inf``, and
 ``optimal`` means the solver proved its schedule optimal for the real problem.
 """
@@ -34,6 +41,7 @@ from typing import TYPE_CHECKING
 
 from podium.model.workflow import Objective
 from podium.planner.bounds import heads
+from podium.planner.devicefit import deal_whole
 from podium.planner.instance import EPS, Instance
 from podium.planner.listsched import Schedule
 
@@ -90,6 +98,8 @@ def solve(
     """Optimise with CP-SAT within ``time_limit`` s; ``hint_value`` is the hint's minimised value."""
     if time_limit <= 0 or not available() or inst.n == 0:
         return None
+    if any(0 < g < 1 for g in inst.gpu) or any(inst.gmem) or any(w > 1 for w in inst.workers):
+        return None  # device shares and gangs: not in this model (see the module docstring)
     pool = _unary_pool(inst)
     weighted = objective.deadline is None and objective.budget is None
     if pool and weighted and objective.alpha == 0:
@@ -256,7 +266,8 @@ def solve(
         end[t] = start[t] + nd[t][j]
     if pool:
         node = _deal(inst, start, end)
-    return ExactResult(Schedule(node, start, end), bound, optimal)
+    gpus = deal_whole(inst, node, start, end) if any(inst.gpu) else {}
+    return ExactResult(Schedule(node, start, end, {}, gpus), bound, optimal)
 
 
 def _scaled(inst: Instance, tasks: list[int], j: int, k: int) -> tuple[list[int], int, bool]:

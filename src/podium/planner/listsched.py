@@ -12,22 +12,26 @@ chain (``finish + tail``) stays within the target makespan. The deadline rule ta
 node keeping the projection within the deadline; the budget rule never spends so much that the
 remaining tasks could not be placed at their cheapest node, so it always meets a feasible budget.
 
+Tasks that hold GPUs are also packed onto the node's devices, and a gang (N workers at once)
+is placed all together, on one node or spread (``devicefit``); a spread gang's nodes are in
+``Schedule.spread``.
+
 Invariants: every schedule returned respects dependencies, releases, pins and each node's
-capacity at every instant; the same inputs give the same schedule. ``scan_limit`` bounds the
-gaps examined per node (then the task is appended after the node's last end), which keeps huge
-graphs near-linear; a per (node, shape) "never fits before" time skips the saturated past.
+capacity at every instant (and each device's); the same inputs give the same schedule.
+``scan_limit`` bounds the gaps examined per node (then the task is appended after the node's
+last end), which keeps huge graphs near-linear; a per (node, shape) "never fits before" time
+skips the saturated past.
 """
 
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from podium.planner import devicefit
 from podium.planner.instance import EPS, Instance
-
-INF = float("inf")
+from podium.planner.profile import INF, Profile
 
 
 @dataclass(frozen=True)
@@ -48,91 +52,13 @@ class Schedule:
     node: list[int]
     start: list[float]
     end: list[float]
+    #: gang -> its workers per node, ``[(node, count), ...]`` (the first holds rank 0)
+    spread: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    #: task holding GPUs -> the device indices of each of its workers on their nodes
+    gpus: dict[int, list[tuple[int, ...]]] = field(default_factory=dict)
 
     def makespan(self) -> float:
         return max(self.end, default=0.0)
-
-
-class Profile:
-    """Usage of one node over time: ``us[i]`` is in force on ``[ts[i], ts[i+1])``."""
-
-    __slots__ = ("floor", "horizon", "ts", "us")
-
-    def __init__(self, k: int, floor: float = 0.0) -> None:
-        self.floor = floor  # no start is ever asked for before this
-        self.ts: list[float] = [-INF]
-        self.us: list[list[float]] = [[0.0] * k]
-        self.horizon = 0.0  # the node is empty from here on
-
-    def fit(self, r: float, d: float, lim: Sequence[float], kd: Sequence[int], scan_limit: int) -> float:
-        """Earliest start >= r where usage + request <= capacity (``lim = cap - req``) for ``d``.
-
-        After ``scan_limit`` failed segments, falls back to the earliest time from which the
-        request fits for ever (found scanning back from the node's last end).
-        """
-        if d <= 0.0 or r >= self.horizon:
-            return r
-        s = self._scan(r, d, lim, kd, scan_limit)
-        return self._tail_fit(r, lim, kd, scan_limit) if s is None else s
-
-    def _tail_fit(self, r: float, lim: Sequence[float], kd: Sequence[int], scan_limit: int) -> float:
-        """The earliest time >= r from which the request fits for ever (scanning back from the end)."""
-        ts, us = self.ts, self.us
-        j = len(ts) - 1
-        steps = 0
-        while j > 0 and ts[j] > r:
-            u = us[j - 1]
-            for k in kd:
-                if u[k] > lim[k]:
-                    return ts[j]
-            j -= 1
-            steps += 1
-            if steps > scan_limit:
-                return self.horizon
-        return r if r > ts[j] else ts[j]
-
-    def _scan(
-        self, r: float, d: float, lim: Sequence[float], kd: Sequence[int], scan_limit: int
-    ) -> float | None:
-        ts, us = self.ts, self.us
-        j = bisect_right(ts, r) - 1
-        s = r
-        last = len(ts) - 1
-        steps = 0
-        while True:
-            u = us[j]
-            for k in kd:
-                if u[k] > lim[k]:
-                    j += 1
-                    s = ts[j]
-                    steps += 1
-                    if steps > scan_limit:
-                        return None
-                    break
-            else:
-                if j == last or ts[j + 1] >= s + d - EPS:
-                    return s
-                j += 1
-
-    def add(self, s: float, e: float, q: Sequence[float], kd: Sequence[int]) -> None:
-        if e <= s:
-            return
-        ts, us = self.ts, self.us
-        i = bisect_right(ts, s) - 1
-        if ts[i] != s:
-            i += 1
-            ts.insert(i, s)
-            us.insert(i, list(us[i - 1]))
-        j = bisect_left(ts, e, i)
-        if j == len(ts) or ts[j] != e:
-            ts.insert(j, e)
-            us.insert(j, list(us[j - 1]))
-        for x in range(i, j):
-            u = us[x]
-            for k in kd:
-                u[k] += q[k]
-        if e > self.horizon:
-            self.horizon = e
 
 
 def list_schedule(
@@ -145,7 +71,11 @@ def list_schedule(
     """
     n, k = inst.n, len(inst.dims)
     preds, succs = (inst.succs, inst.preds) if reverse else (inst.preds, inst.succs)
-    profiles = [Profile(k, 0.0 if reverse else min(inst.now, 0.0)) for _ in range(inst.m)]
+    floor = 0.0 if reverse else min(inst.now, 0.0)
+    profiles = [Profile(k, floor) for _ in range(inst.m)]
+    devs = _devices(inst, floor)
+    spread: dict[int, list[tuple[int, int]]] = {}
+    gpus: dict[int, list[tuple[int, ...]]] = {}
     node = [-1] * n
     start = [0.0] * n
     end = [0.0] * n
@@ -160,7 +90,9 @@ def list_schedule(
         if p is not None:
             d = inst.ndur(t, p[0])
             node[t], start[t], end[t] = p[0], p[1], p[1] + d
-            profiles[p[0]].add(p[1], p[1] + d, inst.req[t], kds[rkey[t]])
+            got = _pin(inst, t, p[0], p[1], p[1] + d, profiles, devs, kds[rkey[t]])
+            if got:
+                gpus[t] = got
             cur = max(cur, end[t])
             missing[t] = -1
     for t in range(n):
@@ -191,6 +123,20 @@ def list_schedule(
         tl = tail[t]
         if mode == "budget":
             reserve -= inst.min_cost(t)
+        if devs is not None and inst.workers[t] > 1:  # a gang: N workers at once, all or none
+            s, f, alloc = devicefit.gang_fit(inst, t, r, profiles, devs)
+            held = devicefit.hold_gang(inst, t, s, f, alloc, profiles, devs, kd)
+            if inst.gpu[t]:
+                gpus[t] = held
+            node[t], start[t], end[t] = alloc[0][0], s, f
+            if len(alloc) > 1:
+                spread[t] = alloc
+            spent += sum(rate[j] * c for j, c in alloc) * (f - s)
+            cur = max(cur, f)
+            _release(t, succs, missing, heap, prio)
+            continue
+        gpu = inst.gpu[t] if devs is not None else 0.0
+        picked: list[int] = []
         tgt = target if target > cur else cur
         left = budget - spent - reserve
         best_key: tuple[float, ...] | None = None
@@ -201,7 +147,12 @@ def list_schedule(
             if lim is None:
                 lim = lims[(rk, j)] = [c - x + EPS for c, x in zip(inst.cap[j], q_t, strict=True)]
             d = dur / speed[j]
-            s = profiles[j].fit(r, d, lim, kd, scan_limit)
+            if gpu:
+                s, picks = devicefit.gpu_fit(
+                    profiles[j], devs[j], r, d, lim, kd, scan_limit, gpu, inst.gmem[t]
+                )  # type: ignore[index]
+            else:
+                s = profiles[j].fit(r, d, lim, kd, scan_limit)
             c = rate[j] * d
             f = s + d
             proj = f + tl
@@ -213,19 +164,61 @@ def list_schedule(
                 key = (1.0 if c > left else 0.0, proj if proj > tgt else tgt, c, f)
             if best_key is None or key < best_key:
                 best_key, best = key, (j, s, f, c)
+                if gpu:
+                    picked = picks
         j, s, f, c = best
         node[t], start[t], end[t] = j, s, f
         spent += c
         if f > cur:
             cur = f
         profiles[j].add(s, f, q_t, kd)
-        for v in succs[t]:
-            m = missing[v]
-            if m > 0:
-                missing[v] = m - 1
-                if m == 1:
-                    heapq.heappush(heap, (-prio[v], v))
-    return Schedule(node, start, end)
+        if gpu:
+            devs[j].hold(picked, s, f, gpu, inst.gmem[t])  # type: ignore[index]
+            gpus[t] = [tuple(devs[j].gpus[i].index for i in picked)]  # type: ignore[index]
+        _release(t, succs, missing, heap, prio)
+    return Schedule(node, start, end, spread, gpus)
+
+
+def _release(
+    t: int,
+    succs: Sequence[Sequence[int]],
+    missing: list[int],
+    heap: list[tuple[float, int]],
+    prio: Sequence[float],
+) -> None:
+    """``t`` is placed: successors whose every predecessor is placed become ready."""
+    for v in succs[t]:
+        m = missing[v]
+        if m > 0:
+            missing[v] = m - 1
+            if m == 1:
+                heapq.heappush(heap, (-prio[v], v))
+
+
+def _devices(inst: Instance, floor: float) -> list[devicefit.Devices] | None:
+    """Per node its devices over time, when some task needs GPUs or several workers."""
+    if not inst.special:
+        return None
+    return [devicefit.Devices(g, [Profile(2, floor) for _ in g]) for g in inst.devices]
+
+
+def _pin(
+    inst: Instance,
+    t: int,
+    j: int,
+    s: float,
+    e: float,
+    profiles: Sequence[Profile],
+    devs: Sequence[devicefit.Devices] | None,
+    kd: Sequence[int],
+) -> list[tuple[int, ...]]:
+    """Record a running (pinned) task on its node, a gang as if all its workers ran there;
+    return the devices of its workers (none for a task without GPUs)."""
+    workers = inst.workers[t]
+    profiles[j].add(s, e, [x * workers for x in inst.req[t]], kd)
+    if devs is None or not inst.gpu[t]:
+        return []
+    return [devicefit.take(devs[j], s, e, inst.gpu[t], inst.gmem[t]) for _ in range(workers)]
 
 
 def _distinct(inst: Instance) -> list[tuple[float, ...]]:

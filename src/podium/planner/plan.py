@@ -39,6 +39,8 @@ class Slot:
     node: str
     start: float
     end: float
+    ranks: tuple[str, ...] = ()  #: a gang: the node of each worker (rank 0 on ``node``)
+    gpus: tuple[tuple[int, ...], ...] = ()  #: a task with GPUs: the devices of each worker
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,15 @@ def plan(
 
 
 def _slots(inst: Instance, s: Schedule) -> dict[str, Slot]:
-    return {name: Slot(inst.node_names[s.node[t]], s.start[t], s.end[t]) for t, name in enumerate(inst.names)}
+    out = {}
+    for t, name in enumerate(inst.names):
+        ranks: tuple[str, ...] = ()
+        if inst.workers[t] > 1:
+            on = s.spread.get(t) or [(s.node[t], inst.workers[t])]
+            ranks = tuple(inst.node_names[j] for j, c in on for _ in range(c))
+        gpus = tuple(s.gpus.get(t, ()))
+        out[name] = Slot(inst.node_names[s.node[t]], s.start[t], s.end[t], ranks, gpus)
+    return out
 
 
 def _raise_unmet(objective: Objective, makespan: float, cost: float, lb_t: float) -> None:

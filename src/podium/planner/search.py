@@ -97,7 +97,14 @@ def downward(inst: Instance, weight: Sequence[float]) -> list[float]:
 
 
 def schedule_cost(inst: Instance, s: Schedule) -> float:
-    return sum(inst.rate[t][s.node[t]] * (s.end[t] - s.start[t]) for t in range(inst.n))
+    """R of a schedule: each worker of a task (a gang has several) priced on its node."""
+    if not s.spread and not inst.special:
+        return sum(inst.rate[t][s.node[t]] * (s.end[t] - s.start[t]) for t in range(inst.n))
+    total = 0.0
+    for t in range(inst.n):
+        on = s.spread.get(t) or [(s.node[t], inst.workers[t])]
+        total += sum(inst.rate[t][j] * c for j, c in on) * (s.end[t] - s.start[t])
+    return total
 
 
 class Search:

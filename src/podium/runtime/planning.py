@@ -74,6 +74,7 @@ def initial_request(workflow: Workflow, estimates: Mapping[str, float], done: se
             duration=estimates.get(name, 1.0),
             resources=spec.resources,
             deps=tuple(d for d in spec.deps if d not in done),
+            workers=spec.workers,
         )
         for name, spec in workflow.tasks.items()
         if name not in done
@@ -171,9 +172,9 @@ class Replanner:
                 node, start = running[name]
                 elapsed = max(0.0, now - start)
                 dur = 2 * elapsed if name == drifted or elapsed > est else est
-                tasks[name] = PlanTask(dur, spec.resources, deps, pinned=(node, start))
+                tasks[name] = PlanTask(dur, spec.resources, deps, pinned=(node, start), workers=spec.workers)
             else:
-                tasks[name] = PlanTask(est, spec.resources, deps, release=now)
+                tasks[name] = PlanTask(est, spec.resources, deps, release=now, workers=spec.workers)
         return PlanRequest(tasks, now=now)
 
 

@@ -67,7 +67,7 @@ def _plan(store: Any, workflow: Workflow, detail: dict[str, Any]) -> dict[str, A
         if name in items:  # a map the run expanded: its items, as many at once as the node's cpus hold
             waves = math.ceil(items[name] / max(1, int(cpus // max(t.resources.cpu, 1e-9))))
             d *= max(1, waves)
-        tasks[name] = PlanTask(duration=max(float(d), 1e-6), resources=t.resources, deps=t.deps)
+        tasks[name] = PlanTask(max(float(d), 1e-6), t.resources, t.deps, workers=t.workers)
     try:
         p = plan(PlanRequest(tasks), Cluster.of([node]), workflow.objective)
     except PodiumError:
