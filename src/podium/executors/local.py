@@ -5,7 +5,9 @@ through NVML when ``pynvml`` is installed: index, UUID and memory of each) and l
 override any value (``gpus``: a count or a list of device indices).
 
 ``LocalExecutor`` routes each call by ``call.spec.isolation`` to a ``ThreadExecutor`` or a
-``ProcessExecutor`` of the node named by ``call.node``. Several nodes (a local cluster file describing several machines, for demos and tests) each get
+``ProcessExecutor`` of the node named by ``call.node``, and a gang-scheduled call (several
+workers) to ``LocalGang``, which starts one worker process per rank on the node of its grant.
+Several nodes (a local cluster file describing several machines, for demos and tests) each get
 their own pools. It does no resource accounting: the engine submits only what fits, so thread
 pools grow on demand and never queue a submitted call. ``limit_threads=False`` leaves the
 thread-count variables (``OMP_NUM_THREADS`` & co.) of the tasks' processes as inherited.
@@ -21,6 +23,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from podium.errors import InvalidValueError, Problem, SpecError
+from podium.executors.gang import LocalGang
 from podium.executors.process import ProcessExecutor
 from podium.executors.thread import ThreadExecutor
 from podium.model.cluster import DEFAULT_PRICES, Node
@@ -111,8 +114,11 @@ class LocalExecutor:
             self._procs[n.name] = ProcessExecutor(
                 registry, (n,), grace=grace, name=f"process-{n.name}", limit_threads=limit_threads
             )
+        self._gang = LocalGang(self._procs)
 
     def submit(self, call: TaskCall) -> Future[Any]:
+        if call.grants and call.spec.workers > 1:
+            return self._gang.submit(call)
         pools = self._procs if call.spec.isolation == "process" else self._threads
         try:
             pool = pools[call.node]
@@ -123,6 +129,9 @@ class LocalExecutor:
         return pool.submit(call)
 
     def kill(self, future: Future[Any]) -> None:
+        if self._gang.owns(future):
+            self._gang.kill(future)
+            return
         for p in self._procs.values():
             if p.owns(future):
                 p.kill(future)
