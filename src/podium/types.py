@@ -221,6 +221,17 @@ class WatchingExecutor(RefreshingExecutor, Protocol):
 
 
 @runtime_checkable
+class GangExecutor(Executor, Protocol):
+    """An executor that starts gang-scheduled calls (optional; the engine refuses a workflow
+    with ``workers`` > 1 on an executor without it). For such a call it starts one worker per
+    ``call.grants`` entry, together, with torch.distributed's ``env://`` variables; the one
+    Future resolves to rank 0's result, or fails once every worker has stopped after one of
+    them failed (the others are killed)."""
+
+    runs_gangs: bool
+
+
+@runtime_checkable
 class QueueingExecutor(Executor, Protocol):
     """An executor that can queue a call behind another on the same worker (optional; the
     engine uses it when present, see ``podium.runtime.lanes``).

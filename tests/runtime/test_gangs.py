@@ -15,6 +15,7 @@ import gpu_tasks  # noqa: F401  (registers the task functions)
 import pytest
 
 from podium.errors import SpecError
+from podium.executors.inline import InlineExecutor
 from podium.executors.local import LocalExecutor
 from podium.model import Const, Node, Resources, RetryPolicy, TaskSpec, Workflow
 from podium.model import events as ev
@@ -137,3 +138,11 @@ def test_two_gangs_that_do_not_fit_together_run_one_after_the_other(
             span.setdefault(e.task_id, []).append(e.ts)
     (s0, e0), (s1, e1) = span["g0"], span["g1"]
     assert e0 <= s1 or e1 <= s0  # 2 x 1.5 cpu each: never both at once on 4 cpus
+
+
+def test_an_executor_that_cannot_start_gangs_is_refused_before_the_run(store: Store) -> None:
+    inline = InlineExecutor([NODE])
+    gang = TaskSpec("ddp", call="gpu_tasks:report", resources=Resources.of(cpu=1), workers=2)
+    with pytest.raises(SpecError, match=r"ddp\.workers.*executor 'inline' cannot start gang-scheduled tasks"):
+        Engine(store, inline).run(Workflow.build("inline", [gang]), {})
+    assert store.list_runs() == []

@@ -93,6 +93,7 @@ class LocalExecutor:
     """Threads and processes on this machine (or on several described local nodes)."""
 
     name = "local"
+    runs_gangs = True  # types.GangExecutor: LocalGang starts their workers
 
     def __init__(
         self,

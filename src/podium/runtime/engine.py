@@ -36,7 +36,7 @@ from podium.runtime.recorder import Hook
 from podium.runtime.state import RunState
 from podium.runtime.summary import Summary, summarize
 from podium.runtime.view import RunView, base_name, fold
-from podium.types import ArtifactStore, Clock, Executor, Store, SystemClock
+from podium.types import ArtifactStore, Clock, Executor, GangExecutor, Store, SystemClock
 
 DEFAULT_DURATION = 1.0
 
@@ -117,6 +117,10 @@ class Engine:
         resolved = workflow.resolve_params(params or {})
         nodes = self.nodes
         problems = unplaceable(workflow, nodes)
+        if not isinstance(self.executor, GangExecutor):
+            msg = f"executor {self.executor.name!r} cannot start gang-scheduled tasks (workers > 1)"
+            gangs = [n for n, t in workflow.tasks.items() if t.workers > 1]
+            problems += [Problem(f"tasks.{n}.workers", msg) for n in gangs]
         if problems:
             raise SpecError(problems)
         if run_id is not None:
