@@ -187,7 +187,6 @@ def test_cli_validate_refuses_then_accepts_with_allow_image(tmp_path: Path) -> N
         (f"{{image: '{IMG}', network: bridge}}", "network must be 'none'"),
         (f"{{image: '{IMG}', workdir: tmp}}", "workdir must be an absolute path"),
         (f"{{image: '{IMG}', isolation: process}}", "isolated by its container"),
-        (f"{{image: '{IMG}', resources: {{gpu: 1}}}}", "cannot use GPUs yet"),
         (f"{{image: '{IMG}', argv: 'sh -c x'}}", "expected a list of strings"),
         (f"{{image: '{IMG}', inputs: {{a: 1}}, map: b}}", "map names 'b', which is not an input"),
         (f"{{kind: container, image: '{IMG}', url: x}}", "key 'url' does not apply to a container task"),

@@ -24,6 +24,7 @@ from podium.executors.container_runtime import (
     owner,
 )
 from podium.executors.thread import ThreadExecutor
+from podium.model.task import Grant
 from podium.registry import Registry
 
 pytestmark = pytest.mark.usefixtures("podman")
@@ -108,6 +109,16 @@ def test_env_values_reach_the_container_but_never_messages_nor_the_command_line(
     ok = container.run(container_call(sh('printf "\\"%s\\"" "$MODE" > /podium/out/result.json'),
                                       env={"MODE": "a b=c"}))  # fmt: skip
     assert ok.result == "a b=c"
+
+
+def test_gpus_and_thread_counts_reach_the_container(podman: Runtime) -> None:
+    """The node's devices for the container runtime's GPU hook, numbered from 0 inside; thread
+    counts from the cpu request unless the task's env sets them."""
+    script = 'printf \'"%s %s %s %s %s"\' "$NVIDIA_VISIBLE_DEVICES" "$CUDA_VISIBLE_DEVICES" '
+    script += '"$PODIUM_GPUS" "$OMP_NUM_THREADS" "$MKL_NUM_THREADS" > /podium/out/result.json'
+    call = container_call(sh(script), cpu=2, env={"MKL_NUM_THREADS": "5"})
+    call = call._replace(grants=(Grant("local", {"cpu": 2.0, "gpu": 2.0}, (2, 3)),))
+    assert container.run(call).result == "2,3 0,1 2,3 2 5"
 
 
 # -- limits ---------------------------------------------------------------------------------------
