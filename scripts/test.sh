@@ -15,7 +15,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+# torch pinned here too (the test extra pulls it through podium[torch]): any other version
+# would resolve to a multi-GB CUDA build.
+.venv/bin/python -m pip install -q -e '.[test]' 'torch==2.13.0'
 
 # apt_install WHAT PACKAGE...: install Debian packages (as root, with apt-get), else say what
 # will be skipped.
