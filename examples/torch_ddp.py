@@ -15,7 +15,6 @@ The data set is scikit-learn's bundled handwritten digits (no download).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import podium
@@ -73,6 +72,7 @@ def _fit(data: dict[str, Any], epochs: int, batch: int, seed: int, rank: int, wo
 
 @podium.task(workers=2, cpu=1, memory="1GiB", retries=1, expected_duration="10s")
 def train_ddp(data: dict[str, Any], epochs: int, batch: int, seed: int) -> dict[str, Any]:
+    import torch
     import torch.distributed as dist
 
     ctx = podium.context()
@@ -81,7 +81,7 @@ def train_ddp(data: dict[str, Any], epochs: int, batch: int, seed: int) -> dict[
         out = _fit(data, epochs, batch, seed, ctx.rank, ctx.world_size)
     finally:
         dist.destroy_process_group()
-    out["threads"] = int(os.environ.get("OMP_NUM_THREADS", "0"))
+    out["threads"] = torch.get_num_threads()  # from OMP_NUM_THREADS, set from cpu=1
     return out
 
 
