@@ -24,6 +24,7 @@ start all its workers kills those it started and fails.
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 from collections.abc import Mapping
@@ -97,8 +98,8 @@ class LocalGang:
                 pool.kill(f)
             raise
         self._gangs[fut] = gang
-        for rank, (_, f) in enumerate(gang.members):
-            f.add_done_callback(lambda f, r=rank: self._done(gang, r, f))
+        for rank, (_, member) in enumerate(gang.members):
+            member.add_done_callback(functools.partial(self._done, gang, rank))
         return fut
 
     def kill(self, future: Future[Any]) -> None:

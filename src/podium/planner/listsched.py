@@ -136,6 +136,7 @@ def list_schedule(
             _release(t, succs, missing, heap, prio)
             continue
         gpu = inst.gpu[t] if devs is not None else 0.0
+        on: Sequence[devicefit.Devices] = devs if devs is not None else ()
         picked: list[int] = []
         tgt = target if target > cur else cur
         left = budget - spent - reserve
@@ -148,9 +149,7 @@ def list_schedule(
                 lim = lims[(rk, j)] = [c - x + EPS for c, x in zip(inst.cap[j], q_t, strict=True)]
             d = dur / speed[j]
             if gpu:
-                s, picks = devicefit.gpu_fit(
-                    profiles[j], devs[j], r, d, lim, kd, scan_limit, gpu, inst.gmem[t]
-                )  # type: ignore[index]
+                s, picks = devicefit.gpu_fit(profiles[j], on[j], r, d, lim, kd, scan_limit, gpu, inst.gmem[t])
             else:
                 s = profiles[j].fit(r, d, lim, kd, scan_limit)
             c = rate[j] * d
@@ -173,8 +172,8 @@ def list_schedule(
             cur = f
         profiles[j].add(s, f, q_t, kd)
         if gpu:
-            devs[j].hold(picked, s, f, gpu, inst.gmem[t])  # type: ignore[index]
-            gpus[t] = [tuple(devs[j].gpus[i].index for i in picked)]  # type: ignore[index]
+            on[j].hold(picked, s, f, gpu, inst.gmem[t])
+            gpus[t] = [tuple(on[j].gpus[i].index for i in picked)]
         _release(t, succs, missing, heap, prio)
     return Schedule(node, start, end, spread, gpus)
 
@@ -226,3 +225,6 @@ def _distinct(inst: Instance) -> list[tuple[float, ...]]:
     for t in range(inst.n):
         out.setdefault(inst.rkey[t], inst.req[t])
     return [out[i] for i in range(len(out))]
+
+
+__all__ = ["INF", "Profile", "Rule", "Schedule", "list_schedule"]

@@ -96,7 +96,7 @@ class Grants:
         return Grant(node, need, gpus, memory)
 
     def _many(self, node: str, need: dict[str, float], memory: int, n: int) -> list[Grant]:
-        out = []
+        out: list[Grant] = []
         while len(out) < n:
             one = self._one(node, need, memory)
             if one is None:
