@@ -24,6 +24,8 @@ from pathlib import Path
 
 from podium.executors.local import LocalExecutor
 from podium.model import Node, Resources, TaskSpec, Workflow
+from podium.policy import Policy
+from podium.registry import Registry
 from podium.runtime.engine import Engine
 from podium.store import open_store
 
@@ -60,7 +62,9 @@ def workflow(lib: str, n: int, reps: int, together: bool) -> Workflow:
 
 
 def seconds(lib: str, n: int, reps: int, together: bool, limit: bool, folder: Path) -> float:
-    ex = LocalExecutor([Node("bench", Resources.of(cpu=2, memory="4GiB"))], limit_threads=limit)
+    registry = Registry()
+    registry.grant(Policy(programs=(sys.executable,)))  # the shell tasks run this interpreter
+    ex = LocalExecutor([Node("bench", Resources.of(cpu=2, memory="4GiB"))], registry, limit_threads=limit)
     store = open_store(str(folder / f"{time.monotonic_ns()}.db"))
     try:
         t0 = time.perf_counter()

@@ -10,8 +10,10 @@ import pytest
 import podium
 from podium.errors import SpecError
 from podium.load.cluster import load_cluster
+from podium.load.config import Config
 from podium.load.spec import load_spec
 from podium.model.devices import Gpu
+from podium.policy import Policy
 
 GIB = 1024**3
 MOD = __name__
@@ -29,7 +31,8 @@ def cluster(tmp_path: Path, text: str) -> podium.Cluster:
 
 
 def spec(text: str) -> podium.Workflow:
-    return load_spec(textwrap.dedent(text).encode(), "spec.yaml", "yaml", allow_modules=[MOD])
+    granted = Config(policy=Policy(programs=("true",)))
+    return load_spec(textwrap.dedent(text).encode(), "spec.yaml", "yaml", allow_modules=[MOD], config=granted)
 
 
 def spec_problems(text: str) -> str:

@@ -29,7 +29,9 @@ def test_inventory_from_a_count_a_list_or_mappings() -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        (-1, "count >= 0"),
+        (-1, "count from 0 to 1024"),
+        (10**9, "count from 0 to 1024"),  # a config cannot make the inventory huge
+        (list(range(5000)), "at most 1024 per node"),
         (True, "count or a list"),
         ("4", "count or a list"),
         ([0, 0], "distinct"),

@@ -7,7 +7,8 @@ import time
 from typing import Any
 
 import podium
-from podium.registry import REGISTRY
+from podium.policy import Policy
+from podium.registry import REGISTRY, Registry
 
 
 def report(seconds: float = 0.0) -> dict[str, Any]:
@@ -53,6 +54,17 @@ def gang_member(
     return {"rank": ctx.rank, "world": ctx.world_size, "attempt": ctx.attempt}
 
 
-for _fn in (report, cuda_oom, gang_member):
+FUNCTIONS = (report, cuda_oom, gang_member)
+for _fn in FUNCTIONS:
     REGISTRY.register(f"gpu_tasks:{_fn.__name__}", _fn)
 REGISTRY.allow("gpu_tasks")
+
+
+def registry(*programs: str) -> Registry:
+    """A registry with these task functions, that lets shell tasks run ``programs``."""
+    reg = Registry()
+    for fn in FUNCTIONS:
+        reg.register(f"gpu_tasks:{fn.__name__}", fn)
+    reg.allow("gpu_tasks")
+    reg.grant(Policy(programs=programs))
+    return reg

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import gpu_tasks  # noqa: F401  (registers the task functions)
+import gpu_tasks
 import pytest
 
 from podium.errors import SpecError
@@ -30,7 +30,7 @@ NODE = Node("local", Resources.of(cpu=4, memory="8GiB"), gpus=parse_gpus(4))
 
 @pytest.fixture
 def ex() -> Iterator[LocalExecutor]:
-    e = LocalExecutor([NODE])
+    e = LocalExecutor([NODE], registry=gpu_tasks.registry("sh"))
     yield e
     e.shutdown()
 

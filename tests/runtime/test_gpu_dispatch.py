@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import gpu_tasks  # noqa: F401  (registers the task functions)
+import gpu_tasks
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,7 +32,7 @@ SHELL_REPORT = ["sh", "-c", 'echo "$CUDA_VISIBLE_DEVICES|$PODIUM_GPUS|$OMP_NUM_T
 
 @pytest.fixture
 def gpu_executor() -> Iterator[LocalExecutor]:
-    ex = LocalExecutor([GPU_NODE])
+    ex = LocalExecutor([GPU_NODE], registry=gpu_tasks.registry("sh"))
     yield ex
     ex.shutdown()
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from podium.errors import InvalidValueError
 from podium.model.resources import parse_size
 
+#: Most GPUs one node may declare (a count or a list): a config cannot make the inventory huge.
+MAX_GPUS = 1024
 #: A device's capacity in shares: requests are counted in millionths of a device, so sums
 #: and differences are exact (no float drift across many takes and gives).
 UNIT = 1_000_000
@@ -57,11 +59,13 @@ def parse_gpus(value: object) -> tuple[Gpu, ...]:
     if isinstance(value, bool):
         raise InvalidValueError(f"gpus must be a count or a list of device indices, got {value!r}")
     if isinstance(value, int):
-        if value < 0:
-            raise InvalidValueError(f"gpus must be a count >= 0, got {value}")
+        if not 0 <= value <= MAX_GPUS:
+            raise InvalidValueError(f"gpus must be a count from 0 to {MAX_GPUS}, got {value}")
         return tuple(Gpu(i) for i in range(value))
     if not isinstance(value, list | tuple):
         raise InvalidValueError(f"gpus must be a count or a list of device indices, got {value!r}")
+    if len(value) > MAX_GPUS:
+        raise InvalidValueError(f"gpus lists {len(value)} devices: at most {MAX_GPUS} per node")
     out: list[Gpu] = []
     for i, item in enumerate(value):
         if isinstance(item, Mapping):
@@ -150,4 +154,4 @@ class GpuPool:
         return not any(self.used) and not any(self.mem)
 
 
-__all__ = ["UNIT", "Gpu", "GpuPool", "parse_gpus", "per_node", "request_problem", "units"]
+__all__ = ["MAX_GPUS", "UNIT", "Gpu", "GpuPool", "parse_gpus", "per_node", "request_problem", "units"]
