@@ -173,8 +173,6 @@ def print_summary(result: Any) -> None:
 def print_view(record: Any, view: Any, usage: dict[str, Any] | None = None) -> None:
     """What ``podium show`` prints for a run read back from the store (``usage``: task id ->
     its last attempt's measured ``Usage``)."""
-    from podium.runtime.summary import summarize
-
     console = _console()
     console.print(
         Text(safe(f"run {record.run_id}  workflow {record.workflow}  status {record.status}"), style="bold")
@@ -182,12 +180,18 @@ def print_view(record: Any, view: Any, usage: dict[str, Any] | None = None) -> N
     console.print(task_table(view, usage=usage if usage is not None else {}))
     for line in _errors(view):
         console.print(line)
+    s = view_summary(view)
+    console.print(f"T = {s.makespan:.3f} s   R = {s.cost:.6f}   F = {s.objective:.4f}")
+
+
+def view_summary(view: Any) -> Any:
+    """T, R and F of a run read back from the store, at the prices and objective it recorded."""
+    from podium.runtime.summary import summarize
 
     class _Wf:  # summarize needs only the objective; the spec itself may be gone
         objective = _objective(view)
 
-    s = summarize(view, _Wf, _priced_nodes(view))  # type: ignore[arg-type]
-    console.print(f"T = {s.makespan:.3f} s   R = {s.cost:.6f}   F = {s.objective:.4f}")
+    return summarize(view, _Wf, _priced_nodes(view))  # type: ignore[arg-type]
 
 
 def _priced_nodes(view: Any) -> dict[str, Any]:

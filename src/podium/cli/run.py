@@ -9,6 +9,7 @@ marked cancelled, resumable) and exits 130.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -167,6 +168,12 @@ def _execute(
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
 @click.option("--ray", "ray_address", metavar="ADDRESS", help=_RAY_HELP)
 @grant_options
+@click.option(
+    "--no-learn", is_flag=True, help="Plan with declared estimates only (do not learn from past runs)."
+)
+@click.option(
+    "--right-size", is_flag=True, help="Request cpu and memory from what past runs used (podium advise)."
+)
 @metrics_options
 def run_cmd(
     file: str,
@@ -183,6 +190,8 @@ def run_cmd(
     oom_growth: float = 2.0,
     oom_cap: str | None = None,
     plan_time: float = 0.0,
+    no_learn: bool = False,
+    right_size: bool = False,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
     metrics_linger: float = 0.0,
@@ -213,7 +222,13 @@ def run_cmd(
         run_id=run_id,
         source=source,
         progress=not no_progress,
-        engine_options={"oom_growth": oom_growth, "oom_cap": cap, "plan_time_limit": plan_time},
+        engine_options={
+            "oom_growth": oom_growth,
+            "oom_cap": cap,
+            "plan_time_limit": plan_time,
+            "learn": not no_learn,
+            "right_size": right_size,
+        },
         dispatch="fifo" if fifo else "critical_path",
         gantt=gantt,
         ray_address=ray_address,
@@ -369,7 +384,12 @@ def runs_cmd(store_url: str | None, limit: int) -> None:
 @click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
 @click.option("--events", "with_events", is_flag=True, help="Also print the event log.")
 @click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
-def show_cmd(run_id: str, store_url: str | None, with_events: bool, gantt: str | None) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the run as JSON (per task: estimate and measured use)."
+)
+def show_cmd(
+    run_id: str, store_url: str | None, with_events: bool, gantt: str | None, as_json: bool = False
+) -> None:
     """Show a run: its tasks, their states, attempts and durations, and T, R, F."""
     from podium.cli.progress import print_view
     from podium.cli.terminal import safe
@@ -385,12 +405,53 @@ def show_cmd(run_id: str, store_url: str | None, with_events: bool, gantt: str |
     finally:
         store.close()
     view = fold(events)
+    if as_json:
+        click.echo(json.dumps(show_json(record, view, events)))
+        return
     print_view(record, view, last_usage(events))
     for note in notes:
         click.echo(f"needs attention: {safe(note)}")
     if with_events:
         for e in events:
             click.echo(safe(f"{e.seq:6d} {_ts(e.ts)} {e.type:14s} {e.task_id or '-'} {e.attempt} {e.data}"))
+
+
+def show_json(record: Any, view: Any, events: Any) -> dict[str, Any]:
+    """``podium show --json``: the run, and per task its last attempt's estimate (what it
+    started with, seconds on its node), measured duration, CPU time and peak memory."""
+    from podium.cli.progress import view_summary
+
+    est: dict[str, Any] = {}
+    for e in events:
+        if e.type == "TaskStarted" and e.task_id is not None:
+            est[e.task_id] = e.data.get("est")
+    usage = last_usage(events)
+    tasks = []
+    for tid, t in view.tasks.items():
+        u = usage.get(tid)
+        tasks.append(
+            {
+                "task_id": tid,
+                "status": t.state,
+                "attempts": t.attempt,
+                "node": t.node,
+                "estimate": est.get(tid),
+                "duration": t.duration,
+                "cpu_time": u.cpu_time if u is not None else None,
+                "peak_memory": u.peak_memory if u is not None else None,
+                "usage_source": u.source if u is not None else None,
+            }
+        )
+    s = view_summary(view)
+    return {
+        "run_id": record.run_id,
+        "workflow": record.workflow,
+        "status": record.status,
+        "T": s.makespan,
+        "R": s.cost,
+        "F": s.objective,
+        "tasks": tasks,
+    }
 
 
 def last_usage(events: Any) -> dict[str, Any]:

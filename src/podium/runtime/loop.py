@@ -157,6 +157,7 @@ class RunLoop:
                         node = n
                         break
             attempt = view_tasks[tid].attempt + 1
+            kwargs, config = prepared[tid]
             lane: Lane | None = None
             est: float | None = None  # None: it starts now; else it waits in ``lane``
             if node is None:
@@ -175,11 +176,10 @@ class RunLoop:
                 cap = free[node]
                 for k, v in need.items():
                     cap[k] -= v
-                emit(_STARTED, tid, attempt, start_data(node, need))
+                emit(_STARTED, tid, attempt, start_data(node, need, name, kwargs))
                 if lanes is not None:
                     lane = lanes.open(node, need, name)
                     rooms += room(lane, limits)
-            kwargs, config = prepared[tid]
             spec = specs[name]
             res = boost_res.get(tid, spec.resources) if boost_res else spec.resources
             call = _new(TaskCall, (run_id, tid, attempt, spec, kwargs, config, res, node, spec.timeout))
@@ -362,8 +362,7 @@ class RunLoop:
         s = self.state
         try:
             with self.turn_lock:
-                prices = {n.name: dict(n.prices) for n in s.nodes.values()}
-                self.emit(ev.RUN_STARTED, None, 0, {"owner": owner_id(), "prices": prices})
+                self.emit(ev.RUN_STARTED, None, 0, s.started(owner_id()))
                 if self.plans.summary is not None:
                     self.emit(ev.PLAN_MADE, None, 0, self.plans.summary)
                 self.readiness.start()
