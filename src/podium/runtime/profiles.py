@@ -23,9 +23,9 @@ from podium.model.task import Const, Param
 from podium.model.workflow import Workflow
 
 #: How many of a workflow's newest runs its profiles come from.
-PROFILE_RUNS = 20
+PROFILE_RUNS = 10
 #: Events read at most when building profiles.
-MAX_EVENTS = 500_000
+MAX_EVENTS = 200_000
 #: Runs looked through (all workflows) to find the workflow's newest.
 SCAN_RUNS = 1000
 
