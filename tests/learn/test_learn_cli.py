@@ -61,7 +61,8 @@ def test_three_runs_teach_advise_and_a_right_sized_fourth_costs_less(
     row = next(t for t in advice["tasks"] if t["task"] == "grow")
     assert row["declared_memory"] == 1 << 30
     assert grow["peak_memory_p95"] <= row["suggested_memory"] < 1 << 30  # above the peak, below the ask
-    assert row["suggested_cpu"] is not None and row["suggested_cpu"] <= 1.0  # one process: one core at most
+    # one single-threaded process: about one core (CPU clocks tick coarsely: a quarter above)
+    assert row["suggested_cpu"] is not None and row["suggested_cpu"] <= 1.25 < row["declared_cpu"]
     assert advice["last_run"] == "s2" and advice["R_suggested"] < advice["R_last"]
     text = _cli(capsys, "advise", "flow.py", "--store", db)
     assert "saves" in text and "grow" in text

@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from podium.cli import cli
+from podium.cli.grants import grant_options
 from podium.errors import NotFoundError
 
 
@@ -125,21 +126,21 @@ def _cells(row: Mapping[str, Any]) -> list[str]:
 
 @cli.command("advise")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--allow-module", multiple=True, metavar="MODULE", help="Allow Python tasks from MODULE.")
 @click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
 @click.option(
     "--margin", type=click.FloatRange(min=1.0), default=1.2, show_default=True, help="Memory margin."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@grant_options
 def advise_cmd(
-    file: str, allow_module: Sequence[str], store_url: str | None, margin: float, as_json: bool
+    file: str, grants: Mapping[str, Any], store_url: str | None, margin: float, as_json: bool
 ) -> None:
     """Per task of FILE: declared vs used (p50/p95) vs suggested requests, and the cost R the
     suggestions would have saved on the workflow's last run."""
     from podium.learn import suggest
     from podium.load import load_workflow
 
-    workflow = load_workflow(file, allow_modules=allow_module).workflow
+    workflow = load_workflow(file, **grants).workflow
     store, profs = _profiles(store_url, workflow.name)
     try:
         last = next((r.run_id for r in store.list_runs(1000) if r.workflow == workflow.name), None)
