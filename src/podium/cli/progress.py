@@ -208,3 +208,53 @@ def _objective(view: Any) -> Any:
 
     o = (view.meta or {}).get("objective") or {}
     return Objective(alpha=float(o.get("alpha", 1.0)), beta=float(o.get("beta", 0.0)))
+
+
+def show_json(record: Any, view: Any, events: Any) -> dict[str, Any]:
+    """``podium show --json``: the run, and per task its last attempt's estimate (what it
+    started with, seconds on its node), measured duration, CPU time and peak memory."""
+
+    est: dict[str, Any] = {}
+    for e in events:
+        if e.type == "TaskStarted" and e.task_id is not None:
+            est[e.task_id] = e.data.get("est")
+    usage = last_usage(events)
+    tasks = []
+    for tid, t in view.tasks.items():
+        u = usage.get(tid)
+        tasks.append(
+            {
+                "task_id": tid,
+                "status": t.state,
+                "attempts": t.attempt,
+                "node": t.node,
+                "estimate": est.get(tid),
+                "duration": t.duration,
+                "cpu_time": u.cpu_time if u is not None else None,
+                "peak_memory": u.peak_memory if u is not None else None,
+                "usage_source": u.source if u is not None else None,
+            }
+        )
+    s = view_summary(view)
+    return {
+        "run_id": record.run_id,
+        "workflow": record.workflow,
+        "status": record.status,
+        "T": s.makespan,
+        "R": s.cost,
+        "F": s.objective,
+        "tasks": tasks,
+    }
+
+
+def last_usage(events: Any) -> dict[str, Any]:
+    """Task id -> the measured usage of its last measured attempt (``model.usage``)."""
+    from podium.model.usage import USAGE_KEY, attempt_usage
+
+    out = {}
+    for e in events:
+        if e.task_id is not None and USAGE_KEY in e.data:
+            u = attempt_usage(e.data)
+            if u is not None:
+                out[e.task_id] = u
+    return out

@@ -391,7 +391,7 @@ def show_cmd(
     run_id: str, store_url: str | None, with_events: bool, gantt: str | None, as_json: bool = False
 ) -> None:
     """Show a run: its tasks, their states, attempts and durations, and T, R, F."""
-    from podium.cli.progress import print_view
+    from podium.cli.progress import last_usage, print_view, show_json
     from podium.cli.terminal import safe
     from podium.runtime.view import fold
 
@@ -414,57 +414,6 @@ def show_cmd(
     if with_events:
         for e in events:
             click.echo(safe(f"{e.seq:6d} {_ts(e.ts)} {e.type:14s} {e.task_id or '-'} {e.attempt} {e.data}"))
-
-
-def show_json(record: Any, view: Any, events: Any) -> dict[str, Any]:
-    """``podium show --json``: the run, and per task its last attempt's estimate (what it
-    started with, seconds on its node), measured duration, CPU time and peak memory."""
-    from podium.cli.progress import view_summary
-
-    est: dict[str, Any] = {}
-    for e in events:
-        if e.type == "TaskStarted" and e.task_id is not None:
-            est[e.task_id] = e.data.get("est")
-    usage = last_usage(events)
-    tasks = []
-    for tid, t in view.tasks.items():
-        u = usage.get(tid)
-        tasks.append(
-            {
-                "task_id": tid,
-                "status": t.state,
-                "attempts": t.attempt,
-                "node": t.node,
-                "estimate": est.get(tid),
-                "duration": t.duration,
-                "cpu_time": u.cpu_time if u is not None else None,
-                "peak_memory": u.peak_memory if u is not None else None,
-                "usage_source": u.source if u is not None else None,
-            }
-        )
-    s = view_summary(view)
-    return {
-        "run_id": record.run_id,
-        "workflow": record.workflow,
-        "status": record.status,
-        "T": s.makespan,
-        "R": s.cost,
-        "F": s.objective,
-        "tasks": tasks,
-    }
-
-
-def last_usage(events: Any) -> dict[str, Any]:
-    """Task id -> the measured usage of its last measured attempt (``model.usage``)."""
-    from podium.model.usage import USAGE_KEY, attempt_usage
-
-    out = {}
-    for e in events:
-        if e.task_id is not None and USAGE_KEY in e.data:
-            u = attempt_usage(e.data)
-            if u is not None:
-                out[e.task_id] = u
-    return out
 
 
 def write_gantt(store: Any, run_id: str, path: str) -> None:
