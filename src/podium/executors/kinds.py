@@ -101,7 +101,8 @@ def run_python(call: TaskCall, registry: Registry) -> Any:
 
 
 def run_http(call: TaskCall, policy: Policy | None = None) -> Any:
-    from podium.executors.http import HttpError, HttpRefused, fetch
+    from podium.executors.breaker import BREAKERS, retry_after
+    from podium.executors.http import HttpError, HttpRefused, fetch, target_of
 
     cfg = call.config
     hidden = secrets_in(cfg)
@@ -120,18 +121,42 @@ def run_http(call: TaskCall, policy: Policy | None = None) -> Any:
         data = body if isinstance(body, bytes) else str(body).encode()
     method = str(cfg.get("method") or ("POST" if data is not None else "GET")).upper()
     where = redact(f"{method} {url}", hidden)
+    pol = policy or Policy()
     try:
-        resp = fetch(method, str(url), headers=headers, body=data, policy=policy, timeout=call.timeout)
+        origin = target_of(str(url)).origin
+    except HttpRefused as e:
+        raise failure(USER_ERROR, "HttpRefused", redact(str(e), hidden), retryable=False) from None
+    breaker = BREAKERS.of(origin, pol.http_breaker_failures, pol.http_breaker_cooldown)
+    wait = breaker.admit()
+    if wait is not None:  # the service is down: fail now instead of waiting for a timeout
+        msg = (
+            f"{where}: not sent, {origin[1]}:{origin[2]} failed {breaker.failed} calls in a row "
+            f"(circuit open); the next call goes through in {wait:.1f}s"
+        )
+        raise failure(USER_ERROR, "CircuitOpen", redact(msg, hidden), retry_after=round(wait, 3))
+    try:
+        resp = fetch(method, str(url), headers=headers, body=data, policy=pol, timeout=call.timeout)
     except HttpError as e:
+        if not isinstance(e, HttpRefused):
+            breaker.failed_call()
         kind, type_ = (TIMEOUT, "TimeoutError") if e.timeout else (USER_ERROR, "ConnectionError")
         if isinstance(e, HttpRefused):
             type_ = "HttpRefused"
         raise failure(kind, type_, redact(str(e), hidden), retryable=e.retryable) from None
+    if resp.status >= 500 or resp.status == 429:
+        breaker.failed_call()
+    else:
+        breaker.succeeded()
     if resp.status >= 400:
         detail = _snippet(resp.body)
         retryable = resp.status >= 500 or resp.status in RETRYABLE_4XX
         msg = f"{where} returned HTTP {resp.status} {resp.reason}" + (f": {detail}" if detail else "")
-        raise failure(USER_ERROR, "HTTPError", redact(msg, hidden), retryable=retryable, status=resp.status)
+        extra: dict[str, Any] = {"status": resp.status}
+        wait_s = retry_after(resp.headers.get("Retry-After")) if resp.status in (429, 503) else None
+        if wait_s is not None:
+            extra["retry_after"] = wait_s
+            msg += f" (Retry-After: {wait_s:g}s)"
+        raise failure(USER_ERROR, "HTTPError", redact(msg, hidden), retryable=retryable, **extra)
     ctype = resp.headers.get("Content-Type", "")
     charset = resp.headers.get_content_charset() or "utf-8"
     try:
