@@ -81,6 +81,10 @@ def run_call(call: TaskCall, registry: Registry, on_process: OnProcess | None = 
         return run_http(call, registry.policy)
     if kind == "shell":
         return run_shell(call, on_process, registry.policy)
+    if kind == "service":
+        from podium.executors.service import start
+
+        return start(call, registry.policy)
     if kind == "container":
         from podium.executors.container import run_container
 

@@ -28,7 +28,7 @@ Found = list[tuple[tuple[str | int, ...], str]]
 
 
 def task_problems(kind: str, config: Mapping[str, Any], policy: Policy) -> Found:
-    if kind == "shell":
+    if kind == "shell" or kind == "service":
         return _shell(config, policy)
     if kind == "http":
         return _http(config, policy)

@@ -13,15 +13,14 @@ future in the inbox and, if no other thread is in a turn, runs the turn itself; 
 finds a turn in progress leaves its completion to that turn. Nothing polls futures, and no
 completion waits for a hand-off to another thread (which costs tens of microseconds a task).
 The calling thread starts the run, waits on the clock until it ends, and wakes only for retry
-timers, cancel requests from other processes, drift checks and Ctrl-C.
+timers, cancel requests, drift and service checks, and Ctrl-C.
 
-The loop's state is one ``RunState`` (``state.py``). This module keeps turns, dispatch, submit
-and completions; its collaborators receive the state and the loop's ``emit``: ``Readiness``
-(how a task becomes ready, skipped or expanded), ``Failures`` (retries, quarantine,
-cancellation), ``Lanes`` (tasks queued behind a running call on its worker, with an executor
-that queues) and ``PlanFollower`` (plans and drift). The executor's optional capabilities are
-checked once, at start (``types.QueueingExecutor`` here, the node ones by ``Failures``). All time
-comes from the injected ``Clock``.
+The loop's state is one ``RunState`` (``state.py``); this module keeps turns, dispatch, submit
+and completions. Collaborators receive the state and ``emit``: ``Readiness`` (ready, skipped,
+expanded), ``Failures`` (retries, quarantine, cancellation), ``Lanes`` (calls queued behind a
+running one, with a queueing executor), ``PlanFollower`` (plans, drift) and ``Services`` (the
+lifetime of service tasks). Optional executor capabilities are checked once, at start
+(``types.QueueingExecutor`` and ``ServiceExecutor`` here, the node ones by ``Failures``).
 
 Invariants: turns never overlap (one lock); an event is applied to the view when emitted and
 committed before anything is acted on (a task's success is durable before its dependents
@@ -54,6 +53,7 @@ from podium.runtime.owner import owner_id
 from podium.runtime.planning import Placement, PlanFollower, Replanner
 from podium.runtime.readiness import EXPAND_CHUNK, Readiness
 from podium.runtime.recorder import Hook, Recorder
+from podium.runtime.services import services_for
 from podium.runtime.state import Lane, Running, RunState, Submission, Waiting
 from podium.runtime.view import base_name
 from podium.types import (
@@ -121,6 +121,7 @@ class RunLoop:
         if placement is not None:
             self.plans.use(placement)
         self._finished, self._attempt_failed = self.readiness.finished, self.failures.attempt_failed
+        self.services = services_for(s, executor)  # None without service tasks
 
     # -- dispatch ---------------------------------------------------------------------------
     def dispatch(self) -> None:
@@ -280,6 +281,8 @@ class RunLoop:
             self.plans.finished(tid, duration)
         s.buf_results.append(rec)
         s.values[tid] = value
+        if self.services is not None:
+            self.services.started(tid, value, node, need)
         if s.cache_keys:
             key = s.cache_keys.get(tid)
             if key is not None:
@@ -381,6 +384,10 @@ class RunLoop:
                 with contextlib.suppress(Exception):
                     self.executor.kill(fut)
             raise
+        finally:
+            if self.services is not None:  # every ending stops the run's services
+                with self.turn_lock:
+                    self.services.stop_all()
         with self.turn_lock:
             return self._finish()
 
@@ -413,6 +420,8 @@ class RunLoop:
                     self.failures.cancel("cancel requested")
             except StoreError:
                 pass
+            if self.services is not None:
+                self.services.poll()
         self.plans.poll()
 
     def _locked_cancel(self, reason: str) -> None:
@@ -423,8 +432,7 @@ class RunLoop:
             self.flush()
 
     def _drain_running(self, timeout: float = 10.0) -> None:
-        """After a cancel: let killed attempts report (their callbacks run turns), then give
-        up on any that do not within ``timeout``."""
+        """After a cancel: let killed attempts report, then give up on any that do not in time."""
         s = self.state
         deadline = self._monotonic() + timeout
         while (s.running or s.queued) and self._monotonic() < deadline:
