@@ -118,7 +118,7 @@ def literal_grants(tasks: Iterable[TaskSpec]) -> tuple[tuple[str, ...], tuple[st
     hosts: dict[str, None] = {}
     for t in tasks:
         argv = t.config.get("argv")
-        if t.kind == "shell" and isinstance(argv, tuple) and argv and isinstance(argv[0], str):
+        if t.kind in ("shell", "service") and isinstance(argv, tuple) and argv and isinstance(argv[0], str):
             programs[argv[0]] = None
         url = t.config.get("url")
         if t.kind == "http" and isinstance(url, str):
