@@ -229,3 +229,17 @@ def test_after_the_orchestrator_is_killed_resume_stops_the_orphan_and_serves_the
     assert not running(orphan)  # the crashed run's service was found and stopped
     first, second = pids(tmp_path)
     assert first == orphan and not running(second)  # a fresh one served "late", then stopped
+
+
+def test_a_service_lifetime_is_counted_in_r(tmp_path: Path) -> None:
+    """The service lives through ``wait`` (2 s): R counts its life, not only its start."""
+    spec(tmp_path, WAIT_THEN_LATE.replace("60", "2"))
+    code, out = run(tmp_path, "--run-id", "cost")
+    assert code == 0, out
+    from podium.runtime.view import fold
+
+    view = fold(events(tmp_path, "cost"))
+    final = events(tmp_path, "cost")[-1]
+    lived = final.data["services"]["model"]
+    assert lived >= 2.0  # it served "ask" and "late", with "wait" (sleep 2) between
+    assert view.tasks["model"].busy >= lived  # its start attempt plus its life

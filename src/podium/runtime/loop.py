@@ -383,11 +383,9 @@ class RunLoop:
             for fut in [*s.running, *s.queued]:
                 with contextlib.suppress(Exception):
                     self.executor.kill(fut)
+            if self.services is not None:
+                self.services.stop_all()
             raise
-        finally:
-            if self.services is not None:  # every ending stops the run's services
-                with self.turn_lock:
-                    self.services.stop_all()
         with self.turn_lock:
             return self._finish()
 
@@ -448,6 +446,8 @@ class RunLoop:
             self.flush()
 
     def _finish(self) -> str:
+        if self.services is not None:  # every ending stops the run's services
+            self.services.stop_all()
         typ, data = self.state.final_event()
         self.emit(typ, None, 0, data)
         self.flush()

@@ -4,8 +4,9 @@ A service task runs like any task: when its upstreams are done it is dispatched,
 attempt starts the process and returns once it is ready (``podium.executors.service``); its
 result (``{"url", "port", ...}``) is what dependents read. ``Services`` takes over from there:
 
-- it *holds* the service's resources on its node for the service's whole life (the attempt
-  ended, the process did not), so the loop never packs more onto that node than fits;
+- it *holds* the service's resources on its node for its whole life (the attempt ended, the
+  process did not), so the loop never packs more onto that node than fits, and counts that
+  life in R (the run's final event carries it; the view adds it to the service's busy time);
 - between turns (``poll``) it stops a service once every task that uses it (its direct
   dependents, their map items included) has finished, whichever way; and restarts one that
   died while users remain, on the same port, so their URL stays valid (calls in flight fail
@@ -25,6 +26,7 @@ held); starts and restarts are counted on the record (``restarts``) but never bl
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from podium.errors import InvalidValueError
@@ -61,6 +63,7 @@ class Services:
         self.restarting: set[str] = set()
         self.restarts: dict[str, int] = {}
         self.threads: list[threading.Thread] = []
+        self.born: dict[str, float] = {}  # service -> when its current life began (monotonic)
         self.lock = threading.Lock()  # ``live`` is also written by restart threads
 
     def started(self, tid: str, value: Any, node: str, need: dict[str, float]) -> None:
@@ -69,6 +72,7 @@ class Services:
             return
         with self.lock:
             self.live[tid] = value
+        self.born[tid] = time.monotonic()
         cap = self.state.free.get(node)
         if cap is not None:
             for k, v in need.items():
@@ -101,6 +105,7 @@ class Services:
             self.host.stop_service(record)  # the crashed orchestrator's service, if it still runs
             if not self._done(name):
                 self.live[name] = record
+                self.born[name] = time.monotonic()
                 self._restart(name, wait=True)
 
     # -- internals -----------------------------------------------------------------------
@@ -120,6 +125,10 @@ class Services:
             record = self.live.pop(name, None)
         if record is not None:
             self.host.stop_service(record)
+        born = self.born.pop(name, None)
+        if born is not None:  # its life after the start attempt, counted in R like a task's
+            times = self.state.service_time
+            times[name] = times.get(name, 0.0) + time.monotonic() - born
         held = self.held.pop(name, None)
         if held is not None:
             node, need = held
