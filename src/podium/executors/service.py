@@ -7,8 +7,14 @@ restart must reuse), then probes ``http://127.0.0.1:PORT`` + ``ready.path`` unti
 ``{"url", "port", "pid", "started"}`` (``${svc.url}`` in a spec). Its output goes to a file
 in a private folder, whose tail is quoted when it fails to come up.
 
-``stop(record)`` ends the process group of a started service, only if the PID still belongs
-to the process that was started (its start time matches: a reused PID is never signalled);
+With ``image`` the service is a container instead (``podium.executors.container_runtime``:
+Podman or Docker, detached, ``--network host`` so it can listen on loopback, labelled with
+the run, the task and the owner process, ``cpu``/``memory`` as limits, ``argv`` its command,
+``env`` through a 0600 file removed once it started); its record names the container.
+
+``stop(record)`` ends the process group of a started service (or removes its container),
+only if the PID still belongs to the process that was started (its start time matches: a
+reused PID is never signalled);
 ``alive(record)`` says whether it still runs. The run loop decides when
 (``podium.runtime.services``).
 
@@ -54,6 +60,8 @@ def start(call: TaskCall, policy: Policy | None = None, port: int | None = None)
     from podium.executors.kinds import _program
 
     cfg = call.config
+    if cfg.get("image"):
+        return _start_container(call, port or free_port())
     pol = policy or Policy()
     argv = cfg.get("argv")
     if isinstance(argv, str) or not isinstance(argv, tuple | list) or not argv:
@@ -104,7 +112,7 @@ def start(call: TaskCall, policy: Policy | None = None, port: int | None = None)
     return {"url": url, "port": port, "pid": proc.pid, "started": _start_time(proc.pid), "log": log_path}
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], url: str, limit: float) -> str | None:
+def _wait_ready(proc: Any, url: str, limit: float) -> str | None:
     deadline = time.monotonic() + limit
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
     pause = 0.02
@@ -145,8 +153,80 @@ def _start_time(pid: int) -> float:
         return 0.0
 
 
+def _start_container(call: TaskCall, port: int) -> dict[str, Any]:
+    import shutil
+    import uuid
+
+    from podium.executors import container_runtime as crt
+
+    cfg = call.config
+    hidden = secrets_in(cfg)
+    rt = crt.detect()
+    name = f"podium-svc-{uuid.uuid4().hex[:12]}"
+    folder = tempfile.mkdtemp(prefix="podium-svc-")
+    env_file = os.path.join(folder, "env")
+    env = {str(k): str(v) for k, v in (cfg.get("env") or {}).items()}
+    env["PORT"] = str(port)
+    fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:  # values may be secrets: never on the command line
+        f.writelines(f"{k}={v}\n" for k, v in env.items())
+    spec = crt.ContainerSpec(
+        image=str(cfg["image"]),
+        name=name,
+        argv=tuple(str(a) for a in cfg.get("argv") or ()),
+        labels={crt.LABEL_RUN: call.run_id, crt.LABEL_TASK: call.task_id, crt.LABEL_OWNER: crt.owner()},
+        env_file=env_file,
+        network="host",
+        cpus=call.resources.cpu,
+        memory=call.resources.memory,
+    )
+    try:
+        done = subprocess.run(rt.run_argv(spec, detach=True), capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if done.returncode != 0:
+        rt.remove([name])
+        msg = f"service {call.task_id!r}: {spec.image} did not start: {crt.first_error(done.stderr)}"
+        raise failure(USER_ERROR, "ServiceNotReady", redact(msg, hidden))
+    record = {"url": f"http://127.0.0.1:{port}", "port": port, "container": name, "runtime": rt.kind}
+    ready = dict(cfg.get("ready") or {})
+    why = _wait_ready(_Container(rt, name), record["url"] + str(ready.get("path") or "/"),
+                      float(ready.get("timeout") or DEFAULT_READY_TIMEOUT))  # fmt: skip
+    if why is not None:
+        rt.remove([name])
+        raise failure(
+            USER_ERROR,
+            "ServiceNotReady",
+            redact(f"service {call.task_id!r} ({spec.image}) did not come up: {why}", hidden),
+        )
+    return record
+
+
+class _Container:
+    """What ``_wait_ready`` asks of a process, for a container."""
+
+    def __init__(self, rt: Any, name: str) -> None:
+        self.rt, self.name = rt, name
+
+    def poll(self) -> int | None:
+        states = self.rt.inspect([self.name])
+        state = (states[0].get("State") or {}) if states else {}
+        return None if state.get("Running") else int(state.get("ExitCode") or 0)
+
+
+def _container_alive(record: dict[str, Any]) -> bool:
+    from podium.executors import container_runtime as crt
+
+    try:
+        return _Container(crt.detect(), str(record["container"])).poll() is None
+    except crt.ContainerRuntimeError:
+        return False
+
+
 def alive(record: Any) -> bool:
     """Whether the service in ``record`` (a ``start`` result) still runs as that process."""
+    if isinstance(record, dict) and isinstance(record.get("container"), str):
+        return _container_alive(record)
     if not isinstance(record, dict) or not isinstance(record.get("pid"), int):
         return False
     import psutil
@@ -165,6 +245,11 @@ def stop(record: Any, grace: float = 3.0) -> bool:
     True if it was running."""
     if not alive(record):
         return False
+    if isinstance(record.get("container"), str):
+        from podium.executors import container_runtime as crt
+
+        crt.detect().remove([record["container"]])
+        return True
     pid = record["pid"]
     _kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace

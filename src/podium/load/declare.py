@@ -67,8 +67,9 @@ def shell(
 
 
 def service(
-    argv: list[Any],
+    argv: list[Any] | None = None,
     *,
+    image: str | None = None,
     ready: str = "/",
     ready_timeout: Any = None,
     env: Mapping[str, Any] | None = None,
@@ -76,15 +77,26 @@ def service(
     **settings: Any,
 ) -> Handle:
     """Declare a service inside a flow: ``argv`` is started with ``PORT`` set, probed at
-    ``ready`` until it answers, and kept running while tasks that use it (``svc["url"]``) run."""
+    ``ready`` until it answers, and kept running while tasks that use it (``svc["url"]``) run.
+    With ``image`` it is a container (``argv`` its command; the flow's images need no allowing)."""
+    from podium.model.container import image_problem
+
     build = _current("podium.service")
     _check_settings(settings, "podium.service")
-    config: dict[str, Any] = {"argv": [_expr(options.argv_item(a)) for a in argv]}
+    issues: options.Issues = []
+    config: dict[str, Any] = {}
+    if argv is not None:
+        config["argv"] = [_expr(options.argv_item(a)) for a in argv]
+    elif image is None:
+        issues.append(("argv", "a service needs argv (a process) or image (a container)"))
+    if image is not None:
+        if (msg := image_problem(image)) is not None:
+            issues.append(("image", msg))
+        config["image"] = image
     if env is not None:
         config["env"] = {k: _expr(options.argv_item(v)) for k, v in env.items()}
     if cwd is not None:
         config["cwd"] = _expr(cwd)
-    issues: options.Issues = []
     probe: dict[str, Any] = {"path": ready}
     if not isinstance(ready, str) or not ready.startswith("/"):
         issues.append(("ready", f"expected a URL path starting with '/', got {ready!r}"))

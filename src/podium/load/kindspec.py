@@ -19,6 +19,8 @@ class Reader(Protocol):
     def expect(self, value: Any, types: type | tuple[type, ...], path: P, what: str) -> bool: ...
     def plain(self, value: Any, path: P) -> Any: ...
 
+    allow_images: tuple[str, ...]
+
 
 def http_settings(r: Reader, body: dict[str, Any], path: P) -> dict[str, Any]:
     issues: options.Issues = []
@@ -46,7 +48,23 @@ def http_settings(r: Reader, body: dict[str, Any], path: P) -> dict[str, Any]:
 def service_settings(r: Reader, body: dict[str, Any], path: P) -> dict[str, Any]:
     """A service is started like a shell command (``argv``, ``env``, ``cwd``) and probed
     (``ready: {path: /health, timeout: 30s}``) until it answers."""
-    cfg = shell_settings(r, body, path, "a service")
+    image = body.get("image")
+    if image is None:
+        cfg = shell_settings(r, body, path, "a service")
+    else:  # a container: argv (optional) is its command, inside it
+        from podium.model import container as rules
+
+        cfg = shell_settings(r, {"argv": ["-"], **body}, path, "a service")
+        if "argv" not in body:
+            del cfg["argv"]
+        if "cwd" in body:
+            r.err((*path, "cwd"), "a container service has no host working directory", key=True)
+        if (msg := rules.image_problem(image)) is not None:
+            r.err((*path, "image"), msg)
+        elif not rules.image_allowed(image, r.allow_images):
+            r.err((*path, "image"), rules.not_allowed(image))
+        else:
+            cfg["image"] = image
     ready = body.get("ready")
     if ready is None or not r.expect(ready, dict, (*path, "ready"), "a mapping like {path: /health}"):
         return cfg
