@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import selectors
-import shutil
 import signal
 import subprocess
 import time
@@ -38,8 +37,9 @@ from typing import Any
 
 from podium.errors import OOM, TIMEOUT, USER_ERROR, ErrorRecord, TaskFailedError
 from podium.executors.failure import failure
+from podium.executors.program import granted_program
 from podium.model.task import TaskCall
-from podium.policy import Policy, env_key_problem, program_refusal
+from podium.policy import Policy
 from podium.registry import Registry
 from podium.secrets import redact, secrets_in
 
@@ -203,7 +203,7 @@ def run_shell(
         )
     hidden = secrets_in(cfg)
     args = [str(a) for a in argv]
-    program = _program(call.task_id, args, cfg.get("env") or {}, pol)
+    program = granted_program(call.task_id, args, cfg.get("env") or {}, pol)
     env = None
     if cfg.get("env"):
         env = dict(os.environ)
@@ -255,31 +255,6 @@ def run_shell(
         msg = f"{args[0]!r} {how}" + (f"; stderr:\n{tail}" if tail else "")
         raise failure(USER_ERROR, "CommandFailed", redact(msg, hidden), returncode=rc)
     return {"returncode": rc, "stdout": stdout, "stderr": stderr}
-
-
-def _program(task_id: str, args: list[str], env: Mapping[str, Any], policy: Policy) -> str:
-    """The executable for ``args[0]`` if the policy allows it: a bare name is looked up on this
-    process's PATH (a ``PATH`` in the task's env cannot redirect it)."""
-    name = args[0]
-    if not policy.program_allowed(name):
-        raise failure(
-            USER_ERROR, "NotAllowed", f"shell task {task_id!r}: {program_refusal(name)}", retryable=False
-        )
-    for k in env:
-        why = env_key_problem(k)
-        if why is not None:
-            raise failure(USER_ERROR, "NotAllowed", f"shell task {task_id!r}: {why}", retryable=False)
-    if os.sep in name or "\x00" in name:
-        return name
-    found = shutil.which(name, path=os.environ.get("PATH", os.defpath))
-    if found is None:
-        raise failure(
-            USER_ERROR,
-            "FileNotFoundError",
-            f"shell task {task_id!r}: command {name!r} not found",
-            retryable=False,
-        )
-    return found
 
 
 class _Capped:

@@ -38,6 +38,7 @@ from typing import Any
 
 from podium.errors import USER_ERROR
 from podium.executors.failure import failure
+from podium.executors.program import granted_program
 from podium.model.task import TaskCall
 from podium.policy import Policy
 from podium.registry import REGISTRY, Registry
@@ -57,8 +58,6 @@ def free_port() -> int:
 
 def start(call: TaskCall, policy: Policy | None = None, port: int | None = None) -> dict[str, Any]:
     """Start the service of ``call`` and wait until it is ready (see the module docstring)."""
-    from podium.executors.kinds import _program
-
     cfg = call.config
     if cfg.get("image"):
         return _start_container(call, port or free_port())
@@ -70,7 +69,7 @@ def start(call: TaskCall, policy: Policy | None = None, port: int | None = None)
         )
     hidden = secrets_in(cfg)
     args = [str(a) for a in argv]
-    program = _program(call.task_id, args, cfg.get("env") or {}, pol)
+    program = granted_program(call.task_id, args, cfg.get("env") or {}, pol, "service")
     port = port or free_port()
     env = dict(os.environ)
     env.update({str(k): str(v) for k, v in (cfg.get("env") or {}).items()})
