@@ -187,10 +187,11 @@ def _start_container(call: TaskCall, port: int) -> dict[str, Any]:
         rt.remove([name])
         msg = f"service {call.task_id!r}: {spec.image} did not start: {crt.first_error(done.stderr)}"
         raise failure(USER_ERROR, "ServiceNotReady", redact(msg, hidden))
-    record = {"url": f"http://127.0.0.1:{port}", "port": port, "container": name, "runtime": rt.kind}
+    url = f"http://127.0.0.1:{port}"
+    record: dict[str, Any] = {"url": url, "port": port, "container": name, "runtime": rt.kind}
     ready = dict(cfg.get("ready") or {})
-    why = _wait_ready(_Container(rt, name), record["url"] + str(ready.get("path") or "/"),
-                      float(ready.get("timeout") or DEFAULT_READY_TIMEOUT))  # fmt: skip
+    limit = float(ready.get("timeout") or DEFAULT_READY_TIMEOUT)
+    why = _wait_ready(_Container(rt, name), url + str(ready.get("path") or "/"), limit)
     if why is not None:
         rt.remove([name])
         raise failure(
