@@ -8,19 +8,14 @@ A *turn* of the loop:
 3. persist: append every event produced since the last turn in ONE store transaction;
 4. act: only then submit the started calls to the executor.
 
-Turns are driven by completions, flat-combining style: a future's done-callback puts the
-future in the inbox and, if no other thread is in a turn, runs the turn itself; a thread that
-finds a turn in progress leaves its completion to that turn. Nothing polls futures, and no
-completion waits for a hand-off to another thread (which costs tens of microseconds a task).
-The calling thread starts the run, waits on the clock until it ends, and wakes only for retry
-timers, cancel requests, drift and service checks, and Ctrl-C.
+Turns are driven by completions, flat-combining style: a done-callback puts its future in the
+inbox and runs the turn itself unless another thread is in one (which then takes it); nothing
+polls futures or waits for a hand-off. The calling thread waits on the clock until the run
+ends, waking for retry timers, cancel requests, drift and service checks, and Ctrl-C.
 
-The loop's state is one ``RunState`` (``state.py``); this module keeps turns, dispatch, submit
-and completions. Collaborators receive the state and ``emit``: ``Readiness`` (ready, skipped,
-expanded), ``Failures`` (retries, quarantine, cancellation), ``Lanes`` (calls queued behind a
-running one, with a queueing executor), ``PlanFollower`` (plans, drift) and ``Services`` (the
-lifetime of service tasks). Optional executor capabilities are checked once, at start
-(``types.QueueingExecutor`` and ``ServiceExecutor`` here, the node ones by ``Failures``).
+State: one ``RunState`` (``state.py``); collaborators get it and ``emit``: ``Readiness``,
+``Failures``, ``Lanes``, ``PlanFollower``, ``Services`` (service tasks' lifetimes). Optional
+executor capabilities are checked once, at start (here; the node ones by ``Failures``).
 
 Invariants: turns never overlap (one lock); an event is applied to the view when emitted and
 committed before anything is acted on (a task's success is durable before its dependents
@@ -121,7 +116,7 @@ class RunLoop:
         if placement is not None:
             self.plans.use(placement)
         self._finished, self._attempt_failed = self.readiness.finished, self.failures.attempt_failed
-        self.services = services_for(s, executor)  # None without service tasks
+        self.services = services_for(s, executor)
 
     # -- dispatch ---------------------------------------------------------------------------
     def dispatch(self) -> None:
@@ -281,7 +276,7 @@ class RunLoop:
             self.plans.finished(tid, duration)
         s.buf_results.append(rec)
         s.values[tid] = value
-        if self.services is not None:
+        if self.services.names:
             self.services.started(tid, value, node, need)
         if s.cache_keys:
             key = s.cache_keys.get(tid)
@@ -383,8 +378,7 @@ class RunLoop:
             for fut in [*s.running, *s.queued]:
                 with contextlib.suppress(Exception):
                     self.executor.kill(fut)
-            if self.services is not None:
-                self.services.stop_all()
+            self.services.stop_all()
             raise
         with self.turn_lock:
             return self._finish()
@@ -418,8 +412,7 @@ class RunLoop:
                     self.failures.cancel("cancel requested")
             except StoreError:
                 pass
-            if self.services is not None:
-                self.services.poll()
+            self.services.poll()
         self.plans.poll()
 
     def _locked_cancel(self, reason: str) -> None:
@@ -446,8 +439,7 @@ class RunLoop:
             self.flush()
 
     def _finish(self) -> str:
-        if self.services is not None:  # every ending stops the run's services
-            self.services.stop_all()
+        self.services.stop_all()  # every ending stops the run's services
         typ, data = self.state.final_event()
         self.emit(typ, None, 0, data)
         self.flush()

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from podium.errors import InvalidValueError
 from podium.model import states as st
@@ -38,11 +38,33 @@ from podium.runtime.view import base_name
 from podium.types import Executor, ServiceExecutor
 
 
-def services_for(state: RunState, executor: Executor) -> Services | None:
-    """The run's ``Services`` (None when it has no service task); an executor that cannot
-    keep services on this machine (Ray) is refused before anything runs."""
+class Host(Protocol):
+    """What ``Services`` uses of its executor (``podium.types.ServiceExecutor``)."""
+
+    def start_service(self, call: TaskCall, port: int | None = None) -> dict[str, Any]: ...
+    def stop_service(self, record: Any) -> bool: ...
+    def service_alive(self, record: Any) -> bool: ...
+
+
+class _NoHost:
+    """The host of a run without service tasks: never asked anything."""
+
+    def start_service(self, call: TaskCall, port: int | None = None) -> dict[str, Any]:
+        raise InvalidValueError(f"task {call.task_id!r}: this run has no service tasks")
+
+    def stop_service(self, record: Any) -> bool:
+        return False
+
+    def service_alive(self, record: Any) -> bool:
+        return False
+
+
+def services_for(state: RunState, executor: Executor) -> Services:
+    """The run's ``Services`` (with no ``names`` when it has no service task: then every call
+    does nothing); an executor that cannot keep services on this machine (Ray) is refused
+    before anything runs."""
     if not any(t.kind == "service" for t in state.specs.values()):
-        return None
+        return Services(state, _NoHost())
     if not isinstance(executor, ServiceExecutor):
         name = getattr(executor, "name", type(executor).__name__)
         raise InvalidValueError(f"service tasks run on this machine; the {name} executor cannot keep them")
@@ -54,7 +76,7 @@ def services_for(state: RunState, executor: Executor) -> Services | None:
 class Services:
     """The live services of one run (see the module docstring)."""
 
-    def __init__(self, state: RunState, host: ServiceExecutor) -> None:
+    def __init__(self, state: RunState, host: Host) -> None:
         self.state = state
         self.host = host
         self.names = frozenset(n for n, t in state.specs.items() if t.kind == "service")
