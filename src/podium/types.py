@@ -238,6 +238,19 @@ class QueueingExecutor(Executor, Protocol):
 
 
 @runtime_checkable
+class ServiceExecutor(Executor, Protocol):
+    """An executor whose service tasks run on this machine (optional; a workflow with
+    ``kind: service`` tasks needs it, see ``podium.runtime.services``): the engine keeps a
+    started service alive, restarts it on its port, and stops it, through these."""
+
+    def start_service(self, call: TaskCall, port: int | None = None) -> dict[str, Any]: ...
+
+    def stop_service(self, record: Any) -> bool: ...
+
+    def service_alive(self, record: Any) -> bool: ...
+
+
+@runtime_checkable
 class Store(Protocol):
     """Durable event log, results, cache and run history. One ``append`` is one transaction.
 

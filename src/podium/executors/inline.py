@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from podium.errors import CANCELLED, TIMEOUT, TaskFailedError
 from podium.executors.kinds import failure, record_of, run_call
+from podium.executors.service import ServiceHost
 from podium.model.cluster import Node
 from podium.model.resources import Resources
 from podium.model.task import TaskCall
@@ -42,7 +43,7 @@ def declared_duration(call: TaskCall) -> float:
     return call.spec.expected_duration or 0.0
 
 
-class InlineExecutor:
+class InlineExecutor(ServiceHost):
     """Runs calls synchronously at submit (see the module docstring)."""
 
     name = "inline"

@@ -20,6 +20,7 @@ from typing import Any
 
 from podium.errors import InvalidValueError, Problem, SpecError
 from podium.executors.process import ProcessExecutor
+from podium.executors.service import ServiceHost
 from podium.executors.thread import ThreadExecutor
 from podium.model.cluster import DEFAULT_PRICES, Node
 from podium.model.resources import Resources
@@ -71,7 +72,7 @@ def detect_node(
     return Node(name=name, capacity=capacity, prices=DEFAULT_PRICES if prices is None else prices)
 
 
-class LocalExecutor:
+class LocalExecutor(ServiceHost):
     """Threads and processes on this machine (or on several described local nodes)."""
 
     name = "local"
@@ -84,6 +85,7 @@ class LocalExecutor:
         grace: float = 1.0,
     ) -> None:
         self._nodes: tuple[Node, ...] = tuple(nodes) if nodes else (detect_node(),)
+        self._registry = registry
         self._threads: dict[str, ThreadExecutor] = {}
         self._procs: dict[str, ProcessExecutor] = {}
         for n in self._nodes:

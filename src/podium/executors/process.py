@@ -45,6 +45,7 @@ from typing import Any
 
 from podium.errors import CANCELLED, OOM, TIMEOUT, WORKER_LOST, ErrorRecord, ShutDownError, TaskFailedError
 from podium.executors.kinds import failure, kill_group
+from podium.executors.service import ServiceHost
 from podium.executors.worker import dumps
 from podium.model.cluster import Node
 from podium.model.task import TaskCall
@@ -79,7 +80,7 @@ class _Worker:
         return self.proc.pid
 
 
-class ProcessExecutor:
+class ProcessExecutor(ServiceHost):
     """Runs each call in its own worker process (see the module docstring)."""
 
     name = "process"

@@ -44,6 +44,7 @@ from typing import Any
 from podium.errors import CANCELLED, TIMEOUT, InvalidValueError, ShutDownError, TaskFailedError
 from podium.executors.deadlines import Deadlines
 from podium.executors.kinds import failure, kill_group, record_of, run_call
+from podium.executors.service import ServiceHost
 from podium.model.cluster import Node
 from podium.model.task import TaskCall
 from podium.registry import REGISTRY, Registry
@@ -56,7 +57,7 @@ MEASURE_MIN = 0.001
 RECHECK = 64
 
 
-class ThreadExecutor:
+class ThreadExecutor(ServiceHost):
     """Runs calls on an on-demand pool of daemon threads (see the module docstring)."""
 
     name = "thread"

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from podium.model.resources import Resources
 
-KINDS = ("python", "http", "shell", "container")
+KINDS = ("python", "http", "shell", "container", "service")
 ISOLATIONS = ("thread", "process")
 #: When a task runs, given how its upstream tasks ended: all succeeded (default); none failed
 #: (skipped upstreams allowed: joins after branches); at least one failed (failure handlers);

@@ -107,6 +107,9 @@ class Failures:
         policy = spec.retry
         if err.retryable and err.kind in policy.retry_on and tv.failures + 1 < policy.attempts:
             delay = policy.delay_before(tv.failures + 2, self.rng)
+            asked = err.extra.get("retry_after") if err.extra else None
+            if isinstance(asked, int | float) and asked > delay:  # Retry-After, an open breaker
+                delay = min(float(asked), policy.max_delay)
             data["delay"] = round(delay, 6)
             self.emit(ev.TASK_RETRYING, tid, attempt, data)
             self._timer(tid, delay)

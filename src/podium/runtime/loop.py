@@ -8,20 +8,14 @@ A *turn* of the loop:
 3. persist: append every event produced since the last turn in ONE store transaction;
 4. act: only then submit the started calls to the executor.
 
-Turns are driven by completions, flat-combining style: a future's done-callback puts the
-future in the inbox and, if no other thread is in a turn, runs the turn itself; a thread that
-finds a turn in progress leaves its completion to that turn. Nothing polls futures, and no
-completion waits for a hand-off to another thread (which costs tens of microseconds a task).
-The calling thread starts the run, waits on the clock until it ends, and wakes only for retry
-timers, cancel requests from other processes, drift checks and Ctrl-C.
+Turns are driven by completions, flat-combining style: a done-callback puts its future in the
+inbox and runs the turn itself unless another thread is in one (which then takes it); nothing
+polls futures or waits for a hand-off. The calling thread waits on the clock until the run
+ends, waking for retry timers, cancel requests, drift and service checks, and Ctrl-C.
 
-The loop's state is one ``RunState`` (``state.py``). This module keeps turns, dispatch, submit
-and completions; its collaborators receive the state and the loop's ``emit``: ``Readiness``
-(how a task becomes ready, skipped or expanded), ``Failures`` (retries, quarantine,
-cancellation), ``Lanes`` (tasks queued behind a running call on its worker, with an executor
-that queues) and ``PlanFollower`` (plans and drift). The executor's optional capabilities are
-checked once, at start (``types.QueueingExecutor`` here, the node ones by ``Failures``). All time
-comes from the injected ``Clock``.
+State: one ``RunState`` (``state.py``); collaborators get it and ``emit``: ``Readiness``,
+``Failures``, ``Lanes``, ``PlanFollower``, ``Services`` (service tasks' lifetimes). Optional
+executor capabilities are checked once, at start (here; the node ones by ``Failures``).
 
 Invariants: turns never overlap (one lock); an event is applied to the view when emitted and
 committed before anything is acted on (a task's success is durable before its dependents
@@ -54,6 +48,7 @@ from podium.runtime.owner import owner_id
 from podium.runtime.planning import Placement, PlanFollower, Replanner
 from podium.runtime.readiness import EXPAND_CHUNK, Readiness
 from podium.runtime.recorder import Hook, Recorder
+from podium.runtime.services import services_for
 from podium.runtime.state import Lane, Running, RunState, Submission, Waiting
 from podium.runtime.view import base_name
 from podium.types import (
@@ -121,6 +116,7 @@ class RunLoop:
         if placement is not None:
             self.plans.use(placement)
         self._finished, self._attempt_failed = self.readiness.finished, self.failures.attempt_failed
+        self.services = services_for(s, executor)
 
     # -- dispatch ---------------------------------------------------------------------------
     def dispatch(self) -> None:
@@ -280,6 +276,8 @@ class RunLoop:
             self.plans.finished(tid, duration)
         s.buf_results.append(rec)
         s.values[tid] = value
+        if self.services.names:
+            self.services.started(tid, value, node, need)
         if s.cache_keys:
             key = s.cache_keys.get(tid)
             if key is not None:
@@ -379,6 +377,7 @@ class RunLoop:
             for fut in [*s.running, *s.queued]:
                 with contextlib.suppress(Exception):
                     self.executor.kill(fut)
+            self.services.stop_all()
             raise
         with self.turn_lock:
             return self._finish()
@@ -412,6 +411,7 @@ class RunLoop:
                     self.failures.cancel("cancel requested")
             except StoreError:
                 pass
+            self.services.poll()
         self.plans.poll()
 
     def _locked_cancel(self, reason: str) -> None:
@@ -422,8 +422,7 @@ class RunLoop:
             self.flush()
 
     def _drain_running(self, timeout: float = 10.0) -> None:
-        """After a cancel: let killed attempts report (their callbacks run turns), then give
-        up on any that do not within ``timeout``."""
+        """After a cancel: let killed attempts report, then give up on any that do not in time."""
         s = self.state
         deadline = self._monotonic() + timeout
         while (s.running or s.queued) and self._monotonic() < deadline:
@@ -439,6 +438,7 @@ class RunLoop:
             self.flush()
 
     def _finish(self) -> str:
+        self.services.stop_all()  # every ending stops the run's services
         typ, data = self.state.final_event()
         self.emit(typ, None, 0, data)
         self.flush()

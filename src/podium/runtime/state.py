@@ -160,6 +160,7 @@ class RunState:
         "run_id",
         "run_times",
         "running",
+        "service_time",
         "sized",
         "specs",
         "started_data",
@@ -233,6 +234,7 @@ class RunState:
         self.timers: list[Timer] = []  # a heap; changed in place only
         self.counter = 0  # sequence of ``Ready.seq`` and ``Timer.seq``
         self.running: dict[Future[Any], Running] = {}
+        self.service_time: dict[str, float] = {}  # service -> seconds it lived after starting
         self.boost: dict[str, dict[str, float]] = {}  # task id -> grown need after an OOM
         self.boost_res: dict[str, Resources] = {}  # the same as ``Resources``
         self.cache_keys: dict[str, str] = {}  # cacheable task id -> its cache key
@@ -352,7 +354,10 @@ class RunState:
             typ = ev.RUN_CANCELLED
         else:
             typ = ev.RUN_FAILED
-        return typ, {"counts": {k: v for k, v in counts.items() if v}}
+        data: dict[str, Any] = {"counts": {k: v for k, v in counts.items() if v}}
+        if self.service_time:  # the view adds them to the services' busy time: R counts them
+            data["services"] = {k: round(v, 6) for k, v in self.service_time.items()}
+        return typ, data
 
     def on_plan_clock(self) -> dict[str, tuple[str, float]]:
         """Running task id -> (node, start on the plan's clock)."""
