@@ -16,6 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from podium.cli.detail import failure_lines
 from podium.cli.terminal import safe
 from podium.model import events as ev
 from podium.model import states as st
@@ -103,7 +104,7 @@ def _dur(s: float | None) -> str:
     return f"{int(s // 60)}m{int(s % 60):02d}s"
 
 
-def _console() -> Console:
+def wide_console() -> Console:
     """Wide enough that a task's row stays on one line when the output is not a terminal."""
     c = Console()
     return c if c.is_terminal else Console(width=140)
@@ -149,36 +150,29 @@ def _used(u: Any) -> tuple[str, str]:
     return f"{cpu} ({u.source})" if u.source and cpu != "-" else cpu, peak
 
 
-def _errors(view: Any) -> list[Text]:
-    out = []
-    for t in view.tasks.values():
-        if t.state == st.FAILED and t.error:
-            line = f"{t.task_id}: [{t.error.get('kind')}] {t.error.get('message')}"
-            out.append(Text(safe(line), style="red"))
-    return out
-
-
 def print_summary(result: Any) -> None:
     """The final table of a run and its T, R, F."""
     s = result.summary
-    console = _console()
+    console = wide_console()
     line = Text.assemble(
         (f"run {safe(result.run_id)} {result.status}", "bold green" if result.ok else "bold red"),
         f"   T = {s.makespan:.3f} s   R = {s.cost:.6f}"
         f"   F = {s.alpha:g}*T + {s.beta:g}*R = {s.objective:.4f}",
     )
-    console.print(Group(task_table(result.view), *_errors(result.view), line))
+    console.print(Group(task_table(result.view), *failure_lines(result.view, result.run_id), line))
 
 
 def print_view(record: Any, view: Any, usage: dict[str, Any] | None = None) -> None:
     """What ``podium show`` prints for a run read back from the store (``usage``: task id ->
     its last attempt's measured ``Usage``)."""
-    console = _console()
+    from podium.runtime.summary import summarize
+
+    console = wide_console()
     console.print(
         Text(safe(f"run {record.run_id}  workflow {record.workflow}  status {record.status}"), style="bold")
     )
     console.print(task_table(view, usage=usage if usage is not None else {}))
-    for line in _errors(view):
+    for line in failure_lines(view, record.run_id):
         console.print(line)
     s = view_summary(view)
     console.print(f"T = {s.makespan:.3f} s   R = {s.cost:.6f}   F = {s.objective:.4f}")

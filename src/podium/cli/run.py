@@ -381,6 +381,7 @@ def runs_cmd(store_url: str | None, limit: int) -> None:
 
 @cli.command("show")
 @click.argument("run_id")
+@click.argument("task", required=False)
 @click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
 @click.option("--events", "with_events", is_flag=True, help="Also print the event log.")
 @click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
@@ -388,14 +389,29 @@ def runs_cmd(store_url: str | None, limit: int) -> None:
     "--json", "as_json", is_flag=True, help="Print the run as JSON (per task: estimate and measured use)."
 )
 def show_cmd(
-    run_id: str, store_url: str | None, with_events: bool, gantt: str | None, as_json: bool = False
+    run_id: str,
+    task: str | None,
+    store_url: str | None,
+    with_events: bool,
+    gantt: str | None,
+    as_json: bool = False,
 ) -> None:
-    """Show a run: its tasks, their states, attempts and durations, and T, R, F."""
+    """Show a run: its tasks, states, attempts, durations and T, R, F; with TASK, that task's detail."""
     from podium.cli.progress import last_usage, print_view, show_json
     from podium.cli.terminal import safe
     from podium.runtime.view import fold
 
     store = _store(store_url)
+    if task is not None:
+        from podium.cli.detail import print_task
+        from podium.cli.progress import wide_console
+        from podium.server.data import task_detail
+
+        try:
+            print_task(task_detail(store, run_id, task), wide_console())
+        finally:
+            store.close()
+        return
     try:
         record = store.get_run(run_id)
         events = store.events(run_id)

@@ -122,6 +122,7 @@ class Failures:
                 False,
                 err.kind,
                 err.extra,
+                err.frame,
             )
             data["error"] = err.to_dict()
         self.emit(ev.TASK_FAILED, tid, attempt, data)
@@ -191,7 +192,7 @@ class Failures:
                     ev.TASK_FAILED,
                     parent,
                     0,
-                    {"error": ErrorRecord(err.type, msg, "", False, err.kind).to_dict()},
+                    {"error": ErrorRecord(err.type, msg, "", False, err.kind, frame=err.frame).to_dict()},
                 )
                 self.readiness.propagate_block(parent)
         else:

@@ -310,7 +310,7 @@ def task_detail(store: Any, run_id: str, task_id: str) -> dict[str, Any]:
                 "outcome": a.outcome,
                 "error": detail,
                 "resources": a.resources,
-                "usage": {"cpu_time": None, "peak_memory": None, "wall_time": None, "source": None},
+                "usage": _usage(err),
                 "log_bytes": log_range(store, run_id, task_id, a.attempt, limit=0)["size"],
             }
         )
@@ -318,6 +318,14 @@ def task_detail(store: Any, run_id: str, task_id: str) -> dict[str, Any]:
     out["log_tail"] = log_range(store, run_id, task_id, None, tail=64 * 1024)["text"]
     out["result"] = result_preview(store, run_id, task_id) if t.state == st.SUCCEEDED else None
     return out
+
+
+def _usage(err: dict[str, Any] | None) -> dict[str, Any]:
+    """What an attempt used, where its executor measured it (a worker process's peak memory
+    travels with its error record)."""
+    peak = ((err or {}).get("extra") or {}).get("peak_rss")
+    peak = peak if isinstance(peak, int) and not isinstance(peak, bool) and peak > 0 else None
+    return {"cpu_time": None, "peak_memory": peak, "wall_time": None, "source": "process" if peak else None}
 
 
 def events_after(store: Any, run_id: str, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
