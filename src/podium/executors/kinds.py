@@ -13,7 +13,8 @@ Kinds:
   a program the registry's policy allows (checked here again: a parameter may have chosen it)
   and is looked up on this process's ``PATH``, never the task's. The command runs in its own
   process group so a timeout or kill takes its children too. Each of stdout and stderr keeps
-  at most ``max_output_bytes`` (its first and last halves, with a line saying what was cut).
+  at most ``max_output_bytes`` (its first and last halves, with a line saying what was cut)
+  and goes to the attempt's log too (``capture.relay``).
 - ``container``: one container per attempt (``podium.executors.container``: inputs as files, a
   JSON result file, limits, its own timeout that removes the container).
 
@@ -36,7 +37,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from podium.errors import OOM, TIMEOUT, USER_ERROR, ErrorRecord, TaskFailedError
-from podium.executors.failure import failure
+from podium.executors.capture import relay
+from podium.executors.failure import failure, signame
 from podium.executors.program import granted_program
 from podium.model.task import TaskCall
 from podium.policy import Policy
@@ -248,10 +250,11 @@ def run_shell(
         # Whatever the command left running in its group goes with it.
         kill_group(proc.pid)
     stdout, stderr = redact(stdout, hidden), redact(stderr, hidden)
+    relay(stdout, stderr)  # into the attempt's log, as what the task wrote
     rc = proc.returncode
     if rc != 0:
         tail = "\n".join(stderr.rstrip().splitlines()[-STDERR_TAIL_LINES:])
-        how = f"was killed by {_signame(-rc)}" if rc < 0 else f"exited with code {rc}"
+        how = f"was killed by {signame(-rc)}" if rc < 0 else f"exited with code {rc}"
         msg = f"{args[0]!r} {how}" + (f"; stderr:\n{tail}" if tail else "")
         raise failure(USER_ERROR, "CommandFailed", redact(msg, hidden), returncode=rc)
     return {"returncode": rc, "stdout": stdout, "stderr": stderr}
@@ -324,10 +327,3 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _signame(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return f"signal {sig}"

@@ -23,6 +23,7 @@ from podium.executors.process import ProcessExecutor
 from podium.executors.service import ServiceHost
 from podium.executors.thread import ThreadExecutor
 from podium.model.cluster import DEFAULT_PRICES, Node
+from podium.model.logs import LogRecord
 from podium.model.resources import Resources
 from podium.model.task import TaskCall
 from podium.registry import REGISTRY, Registry
@@ -114,6 +115,13 @@ class LocalExecutor(ServiceHost):
 
     def nodes(self) -> Sequence[Node]:
         return self._nodes
+
+    def live_logs(self) -> list[LogRecord]:
+        """What running attempts wrote since the last call, in every pool."""
+        out: list[LogRecord] = []
+        for pool in (*self._threads.values(), *self._procs.values()):
+            out += pool.live_logs()
+        return out
 
     def pids(self) -> dict[str, int]:
         """Pid of the worker process of each running process-isolated task instance."""

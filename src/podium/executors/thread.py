@@ -42,10 +42,12 @@ from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from podium.errors import CANCELLED, TIMEOUT, InvalidValueError, ShutDownError, TaskFailedError
+from podium.executors.capture import LiveLogs, begin, end, install
 from podium.executors.deadlines import Deadlines
 from podium.executors.kinds import failure, kill_group, record_of, run_call
 from podium.executors.service import ServiceHost
 from podium.model.cluster import Node
+from podium.model.logs import LogRecord
 from podium.model.task import TaskCall
 from podium.registry import REGISTRY, Registry
 from podium.types import AttemptFuture
@@ -86,6 +88,7 @@ class ThreadExecutor(ServiceHost):
         self._tls = threading.local()
         self._short: dict[str, bool] = {}  # function -> its last measured call was short
         self._skipped = 0
+        self._live = LiveLogs()  # logs of running attempts that wrote something
 
     # ------------------------------------------------------------------ Executor protocol
 
@@ -119,6 +122,10 @@ class ThreadExecutor(ServiceHost):
 
     def nodes(self) -> Sequence[Node]:
         return self._nodes
+
+    def live_logs(self) -> list[LogRecord]:
+        """Logs of the running attempts that wrote something since the last call."""
+        return self._live.changed()
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop accepting calls; threads exit after the calls already submitted. With ``wait``,
@@ -178,6 +185,8 @@ class ThreadExecutor(ServiceHost):
 
     def _run_one(self, fut: Future[Any], call: TaskCall) -> None:
         tls = self._tls
+        install()  # a no-op unless something swapped sys.stdout/stderr since (a live display)
+        begin(call, self._live.logs, fut)
         try:
             spec = call.spec
             if spec.kind == "python" and spec.call:  # ``run_call``'s python path, two calls shorter
@@ -195,6 +204,9 @@ class ThreadExecutor(ServiceHost):
             else:
                 result = run_call(call, self._registry)
         except BaseException as exc:
+            log = end()
+            if log is not None:
+                attach_log(fut, log.record())
             if not fut.done():
                 tls.reporting = True
                 try:
@@ -204,6 +216,9 @@ class ThreadExecutor(ServiceHost):
                 finally:
                     tls.reporting = False
         else:
+            log = end()
+            if log is not None:
+                attach_log(fut, log.record())
             tls.reporting = True
             try:
                 fut.set_result(result)
@@ -237,6 +252,9 @@ class ThreadExecutor(ServiceHost):
             kill_group(proc.pid)
 
     def _fail(self, fut: Future[Any], err: TaskFailedError) -> None:
+        log = self._live.logs.get(fut)
+        if log is not None and not fut.done():  # what it wrote until it was given up on
+            attach_log(fut, log.record())
         try:
             fut.set_exception(err)
         except InvalidStateError:
@@ -257,3 +275,12 @@ class ThreadExecutor(ServiceHost):
         if not fut.done():
             msg = f"task {call.task_id!r} timed out after {call.timeout:g}s (its thread was abandoned)"
             self._fail(fut, failure(TIMEOUT, "TimeoutError", msg))
+
+
+def attach_log(fut: Future[Any], log: LogRecord) -> None:
+    """Add the attempt's log to its future's metadata (which may hold its measured usage)."""
+    meta = getattr(fut, "podium_meta", None)
+    if meta is None:
+        fut.podium_meta = {"log": log}  # type: ignore[attr-defined]
+    else:
+        meta["log"] = log
