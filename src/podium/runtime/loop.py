@@ -39,7 +39,6 @@ from podium.model import events as ev
 from podium.model import states as st
 from podium.model.resources import EPS, fits
 from podium.model.task import TaskCall
-from podium.model.usage import usage_record
 from podium.registry import REGISTRY, Registry
 from podium.runtime import codec
 from podium.runtime.failures import Failures, OomPolicy
@@ -93,7 +92,7 @@ class RunLoop:
         self.store = store
         self.executor = executor
         self.clock = clock
-        self.recorder = Recorder(s, store, clock, hooks)
+        self.recorder = Recorder(s, store, clock, hooks, executor)
         self.emit, self.flush = self.recorder.emit, self.recorder.flush
         self.inbox: deque[Future[Any]] = deque()
         self.turn_lock = threading.Lock()
@@ -242,8 +241,8 @@ class RunLoop:
         outcome = fut.outcome if attempt_future else None  # type: ignore[attr-defined]
         value, exc = outcome if outcome is not None else outcome_of(fut)
         meta = fut.podium_meta if attempt_future else meta_of(fut)  # type: ignore[attr-defined]
-        # what the executor measured: only a measured attempt's event carries ``usage``
-        usage = usage_record(meta) if meta else None
+        # what the executor measured (only a measured attempt's event carries ``usage``); its log
+        usage = self.recorder.ended(meta, tid, attempt) if meta else None
         if exc is not None:
             if isinstance(exc, TaskFailedError):
                 err = exc.record
@@ -412,6 +411,7 @@ class RunLoop:
             except StoreError:
                 pass
             self.services.poll()
+            self.recorder.write_live_logs()
         self.plans.poll()
 
     def _locked_cancel(self, reason: str) -> None:
