@@ -49,6 +49,7 @@ def _executor(cluster: str | None, ray_address: str | None) -> Any:
 
 
 _RAY_HELP = "Run on the Ray cluster at ADDRESS (host:port, ray://..., auto) or 'local' to start one."
+_ECHO_HELP = "Also print what tasks write (default: only without live progress); podium logs has it."
 # ------------------------------------------------------------------------------------------------
 
 
@@ -90,8 +91,10 @@ def _execute(
     engine_options: dict[str, Any] | None = None,
     metrics: tuple[int | None, str, float] | None = None,
     artifacts_url: str | None = None,
+    echo_logs: bool | None = None,
 ) -> None:
     from podium.cli.progress import Progress, print_summary
+    from podium.executors.capture import set_echo
     from podium.runtime.engine import Engine, new_run_id
     from podium.store import default_store_url
     from podium.store.artifact_url import open_artifacts
@@ -106,6 +109,7 @@ def _execute(
         raise
     run_id = run_id or new_run_id()
     show = progress and sys.stderr.isatty()
+    set_echo(not show if echo_logs is None else echo_logs)  # task output is stored either way
     prog = Progress(workflow, run_id, live=show)
     hooks = [prog.hook]
     if exporter is not None:  # --metrics-port: timed store and executor, and the run's hook
@@ -166,6 +170,7 @@ def _execute(
     help="Seconds the planner may spend improving the plan (several nodes only).",
 )
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
+@click.option("--echo-logs/--no-echo-logs", default=None, help=_ECHO_HELP)
 @click.option("--ray", "ray_address", metavar="ADDRESS", help=_RAY_HELP)
 @grant_options
 @click.option(
@@ -196,6 +201,7 @@ def run_cmd(
     metrics_host: str = "127.0.0.1",
     metrics_linger: float = 0.0,
     artifacts_url: str | None = None,
+    echo_logs: bool | None = None,
 ) -> None:
     """Run the workflow in FILE (.yaml, .yml, .json or .py) to the end."""
     from podium.load import load_workflow, parse_params
@@ -234,6 +240,7 @@ def run_cmd(
         ray_address=ray_address,
         metrics=(metrics_port, metrics_host, metrics_linger),
         artifacts_url=artifacts_url,
+        echo_logs=echo_logs,
     )
 
 
@@ -272,6 +279,7 @@ def _same_run(store_url: str | None, run_id: str, loaded: Any, given: dict[str, 
 @click.option("--cluster", type=click.Path(dir_okay=False), help="Cluster file of local nodes.")
 @click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
+@click.option("--echo-logs/--no-echo-logs", default=None, help=_ECHO_HELP)
 @click.option("--ray", "ray_address", metavar="ADDRESS", help=_RAY_HELP)
 @metrics_options
 def resume_cmd(
@@ -285,6 +293,7 @@ def resume_cmd(
     metrics_host: str = "127.0.0.1",
     metrics_linger: float = 0.0,
     artifacts_url: str | None = None,
+    echo_logs: bool | None = None,
 ) -> None:
     """Continue an interrupted, failed or cancelled run; tasks that succeeded are not run again."""
     from podium.load import load_source
@@ -310,6 +319,7 @@ def resume_cmd(
         ray_address=ray_address,
         metrics=(metrics_port, metrics_host, metrics_linger),
         artifacts_url=artifacts_url,
+        echo_logs=echo_logs,
     )
 
 
