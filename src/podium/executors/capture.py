@@ -288,6 +288,10 @@ class Router(io.TextIOBase):
     def encoding(self) -> str:  # type: ignore[override]
         return getattr(self.original, "encoding", "utf-8")
 
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return getattr(self.original, "errors", None)
+
     def __getattr__(self, name: str) -> Any:  # buffer, errors, mode... of the replaced stream
         return getattr(self.original, name)
 
