@@ -15,7 +15,7 @@ from executor_helpers import make_call, wait_until
 
 from podium.errors import TaskFailedError
 from podium.executors import ProcessExecutor, ThreadExecutor
-from podium.executors.capture import AttemptLog, mask
+from podium.executors.capture import AttemptLog, mask, set_echo
 from podium.executors.inline import InlineExecutor
 from podium.model.logs import LOG_LIMIT, LogRecord
 from podium.registry import Registry
@@ -104,7 +104,14 @@ def test_two_thread_tasks_printing_at_once_get_their_own_lines(chatty: Registry)
         ex.shutdown()
 
 
-def test_output_of_the_engine_thread_is_not_captured(chatty: Any, capsys: Any) -> None:
+@pytest.fixture
+def no_echo() -> Any:
+    set_echo(False)
+    yield
+    set_echo(True)
+
+
+def test_output_of_the_engine_thread_is_not_captured(chatty: Any, capsys: Any, no_echo: None) -> None:
     ex = ThreadExecutor(registry=chatty)
     try:
         fut = ex.submit(call("chatter", task_id="a", tag="A", lines=1))
@@ -115,6 +122,13 @@ def test_output_of_the_engine_thread_is_not_captured(chatty: Any, capsys: Any) -
         ex.shutdown()
     out = capsys.readouterr().out
     assert "the orchestrator speaks" in out and "A line 0" not in out
+
+
+def test_echo_copies_captured_lines_prefixed_by_their_task(chatty: Any, capsys: Any) -> None:
+    fut = InlineExecutor(registry=chatty).submit(call("chatter", task_id="a", tag="A", lines=2, sync=False))
+    assert log_of(fut).text.startswith("A line 0\n")  # type: ignore[union-attr]
+    out = capsys.readouterr().out
+    assert out == "[a] A line 0\n[a] A line 1\n"
 
 
 def test_a_quiet_task_carries_no_log(chatty: Registry) -> None:

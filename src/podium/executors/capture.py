@@ -44,7 +44,18 @@ class AttemptLog:
     """The bounded output of one attempt: chunks ``(ts, stream, text, bytes)``, the last
     ``limit`` bytes of them; ``cut`` counts the bytes dropped before."""
 
-    __slots__ = ("attempt", "chunks", "cut", "echo", "limit", "lock", "secrets", "size", "task_id", "version")
+    __slots__ = (
+        "attempt",
+        "chunks",
+        "cut",
+        "fresh",
+        "limit",
+        "lock",
+        "secrets",
+        "size",
+        "task_id",
+        "version",
+    )
 
     def __init__(
         self, task_id: str, attempt: int, secrets: Iterable[str] = (), limit: int = LOG_LIMIT
@@ -57,7 +68,7 @@ class AttemptLog:
         self.size = 0
         self.cut = 0
         self.version = 0  # bumps on every write: a live reader re-reads only changed logs
-        self.echo: TextIO | None = None
+        self.fresh = True  # the echo is at the start of a line
         self.lock = threading.Lock()
 
     def write(self, stream: str, text: str) -> None:
@@ -161,7 +172,7 @@ class PipeCapture:
                 if _echo[0]:
                     stream = sys.stdout if self.fds[fd] == "stdout" else sys.stderr
                     with contextlib.suppress(Exception):
-                        stream.write(_prefixed(log.task_id, text))
+                        stream.write(_prefixed(log, mask(text, log.secrets)))
             if not data:
                 return True
 
@@ -201,11 +212,13 @@ class _Slot(threading.local):
 
 
 _slot = _Slot()
-_echo = [False]
+_echo = [True]
 
 
 def set_echo(on: bool) -> None:
-    """Also copy every captured line to the stream it would have gone to, prefixed by its task."""
+    """Whether captured output is also copied to the stream it would have gone to, each line
+    prefixed by its task (on by default, so a program's tasks still print where it runs; the
+    CLI turns it off while it shows its live progress line)."""
     _echo[0] = on
 
 
@@ -266,7 +279,7 @@ class Router(io.TextIOBase):
             if log is not None:
                 log.write(self.name, text)
                 if _echo[0]:
-                    self.original.write(_prefixed(log.task_id, text))
+                    self.original.write(_prefixed(log, mask(text, log.secrets)))
         except Exception:  # capture must never break the task; the text goes where it went
             return self.original.write(text)
         return len(text)
@@ -296,9 +309,13 @@ class Router(io.TextIOBase):
         return getattr(self.original, name)
 
 
-def _prefixed(task_id: str, text: str) -> str:
-    lines = text.splitlines(keepends=True)
-    return "".join(f"[{task_id}] {line}" if line.strip() else line for line in lines)
+def _prefixed(log: AttemptLog, text: str) -> str:
+    """``text`` with ``[task] `` before each line it starts (the log knows if the last ended)."""
+    out = []
+    for line in text.splitlines(keepends=True):
+        out.append(f"[{log.task_id}] {line}" if log.fresh else line)
+        log.fresh = line.endswith("\n")
+    return "".join(out)
 
 
 _install_lock = threading.Lock()
