@@ -3,6 +3,7 @@ thread, process and inline executors, never mixed with another task's lines."""
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 import textwrap
@@ -261,3 +262,21 @@ def test_routers_do_not_capture_threads_without_a_task(capsys: Any) -> None:
         log = end()
     assert log is not None and log.record().text == "mine\n"
     assert "from another thread" in capsys.readouterr().out
+
+
+class _Display(io.StringIO):
+    """Stands for a terminal display (rich's live view) wrapping sys.stdout/stderr."""
+
+
+def test_handlers_on_the_real_stderr_are_routed_under_a_display(chatty: Registry, monkeypatch: Any) -> None:
+    handler = logging.StreamHandler(sys.__stderr__)
+    lg = logging.getLogger("chatty")
+    lg.addHandler(handler)
+    monkeypatch.setattr(sys, "stdout", _Display())
+    monkeypatch.setattr(sys, "stderr", _Display())
+    try:
+        fut = InlineExecutor(registry=chatty).submit(call("chatter", tag="A", lines=1, sync=False))
+        assert handler.stream is not sys.__stderr__
+        assert "A logged 0\n" in log_of(fut).text  # type: ignore[union-attr]
+    finally:
+        lg.removeHandler(handler)

@@ -333,13 +333,16 @@ def install() -> None:
             if stream is not None and not isinstance(stream, Router):
                 router = Router(name, stream)
                 swapped[id(stream)] = router
+                # a handler made before a display wrapped the stream writes to the process's own
+                swapped.setdefault(id(getattr(sys, f"__{name}__")), router)
                 setattr(sys, name, router)
         if swapped:
             _retarget_logging(swapped)
 
 
 def _retarget_logging(swapped: dict[int, Router]) -> None:
-    """Point stream handlers writing to a replaced stream at its router."""
+    """Point stream handlers writing to a replaced stream (or to the process's own stdout or
+    stderr, which a terminal display may have wrapped) at its router."""
     loggers: list[Any] = [logging.getLogger()]
     loggers += [lg for lg in list(logging.root.manager.loggerDict.values()) if isinstance(lg, logging.Logger)]
     for lg in loggers:
