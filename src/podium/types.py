@@ -299,7 +299,8 @@ class Store(Protocol):
     and leaves nothing of that call committed. ``logs`` holds what task attempts wrote.
     """
 
-    logs: LogStore
+    @property
+    def logs(self) -> LogStore: ...
 
     def create_run(self, run: RunRecord, events: Sequence[Event]) -> None:
         """Insert the run row and its first events in one transaction (``ConflictError`` if

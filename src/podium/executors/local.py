@@ -119,8 +119,10 @@ class LocalExecutor(ServiceHost):
     def live_logs(self) -> list[LogRecord]:
         """What running attempts wrote since the last call, in every pool."""
         out: list[LogRecord] = []
-        for pool in (*self._threads.values(), *self._procs.values()):
-            out += pool.live_logs()
+        for threads in self._threads.values():
+            out += threads.live_logs()
+        for procs in self._procs.values():
+            out += procs.live_logs()
         return out
 
     def pids(self) -> dict[str, int]:
