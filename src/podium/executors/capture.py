@@ -3,7 +3,7 @@ output of their shell commands, as a bounded ``AttemptLog`` per attempt.
 
 Tasks of a thread pool share one process and its ``sys.stdout``/``sys.stderr``, so those are
 replaced (once, by ``install``) with ``Router`` objects that send each write to the log of the
-attempt *running on the writing thread* (``begin``/``end`` mark it, a thread-local slot), and
+attempt *running on the writing thread* (``begin``/``end`` mark it in the thread's ``Slot``), and
 everything else (the engine's own output, threads that run no task) to the stream they
 replaced. ``logging`` handlers that wrote to the replaced streams are pointed at the routers,
 so a task's log records land in its own log too. Lines of two tasks printing at once never mix:
@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 from podium.model.logs import LOG_LIMIT, LogRecord
@@ -204,15 +204,53 @@ def secrets_of(call: TaskCall) -> tuple[str, ...]:
 
 
 # ------------------------------------------------------------------------------- the routers
-class _Slot(threading.local):
-    call: TaskCall | None = None
-    log: AttemptLog | None = None
-    live: dict[Any, AttemptLog] | None = None
-    key: Any = None
+class Slot:
+    """What runs on one thread: the attempt (``call``) whose output this thread's writes go
+    to, its log once it wrote, and where a running attempt's log is shown (``live[key]``).
+    A pool thread takes its slot once (``slot()``) and opens and closes it per attempt."""
+
+    __slots__ = ("call", "key", "live", "log")
+
+    def __init__(self) -> None:
+        self.call: TaskCall | None = None
+        self.log: AttemptLog | None = None
+        self.live: dict[Any, AttemptLog] | None = None
+        self.key: Any = None
+
+    def open(self, call: TaskCall, live: dict[Any, AttemptLog] | None = None, key: Any = None) -> None:
+        """Output this thread writes from now on belongs to ``call``'s attempt."""
+        self.call, self.live, self.key = call, live, key
+
+    def close(self) -> AttemptLog | None:
+        """Stop capturing; the attempt's log (None: it wrote nothing)."""
+        self.call = None
+        log = self.log
+        if log is not None:
+            self.log = None
+            if self.live is not None:
+                self.live.pop(self.key, None)
+        return log
+
+    def current(self) -> AttemptLog | None:
+        """The running attempt's log, made at its first write (None: no attempt runs)."""
+        log, call = self.log, self.call
+        if log is None and call is not None:
+            log = self.log = AttemptLog(call.task_id, call.attempt, secrets_of(call))
+            if self.live is not None:
+                self.live[self.key] = log
+        return log
 
 
-_slot = _Slot()
+_local = threading.local()
 _echo = [True]
+
+
+def slot() -> Slot:
+    """This thread's slot (made on first use)."""
+    s: Slot | None = getattr(_local, "slot", None)
+    if s is None:
+        s = _local.slot = Slot()
+    return s
 
 
 def set_echo(on: bool) -> None:
@@ -222,45 +260,14 @@ def set_echo(on: bool) -> None:
     _echo[0] = on
 
 
-def begin(call: TaskCall, live: dict[Any, AttemptLog] | None = None, key: Any = None) -> None:
-    """Output written by this thread from now on belongs to ``call``'s attempt; its log, once
-    made, is also put in ``live[key]`` (a running attempt's log, read while it runs)."""
-    slot = _slot
-    slot.call, slot.live, slot.key = call, live, key
+def begin(call: TaskCall) -> None:
+    """Output this thread writes from now on belongs to ``call``'s attempt (``Slot.open``)."""
+    slot().open(call)
 
 
 def end() -> AttemptLog | None:
     """Stop capturing for this thread; the attempt's log (None: it wrote nothing)."""
-    slot = _slot
-    log, live = slot.log, slot.live
-    if log is not None and live is not None:
-        live.pop(slot.key, None)
-    slot.call = slot.log = slot.live = slot.key = None
-    return log
-
-
-def current() -> AttemptLog | None:
-    """The log of the attempt running on this thread, made if needed (None: no attempt)."""
-    slot = _slot
-    log = slot.log
-    if log is None and slot.call is not None:
-        call = slot.call
-        log = slot.log = AttemptLog(call.task_id, call.attempt, secrets_of(call))
-        if slot.live is not None:
-            slot.live[slot.key] = log
-    return log
-
-
-@contextlib.contextmanager
-def attempt(call: TaskCall) -> Iterator[list[AttemptLog | None]]:
-    """``begin``/``end`` around a block; the yielded list holds the log after the block."""
-    out: list[AttemptLog | None] = [None]
-    install()
-    begin(call)
-    try:
-        yield out
-    finally:
-        out[0] = end()
+    return slot().close()
 
 
 class Router(io.TextIOBase):
@@ -272,10 +279,11 @@ class Router(io.TextIOBase):
         self.original = original
 
     def write(self, text: str) -> int:
-        if _slot.call is None:
+        s: Slot | None = getattr(_local, "slot", None)
+        if s is None or s.call is None:
             return self.original.write(text)
         try:
-            log = current()
+            log = s.current()
             if log is not None:
                 log.write(self.name, text)
                 if _echo[0]:

@@ -42,7 +42,7 @@ from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from podium.errors import CANCELLED, TIMEOUT, InvalidValueError, ShutDownError, TaskFailedError
-from podium.executors.capture import LiveLogs, begin, end, install
+from podium.executors.capture import LiveLogs, install, slot
 from podium.executors.deadlines import Deadlines
 from podium.executors.kinds import failure, kill_group, record_of, run_call
 from podium.executors.service import ServiceHost
@@ -164,6 +164,7 @@ class ThreadExecutor(ServiceHost):
         get = self._queue.get
         tls = self._tls
         tls.next = None
+        tls.slot = slot()  # where this thread's writes go while it runs an attempt
         while True:
             item = get()
             if item is None:
@@ -186,7 +187,8 @@ class ThreadExecutor(ServiceHost):
     def _run_one(self, fut: Future[Any], call: TaskCall) -> None:
         tls = self._tls
         install()  # a no-op unless something swapped sys.stdout/stderr since (a live display)
-        begin(call, self._live.logs, fut)
+        slot = tls.slot
+        slot.open(call, self._live.logs, fut)
         try:
             spec = call.spec
             if spec.kind == "python" and spec.call:  # ``run_call``'s python path, two calls shorter
@@ -204,7 +206,7 @@ class ThreadExecutor(ServiceHost):
             else:
                 result = run_call(call, self._registry)
         except BaseException as exc:
-            log = end()
+            log = slot.close()
             if log is not None:
                 attach_log(fut, log.record())
             if not fut.done():
@@ -216,7 +218,7 @@ class ThreadExecutor(ServiceHost):
                 finally:
                     tls.reporting = False
         else:
-            log = end()
+            log = slot.close()
             if log is not None:
                 attach_log(fut, log.record())
             tls.reporting = True
