@@ -19,6 +19,7 @@ from podium.executors import ProcessExecutor, ThreadExecutor
 from podium.executors.capture import AttemptLog, mask, set_echo
 from podium.executors.inline import InlineExecutor
 from podium.model.logs import LOG_LIMIT, LogRecord
+from podium.policy import Policy
 from podium.registry import Registry
 
 CHATTY = textwrap.dedent(
@@ -63,6 +64,10 @@ CHATTY = textwrap.dedent(
 
     def quiet():
         return 7
+
+    def leak(token):
+        print(f"using token {token}")
+        return 1
     """
 )
 MODULE = "podium_capture_flow"
@@ -74,6 +79,7 @@ def chatty(tmp_path: Path) -> Registry:
     f.write_text(CHATTY)
     r = Registry()
     r.load_file(f, MODULE)
+    r.grant(Policy(programs=("sh", "echo")))
     return r
 
 
@@ -280,3 +286,15 @@ def test_handlers_on_the_real_stderr_are_routed_under_a_display(chatty: Registry
         assert "A logged 0\n" in log_of(fut).text  # type: ignore[union-attr]
     finally:
         lg.removeHandler(handler)
+
+
+def test_a_secret_argument_is_masked_in_a_worker_process_log(chatty: Registry) -> None:
+    from podium.secrets import Sensitive
+
+    ex = ProcessExecutor(registry=chatty)
+    try:  # the worker process never revealed it: the call's Sensitive argument names it
+        fut = ex.submit(call("leak", isolation="process", token=Sensitive("tok-0123456789")))
+        assert fut.result(60) == 1
+        assert log_of(fut).text == "using token ***\n"  # type: ignore[union-attr]
+    finally:
+        ex.shutdown()

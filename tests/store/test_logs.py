@@ -62,3 +62,11 @@ def test_nul_characters_and_odd_text_survive_every_backend(store: Store) -> None
     assert store.logs.index("r1") == [
         ("a", 1, len("a\ufffdb \U0001f600 'quote' ; DROP TABLE logs; --\n".encode()))
     ]
+
+
+def test_url_passwords_and_revealed_secrets_never_reach_the_store(store: Store) -> None:
+    from podium.secrets import remember
+
+    remember("revealed-Value-42")
+    started(store).logs.write("r1", [rec("a", 1, "db postgresql://u:pw123@host/x; key revealed-Value-42\n")])
+    assert store.logs.get("r1", "a", 1).text == "db postgresql://u:***@host/x; key ***\n"  # type: ignore[union-attr]

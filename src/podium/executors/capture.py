@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import re
 import sys
 import threading
 import time
@@ -34,10 +33,10 @@ from typing import Any, TextIO
 
 from podium.model.logs import LOG_LIMIT, LogRecord
 from podium.model.task import TaskCall
+from podium.secrets import MIN_MASKED, redact, secrets_in
 
 #: Values shorter than this are not masked (they would garble every line and protect nothing).
-MIN_SECRET_LEN = 4
-_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)([^@/\s]+)@")
+MIN_SECRET_LEN = MIN_MASKED
 
 
 class AttemptLog:
@@ -185,22 +184,19 @@ class PipeCapture:
 
 
 def mask(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """``text`` with the given secret values and passwords inside URLs replaced by ``***``."""
-    for s in secrets:
-        if s in text:
-            text = text.replace(s, "***")
-    if "://" in text:
-        text = _URL_PASSWORD.sub(r"\1***@", text)
-    return text
+    """``text`` with the given secret values, those this process revealed and passwords in
+    URLs replaced by ``***`` (``podium.secrets.redact``)."""
+    return redact(text, secrets)
 
 
 def secrets_of(call: TaskCall) -> tuple[str, ...]:
-    """The secret values a call was granted: a container task's environment (every value of
-    it is a secret, see ``container.py``)."""
-    if call.spec.kind != "container":
-        return ()
-    env = call.config.get("env") or {}
-    return tuple(str(v) for v in env.values())
+    """The secret values a call was granted: those in its config and its string arguments
+    (``Sensitive`` values), and a container task's whole environment (every value of it is a
+    secret, see ``container.py``)."""
+    found = secrets_in(call.config) | secrets_in([v for v in call.kwargs.values() if isinstance(v, str)])
+    if call.spec.kind == "container":
+        found.update(str(v) for v in (call.config.get("env") or {}).values())
+    return tuple(found)
 
 
 # ------------------------------------------------------------------------------- the routers

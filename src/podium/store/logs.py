@@ -11,7 +11,8 @@ Reading is by bytes of the *shown* text (``LogRecord.shown``: the note about cut
 the text), so a reader can page through a log or follow it with ``offset = next_offset``.
 ``attempt=None`` reads the task's latest attempt that has a log. ``log_index`` lists a run's
 logs in the order their attempts first wrote. Invariants: a log row never
-exceeds ``LOG_LIMIT`` bytes of text plus its note; this module imports only model and leaves.
+exceeds ``LOG_LIMIT`` bytes of text plus its note, and its text went through ``redact`` (the
+secrets this process revealed, URL passwords); this module imports only model and leaves.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from podium.errors import InvalidValueError
 from podium.model.logs import LOG_LIMIT, LogRecord
+from podium.secrets import redact
 from podium.store.statements import Statements
 
 #: What a read returns: the text of the byte range asked for and the shown log's total bytes.
@@ -33,7 +35,9 @@ def checked(logs: Sequence[LogRecord]) -> list[LogRecord]:
     """``logs`` as plain records, each within the bound (a longer text keeps its end)."""
     out = []
     for log in logs:
-        text, cut = str(log.text).replace("\x00", "\ufffd"), int(log.cut)  # PostgreSQL text holds no NUL
+        # masked again here, in the orchestrator, which remembers every secret it revealed;
+        # PostgreSQL text holds no NUL
+        text, cut = redact(str(log.text)).replace("\x00", "\ufffd"), int(log.cut)
         raw = text.encode("utf-8", "replace")
         if len(raw) > LOG_LIMIT:
             cut += len(raw) - LOG_LIMIT
