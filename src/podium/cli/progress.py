@@ -165,7 +165,6 @@ def print_summary(result: Any) -> None:
 def print_view(record: Any, view: Any, usage: dict[str, Any] | None = None) -> None:
     """What ``podium show`` prints for a run read back from the store (``usage``: task id ->
     its last attempt's measured ``Usage``)."""
-    from podium.runtime.summary import summarize
 
     console = wide_console()
     console.print(

@@ -25,6 +25,7 @@ from podium.cli import RunInterrupted, RunNotSucceeded, cli
 from podium.cli.grants import grant_options
 from podium.cli.metrics import metrics_options, start_exporter
 from podium.cli.numbers import SECONDS, Finite
+from podium.cli.terminal import safe
 from podium.errors import ConflictError, UsageError
 
 
@@ -109,7 +110,7 @@ def _execute(
         raise
     run_id = run_id or new_run_id()
     show = progress and sys.stderr.isatty()
-    set_echo(not show if echo_logs is None else echo_logs)  # task output is stored either way
+    set_echo(not show if echo_logs is None else echo_logs, safe)  # task output is stored either way
     prog = Progress(workflow, run_id, live=show)
     hooks = [prog.hook]
     if exporter is not None:  # --metrics-port: timed store and executor, and the run's hook
@@ -376,8 +377,6 @@ def runs_cmd(store_url: str | None, limit: int) -> None:
         store.close()
     from rich.text import Text
 
-    from podium.cli.terminal import safe
-
     table = Table("run id", "workflow", "status", "created", "updated")
     for r in records:
         status = f"{r.status} (!)" if r.run_id in notes else r.status
@@ -408,7 +407,6 @@ def show_cmd(
 ) -> None:
     """Show a run: its tasks, states, attempts, durations and T, R, F; with TASK, that task's detail."""
     from podium.cli.progress import last_usage, print_view, show_json
-    from podium.cli.terminal import safe
     from podium.runtime.view import fold
 
     store = _store(store_url)

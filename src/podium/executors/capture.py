@@ -239,6 +239,7 @@ class Slot:
 
 _local = threading.local()
 _echo = [True]
+_shown: list[Any] = [None]  # what echoed text goes through first (the CLI's terminal escaping)
 
 
 def slot() -> Slot:
@@ -249,11 +250,12 @@ def slot() -> Slot:
     return s
 
 
-def set_echo(on: bool) -> None:
+def set_echo(on: bool, through: Any = None) -> None:
     """Whether captured output is also copied to the stream it would have gone to, each line
     prefixed by its task (on by default, so a program's tasks still print where it runs; the
-    CLI turns it off while it shows its live progress line)."""
-    _echo[0] = on
+    CLI turns it off while it shows its live progress line); ``through`` rewrites echoed text
+    first (the CLI escapes control characters a task wrote)."""
+    _echo[0], _shown[0] = on, through
 
 
 def begin(call: TaskCall) -> None:
@@ -319,7 +321,8 @@ def _prefixed(log: AttemptLog, text: str) -> str:
     for line in text.splitlines(keepends=True):
         out.append(f"[{log.task_id}] {line}" if log.fresh else line)
         log.fresh = line.endswith("\n")
-    return "".join(out)
+    shown = _shown[0]
+    return shown("".join(out)) if shown is not None else "".join(out)
 
 
 _install_lock = threading.Lock()
