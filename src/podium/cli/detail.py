@@ -51,6 +51,17 @@ def failure_lines(view: Any, run_id: str | None = None) -> list[Text]:
     return out
 
 
+def show_task(store: Any, run_id: str, task: str) -> None:
+    """``podium show RUN TASK``: read the task's detail from ``store`` (then closed) and print it."""
+    from podium.cli.progress import wide_console
+    from podium.server.data import task_detail
+
+    try:
+        print_task(task_detail(store, run_id, task), wide_console())
+    finally:
+        store.close()
+
+
 def print_task(detail: dict[str, Any], console: Console) -> None:
     """What ``podium show RUN TASK`` prints for a task's ``TaskDetail`` (``server.data``)."""
     d = detail

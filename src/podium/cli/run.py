@@ -398,12 +398,7 @@ def runs_cmd(store_url: str | None, limit: int) -> None:
     "--json", "as_json", is_flag=True, help="Print the run as JSON (per task: estimate and measured use)."
 )
 def show_cmd(
-    run_id: str,
-    task: str | None,
-    store_url: str | None,
-    with_events: bool,
-    gantt: str | None,
-    as_json: bool = False,
+    run_id: str, task: str | None, store_url: str | None, with_events: bool, gantt: str | None, as_json: bool
 ) -> None:
     """Show a run: its tasks, states, attempts, durations and T, R, F; with TASK, that task's detail."""
     from podium.cli.progress import last_usage, print_view, show_json
@@ -411,15 +406,9 @@ def show_cmd(
 
     store = _store(store_url)
     if task is not None:
-        from podium.cli.detail import print_task
-        from podium.cli.progress import wide_console
-        from podium.server.data import task_detail
+        from podium.cli.detail import show_task
 
-        try:
-            print_task(task_detail(store, run_id, task), wide_console())
-        finally:
-            store.close()
-        return
+        return show_task(store, run_id, task)
     try:
         record = store.get_run(run_id)
         events = store.events(run_id)
