@@ -51,9 +51,14 @@ def failure_lines(view: Any, run_id: str | None = None) -> list[Text]:
     return out
 
 
+def wide_console() -> Console:
+    """Wide enough that a task's row stays on one line when the output is not a terminal."""
+    c = Console()
+    return c if c.is_terminal else Console(width=140)
+
+
 def show_task(store: Any, run_id: str, task: str) -> None:
     """``podium show RUN TASK``: read the task's detail from ``store`` (then closed) and print it."""
-    from podium.cli.progress import wide_console
     from podium.server.data import task_detail
 
     try:

@@ -16,7 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from podium.cli.detail import failure_lines
+from podium.cli.detail import failure_lines, wide_console
 from podium.cli.terminal import safe
 from podium.model import events as ev
 from podium.model import states as st
@@ -102,12 +102,6 @@ def _dur(s: float | None) -> str:
     if s < 120:
         return f"{s:.1f}s"
     return f"{int(s // 60)}m{int(s % 60):02d}s"
-
-
-def wide_console() -> Console:
-    """Wide enough that a task's row stays on one line when the output is not a terminal."""
-    c = Console()
-    return c if c.is_terminal else Console(width=140)
 
 
 def task_table(view: Any, limit: int = 200, usage: dict[str, Any] | None = None) -> Table:
