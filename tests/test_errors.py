@@ -3,6 +3,9 @@ errors still are those built-ins, so code that caught them keeps working."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from podium.errors import CycleError, InvalidValueError, PodiumError, UnknownNameError
@@ -60,3 +63,25 @@ def test_an_unresolvable_input_is_a_podium_error() -> None:
         resolve(Ref("up", ("missing",)), {"up": {}}, {})
     assert isinstance(exc.value, PodiumError)
     assert "up['missing']" in str(exc.value)
+
+
+def test_the_users_frame_is_the_innermost_outside_podium_and_libraries(tmp_path: Path) -> None:
+    import json
+
+    from podium.errors import ErrorRecord, user_frame
+
+    user = tmp_path / "userflow.py"
+    user.write_text(
+        "import json\n\ndef pick(d):\n    return d['acuracy']\n\ndef parse():\n    return json.loads('{')\n"
+    )
+    ns: dict[str, Any] = {}
+    exec(compile(user.read_text(), str(user), "exec"), ns)
+    with pytest.raises(KeyError) as key:
+        ns["pick"]({})
+    rec = ErrorRecord.from_exception(key.value)
+    assert rec.frame == f"{user}:4 in pick" and rec.type == "KeyError"
+    assert ErrorRecord.from_dict(rec.to_dict()).frame == rec.frame
+    with pytest.raises(json.JSONDecodeError) as bad:  # raised inside the standard library
+        ns["parse"]()
+    assert user_frame(bad.value) == f"{user}:7 in parse"
+    assert user_frame(ValueError("never raised")) == ""

@@ -22,9 +22,10 @@ ALLOWED: dict[str, set[str]] = {
     "model": LEAVES | {"model"},
     "load": LEAVES | {"model", "load"},
     "planner": LEAVES | {"model", "planner"},
+    "learn": LEAVES | {"model", "learn"},
     "executors": LEAVES | {"model", "executors"},
     "store": LEAVES | {"model", "store"},
-    "runtime": LEAVES | {"model", "planner", "runtime"},
+    "runtime": LEAVES | {"model", "planner", "learn", "runtime"},
 }
 EDGES = {"cli", "api", "server", "metrics", "report", "__init__", "__main__"}
 

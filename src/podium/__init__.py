@@ -1,8 +1,8 @@
 """Podium: plan and run AI workflows to minimise alpha*T + beta*R.
 
 The public API: declare tasks and flows with ``task``, ``flow``, ``each``, ``when``,
-``http``, ``shell``, ``container``, ``template`` and ``secret``; inside a running task,
-``context()`` tells which task it is and what it holds (node, GPUs, cpus, rank); the model
+``http``, ``shell``, ``container``, ``service``, ``template`` and ``secret``; inside a running
+task, ``context()`` tells which task it is and what it holds (node, GPUs, cpus, rank); the model
 classes are re-exported for convenience.
 Invariant: ``import podium`` stays light (no YAML parsing, no optional heavy dependencies).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from podium.errors import PodiumError, SpecError
 from podium.load.containers import container
-from podium.load.declare import http, shell
+from podium.load.declare import http, service, shell
 from podium.load.flow import Flow, flow
 from podium.load.python import Handle, Task, each, secret, task, template, when
 from podium.model import (
@@ -61,6 +61,7 @@ __all__ = [
     "flow",
     "http",
     "secret",
+    "service",
     "shell",
     "task",
     "template",

@@ -11,6 +11,8 @@ Invariants:
 
 from __future__ import annotations
 
+import os
+import sysconfig
 import traceback as _tb
 from dataclasses import dataclass, field
 from typing import Any
@@ -165,6 +167,8 @@ class ErrorRecord:
     retryable: bool = True
     kind: str = USER_ERROR
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Where the user's code raised it: ``"flows/train.py:42 in pick_best"`` ("" if unknown).
+    frame: str = ""
 
     @classmethod
     def from_exception(cls, exc: BaseException, kind: str = USER_ERROR) -> ErrorRecord:
@@ -177,6 +181,7 @@ class ErrorRecord:
             traceback="".join(_tb.format_exception(type(exc), exc, exc.__traceback__)),
             retryable=bool(retryable),
             kind=kind,
+            frame=user_frame(exc),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -187,6 +192,7 @@ class ErrorRecord:
             "retryable": self.retryable,
             "kind": self.kind,
             "extra": dict(self.extra),
+            "frame": self.frame or None,
         }
 
     @classmethod
@@ -198,4 +204,48 @@ class ErrorRecord:
             retryable=bool(d.get("retryable", True)),
             kind=str(d.get("kind", USER_ERROR)),
             extra=dict(d.get("extra") or {}),
+            frame=str(d.get("frame") or ""),
         )
+
+
+_PODIUM_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_LIBRARY_DIRS = tuple(
+    sorted(
+        {
+            os.path.abspath(p) + os.sep
+            for p in (sysconfig.get_path(k) for k in ("stdlib", "platstdlib", "purelib", "platlib"))
+            if p
+        }
+    )
+)
+
+
+def user_frame(exc: BaseException) -> str:
+    """``"file.py:42 in fn"``: the innermost frame of ``exc``'s traceback in the user's own code
+    (not Podium, not the standard library or installed packages; failing that, the innermost
+    frame outside Podium), its path relative to the current folder when inside it."""
+    frames = _tb.extract_tb(exc.__traceback__)
+    outside = [f for f in frames if not os.path.abspath(f.filename).startswith(_PODIUM_DIR)]
+    own = [f for f in outside if not _in_library(f.filename)]
+    chosen = own or outside
+    if not chosen:
+        return ""
+    f = chosen[-1]
+    return f"{_shown_path(f.filename)}:{f.lineno} in {f.name}"
+
+
+def _in_library(filename: str) -> bool:
+    if filename.startswith("<"):  # <frozen ...>, <string>: not a file of the user's
+        return filename != "<string>" and filename != "<stdin>"
+    path = os.path.abspath(filename)
+    return path.startswith(_LIBRARY_DIRS)
+
+
+def _shown_path(filename: str) -> str:
+    if filename.startswith("<"):
+        return filename
+    try:
+        rel = os.path.relpath(filename)
+    except ValueError:  # another drive
+        return filename
+    return filename if rel.startswith("..") else rel

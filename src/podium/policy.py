@@ -56,6 +56,8 @@ class Policy:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     max_fanout: int = DEFAULT_MAX_FANOUT
+    http_breaker_failures: int = 5  #: calls to one origin failing in a row that open its breaker
+    http_breaker_cooldown: float = 30.0  #: seconds an open breaker refuses calls (doubling)
 
     def widen(
         self, programs: Any = (), hosts: Any = (), env: Any = (), images: Any = (), **settings: Any

@@ -129,7 +129,8 @@ class Registry:
                 raise SpecError(f"task reference {name!r}: {'.'.join(parts[:i])!r} is not a class")
             if part not in vars(obj):
                 qual = ".".join(parts[: i + 1])
-                raise SpecError(f"task reference {name!r}: {qual!r} is not defined in {module!r}")
+                hint = did_you_mean(part, [n for n, v in vars(obj).items() if callable(v)])
+                raise SpecError(f"task reference {name!r}: {qual!r} is not defined in {module!r}{hint}")
             obj = getattr(obj, part)
             if i < len(parts) - 1:
                 _check_defined(obj, module, ".".join(parts[: i + 1]), name)
@@ -164,6 +165,15 @@ class Registry:
 
     def names(self) -> Iterable[str]:
         return self._fns.keys()
+
+
+def did_you_mean(missing: str, names: Iterable[str]) -> str:
+    """``"; did you mean 'fit'?"`` naming the closest of the public ``names``, or ""."""
+    import difflib
+
+    found = [n for n in names if not n.rpartition(".")[2].startswith("_")]
+    close = difflib.get_close_matches(missing, found, n=2, cutoff=0.7)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 def _execute(spec: importlib.machinery.ModuleSpec, name: str) -> Any:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypedDict, runtime_checkable
 if TYPE_CHECKING:
     from podium.model.cluster import Node
     from podium.model.events import Event, ResultRecord, RunRecord
+    from podium.model.logs import LogRecord
     from podium.model.task import TaskCall
 
 RunId = str
@@ -60,9 +61,10 @@ class SystemClock:
 class AttemptMeta(TypedDict, total=False):
     """What an executor may tell about one attempt, as ``AttemptFuture.podium_meta``.
 
-    Every key is optional. The run loop reads ``node``, ``started`` and ``seconds``, and records
+    Every key is optional. The run loop reads ``node``, ``started`` and ``seconds``, records
     ``cpu_time``, ``peak_rss``, ``seconds`` and ``measured`` as the attempt's usage
-    (``model.usage``); the others are for people and tools (``podium show``, tests).
+    (``model.usage``) and stores ``log``; the others are for people and tools (``podium show``,
+    tests).
     """
 
     node: str  #: the node the attempt really ran on (differs from ``call.node`` after a node loss)
@@ -76,6 +78,7 @@ class AttemptMeta(TypedDict, total=False):
     size: int  #: bytes of the pickled result on the worker
     node_id: str  #: the cluster's own id of the node (Ray's node id)
     error: dict[str, Any]  #: the worker's ``ErrorRecord`` dict, when its task failed there
+    log: LogRecord  #: what the attempt wrote (stdout, stderr, logging); absent if nothing
 
 
 _DONE = frozenset({CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED})
@@ -249,13 +252,66 @@ class QueueingExecutor(Executor, Protocol):
 
 
 @runtime_checkable
+class ServiceExecutor(Executor, Protocol):
+    """An executor whose service tasks run on this machine (optional; a workflow with
+    ``kind: service`` tasks needs it, see ``podium.runtime.services``): the engine keeps a
+    started service alive, restarts it on its port, and stops it, through these."""
+
+    def start_service(self, call: TaskCall, port: int | None = None) -> dict[str, Any]: ...
+
+    def stop_service(self, record: Any) -> bool: ...
+
+    def service_alive(self, record: Any) -> bool: ...
+
+
+@runtime_checkable
+class LoggingExecutor(Executor, Protocol):
+    """An executor that can show what its running attempts wrote so far (optional; the engine
+    stores these logs now and then while the attempts run, so ``podium logs --follow`` sees
+    them). ``live_logs()`` returns a ``LogRecord`` per running attempt that wrote something."""
+
+    def live_logs(self) -> Sequence[LogRecord]: ...
+
+
+class LogStore(Protocol):
+    """Where a store keeps what task attempts wrote (``Store.logs``): one ``LogRecord`` per
+    (run, task, attempt). Reads and writes are each one transaction of their own."""
+
+    def write(self, run_id: RunId, logs: Sequence[LogRecord]) -> None:
+        """Store these records, each replacing an earlier one of the same attempt (a running
+        attempt's log grows); a text over the bound keeps its end."""
+
+    def get(self, run_id: RunId, task_id: TaskId, attempt: int | None = None) -> LogRecord | None:
+        """An attempt's record (``attempt`` None: the latest attempt with one), or None."""
+
+    def read(
+        self,
+        run_id: RunId,
+        task_id: TaskId,
+        attempt: int | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+        tail: int | None = None,
+    ) -> tuple[str, int]:
+        """Bytes ``[offset, offset+limit)`` (or the last ``tail`` bytes) of an attempt's shown
+        log (``LogRecord.shown``) and its size in bytes; ``("", 0)`` when there is none."""
+
+    def index(self, run_id: RunId) -> list[tuple[TaskId, int, int]]:
+        """``(task_id, attempt, size in bytes)`` of the run's logs, in the order the attempts
+        first wrote."""
+
+
+@runtime_checkable
 class Store(Protocol):
     """Durable event log, results, cache and run history. One ``append`` is one transaction.
 
     ``append`` rejects an event whose ``seq`` already exists for the run (``ConflictError``),
     which fences two orchestrators writing one run. Any failed write raises ``StoreError``
-    and leaves nothing of that call committed.
+    and leaves nothing of that call committed. ``logs`` holds what task attempts wrote.
     """
+
+    @property
+    def logs(self) -> LogStore: ...
 
     def create_run(self, run: RunRecord, events: Sequence[Event]) -> None:
         """Insert the run row and its first events in one transaction (``ConflictError`` if

@@ -121,6 +121,18 @@ def test_gpus_and_thread_counts_reach_the_container(podman: Runtime) -> None:
     assert container.run(call).result == "2,3 0,1 2,3 2 5"
 
 
+def test_a_container_attempt_log_holds_its_output_with_secrets_masked() -> None:
+    token = "s3cr3t-Value-123"
+    ex = ThreadExecutor(registry=Registry())
+    try:
+        fut = ex.submit(container_call(sh('echo "token=$TOKEN"; echo "to stderr" >&2'), env={"TOKEN": token}))
+        fut.result(120)
+        log = fut.podium_meta["log"]  # type: ignore[attr-defined]
+    finally:
+        ex.shutdown()
+    assert log.text == "token=***\nto stderr\n" and token not in repr(log)
+
+
 # -- limits ---------------------------------------------------------------------------------------
 def _cgroup_script() -> str:
     """Memory limit, cpu quota and period as seen inside the container (cgroup v1 or v2)."""

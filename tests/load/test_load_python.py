@@ -227,6 +227,31 @@ def test_misusing_a_handle_is_reported_with_the_user_line() -> None:
         iterating.build()
 
 
+@pytest.mark.parametrize(
+    "compare", [lambda h: h == 3, lambda h: h > 0.9, lambda h: h != "x", lambda h: h >= 1]
+)
+def test_comparing_a_handle_points_to_podium_when(compare: object) -> None:
+    @podium.flow
+    def comparing() -> None:
+        if compare(double(1)):  # type: ignore[operator]
+            double(2)
+
+    with pytest.raises(
+        SpecError, match=r"cannot be compared.*podium\.when\(handle, equals=.*test_load_python.py:\d+"
+    ):
+        comparing.build()
+
+
+def test_handles_stay_usable_as_keys() -> None:
+    @podium.flow
+    def keyed() -> None:
+        h = double(1)
+        seen = {h: 1}
+        assert seen[h] == 1 and h in [h]
+
+    keyed.build()
+
+
 def test_nested_when_and_duplicate_names_are_errors() -> None:
     @podium.flow
     def f() -> None:

@@ -204,6 +204,12 @@ def test_unknown_function_in_allowed_module_names_the_task() -> None:
     assert "tasks.t.call" in text and "'nope' is not defined in module" in text
 
 
+def test_a_misspelt_function_gets_a_did_you_mean() -> None:
+    text = problems("tasks:\n  t: {call: 'json:dump_s'}\n", allow_modules=["json"])
+    assert "tasks.t.call: 'dump_s' is not defined in module 'json'" in text
+    assert text.endswith("; did you mean 'dumps' or 'dump'?")
+
+
 def test_many_problems_listed_together() -> None:
     text = problems(
         """

@@ -57,7 +57,8 @@ def test_process_attempts_record_cpu_time_and_peak_memory_of_their_worker() -> N
     assert burn.cpu_time >= 0.03  # three million steps of Python, plus the worker's start-up
     hog = attempt_usage(ended["hog"][0])
     assert hog is not None and hog.peak_memory >= 200 << 20
-    assert burn.peak_memory < 200 << 20  # per attempt: each has its own worker
+    # per attempt, each in its own worker (forked alike: they share the parent's pages)
+    assert hog.peak_memory >= burn.peak_memory + (100 << 20)
     failed = ended["hogfail"][0]
     assert failed["type"] == ev.TASK_FAILED
     assert attempt_usage(failed).peak_memory >= 120 << 20  # failures are measured too

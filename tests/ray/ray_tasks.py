@@ -30,6 +30,7 @@ def measure(data: bytes) -> dict[str, object]:
 
 
 def boom(x: int) -> int:
+    print(f"about to fail with x={x}")
     raise ValueError(f"bad x={x}")
 
 

@@ -111,6 +111,8 @@ def test_user_error_crosses_as_a_record(executor) -> None:
     assert outcome_of(fut)[1] is info.value
     meta = meta_of(fut)
     assert meta is not None and meta["node_id"] == executor.node_id("node-a") and meta["node"] == "node-a"
+    assert rec.frame.startswith("ray_tasks.py:") or "/ray_tasks.py:" in rec.frame
+    assert meta["log"].text == "about to fail with x=3\n"  # captured on the worker
 
 
 def test_timeout_and_kill_stop_the_ray_task(executor) -> None:

@@ -73,7 +73,8 @@ def test_a_run_started_from_the_api_runs_to_the_end(server: ServerProcess) -> No
     results = server.get(f"/api/runs/{run_id}/results").json()
     assert [i["task_id"] for i in results["items"]] == ["first", "second"]
     logs = server.get(f"/api/runs/{run_id}/logs", params={"task": "second"}).json()
-    assert logs["size"] == 0 and logs["text"] == ""  # logs are not captured by this version's store
+    assert logs["size"] == 6 and logs["text"] == "hello\n" and logs["available"]  # what `echo` wrote
+    assert task["log_tail"] == "hello\n" and task["attempts_detail"][0]["log_bytes"] == 6
 
 
 def test_bad_submissions_get_a_4xx_with_one_line(server: ServerProcess) -> None:

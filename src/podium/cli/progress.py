@@ -16,6 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from podium.cli.detail import failure_lines, wide_console
 from podium.cli.terminal import safe
 from podium.model import events as ev
 from podium.model import states as st
@@ -103,12 +104,6 @@ def _dur(s: float | None) -> str:
     return f"{int(s // 60)}m{int(s % 60):02d}s"
 
 
-def _console() -> Console:
-    """Wide enough that a task's row stays on one line when the output is not a terminal."""
-    c = Console()
-    return c if c.is_terminal else Console(width=140)
-
-
 def task_table(view: Any, limit: int = 200, usage: dict[str, Any] | None = None) -> Table:
     """The tasks of a run; with ``usage`` (task id -> its last attempt's ``Usage``), what the
     last attempt measurably used: CPU seconds and peak memory."""
@@ -159,45 +154,41 @@ def _where(t: Any) -> str:
     return f"{where} gpu {','.join(str(g) for g in t.gpus)}" if t.gpus else where
 
 
-def _errors(view: Any) -> list[Text]:
-    out = []
-    for t in view.tasks.values():
-        if t.state == st.FAILED and t.error:
-            line = f"{t.task_id}: [{t.error.get('kind')}] {t.error.get('message')}"
-            out.append(Text(safe(line), style="red"))
-    return out
-
-
 def print_summary(result: Any) -> None:
     """The final table of a run and its T, R, F."""
     s = result.summary
-    console = _console()
+    console = wide_console()
     line = Text.assemble(
         (f"run {safe(result.run_id)} {result.status}", "bold green" if result.ok else "bold red"),
         f"   T = {s.makespan:.3f} s   R = {s.cost:.6f}"
         f"   F = {s.alpha:g}*T + {s.beta:g}*R = {s.objective:.4f}",
     )
-    console.print(Group(task_table(result.view), *_errors(result.view), line))
+    console.print(Group(task_table(result.view), *failure_lines(result.view, result.run_id), line))
 
 
 def print_view(record: Any, view: Any, usage: dict[str, Any] | None = None) -> None:
     """What ``podium show`` prints for a run read back from the store (``usage``: task id ->
     its last attempt's measured ``Usage``)."""
-    from podium.runtime.summary import summarize
 
-    console = _console()
+    console = wide_console()
     console.print(
         Text(safe(f"run {record.run_id}  workflow {record.workflow}  status {record.status}"), style="bold")
     )
     console.print(task_table(view, usage=usage if usage is not None else {}))
-    for line in _errors(view):
+    for line in failure_lines(view, record.run_id):
         console.print(line)
+    s = view_summary(view)
+    console.print(f"T = {s.makespan:.3f} s   R = {s.cost:.6f}   F = {s.objective:.4f}")
+
+
+def view_summary(view: Any) -> Any:
+    """T, R and F of a run read back from the store, at the prices and objective it recorded."""
+    from podium.runtime.summary import summarize
 
     class _Wf:  # summarize needs only the objective; the spec itself may be gone
         objective = _objective(view)
 
-    s = summarize(view, _Wf, _priced_nodes(view))  # type: ignore[arg-type]
-    console.print(f"T = {s.makespan:.3f} s   R = {s.cost:.6f}   F = {s.objective:.4f}")
+    return summarize(view, _Wf, _priced_nodes(view))  # type: ignore[arg-type]
 
 
 def _priced_nodes(view: Any) -> dict[str, Any]:
@@ -214,3 +205,53 @@ def _objective(view: Any) -> Any:
 
     o = (view.meta or {}).get("objective") or {}
     return Objective(alpha=float(o.get("alpha", 1.0)), beta=float(o.get("beta", 0.0)))
+
+
+def show_json(record: Any, view: Any, events: Any) -> dict[str, Any]:
+    """``podium show --json``: the run, and per task its last attempt's estimate (what it
+    started with, seconds on its node), measured duration, CPU time and peak memory."""
+
+    est: dict[str, Any] = {}
+    for e in events:
+        if e.type == "TaskStarted" and e.task_id is not None:
+            est[e.task_id] = e.data.get("est")
+    usage = last_usage(events)
+    tasks = []
+    for tid, t in view.tasks.items():
+        u = usage.get(tid)
+        tasks.append(
+            {
+                "task_id": tid,
+                "status": t.state,
+                "attempts": t.attempt,
+                "node": t.node,
+                "estimate": est.get(tid),
+                "duration": t.duration,
+                "cpu_time": u.cpu_time if u is not None else None,
+                "peak_memory": u.peak_memory if u is not None else None,
+                "usage_source": u.source if u is not None else None,
+            }
+        )
+    s = view_summary(view)
+    return {
+        "run_id": record.run_id,
+        "workflow": record.workflow,
+        "status": record.status,
+        "T": s.makespan,
+        "R": s.cost,
+        "F": s.objective,
+        "tasks": tasks,
+    }
+
+
+def last_usage(events: Any) -> dict[str, Any]:
+    """Task id -> the measured usage of its last measured attempt (``model.usage``)."""
+    from podium.model.usage import USAGE_KEY, attempt_usage
+
+    out = {}
+    for e in events:
+        if e.task_id is not None and USAGE_KEY in e.data:
+            u = attempt_usage(e.data)
+            if u is not None:
+                out[e.task_id] = u
+    return out

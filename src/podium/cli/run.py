@@ -9,6 +9,7 @@ marked cancelled, resumable) and exits 130.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -24,6 +25,7 @@ from podium.cli import RunInterrupted, RunNotSucceeded, cli
 from podium.cli.grants import grant_options
 from podium.cli.metrics import metrics_options, start_exporter
 from podium.cli.numbers import SECONDS, Finite
+from podium.cli.terminal import safe
 from podium.errors import ConflictError, UsageError
 
 
@@ -48,6 +50,7 @@ def _executor(cluster: str | None, ray_address: str | None) -> Any:
 
 
 _RAY_HELP = "Run on the Ray cluster at ADDRESS (host:port, ray://..., auto) or 'local' to start one."
+_ECHO_HELP = "Also print what tasks write (default: only without live progress); podium logs has it."
 # ------------------------------------------------------------------------------------------------
 
 
@@ -89,8 +92,10 @@ def _execute(
     engine_options: dict[str, Any] | None = None,
     metrics: tuple[int | None, str, float] | None = None,
     artifacts_url: str | None = None,
+    echo_logs: bool | None = None,
 ) -> None:
     from podium.cli.progress import Progress, print_summary
+    from podium.executors.capture import set_echo
     from podium.runtime.engine import Engine, new_run_id
     from podium.store import default_store_url
     from podium.store.artifact_url import open_artifacts
@@ -105,6 +110,7 @@ def _execute(
         raise
     run_id = run_id or new_run_id()
     show = progress and sys.stderr.isatty()
+    set_echo(not show if echo_logs is None else echo_logs, safe)  # task output is stored either way
     prog = Progress(workflow, run_id, live=show)
     hooks = [prog.hook]
     if exporter is not None:  # --metrics-port: timed store and executor, and the run's hook
@@ -165,8 +171,15 @@ def _execute(
     help="Seconds the planner may spend improving the plan (several nodes only).",
 )
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
+@click.option("--echo-logs/--no-echo-logs", default=None, help=_ECHO_HELP)
 @click.option("--ray", "ray_address", metavar="ADDRESS", help=_RAY_HELP)
 @grant_options
+@click.option(
+    "--no-learn", is_flag=True, help="Plan with declared estimates only (do not learn from past runs)."
+)
+@click.option(
+    "--right-size", is_flag=True, help="Request cpu and memory from what past runs used (podium advise)."
+)
 @metrics_options
 def run_cmd(
     file: str,
@@ -183,10 +196,13 @@ def run_cmd(
     oom_growth: float = 2.0,
     oom_cap: str | None = None,
     plan_time: float = 0.0,
+    no_learn: bool = False,
+    right_size: bool = False,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
     metrics_linger: float = 0.0,
     artifacts_url: str | None = None,
+    echo_logs: bool | None = None,
 ) -> None:
     """Run the workflow in FILE (.yaml, .yml, .json or .py) to the end."""
     from podium.load import load_workflow, parse_params
@@ -213,12 +229,19 @@ def run_cmd(
         run_id=run_id,
         source=source,
         progress=not no_progress,
-        engine_options={"oom_growth": oom_growth, "oom_cap": cap, "plan_time_limit": plan_time},
+        engine_options={
+            "oom_growth": oom_growth,
+            "oom_cap": cap,
+            "plan_time_limit": plan_time,
+            "learn": not no_learn,
+            "right_size": right_size,
+        },
         dispatch="fifo" if fifo else "critical_path",
         gantt=gantt,
         ray_address=ray_address,
         metrics=(metrics_port, metrics_host, metrics_linger),
         artifacts_url=artifacts_url,
+        echo_logs=echo_logs,
     )
 
 
@@ -257,6 +280,7 @@ def _same_run(store_url: str | None, run_id: str, loaded: Any, given: dict[str, 
 @click.option("--cluster", type=click.Path(dir_okay=False), help="Cluster file of local nodes.")
 @click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
+@click.option("--echo-logs/--no-echo-logs", default=None, help=_ECHO_HELP)
 @click.option("--ray", "ray_address", metavar="ADDRESS", help=_RAY_HELP)
 @metrics_options
 def resume_cmd(
@@ -270,6 +294,7 @@ def resume_cmd(
     metrics_host: str = "127.0.0.1",
     metrics_linger: float = 0.0,
     artifacts_url: str | None = None,
+    echo_logs: bool | None = None,
 ) -> None:
     """Continue an interrupted, failed or cancelled run; tasks that succeeded are not run again."""
     from podium.load import load_source
@@ -295,6 +320,7 @@ def resume_cmd(
         ray_address=ray_address,
         metrics=(metrics_port, metrics_host, metrics_linger),
         artifacts_url=artifacts_url,
+        echo_logs=echo_logs,
     )
 
 
@@ -351,8 +377,6 @@ def runs_cmd(store_url: str | None, limit: int) -> None:
         store.close()
     from rich.text import Text
 
-    from podium.cli.terminal import safe
-
     table = Table("run id", "workflow", "status", "created", "updated")
     for r in records:
         status = f"{r.status} (!)" if r.run_id in notes else r.status
@@ -366,16 +390,25 @@ def runs_cmd(store_url: str | None, limit: int) -> None:
 
 @cli.command("show")
 @click.argument("run_id")
+@click.argument("task", required=False)
 @click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
 @click.option("--events", "with_events", is_flag=True, help="Also print the event log.")
 @click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
-def show_cmd(run_id: str, store_url: str | None, with_events: bool, gantt: str | None) -> None:
-    """Show a run: its tasks, their states, attempts and durations, and T, R, F."""
-    from podium.cli.progress import print_view
-    from podium.cli.terminal import safe
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the run as JSON (per task: estimate and measured use)."
+)
+def show_cmd(
+    run_id: str, task: str | None, store_url: str | None, with_events: bool, gantt: str | None, as_json: bool
+) -> None:
+    """Show a run: its tasks, states, attempts, durations and T, R, F; with TASK, that task's detail."""
+    from podium.cli.progress import last_usage, print_view, show_json
     from podium.runtime.view import fold
 
     store = _store(store_url)
+    if task is not None:
+        from podium.cli.detail import show_task
+
+        return show_task(store, run_id, task)
     try:
         record = store.get_run(run_id)
         events = store.events(run_id)
@@ -385,25 +418,15 @@ def show_cmd(run_id: str, store_url: str | None, with_events: bool, gantt: str |
     finally:
         store.close()
     view = fold(events)
+    if as_json:
+        click.echo(json.dumps(show_json(record, view, events)))
+        return
     print_view(record, view, last_usage(events))
     for note in notes:
         click.echo(f"needs attention: {safe(note)}")
     if with_events:
         for e in events:
             click.echo(safe(f"{e.seq:6d} {_ts(e.ts)} {e.type:14s} {e.task_id or '-'} {e.attempt} {e.data}"))
-
-
-def last_usage(events: Any) -> dict[str, Any]:
-    """Task id -> the measured usage of its last measured attempt (``model.usage``)."""
-    from podium.model.usage import USAGE_KEY, attempt_usage
-
-    out = {}
-    for e in events:
-        if e.task_id is not None and USAGE_KEY in e.data:
-            u = attempt_usage(e.data)
-            if u is not None:
-                out[e.task_id] = u
-    return out
 
 
 def write_gantt(store: Any, run_id: str, path: str) -> None:

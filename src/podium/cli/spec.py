@@ -153,6 +153,8 @@ def _label(wf: Workflow, name: str) -> list[str]:
         lines.append(f"http {t.config.get('method', '')} ".replace("  ", " ").strip())
     elif t.kind == "container":
         lines.append(f"container {t.config.get('image', '')}")
+    elif t.kind == "service":
+        lines.append("service")
     else:
         lines.append("shell")
     if t.map_over:

@@ -40,7 +40,6 @@ import json
 import os
 import re
 import selectors
-import signal
 import subprocess
 import threading
 import time
@@ -51,6 +50,7 @@ from typing import Any
 
 from podium.errors import OOM, TIMEOUT, USER_ERROR, WORKER_LOST, TaskFailedError
 from podium.executors import container_files as files
+from podium.executors.capture import relay
 from podium.executors.container_runtime import (
     LABEL_ATTEMPT,
     LABEL_OWNER,
@@ -64,7 +64,7 @@ from podium.executors.container_runtime import (
     first_error,
     owner,
 )
-from podium.executors.failure import failure
+from podium.executors.failure import failure, signame
 from podium.executors.taskenv import task_env
 from podium.model import container as rules
 from podium.model.task import TaskCall
@@ -257,6 +257,7 @@ def _attempt(
             if stream is not None:
                 stream.close()
     stdout, stderr = out.text(secrets), err.text(secrets)
+    relay(stdout, stderr)  # into the attempt's log, as a shell task's output
 
     def failed(
         kind: str, type_: str, message: str, retryable: bool = True, code: int | None = None
@@ -274,7 +275,7 @@ def _attempt(
     rc = proc.returncode
     if rc < 0:
         raise failed(
-            WORKER_LOST, "ContainerLost", f"{where}: the {rt.kind} client was killed by {_signame(-rc)}"
+            WORKER_LOST, "ContainerLost", f"{where}: the {rt.kind} client was killed by {signame(-rc)}"
         )
     if rc != 0:
         oom = os.path.exists(os.path.join(tmp, "oom"))
@@ -351,13 +352,6 @@ def _pump(proc: subprocess.Popen[bytes], out: _Tail, err: _Tail, deadline: float
     except subprocess.TimeoutExpired:
         return True
     return False
-
-
-def _signame(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return f"signal {sig}"
 
 
 # -- containers of this process, and of dead ones -----------------------------------------------

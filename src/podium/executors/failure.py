@@ -7,6 +7,7 @@ imports only leaves, so every kind and executor can use it without importing ano
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from podium.errors import ErrorRecord, TaskFailedError
@@ -21,3 +22,11 @@ def failure(
             type=type_, message=message, traceback=traceback, retryable=retryable, kind=kind, extra=extra
         )
     )
+
+
+def signame(sig: int) -> str:
+    """``"SIGKILL"`` for 9: how a failure names the signal that ended a process."""
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"

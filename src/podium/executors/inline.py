@@ -9,10 +9,11 @@ declared ``expected_duration``, else 0), or fails as ``timeout`` at ``call.timeo
 sooner; the engine waiting on the same clock moves it. Calls then overlap in simulated time as
 they would on a node, and schedules, makespans and timeouts can be checked exactly.
 
-It enforces nothing (no memory limit, no real timeout, no kill of a call that is running: a
-call has always finished running when ``submit`` returns). ``calls`` lists every call
-submitted, in order. Invariants: every returned future resolves exactly once; this module
-never imports the store.
+What a call writes (``print``, ``logging``, its command's output) is captured as the other
+executors do (``capture.py``) and handed back as ``podium_meta["log"]``. It enforces nothing
+(no memory limit, no real timeout, no kill of a call that is running: a call has always
+finished running when ``submit`` returns). ``calls`` lists every call submitted, in order.
+Invariants: every returned future resolves exactly once; this module never imports the store.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from podium.errors import CANCELLED, TIMEOUT, TaskFailedError
+from podium.executors.capture import begin, end, install
 from podium.executors.kinds import failure, record_of, run_call
+from podium.executors.service import ServiceHost
 from podium.model.cluster import Node
 from podium.model.resources import Resources
 from podium.model.task import TaskCall
@@ -43,7 +46,7 @@ def declared_duration(call: TaskCall) -> float:
     return call.spec.expected_duration or 0.0
 
 
-class InlineExecutor:
+class InlineExecutor(ServiceHost):
     """Runs calls synchronously at submit (see the module docstring)."""
 
     name = "inline"
@@ -66,6 +69,8 @@ class InlineExecutor:
         self.calls.append(call)
         fut = AttemptFuture()
         fut.set_running_or_notify_cancel()
+        install()
+        begin(call)
         enter(of_call(call))
         try:
             value, error = run_call(call, self._registry), None
@@ -73,12 +78,15 @@ class InlineExecutor:
             value, error = None, TaskFailedError(record_of(exc))
         finally:
             leave()
+            log = end()
         clock = self._clock
         seconds = 0.0 if clock is None else self._duration(call)
         if clock is not None and call.timeout is not None and seconds > call.timeout:
             msg = f"task {call.task_id!r} timed out after {call.timeout:g}s"
             value, error, seconds = None, failure(TIMEOUT, "TimeoutError", msg), call.timeout
         fut.podium_meta = {"node": call.node, "seconds": seconds}
+        if log is not None:
+            fut.podium_meta["log"] = log.record()
         if clock is None:
             self._resolve(fut, value, error)
         else:

@@ -14,7 +14,8 @@ Kinds:
   policy allows (checked here again: a parameter may have chosen it) and is looked up on this
   process's ``PATH``, never the task's. The command runs in its own process group so a timeout
   or kill takes its children too. Each of stdout and stderr keeps at most ``max_output_bytes``
-  (its first and last halves, with a line saying what was cut).
+  (its first and last halves, with a line saying what was cut) and goes to the attempt's log
+  too (``capture.relay``).
 - ``container``: one container per attempt (``podium.executors.container``: inputs as files, a
   JSON result file, limits, its own timeout that removes the container).
 
@@ -32,7 +33,6 @@ from __future__ import annotations
 import json
 import os
 import selectors
-import shutil
 import signal
 import subprocess
 import time
@@ -40,9 +40,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from podium.errors import GPU_OOM, OOM, TIMEOUT, USER_ERROR, ErrorRecord, TaskFailedError
-from podium.executors.failure import failure
+from podium.executors.capture import relay
+from podium.executors.failure import failure, signame
+from podium.executors.program import granted_program
 from podium.model.task import TaskCall
-from podium.policy import Policy, env_key_problem, program_refusal
+from podium.policy import Policy
 from podium.registry import Registry
 from podium.secrets import redact, secrets_in
 
@@ -105,6 +107,10 @@ def run_call(
         return run_http(call, registry.policy)
     if kind == "shell":
         return run_shell(call, on_process, registry.policy, env)
+    if kind == "service":
+        from podium.executors.service import start
+
+        return start(call, registry.policy)
     if kind == "container":
         from podium.executors.container import run_container
 
@@ -125,7 +131,8 @@ def run_python(call: TaskCall, registry: Registry) -> Any:
 
 
 def run_http(call: TaskCall, policy: Policy | None = None) -> Any:
-    from podium.executors.http import HttpError, HttpRefused, fetch
+    from podium.executors.breaker import BREAKERS, retry_after
+    from podium.executors.http import HttpError, HttpRefused, fetch, target_of
 
     cfg = call.config
     hidden = secrets_in(cfg)
@@ -144,18 +151,42 @@ def run_http(call: TaskCall, policy: Policy | None = None) -> Any:
         data = body if isinstance(body, bytes) else str(body).encode()
     method = str(cfg.get("method") or ("POST" if data is not None else "GET")).upper()
     where = redact(f"{method} {url}", hidden)
+    pol = policy or Policy()
     try:
-        resp = fetch(method, str(url), headers=headers, body=data, policy=policy, timeout=call.timeout)
+        origin = target_of(str(url)).origin
+    except HttpRefused as e:
+        raise failure(USER_ERROR, "HttpRefused", redact(str(e), hidden), retryable=False) from None
+    breaker = BREAKERS.of(origin, pol.http_breaker_failures, pol.http_breaker_cooldown)
+    wait = breaker.admit()
+    if wait is not None:  # the service is down: fail now instead of waiting for a timeout
+        msg = (
+            f"{where}: not sent, {origin[1]}:{origin[2]} failed {breaker.failed} calls in a row "
+            f"(circuit open); the next call goes through in {wait:.1f}s"
+        )
+        raise failure(USER_ERROR, "CircuitOpen", redact(msg, hidden), retry_after=round(wait, 3))
+    try:
+        resp = fetch(method, str(url), headers=headers, body=data, policy=pol, timeout=call.timeout)
     except HttpError as e:
+        if not isinstance(e, HttpRefused):
+            breaker.failed_call()
         kind, type_ = (TIMEOUT, "TimeoutError") if e.timeout else (USER_ERROR, "ConnectionError")
         if isinstance(e, HttpRefused):
             type_ = "HttpRefused"
         raise failure(kind, type_, redact(str(e), hidden), retryable=e.retryable) from None
+    if resp.status >= 500 or resp.status == 429:
+        breaker.failed_call()
+    else:
+        breaker.succeeded()
     if resp.status >= 400:
         detail = _snippet(resp.body)
         retryable = resp.status >= 500 or resp.status in RETRYABLE_4XX
         msg = f"{where} returned HTTP {resp.status} {resp.reason}" + (f": {detail}" if detail else "")
-        raise failure(USER_ERROR, "HTTPError", redact(msg, hidden), retryable=retryable, status=resp.status)
+        extra: dict[str, Any] = {"status": resp.status}
+        wait_s = retry_after(resp.headers.get("Retry-After")) if resp.status in (429, 503) else None
+        if wait_s is not None:
+            extra["retry_after"] = wait_s
+            msg += f" (Retry-After: {wait_s:g}s)"
+        raise failure(USER_ERROR, "HTTPError", redact(msg, hidden), retryable=retryable, **extra)
     ctype = resp.headers.get("Content-Type", "")
     charset = resp.headers.get_content_charset() or "utf-8"
     try:
@@ -201,7 +232,7 @@ def run_shell(
         )
     hidden = secrets_in(cfg)
     args = [str(a) for a in argv]
-    program = _program(call.task_id, args, cfg.get("env") or {}, pol)
+    program = granted_program(call.task_id, args, cfg.get("env") or {}, pol)
     env = None
     if cfg.get("env") or task_env:
         env = {**os.environ, **(task_env or {})}
@@ -246,39 +277,15 @@ def run_shell(
         # Whatever the command left running in its group goes with it.
         kill_group(proc.pid)
     stdout, stderr = redact(stdout, hidden), redact(stderr, hidden)
+    relay(stdout, stderr)  # into the attempt's log, as what the task wrote
     rc = proc.returncode
     if rc != 0:
         tail = "\n".join(stderr.rstrip().splitlines()[-STDERR_TAIL_LINES:])
-        how = f"was killed by {_signame(-rc)}" if rc < 0 else f"exited with code {rc}"
+        how = f"was killed by {signame(-rc)}" if rc < 0 else f"exited with code {rc}"
         msg = f"{args[0]!r} {how}" + (f"; stderr:\n{tail}" if tail else "")
         kind = GPU_OOM if any(m in tail for m in GPU_OOM_MARKS) else USER_ERROR
         raise failure(kind, "CommandFailed", redact(msg, hidden), returncode=rc)
     return {"returncode": rc, "stdout": stdout, "stderr": stderr}
-
-
-def _program(task_id: str, args: list[str], env: Mapping[str, Any], policy: Policy) -> str:
-    """The executable for ``args[0]`` if the policy allows it: a bare name is looked up on this
-    process's PATH (a ``PATH`` in the task's env cannot redirect it)."""
-    name = args[0]
-    if not policy.program_allowed(name):
-        raise failure(
-            USER_ERROR, "NotAllowed", f"shell task {task_id!r}: {program_refusal(name)}", retryable=False
-        )
-    for k in env:
-        why = env_key_problem(k)
-        if why is not None:
-            raise failure(USER_ERROR, "NotAllowed", f"shell task {task_id!r}: {why}", retryable=False)
-    if os.sep in name or "\x00" in name:
-        return name
-    found = shutil.which(name, path=os.environ.get("PATH", os.defpath))
-    if found is None:
-        raise failure(
-            USER_ERROR,
-            "FileNotFoundError",
-            f"shell task {task_id!r}: command {name!r} not found",
-            retryable=False,
-        )
-    return found
 
 
 class _Capped:
@@ -348,10 +355,3 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _signame(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return f"signal {sig}"

@@ -25,9 +25,11 @@ from typing import Any
 from podium.errors import InvalidValueError, Problem, SpecError
 from podium.executors.gang import LocalGang
 from podium.executors.process import ProcessExecutor
+from podium.executors.service import ServiceHost
 from podium.executors.thread import ThreadExecutor
 from podium.model.cluster import DEFAULT_PRICES, Node
 from podium.model.devices import Gpu, parse_gpus
+from podium.model.logs import LogRecord
 from podium.model.resources import Resources
 from podium.model.task import TaskCall
 from podium.registry import REGISTRY, Registry
@@ -89,7 +91,7 @@ def detect_node(
     return Node(name, capacity, DEFAULT_PRICES if prices is None else prices, gpus=gpus)
 
 
-class LocalExecutor:
+class LocalExecutor(ServiceHost):
     """Threads and processes on this machine (or on several described local nodes)."""
 
     name = "local"
@@ -104,6 +106,7 @@ class LocalExecutor:
         limit_threads: bool = True,
     ) -> None:
         self._nodes: tuple[Node, ...] = tuple(nodes) if nodes else (detect_node(),)
+        self._registry = registry
         self._threads: dict[str, ThreadExecutor] = {}
         self._procs: dict[str, ProcessExecutor] = {}
         for n in self._nodes:
@@ -142,6 +145,15 @@ class LocalExecutor:
 
     def nodes(self) -> Sequence[Node]:
         return self._nodes
+
+    def live_logs(self) -> list[LogRecord]:
+        """What running attempts wrote since the last call, in every pool."""
+        out: list[LogRecord] = []
+        for threads in self._threads.values():
+            out += threads.live_logs()
+        for procs in self._procs.values():
+            out += procs.live_logs()
+        return out
 
     def pids(self) -> dict[str, int]:
         """Pid of the worker process of each running process-isolated task instance."""

@@ -17,6 +17,9 @@ after ``grace`` seconds) and resolves the Futures. Outcomes and their ``ErrorRec
 - killed by SIGKILL with its peak RSS near ``call.resources.memory`` -> ``oom``;
 - any other death by a signal or an exit without a result -> ``worker_lost``, naming the signal.
 
+The worker's stdout and stderr are pipes the monitor reads into the attempt's log (everything
+it writes, its child processes and native code included), handed back as ``podium_meta["log"]``.
+
 Futures are ``AttemptFuture``s; every resolved one carries ``podium_meta`` (``AttemptMeta``:
 ``pid``, ``peak_rss`` in bytes and ``cpu_time`` from ``wait4``, ``exit`` status: the run loop
 records them as the attempt's usage). Invariants: no worker
@@ -46,10 +49,14 @@ from pathlib import Path
 from typing import Any
 
 from podium.errors import CANCELLED, OOM, TIMEOUT, WORKER_LOST, ErrorRecord, ShutDownError, TaskFailedError
+from podium.executors.capture import LiveLogs, PipeCapture
+from podium.executors.failure import signame
 from podium.executors.kinds import failure, kill_group
+from podium.executors.service import ServiceHost
 from podium.executors.taskenv import task_env
 from podium.executors.worker import dumps
 from podium.model.cluster import Node
+from podium.model.logs import LogRecord
 from podium.model.task import TaskCall
 from podium.registry import REGISTRY, Registry
 from podium.types import AttemptFuture, AttemptMeta
@@ -72,6 +79,7 @@ class _Worker:
     out: int  # our end of the result pipe
     pending: memoryview  # payload bytes not yet written
     deadline: float | None
+    capture: PipeCapture  # its stdout and stderr pipes, read into the attempt's log
     chunks: list[bytes] = field(default_factory=list)
     reason: str | None = None  # TIMEOUT / CANCELLED once we decided to stop it
     message: str = ""
@@ -82,7 +90,7 @@ class _Worker:
         return self.proc.pid
 
 
-class ProcessExecutor:
+class ProcessExecutor(ServiceHost):
     """Runs each call in its own worker process (see the module docstring)."""
 
     name = "process"
@@ -104,6 +112,7 @@ class ProcessExecutor:
         self._python = python
         self._lock = threading.Lock()
         self._workers: dict[Future[Any], _Worker] = {}
+        self._live = LiveLogs()
         self._new: list[_Worker] = []
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -112,6 +121,7 @@ class ProcessExecutor:
         os.set_blocking(self._wake_w, False)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PKG_ROOT, env.get("PYTHONPATH")) if p)
+        env["PYTHONUNBUFFERED"] = "1"  # its output reaches the log as written, even if it is killed
         self._env = env
         _LIVE.add(self)
 
@@ -137,31 +147,33 @@ class ProcessExecutor:
         with self._lock:
             if self._closed:
                 raise ShutDownError(f"executor {self.name!r} is shut down")
-            ctl_r, ctl_w = os.pipe()
-            out_r, out_w = os.pipe()
+            (ctl_r, ctl_w), (out_r, out_w), (so_r, so_w), (se_r, se_w) = (os.pipe() for _ in range(4))
             try:
                 proc = subprocess.Popen(
                     [self._python, "-c", _WORKER_MAIN, str(ctl_r), str(out_w)],
                     pass_fds=(ctl_r, out_w),
                     stdin=subprocess.DEVNULL,
+                    stdout=so_w,
+                    stderr=se_w,
                     env={**self._env, **env},
                     start_new_session=True,
                 )
             except BaseException:
-                for fd in (ctl_r, ctl_w, out_r, out_w):
+                for fd in (ctl_r, ctl_w, out_r, out_w, so_r, so_w, se_r, se_w):
                     os.close(fd)
                 raise
-            os.close(ctl_r)
-            os.close(out_w)
-            os.set_blocking(ctl_w, False)
-            os.set_blocking(out_r, False)
+            for fd in (ctl_r, out_w, so_w, se_w):
+                os.close(fd)
+            for fd in (ctl_w, out_r, so_r, se_r):
+                os.set_blocking(fd, False)
             data = memoryview(struct.pack(">Q", len(payload)) + payload)
             try:
                 data = data[os.write(ctl_w, data) :]
             except BlockingIOError:
                 pass
             deadline = time.monotonic() + call.timeout if call.timeout is not None else None
-            w = _Worker(call, fut, proc, os.pidfd_open(proc.pid), ctl_w, out_r, data, deadline)
+            capture = PipeCapture(call, {so_r: "stdout", se_r: "stderr"}, self._live.logs, fut)
+            w = _Worker(call, fut, proc, os.pidfd_open(proc.pid), ctl_w, out_r, data, deadline, capture)
             self._workers[fut] = w
             self._new.append(w)
             self._ensure_monitor()
@@ -173,6 +185,10 @@ class ProcessExecutor:
         w = self._workers.get(future)
         if w is not None:
             self._stop(w, CANCELLED, "task {task!r} was cancelled (process group killed)")
+
+    def live_logs(self) -> list[LogRecord]:
+        """Logs of the running attempts that wrote something since the last call."""
+        return self._live.changed()
 
     def owns(self, future: Future[Any]) -> bool:
         """Whether ``future`` is a running call of this executor."""
@@ -277,6 +293,8 @@ class ProcessExecutor:
                             self._write(sel, w)
                         elif what == "exit":
                             self._finish(sel, w)
+                        elif w.capture.read(key.fd):  # its stdout or stderr ended
+                            sel.unregister(key.fd)
                     except Exception as exc:  # never leave a Future hanging on a bug here
                         self._abandon(sel, w, exc)
                 self._enforce_deadlines()
@@ -287,6 +305,8 @@ class ProcessExecutor:
     def _register(self, sel: selectors.BaseSelector, w: _Worker) -> None:
         sel.register(w.pidfd, selectors.EVENT_READ, (w, "exit"))
         sel.register(w.out, selectors.EVENT_READ, (w, "out"))
+        for fd in w.capture.fds:
+            sel.register(fd, selectors.EVENT_READ, (w, "log"))
         if w.pending:
             sel.register(w.ctl, selectors.EVENT_WRITE, (w, "ctl"))
 
@@ -346,7 +366,8 @@ class ProcessExecutor:
             except ChildProcessError:  # reaped by someone else (a stray waitpid(-1))
                 code, usage = -signal.SIGKILL, None
             w.proc.returncode = code
-        for fd in (w.pidfd, w.out, w.ctl):
+        log = w.capture.finish()
+        for fd in (w.pidfd, w.out, w.ctl, *w.capture.fds):
             if fd in sel.get_map():
                 sel.unregister(fd)
             os.close(fd)
@@ -357,6 +378,8 @@ class ProcessExecutor:
         if usage is not None:  # the worker and the children it reaped (a shell task's command)
             meta["cpu_time"] = usage.ru_utime + usage.ru_stime
         w.future.podium_meta = meta
+        if log is not None:
+            meta["log"] = log
         outcome = self._outcome(w, code, peak)
         try:
             if isinstance(outcome, TaskFailedError):
@@ -370,7 +393,8 @@ class ProcessExecutor:
         kill_group(w.pid)
         with self._lock:
             self._workers.pop(w.future, None)
-        for fd in (w.pidfd, w.out, w.ctl):
+        self._live.logs.pop(w.future, None)
+        for fd in (w.pidfd, w.out, w.ctl, *w.capture.fds):
             if fd in sel.get_map():
                 sel.unregister(fd)
             try:
@@ -393,11 +417,8 @@ class ProcessExecutor:
             try:
                 status, value = pickle.loads(b"".join(w.chunks))
             except Exception as exc:
-                return failure(
-                    WORKER_LOST,
-                    "ProtocolError",
-                    f"worker process for task {task!r} sent a broken result ({exc})",
-                )
+                msg = f"worker process for task {task!r} sent a broken result ({exc})"
+                return failure(WORKER_LOST, "ProtocolError", msg)
             if status == "ok":
                 return value
             rec = ErrorRecord.from_dict(value)
@@ -405,37 +426,20 @@ class ProcessExecutor:
             return TaskFailedError(rec)
         memory = w.call.resources.memory
         if code < 0:
-            sig = _signame(-code)
+            sig = signame(-code)
             if -code == signal.SIGKILL and memory and peak >= OOM_RSS_FRACTION * memory:
                 msg = (
                     f"worker process for task {task!r} was killed by SIGKILL at {peak / 1024**2:.0f}MiB "
                     f"peak RSS (memory request {memory / 1024**2:.0f}MiB): out of memory"
                 )
                 return failure(OOM, "OutOfMemory", msg, peak_rss=peak)
-            return failure(
-                WORKER_LOST,
-                "WorkerLost",
-                f"worker process for task {task!r} was killed by {sig}",
-                signal=sig,
-                peak_rss=peak,
-            )
-        return failure(
-            WORKER_LOST,
-            "WorkerLost",
-            f"worker process for task {task!r} exited with code {code} without a result",
-            exit_code=code,
-            peak_rss=peak,
-        )
+            msg = f"worker process for task {task!r} was killed by {sig}"
+            return failure(WORKER_LOST, "WorkerLost", msg, signal=sig, peak_rss=peak)
+        msg = f"worker process for task {task!r} exited with code {code} without a result"
+        return failure(WORKER_LOST, "WorkerLost", msg, exit_code=code, peak_rss=peak)
 
 
 _TYPES = {TIMEOUT: "TimeoutError", CANCELLED: "Cancelled"}
-
-
-def _signame(sig: int) -> str:
-    try:
-        return signal.Signals(sig).name
-    except ValueError:
-        return f"signal {sig}"
 
 
 @atexit.register

@@ -42,10 +42,13 @@ from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from podium.errors import CANCELLED, TIMEOUT, InvalidValueError, ShutDownError, TaskFailedError
+from podium.executors.capture import LiveLogs, install, slot
 from podium.executors.deadlines import Deadlines
 from podium.executors.kinds import failure, kill_group, record_of, run_call
+from podium.executors.service import ServiceHost
 from podium.executors.taskenv import task_env
 from podium.model.cluster import Node
+from podium.model.logs import LogRecord
 from podium.model.task import TaskCall
 from podium.registry import REGISTRY, Registry
 from podium.taskcontext import RUNNING
@@ -58,7 +61,7 @@ MEASURE_MIN = 0.001
 RECHECK = 64
 
 
-class ThreadExecutor:
+class ThreadExecutor(ServiceHost):
     """Runs calls on an on-demand pool of daemon threads (see the module docstring)."""
 
     name = "thread"
@@ -91,6 +94,7 @@ class ThreadExecutor:
         self._tls = threading.local()
         self._short: dict[str, bool] = {}  # function -> its last measured call was short
         self._skipped = 0
+        self._live = LiveLogs()  # logs of running attempts that wrote something
 
     # ------------------------------------------------------------------ Executor protocol
 
@@ -125,6 +129,10 @@ class ThreadExecutor:
 
     def nodes(self) -> Sequence[Node]:
         return self._nodes
+
+    def live_logs(self) -> list[LogRecord]:
+        """Logs of the running attempts that wrote something since the last call."""
+        return self._live.changed()
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop accepting calls; threads exit after the calls already submitted. With ``wait``,
@@ -163,6 +171,7 @@ class ThreadExecutor:
         get = self._queue.get
         tls = self._tls
         tls.next = None
+        tls.slot = slot()  # where this thread's writes go while it runs an attempt
         while True:
             item = get()
             if item is None:
@@ -185,6 +194,9 @@ class ThreadExecutor:
 
     def _run_one(self, fut: Future[Any], call: TaskCall) -> None:
         tls = self._tls
+        install()  # a no-op unless something swapped sys.stdout/stderr since (a live display)
+        slot = tls.slot
+        slot.open(call, self._live.logs, fut)
         try:
             spec = call.spec
             if spec.kind == "python" and spec.call:  # ``run_call``'s python path, two calls shorter
@@ -203,6 +215,9 @@ class ThreadExecutor:
             else:
                 result = run_call(call, self._registry)
         except BaseException as exc:
+            log = slot.close()
+            if log is not None:
+                attach_log(fut, log.record())
             if not fut.done():
                 tls.reporting = True
                 try:
@@ -212,6 +227,9 @@ class ThreadExecutor:
                 finally:
                     tls.reporting = False
         else:
+            log = slot.close()
+            if log is not None:
+                attach_log(fut, log.record())
             tls.reporting = True
             try:
                 fut.set_result(result)
@@ -245,6 +263,9 @@ class ThreadExecutor:
             kill_group(proc.pid)
 
     def _fail(self, fut: Future[Any], err: TaskFailedError) -> None:
+        log = self._live.logs.get(fut)
+        if log is not None and not fut.done():  # what it wrote until it was given up on
+            attach_log(fut, log.record())
         try:
             fut.set_exception(err)
         except InvalidStateError:
@@ -265,3 +286,12 @@ class ThreadExecutor:
         if not fut.done():
             msg = f"task {call.task_id!r} timed out after {call.timeout:g}s (its thread was abandoned)"
             self._fail(fut, failure(TIMEOUT, "TimeoutError", msg))
+
+
+def attach_log(fut: Future[Any], log: LogRecord) -> None:
+    """Add the attempt's log to its future's metadata (which may hold its measured usage)."""
+    meta = getattr(fut, "podium_meta", None)
+    if meta is None:
+        fut.podium_meta = {"log": log}  # type: ignore[attr-defined]
+    else:
+        meta["log"] = log

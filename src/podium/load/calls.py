@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from podium.errors import SpecError
-from podium.registry import Registry, split_call
+from podium.registry import Registry, did_you_mean, split_call
 
 _DEFINED: dict[tuple[str, int, int], frozenset[str] | str] = {}
 
@@ -61,7 +61,7 @@ def check_call(call: str, folders: Sequence[Path], registry: Registry) -> str | 
     if qual not in defined:
         return (
             f"{qual!r} is not defined in module {module!r} ({origin}); a task names a function "
-            "defined in an allowed module, not one it imports"
+            f"defined in an allowed module, not one it imports{did_you_mean(qual, defined)}"
         )
     return None
 

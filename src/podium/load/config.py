@@ -14,7 +14,8 @@ and relative paths in the file are taken from there. Keys (all optional):
 - ``allow_env``: environment variables specs may read (``${env.NAME}``, secrets);
 - ``secrets_dir``: the folder a spec's file secrets must be in;
 - ``http_redirects`` (``same-host``, ``any``, ``none``), ``http_timeout`` (seconds),
-  ``max_response_bytes``, ``max_output_bytes``, ``max_fanout``.
+  ``max_response_bytes``, ``max_output_bytes``, ``max_fanout``, ``http_breaker_failures``,
+  ``http_breaker_cooldown`` (the circuit breaker of ``podium.executors.breaker``).
 
 Invariants: only this configuration, command-line flags or the library caller can grant
 anything; a malformed file is one ``SpecError`` naming every bad key; ``to_source`` /
@@ -38,7 +39,16 @@ from podium.registry import Registry
 
 LIST_KEYS = ("allow_modules", "allow_programs", "allow_hosts", "allow_env", "module_paths", "allow_images")
 SIZE_KEYS = ("max_response_bytes", "max_output_bytes")
-CONFIG_KEYS = (*LIST_KEYS, "secrets_dir", "http_redirects", "http_timeout", *SIZE_KEYS, "max_fanout")
+CONFIG_KEYS = (
+    *LIST_KEYS,
+    "secrets_dir",
+    "http_redirects",
+    "http_timeout",
+    "http_breaker_failures",
+    "http_breaker_cooldown",
+    *SIZE_KEYS,
+    "max_fanout",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +199,18 @@ def _config(table: dict[str, Any], path: Path, prefix: str) -> Config:
                 bad(key, f"expected at least 1KiB, got {table[key]!r}")
             else:
                 settings[key] = size
+    if "http_breaker_failures" in table:
+        n = table["http_breaker_failures"]
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10**6:
+            bad("http_breaker_failures", f"expected a whole number from 1 to 1000000, got {n!r}")
+        else:
+            settings["http_breaker_failures"] = n
+    if "http_breaker_cooldown" in table:
+        t = table["http_breaker_cooldown"]
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t <= 3600:
+            bad("http_breaker_cooldown", f"expected seconds, more than 0 and at most 3600, got {t!r}")
+        else:
+            settings["http_breaker_cooldown"] = float(t)
     if "max_fanout" in table:
         n = table["max_fanout"]
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10**9:

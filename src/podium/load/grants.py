@@ -28,7 +28,7 @@ Found = list[tuple[tuple[str | int, ...], str]]
 
 
 def task_problems(kind: str, config: Mapping[str, Any], policy: Policy) -> Found:
-    if kind == "shell":
+    if kind == "shell" or (kind == "service" and not config.get("image")):
         return _shell(config, policy)
     if kind == "http":
         return _http(config, policy)
@@ -118,7 +118,12 @@ def literal_grants(tasks: Iterable[TaskSpec]) -> tuple[tuple[str, ...], tuple[st
     hosts: dict[str, None] = {}
     for t in tasks:
         argv = t.config.get("argv")
-        if t.kind == "shell" and isinstance(argv, tuple) and argv and isinstance(argv[0], str):
+        if (
+            (t.kind == "shell" or (t.kind == "service" and "image" not in t.config))
+            and isinstance(argv, tuple)
+            and argv
+            and isinstance(argv[0], str)
+        ):
             programs[argv[0]] = None
         url = t.config.get("url")
         if t.kind == "http" and isinstance(url, str):

@@ -19,6 +19,8 @@ class Reader(Protocol):
     def expect(self, value: Any, types: type | tuple[type, ...], path: P, what: str) -> bool: ...
     def plain(self, value: Any, path: P) -> Any: ...
 
+    allow_images: tuple[str, ...]
+
 
 def http_settings(r: Reader, body: dict[str, Any], path: P) -> dict[str, Any]:
     issues: options.Issues = []
@@ -43,11 +45,51 @@ def http_settings(r: Reader, body: dict[str, Any], path: P) -> dict[str, Any]:
     return cfg
 
 
-def shell_settings(r: Reader, body: dict[str, Any], path: P) -> dict[str, Any]:
+def service_settings(r: Reader, body: dict[str, Any], path: P) -> dict[str, Any]:
+    """A service is started like a shell command (``argv``, ``env``, ``cwd``) and probed
+    (``ready: {path: /health, timeout: 30s}``) until it answers."""
+    image = body.get("image")
+    if image is None:
+        cfg = shell_settings(r, body, path, "a service")
+    else:  # a container: argv (optional) is its command, inside it
+        from podium.model import container as rules
+
+        cfg = shell_settings(r, {"argv": ["-"], **body}, path, "a service")
+        if "argv" not in body:
+            del cfg["argv"]
+        if "cwd" in body:
+            r.err((*path, "cwd"), "a container service has no host working directory", key=True)
+        if (msg := rules.image_problem(image)) is not None:
+            r.err((*path, "image"), msg)
+        elif not rules.image_allowed(image, r.allow_images):
+            r.err((*path, "image"), rules.not_allowed(image))
+        else:
+            cfg["image"] = image
+    ready = body.get("ready")
+    if ready is None or not r.expect(ready, dict, (*path, "ready"), "a mapping like {path: /health}"):
+        return cfg
+    out: dict[str, Any] = {}
+    for k in ready:
+        if k not in ("path", "timeout"):
+            r.err((*path, "ready", k), f"unknown key {k!r} in ready (path, timeout)", key=True)
+    p = ready.get("path", "/")
+    if not isinstance(p, str) or not p.startswith("/") or any(c in p for c in " \r\n\x00"):
+        r.err((*path, "ready", "path"), f"expected a URL path starting with '/', got {p!r}")
+    else:
+        out["path"] = p
+    if "timeout" in ready:
+        issues: options.Issues = []
+        out["timeout"] = options.duration(ready["timeout"], "timeout", issues)
+        r.issues((*path, "ready"), issues)
+    cfg["ready"] = out
+    return cfg
+
+
+def shell_settings(r: Reader, body: dict[str, Any], path: P, what: str = "a shell task") -> dict[str, Any]:
     cfg: dict[str, Any] = {}
     argv = body.get("argv")
     if argv is None:
-        r.err(path, "a shell task needs 'argv:' (a list of strings)")
+        r.err(path, f"{what} needs 'argv:' (a list of strings)")
     elif r.expect(argv, list, (*path, "argv"), "a list of strings") and not argv:
         r.err((*path, "argv"), "argv must not be empty")
     elif isinstance(argv, list):

@@ -130,6 +130,16 @@ class Handle:
             "use `with podium.when(handle, equals=...)` to branch on it"
         )
 
+    def _compared(self, other: object) -> bool:
+        raise TypeError(
+            f"the result of {self.task!r} is not known while the flow is built, so it cannot be "
+            "compared: branch on it with `with podium.when(handle, equals=...)` (to branch on an "
+            "ordering, let a task return the comparison and branch on that)"
+        )
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _compared  # type: ignore[assignment]
+    __hash__ = object.__hash__  # handles stay usable as keys although == refuses
+
     def __str__(self) -> str:
         raise FlowError(
             f"the result of {self.task!r} is not known while the flow is built: "

@@ -41,6 +41,7 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
     "http": ("method", "url", "json", "body", "headers"),
     "shell": ("argv", "env", "cwd", "workers"),
     "container": ("image", "argv", "env", "workdir", "network", "inputs", "map"),
+    "service": ("argv", "env", "cwd", "ready", "image"),
 }
 ALL_TASK_KEYS = tuple(dict.fromkeys((*COMMON_TASK_KEYS, *(k for ks in KIND_KEYS.values() for k in ks))))
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
@@ -149,6 +150,15 @@ def _task_schema(kind: str) -> dict[str, Any]:
         props["env"] = {"type": "object", "additionalProperties": {"type": ["string", "number"]}}
         props["cwd"] = {"type": "string"}
         required = ["argv"]
+        if kind == "service":
+            required = ["kind"]  # only an explicit kind: service makes one; argv or image
+            props["image"] = {"type": "string", "description": "run the service as this (allowed) image"}
+            props["ready"] = {
+                "type": "object",
+                "description": "readiness probe: GET http://127.0.0.1:$PORT + path until 2xx",
+                "properties": {"path": {"type": "string", "pattern": "^/"}, "timeout": _DURATION},
+                "additionalProperties": False,
+            }
     return {
         "title": f"{kind} task",
         "type": "object",

@@ -29,7 +29,7 @@ from podium.load.config import Config
 from podium.load.containers import read_container
 from podium.load.exprs import has_expr, parse_string
 from podium.load.grants import task_problems
-from podium.load.kindspec import http_settings, shell_settings
+from podium.load.kindspec import http_settings, service_settings, shell_settings
 from podium.load.report import Reporter, describe, position
 from podium.load.schema import (
     ALL_TASK_KEYS,
@@ -244,6 +244,8 @@ class _SpecReader(Reporter):
             fields["config"] = http_settings(self, body, path)
         elif kind == "container":
             fields.update(read_container(self, body, path))
+        elif kind == "service":
+            fields["config"] = service_settings(self, body, path)
         else:
             fields["config"] = shell_settings(self, body, path)
         if known_kind:

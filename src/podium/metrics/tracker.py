@@ -37,8 +37,9 @@ if TYPE_CHECKING:
     from podium.metrics.state import MetricState
     from podium.model.events import Event
 
-#: Events a run's hook queues before it counts them itself (a scrape counts them sooner).
-DRAIN_EVENTS = 65536
+#: Events a run's hook queues before it counts them itself (a scrape counts them sooner). Small:
+#: batches kept alive longer cost the garbage collector more than counting them sooner does.
+DRAIN_EVENTS = 1024
 #: Task labels per workflow; further task names are counted under ``OTHER``.
 MAX_TASK_LABELS = 200
 OTHER = "_other"
@@ -142,6 +143,8 @@ class RunTracker:
         """The counts of task ``name``: its own while the workflow has room for another label."""
         hub, wf = self.hub, self.workflow
         admitted = hub.task_labels.setdefault(wf, set())
+        if self._overflow is not None and name not in admitted:
+            return self._overflow  # past the cap: not remembered per name (10,000 names cost)
         label = name if name in admitted or len(admitted) < MAX_TASK_LABELS else OTHER
         t = self._overflow if label == OTHER else None
         if t is None:

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from podium.model.resources import Resources
 
-KINDS = ("python", "http", "shell", "container")
+KINDS = ("python", "http", "shell", "container", "service")
 ISOLATIONS = ("thread", "process")
 #: Kinds a gang-scheduled task (``workers`` > 1) may be: each worker is a process.
 GANG_KINDS = ("python", "shell")

@@ -217,10 +217,10 @@ def validate(wf: Workflow) -> list[Problem]:
             problems.append(Problem(f"{where}.call", f"expected 'module:function', got {t.call!r}"))
         if t.kind == "http" and "url" not in t.config:
             problems.append(Problem(f"{where}.url", "http task needs a url"))
-        if t.kind == "shell":
+        if t.kind == "shell" or (t.kind == "service" and "image" not in t.config):
             argv = t.config.get("argv")
             if not isinstance(argv, tuple) or not argv:
-                problems.append(Problem(f"{where}.argv", "shell task needs argv: a non-empty list"))
+                problems.append(Problem(f"{where}.argv", f"{t.kind} task needs argv: a non-empty list"))
         if t.kind == "container":
             problems += [Problem(f"{where}.{k}", m) for k, m in container_problems(t)]
         if t.isolation not in ISOLATIONS:

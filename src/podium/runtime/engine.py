@@ -32,6 +32,7 @@ from podium.runtime.loop import RunLoop
 from podium.runtime.owner import check_owner as _check_owner
 from podium.runtime.owner import owner_id
 from podium.runtime.planning import MAX_RECORDED, Replanner
+from podium.runtime.profiles import Learned, known_sizes, profiles
 from podium.runtime.recorder import Hook
 from podium.runtime.state import RunState
 from podium.runtime.summary import Summary, summarize
@@ -80,6 +81,9 @@ class Engine:
         oom_retries: int = 3,
         oom_cap: int | None = None,
         artifacts: ArtifactStore | None = None,
+        learn: bool = False,
+        right_size: bool = False,
+        right_size_margin: float = 1.2,
     ) -> None:
         if dispatch not in ("critical_path", "fifo"):
             raise InvalidValueError(f"dispatch must be 'critical_path' or 'fifo', not {dispatch!r}")
@@ -99,6 +103,13 @@ class Engine:
             raise InvalidValueError("oom_growth must be >= 1 and oom_retries >= 0")
         self.oom = OomPolicy(oom_growth, oom_retries, oom_cap)
         self.artifacts = artifacts  # large results go there (None: every result inline)
+        # learning (``runtime.profiles``): estimates from the workflow's past runs, and requests
+        # sized from what its tasks used (``right_size``); off, declared figures are pinned
+        self.learn = learn
+        self.right_size = right_size
+        if right_size_margin < 1.0:
+            raise InvalidValueError(f"right_size_margin must be at least 1, got {right_size_margin}")
+        self.right_size_margin = right_size_margin
 
     @property
     def nodes(self) -> list[Node]:
@@ -181,7 +192,11 @@ class Engine:
         nodes = nodes if nodes is not None else self.nodes
         replanner = None
         placement = None
-        known = self.estimates(workflow, None)  # declared or measured before
+        learned = self.learned(workflow, run_id) if self.learn or self.right_size else None
+        if learned is not None and self.right_size:
+            workflow, _ = learned.right_sized(workflow, self.right_size_margin)
+        sizes = known_sizes(workflow, params) if learned is not None else None
+        known = self.estimates(workflow, None, learned, sizes)  # learned, declared or measured before
         estimates = {n: known.get(n, self.default_duration) for n in workflow.tasks}
         if len(nodes) > 1 and self.dispatch == "critical_path":
             # several nodes: the planner decides placement and order (on one node the critical
@@ -203,6 +218,8 @@ class Engine:
             origin=self.clock.monotonic(),
             artifacts=self.artifacts,
         )
+        if learned is not None and self.learn:
+            state.sized = learned.sized()
         loop = RunLoop(
             state,
             store=self.store,
@@ -245,13 +262,27 @@ class Engine:
         summary = summarize(view, wf, {n.name: n for n in (self.nodes if nodes is None else nodes)})
         return RunResult(run_id, status or view.state or "", view, values, wf, summary)
 
-    def estimates(self, workflow: Workflow, default: float | None = -1.0) -> dict[str, float]:
-        """Per task: ``planner.estimates``' rule over this store's history; ``default`` is the
-        engine's default duration when negative, and ``None`` leaves unknown tasks out."""
+    def estimates(
+        self,
+        workflow: Workflow,
+        default: float | None = -1.0,
+        learned: Learned | None = None,
+        sizes: Mapping[str, float] | None = None,
+    ) -> dict[str, float]:
+        """Per task: ``planner.estimates``' rule over this store's history and what was
+        ``learned`` (with ``learn`` on); ``default`` is the engine's default duration when
+        negative, and ``None`` leaves unknown tasks out."""
         if default is not None and default < 0:
             default = self.default_duration
+        if learned is None and self.learn:
+            learned = self.learned(workflow)
         history = self.store.history(workflow.name) if needs_history(workflow.tasks) else {}
-        return estimate_all(workflow.tasks, history, default)
+        figures = learned.estimates(sizes) if learned is not None and self.learn else None
+        return estimate_all(workflow.tasks, history, default, figures)
+
+    def learned(self, workflow: Workflow, skip: str | None = None) -> Learned:
+        """What the workflow's past runs in this store teach (``runtime.profiles``)."""
+        return Learned(profiles(self.store, workflow.name, skip=skip))
 
     def priorities(
         self, workflow: Workflow, estimates: Mapping[str, float] | None = None

@@ -107,6 +107,9 @@ class Failures:
         policy = spec.retry
         if err.retryable and err.kind in policy.retry_on and tv.failures + 1 < policy.attempts:
             delay = policy.delay_before(tv.failures + 2, self.rng)
+            asked = err.extra.get("retry_after") if err.extra else None
+            if isinstance(asked, int | float) and asked > delay:  # Retry-After, an open breaker
+                delay = min(float(asked), policy.max_delay)
             data["delay"] = round(delay, 6)
             self.emit(ev.TASK_RETRYING, tid, attempt, data)
             self._timer(tid, delay)
@@ -119,6 +122,7 @@ class Failures:
                 False,
                 err.kind,
                 err.extra,
+                err.frame,
             )
             data["error"] = err.to_dict()
         self.emit(ev.TASK_FAILED, tid, attempt, data)
@@ -189,7 +193,7 @@ class Failures:
                     ev.TASK_FAILED,
                     parent,
                     0,
-                    {"error": ErrorRecord(err.type, msg, "", False, err.kind).to_dict()},
+                    {"error": ErrorRecord(err.type, msg, "", False, err.kind, frame=err.frame).to_dict()},
                 )
                 self.readiness.propagate_block(parent)
         else:

@@ -8,20 +8,11 @@ A *turn* of the loop:
 3. persist: append every event produced since the last turn in ONE store transaction;
 4. act: only then submit the started calls to the executor.
 
-Turns are driven by completions, flat-combining style: a future's done-callback puts the
-future in the inbox and, if no other thread is in a turn, runs the turn itself; a thread that
-finds a turn in progress leaves its completion to that turn. Nothing polls futures, and no
-completion waits for a hand-off to another thread (which costs tens of microseconds a task).
-The calling thread starts the run, waits on the clock until it ends, and wakes only for retry
-timers, cancel requests from other processes, drift checks and Ctrl-C.
-
-The loop's state is one ``RunState`` (``state.py``). This module keeps turns, dispatch, submit
-and completions; its collaborators receive the state and the loop's ``emit``: ``Readiness``
-(how a task becomes ready, skipped or expanded), ``Failures`` (retries, quarantine,
-cancellation), ``Lanes`` (tasks queued behind a running call on its worker, with an executor
-that queues), ``PlanFollower`` (plans and drift) and ``Grants`` (GPUs, gangs). The executor's
-optional capabilities are checked once, at start (``types.QueueingExecutor`` here, the node
-ones by ``Failures``). All time comes from the injected ``Clock``.
+Turns are driven by completions (flat combining): a done-callback queues its future and runs
+the turn unless another thread is in one; nothing polls. The calling thread waits on the clock
+for timers, cancels, drift, service checks and Ctrl-C. State: one ``RunState``; collaborators
+get it and ``emit``: ``Readiness``, ``Failures``, ``Lanes``, ``PlanFollower``, ``Services``,
+``Grants`` (GPUs, gangs). Executor capabilities are checked once, at start.
 
 Invariants: turns never overlap (one lock); an event is applied to the view when emitted and
 committed before anything is acted on (a task's success is durable before its dependents
@@ -45,7 +36,6 @@ from podium.model import events as ev
 from podium.model import states as st
 from podium.model.resources import EPS, fits
 from podium.model.task import TaskCall
-from podium.model.usage import usage_record
 from podium.registry import REGISTRY, Registry
 from podium.runtime import codec
 from podium.runtime.failures import Failures, OomPolicy
@@ -55,6 +45,7 @@ from podium.runtime.owner import owner_id
 from podium.runtime.planning import Placement, PlanFollower, Replanner
 from podium.runtime.readiness import EXPAND_CHUNK, Readiness
 from podium.runtime.recorder import Hook, Recorder
+from podium.runtime.services import services_for
 from podium.runtime.state import Lane, Running, RunState, Submission, Waiting
 from podium.runtime.view import base_name
 from podium.types import (
@@ -99,7 +90,7 @@ class RunLoop:
         self.store = store
         self.executor = executor
         self.clock = clock
-        self.recorder = Recorder(s, store, clock, hooks)
+        self.recorder = Recorder(s, store, clock, hooks, executor)
         self.emit, self.flush = self.recorder.emit, self.recorder.flush
         self.inbox: deque[Future[Any]] = deque()
         self.turn_lock = threading.Lock()
@@ -123,6 +114,7 @@ class RunLoop:
         if placement is not None:
             self.plans.use(placement)
         self._finished, self._attempt_failed = self.readiness.finished, self.failures.attempt_failed
+        self.services = services_for(s, executor)
 
     # -- dispatch ---------------------------------------------------------------------------
     def dispatch(self) -> None:
@@ -162,6 +154,7 @@ class RunLoop:
                         node = n
                         break
             attempt = view_tasks[tid].attempt + 1
+            kwargs, config = prepared[tid]
             lane: Lane | None = None
             est: float | None = None  # None: it starts now; else it waits in ``lane``
             if node is None:
@@ -182,11 +175,10 @@ class RunLoop:
                 cap = free[node]
                 for k, v in need.items():
                     cap[k] -= v
-                emit(_STARTED, tid, attempt, start_data(node, need))
+                emit(_STARTED, tid, attempt, start_data(node, need, name, kwargs))
                 if lanes is not None:
                     lane = lanes.open(node, need, name)
                     rooms += room(lane, limits)
-            kwargs, config = prepared[tid]
             spec = specs[name]
             res = boost_res.get(tid, spec.resources) if boost_res else spec.resources
             call = _new(TaskCall, (run_id, tid, attempt, spec, kwargs, config, res, node, spec.timeout, held))
@@ -250,8 +242,8 @@ class RunLoop:
         outcome = fut.outcome if attempt_future else None  # type: ignore[attr-defined]
         value, exc = outcome if outcome is not None else outcome_of(fut)
         meta = fut.podium_meta if attempt_future else meta_of(fut)  # type: ignore[attr-defined]
-        # what the executor measured: only a measured attempt's event carries ``usage``
-        usage = usage_record(meta) if meta else None
+        # what the executor measured (only a measured attempt's event carries ``usage``); its log
+        usage = self.recorder.ended(meta, tid, attempt) if meta else None
         if exc is not None:
             if isinstance(exc, TaskFailedError):
                 err = exc.record
@@ -284,6 +276,8 @@ class RunLoop:
             self.plans.finished(tid, duration)
         s.buf_results.append(rec)
         s.values[tid] = value
+        if self.services.names:
+            self.services.started(tid, value, node, need)
         if s.cache_keys:
             key = s.cache_keys.get(tid)
             if key is not None:
@@ -366,8 +360,7 @@ class RunLoop:
         s = self.state
         try:
             with self.turn_lock:
-                prices = {n.name: dict(n.prices) for n in s.nodes.values()}
-                self.emit(ev.RUN_STARTED, None, 0, {"owner": owner_id(), "prices": prices})
+                self.emit(ev.RUN_STARTED, None, 0, s.started(owner_id()))
                 if self.plans.summary is not None:
                     self.emit(ev.PLAN_MADE, None, 0, self.plans.summary)
                 self.readiness.start()
@@ -384,6 +377,7 @@ class RunLoop:
             for fut in [*s.running, *s.queued]:
                 with contextlib.suppress(Exception):
                     self.executor.kill(fut)
+            self.services.stop_all()
             raise
         with self.turn_lock:
             return self._finish()
@@ -417,6 +411,8 @@ class RunLoop:
                     self.failures.cancel("cancel requested")
             except StoreError:
                 pass
+            self.services.poll()
+            self.recorder.write_live_logs()
         self.plans.poll()
 
     def _locked_cancel(self, reason: str) -> None:
@@ -427,8 +423,7 @@ class RunLoop:
             self.flush()
 
     def _drain_running(self, timeout: float = 10.0) -> None:
-        """After a cancel: let killed attempts report (their callbacks run turns), then give
-        up on any that do not within ``timeout``."""
+        """After a cancel: let killed attempts report, then give up on any that do not in time."""
         s = self.state
         deadline = self._monotonic() + timeout
         while (s.running or s.queued) and self._monotonic() < deadline:
@@ -444,6 +439,7 @@ class RunLoop:
             self.flush()
 
     def _finish(self) -> str:
+        self.services.stop_all()  # every ending stops the run's services
         typ, data = self.state.final_event()
         self.emit(typ, None, 0, data)
         self.flush()

@@ -6,20 +6,30 @@ results they commit, in ONE store transaction, and only then shows them to the h
 that fails transiently is retried a few times (pausing on the run's clock); after that, or on a
 conflict (another orchestrator wrote the run), the error goes up and the loop stops.
 
+What attempts wrote (``LogRecord``s the executors hand back) is kept until the turn's commit
+and then written with one ``store.logs.write`` call; while attempts run, ``write_live_logs``
+stores what they wrote so far (an executor that can tell, see ``types.LoggingExecutor``), so
+``podium logs --follow`` sees it. A log is written after the events of its attempt and a
+failed log write never stops the run (logs are not the run's state).
+
 Invariants: events get consecutive ``seq`` numbers; nothing in a buffer reaches the hooks
 before it is committed; a failed commit leaves the buffer as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from podium.errors import ConflictError, StoreError
+from podium.model import states as st
 from podium.model.events import Event, ResultRecord
+from podium.model.logs import LogRecord
+from podium.model.usage import usage_record
 from podium.runtime.state import RunState
 from podium.runtime.view import RunView
-from podium.types import Clock, Store
+from podium.types import AttemptMeta, Clock, Executor, LoggingExecutor, Store
 
 Hook = Callable[[Sequence[Event], RunView], None]
 
@@ -33,11 +43,23 @@ _new = tuple.__new__
 class Recorder:
     """Emits a run's events and commits them (see the module docstring)."""
 
-    def __init__(self, state: RunState, store: Store, clock: Clock, hooks: Sequence[Hook] = ()) -> None:
+    def __init__(
+        self,
+        state: RunState,
+        store: Store,
+        clock: Clock,
+        hooks: Sequence[Hook] = (),
+        executor: Executor | None = None,
+    ) -> None:
         self.state = state
         self.store = store
         self.clock = clock
         self.hooks = list(hooks)
+        self.logs: list[LogRecord] = []  # logs of finished attempts, written after the next commit
+        logs = getattr(store, "logs", None)  # a store from before logs: they are not kept
+        self._write_logs = logs.write if logs is not None else None
+        live = executor.live_logs if isinstance(executor, LoggingExecutor) else None  # checked once
+        self._live_logs = live if self._write_logs is not None else None
         self._view, self._apply, self._now = state.view, state.view.apply, clock.time
         self._buf_append = state.buf.append
 
@@ -66,6 +88,35 @@ class Recorder:
         self._buf_append = s.buf.append
         for h in self.hooks:
             h(events, s.view)
+        if self.logs:
+            logs, self.logs = self.logs, []
+            self._store_logs(logs)
+
+    def ended(self, meta: AttemptMeta, task_id: str, attempt: int) -> dict[str, Any] | None:
+        """Take what the executor told about an attempt that ended: keep its log, to be
+        written after the commit of its outcome (the executor's record may name the call
+        differently, as Ray's does); return its measured usage for the event (or None)."""
+        log = meta.get("log")
+        if log is not None and self._write_logs is not None:
+            self.logs.append(log._replace(task_id=task_id, attempt=attempt))
+        return usage_record(meta)
+
+    def write_live_logs(self) -> None:
+        """Store what this run's running attempts wrote so far."""
+        if self._live_logs is None:
+            return
+        tasks = self.state.view.tasks
+        mine = []
+        for log in self._live_logs():  # the executor may serve other runs too: keep ours
+            t = tasks.get(log.task_id)
+            if t is not None and t.attempt == log.attempt and t.state == st.RUNNING:
+                mine.append(log)
+        if mine:
+            self._store_logs(mine)
+
+    def _store_logs(self, logs: list[LogRecord]) -> None:
+        with contextlib.suppress(StoreError):  # a lost log must not stop the run
+            self._write_logs(self.state.run_id, logs)  # type: ignore[misc]
 
     def _append_retrying(self, events: list[Event], results: list[ResultRecord]) -> None:
         """The append failed transiently: retry it a few times, then give up (re-raise)."""

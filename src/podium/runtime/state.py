@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, NamedTuple, Protocol
 
+from podium.learn.fit import Model
+from podium.learn.profile import input_size
 from podium.model import events as ev
 from podium.model import states as st
 from podium.model.cluster import Node
@@ -165,6 +167,8 @@ class RunState:
         "run_id",
         "run_times",
         "running",
+        "service_time",
+        "sized",
         "specs",
         "started_data",
         "timers",
@@ -241,12 +245,15 @@ class RunState:
         self.timers: list[Timer] = []  # a heap; changed in place only
         self.counter = 0  # sequence of ``Ready.seq`` and ``Timer.seq``
         self.running: dict[Future[Any], Running] = {}
+        self.service_time: dict[str, float] = {}  # service -> seconds it lived after starting
         self.boost: dict[str, dict[str, float]] = {}  # task id -> grown need after an OOM
         self.boost_res: dict[str, Resources] = {}  # the same as ``Resources``
         self.cache_keys: dict[str, str] = {}  # cacheable task id -> its cache key
         self.upstream_failed: set[str] = set()  # failure handlers with a failed upstream
         # -- lanes (an executor that queues) -----------------------------------------------------
-        self.estimates = dict(estimates or {})  # spec name -> declared or earlier measured seconds
+        self.estimates = dict(estimates or {})  # spec name -> learned, declared or measured seconds
+        # spec name -> its learned model, for tasks whose duration depends on their input size
+        self.sized: dict[str, Model] = {}
         # function -> moving average seconds, this run (None: the tasks that call no function)
         self.run_times: dict[str | None, float] = {}
         self.lane_of: dict[Future[Any], Lane] = {}  # running or waiting call -> its lane
@@ -279,13 +286,40 @@ class RunState:
         self.boost_res[tid] = res
         self.boost[tid] = res.as_dict()
 
-    def start_data(self, node: str, need: dict[str, float]) -> dict[str, Any]:
-        """The data of a ``TaskStarted`` on ``node`` holding ``need``: one shared dict per
+    def started(self, owner: str) -> dict[str, Any]:
+        """The data of ``RunStarted``: who runs it, the nodes' prices, and their speeds when
+        they differ (so the durations of different nodes compare: ``learn.Sample.work``)."""
+        out: dict[str, Any] = {
+            "owner": owner,
+            "prices": {n.name: dict(n.prices) for n in self.nodes.values()},
+        }
+        if any(n.speed != 1.0 for n in self.nodes.values()):
+            out["speeds"] = {n.name: n.speed for n in self.nodes.values()}
+        return out
+
+    def start_data(
+        self, node: str, need: dict[str, float], name: str = "", kwargs: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The data of a ``TaskStarted`` of task ``name`` on ``node`` holding ``need``: with
+        the estimate it starts with (``est``, seconds on that node: its input size's when its
+        duration depends on size) and its input ``size``, when known; else one shared dict per
         (node, need), since event data is never mutated."""
-        data = self.started_data.get((node, id(need)))
-        if data is None or data["res"] is not need:
-            data = self.started_data[(node, id(need))] = {"node": node, "res": need}
-        return data
+        est = self.estimates.get(name)
+        model = self.sized.get(name) if self.sized else None
+        size = input_size(kwargs) if kwargs else None
+        if model is not None:
+            est = model.predict(size).p50
+        if est is not None or size is not None:
+            data: dict[str, Any] = {"node": node, "res": need}
+            if est is not None:
+                data["est"] = round(est / self.nodes[node].speed, 6) if node in self.nodes else est
+            if size is not None:
+                data["size"] = size
+            return data
+        shared = self.started_data.get((node, id(need)))
+        if shared is None or shared["res"] is not need:
+            shared = self.started_data[(node, id(need))] = {"node": node, "res": need}
+        return shared
 
     def node_for(self, name: str, need: dict[str, float]) -> str | None:
         """Where a task of ``name`` holding ``need`` may start now, if anywhere: its planned
@@ -331,7 +365,10 @@ class RunState:
             typ = ev.RUN_CANCELLED
         else:
             typ = ev.RUN_FAILED
-        return typ, {"counts": {k: v for k, v in counts.items() if v}}
+        data: dict[str, Any] = {"counts": {k: v for k, v in counts.items() if v}}
+        if self.service_time:  # the view adds them to the services' busy time: R counts them
+            data["services"] = {k: round(v, 6) for k, v in self.service_time.items()}
+        return typ, data
 
     def on_plan_clock(self) -> dict[str, tuple[str, float]]:
         """Running task id -> (node, start on the plan's clock)."""

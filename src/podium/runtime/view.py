@@ -159,6 +159,8 @@ class RunView:
             self.plan = dict(e.data)
         elif e.type in (ev.RUN_SUCCEEDED, ev.RUN_FAILED, ev.RUN_CANCELLED):
             self.finished_at = e.ts
+            for name, seconds in (e.data.get("services") or {}).items():
+                self.task(name).busy += float(seconds)  # a service held its resources this long
 
     def counts(self) -> dict[str, int]:
         """Tasks per state; map items that have had no event yet count as pending."""

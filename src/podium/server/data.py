@@ -310,7 +310,7 @@ def task_detail(store: Any, run_id: str, task_id: str) -> dict[str, Any]:
                 "outcome": a.outcome,
                 "error": detail,
                 "resources": a.resources,
-                "usage": {"cpu_time": None, "peak_memory": None, "wall_time": None, "source": None},
+                "usage": _usage(err),
                 "log_bytes": log_range(store, run_id, task_id, a.attempt, limit=0)["size"],
             }
         )
@@ -318,6 +318,12 @@ def task_detail(store: Any, run_id: str, task_id: str) -> dict[str, Any]:
     out["log_tail"] = log_range(store, run_id, task_id, None, tail=64 * 1024)["text"]
     out["result"] = result_preview(store, run_id, task_id) if t.state == st.SUCCEEDED else None
     return out
+
+
+def _usage(err: dict[str, Any] | None) -> dict[str, Any]:
+    """What an attempt used where it was measured (a worker's peak memory, in its error)."""
+    peak = p if type(p := ((err or {}).get("extra") or {}).get("peak_rss")) is int and p > 0 else None
+    return {"cpu_time": None, "peak_memory": peak, "wall_time": None, "source": "process" if peak else None}
 
 
 def events_after(store: Any, run_id: str, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
@@ -354,10 +360,10 @@ def log_range(
 ) -> dict[str, Any]:
     """Captured output of one task attempt (the last one if ``attempt`` is None): bytes
     ``[offset, offset+limit)``, or the last ``tail`` bytes. The one place logs are read."""
-    reader = getattr(store, "read_log", None)
+    logs = getattr(store, "logs", None)
     text, size = "", 0
-    if reader is not None:
-        text, size = reader(run_id, task_id, attempt, offset, min(limit, LOG_CHUNK), tail)
+    if logs is not None:
+        text, size = logs.read(run_id, task_id, attempt, offset, min(limit, LOG_CHUNK), tail)
     start = max(0, size - tail) if tail is not None else offset
     return {
         "run_id": run_id,
@@ -367,7 +373,7 @@ def log_range(
         "next_offset": start + len(text.encode()),
         "size": size,
         "text": redact(text),
-        "available": reader is not None,
+        "available": logs is not None,
     }
 
 
@@ -400,11 +406,13 @@ def active_run_ids(records: Iterable[RunRecord]) -> list[str]:
     return [r.run_id for r in records if r.status in _ACTIVE]
 
 
-def check_task(store: Any, run_id: str, task_id: str) -> None:
-    """``NotFoundError`` unless the run has a task ``task_id`` (with at least one event)."""
+def check_task(store: Any, run_id: str, task_id: str) -> int:
+    """How many attempts task ``task_id`` started; ``NotFoundError`` if the run has no such task."""
     _record(store, run_id)
-    if not isinstance(task_id, str) or task_id not in _entry(store, run_id).view.tasks:
+    t = _entry(store, run_id).view.tasks.get(task_id) if isinstance(task_id, str) else None
+    if t is None:
         raise NotFoundError(f"run {run_id!r} has no task {task_id!r}")
+    return int(t.attempt)
 
 
 def result_previews(store: Any, run_id: str, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:

@@ -100,6 +100,7 @@ class JournaledStore:
     def __init__(self, inner: RowStore, directory: str | os.PathLike[str]) -> None:
         if not isinstance(inner, RowStore):
             raise TypeError(f"a journal needs a store that takes encoded rows (RowStore), not {inner!r}")
+        self.logs = inner.logs  # logs are not events: they go to the store directly
         self.inner = inner
         self._tag = inner.signer.tag
         self.dir = Path(directory)

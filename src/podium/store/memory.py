@@ -17,6 +17,7 @@ from typing import Any
 from podium.errors import ConflictError, NotFoundError, StoreError
 from podium.model.events import Event, ResultRecord, RunRecord
 from podium.store import codec
+from podium.store.logs import MemoryLogs
 
 
 class MemoryStore:
@@ -31,6 +32,7 @@ class MemoryStore:
         self._history: dict[tuple[str, str], list[tuple[float, str, int, float]]] = {}
         self._cancel: set[str] = set()
         self._notes: dict[str, list[str]] = {}
+        self.logs = MemoryLogs()  # what task attempts wrote (``store.logs``)
         self._counter = 0
         self._closed = False
 

@@ -27,6 +27,19 @@ class Migration:
     statements: tuple[str, ...]
 
 
+#: The ``logs`` table, spelled with each backend's integer and float types.
+_LOGS = """CREATE TABLE logs (
+    run_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    cut {int} NOT NULL,
+    marks TEXT NOT NULL,
+    size {int} NOT NULL,
+    first_ts {real} NOT NULL,
+    PRIMARY KEY (run_id, task_id, attempt)
+)"""
+
 SQLITE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "0001_initial",
@@ -104,6 +117,13 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX attention_run ON attention (run_id)",
         ),
     ),
+    Migration(
+        "0004_logs",
+        (
+            # What each task attempt wrote, bounded (see ``logs``); rewritten as it grows.
+            _LOGS.format(int="INTEGER", real="REAL"),
+        ),
+    ),
 )
 
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
@@ -178,6 +198,10 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
             "(run_id TEXT NOT NULL, ts DOUBLE PRECISION NOT NULL, message TEXT NOT NULL)",
             "CREATE INDEX attention_run ON attention (run_id)",
         ),
+    ),
+    Migration(
+        "0004_logs",
+        (_LOGS.format(int="BIGINT", real="DOUBLE PRECISION"),),
     ),
 )
 

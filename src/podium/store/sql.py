@@ -35,6 +35,7 @@ from podium.model.events import RUN_CANCELLED, RUN_FAILED, RUN_SUCCEEDED, Event,
 from podium.store import codec
 from podium.store.files import warn
 from podium.store.keys import ResultSigner, load_key
+from podium.store.logs import SqlLogs
 from podium.store.statements import Statements
 
 T = TypeVar("T")
@@ -65,6 +66,7 @@ class SqlStore:
         self._lock = threading.Lock()
         self._workflows: dict[str, str] = {}  # run_id -> workflow name, for history rows
         self._history: list[codec.HistoryRow] = []  # committed successes not yet in the history table
+        self.logs = SqlLogs(self.SQL, self._query, self._write_many)  # what task attempts wrote
         self._closed = False
 
     # -- dialect hooks ----------------------------------------------------------------------
@@ -124,6 +126,12 @@ class SqlStore:
     def _query(self, what: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._statement(what) as conn:
             return list(conn.execute(sql, params).fetchall())
+
+    def _write_many(self, what: str, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """One statement over ``rows`` in one transaction of its own."""
+        with self._statement(what) as conn, self._batch(conn):
+            self._begin(conn)
+            self._many(conn, sql, rows)
 
     def _change(self, what: str, sql: str, params: Sequence[Any] = ()) -> int:
         with self._statement(what) as conn:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 _RUN_COLS = "run_id, workflow, status, created_at, updated_at, params, source, owner"
 _RESULT_COLS = "task_id, attempt, data, checksum, encoding, mac"
+_LOG_COLS = "task_id, attempt, text, cut, marks"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,10 @@ class Statements:
     put_meta: str
     delete_meta: str
     artifact_refs: str
+    upsert_log: str
+    select_log: str
+    select_last_log: str
+    log_index: str
 
     @classmethod
     def spelled(cls, param: str) -> Statements:
@@ -101,5 +106,17 @@ class Statements:
             artifact_refs=(
                 "SELECT data FROM results WHERE encoding = 'artifact' "
                 "UNION ALL SELECT data FROM cache WHERE encoding = 'artifact'"
+            ),
+            upsert_log=q(
+                f"INSERT INTO logs (run_id, {_LOG_COLS}, size, first_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (run_id, task_id, attempt) DO UPDATE SET text = excluded.text, "
+                "cut = excluded.cut, marks = excluded.marks, size = excluded.size"
+            ),
+            select_log=q(f"SELECT {_LOG_COLS} FROM logs WHERE run_id = ? AND task_id = ? AND attempt = ?"),
+            select_last_log=q(
+                f"SELECT {_LOG_COLS} FROM logs WHERE run_id = ? AND task_id = ? ORDER BY attempt DESC LIMIT 1"
+            ),
+            log_index=q(
+                "SELECT task_id, attempt, size FROM logs WHERE run_id = ? ORDER BY first_ts, task_id, attempt"
             ),
         )

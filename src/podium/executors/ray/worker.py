@@ -4,7 +4,8 @@ The driver (``podium.executors.ray.executor``) sends plain data per call: a head
 and the registry snapshot (cached per worker process) and ``(task_id, kwargs, config, timeout)``.
 The worker resolves the function by name through a registry rebuilt from that snapshot, never from
 code in the request, runs the call, and returns ``(value, meta)``; ``meta`` says where it ran and
-for how many seconds, and a failure comes back as ``meta["error"]`` (an ``ErrorRecord`` dict),
+for how many seconds and what the call wrote (``log``: its stdout, stderr and logging, captured
+as in a thread pool), and a failure comes back as ``meta["error"]`` (an ``ErrorRecord`` dict),
 never as a raised exception, so it crosses the process boundary as a record.
 
 A ``PodiumWorker`` actor runs calls in batches (``run_many``): it queues each batch behind the
@@ -25,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from podium.errors import ErrorRecord
+from podium.executors.capture import begin, end, install
 from podium.executors.kinds import record_of, run_call
 from podium.executors.ray.base import ray_api
 from podium.model.resources import Resources
@@ -106,7 +108,14 @@ def run_on_worker(blob: bytes, *held: Any) -> tuple[Any, dict[str, Any]]:
         if held:
             kwargs = {k: _slot_value(v, held) if isinstance(v, Slot) else v for k, v in kwargs.items()}
         call = TaskCall("", task_id, 0, spec, kwargs, config, _NO_RESOURCES, "", timeout)
-        value = run_call(call, _registry_for(allowed))
+        install()
+        begin(call)
+        try:
+            value = run_call(call, _registry_for(allowed))
+        finally:
+            log = end()
+            if log is not None:  # what it wrote, as a record (the driver knows the attempt)
+                meta["log"] = log.record()
     except BaseException as exc:
         _measure(meta, t0, cpu0)
         meta["error"] = record_of(exc).to_dict()
