@@ -21,12 +21,10 @@ The worker's stdout and stderr are pipes the monitor reads into the attempt's lo
 it writes, its child processes and native code included), handed back as ``podium_meta["log"]``.
 
 Futures are ``AttemptFuture``s; every resolved one carries ``podium_meta`` (``AttemptMeta``:
-``pid``, ``peak_rss`` in bytes and ``cpu_time`` from ``wait4``, ``exit`` status: the run loop
-records them as the attempt's usage). Invariants: no worker
-outlives its attempt (the group is killed when the leader exits, before it is reaped, so its
-id cannot be reused meanwhile); no worker outlives ``shutdown()`` or this interpreter (an
-atexit hook, and each worker kills itself when the orchestrator's end of its control pipe
-closes); this module never imports the store.
+``pid``, ``peak_rss`` (the worker's own, else ``wait4``'s), ``cpu_time`` (``wait4``), ``exit``: the run loop
+records them as the attempt's usage). Invariants: no worker outlives its attempt (the group is
+killed when the leader exits, before it is reaped), ``shutdown()`` or this interpreter (an atexit
+hook; a worker kills itself when its control pipe closes); this module never imports the store.
 """
 
 from __future__ import annotations
@@ -374,6 +372,10 @@ class ProcessExecutor(ServiceHost):
         with self._lock:
             self._workers.pop(w.future, None)
         peak = usage.ru_maxrss * 1024 if usage is not None else 0
+        body = b"".join(w.chunks)
+        if len(body) > 8:  # a result, then the worker's own peak RSS (wait4's includes its parent's)
+            peak = struct.unpack_from(">Q", body, len(body) - 8)[0]
+            w.chunks = [body[:-8]]
         meta: AttemptMeta = {"pid": w.pid, "peak_rss": peak, "exit": code, "measured": "process"}
         if usage is not None:  # the worker and the children it reaped (a shell task's command)
             meta["cpu_time"] = usage.ru_utime + usage.ru_stime

@@ -86,6 +86,21 @@ def _mapped_bytes() -> int:
     return 0
 
 
+def _high_water() -> int:
+    """This process's peak RSS in bytes (VmHWM) and its reaped children's, whichever is larger.
+
+    Not ``wait4``'s figure: Linux carries a parent's peak across fork and exec into the child's
+    ``ru_maxrss``, so a worker started by a large orchestrator would report the orchestrator's
+    peak. VmHWM belongs to the address space exec made, so it is the worker's own."""
+    own = 0
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                own = int(line.split()[1]) * 1024
+                break
+    return max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+
+
 def _limit_memory(memory: int) -> None:
     limit = _mapped_bytes() + memory + HEADROOM
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
@@ -136,7 +151,7 @@ def main(argv: list[str]) -> None:
     payload = pickle.loads(_read_exact(ctl, size))
     threading.Thread(target=_watch_parent, args=(ctl,), name="podium-parent-watch", daemon=True).start()
     sys.path[:] = payload["sys_path"]
-    data = _encode(_run(payload), payload["call"].task_id)
+    data = _encode(_run(payload), payload["call"].task_id) + struct.pack(">Q", _high_water())
     view = memoryview(data)
     while view:
         n = os.write(out, view)
