@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -163,7 +163,10 @@ def print_summary(result: Any) -> None:
         f"   T = {s.makespan:.3f} s   R = {s.cost:.6f}"
         f"   F = {s.alpha:g}*T + {s.beta:g}*R = {s.objective:.4f}",
     )
-    console.print(Group(task_table(result.view), *failure_lines(result.view, result.run_id), line))
+    console.print(task_table(result.view))
+    for failed in failure_lines(result.view, result.run_id):  # one line each, however long: grep-able
+        console.print(failed, soft_wrap=True)
+    console.print(line)
 
 
 def print_view(record: Any, view: Any, usage: dict[str, Any] | None = None) -> None:
@@ -176,7 +179,7 @@ def print_view(record: Any, view: Any, usage: dict[str, Any] | None = None) -> N
     )
     console.print(task_table(view, usage=usage if usage is not None else {}))
     for line in failure_lines(view, record.run_id):
-        console.print(line)
+        console.print(line, soft_wrap=True)
     s = view_summary(view)
     console.print(f"T = {s.makespan:.3f} s   R = {s.cost:.6f}   F = {s.objective:.4f}")
 
