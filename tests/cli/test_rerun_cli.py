@@ -5,14 +5,11 @@ Before, a changed spec or new ``-p`` values were silently ignored and the old re
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
 from pathlib import Path
 
 import pytest
 
-from podium.cli import main
+from inprocess_cli import cli
 from podium.store import open_store
 
 SPEC = """
@@ -21,22 +18,6 @@ params: {n: {type: int, default: 1}}
 tasks:
   a: {argv: [sh, -c, 'echo $0', "${params.n}"]}
 """
-
-
-def cli(args: list[str], cwd: Path) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code: object = 0
-    old = Path.cwd()
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main(args)
-            except SystemExit as e:
-                code = e.code
-    finally:
-        os.chdir(old)
-    return int(code or 0), out.getvalue(), err.getvalue()  # type: ignore[call-overload]
 
 
 @pytest.fixture

@@ -8,10 +8,8 @@ checks it did not happen; these helpers make that observable.
 from __future__ import annotations
 
 import contextlib
-import io
 import itertools
 import json
-import os
 import sys
 import threading
 import uuid
@@ -20,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from podium.cli import main
+from inprocess_cli import cli  # noqa: F401  (re-exported for the attack tests)
 
 _COUNTER = itertools.count()
 
@@ -34,23 +32,6 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def cli(args: list[str], cwd: Path) -> tuple[int, str, str]:
-    """``podium ARGS`` in this process, from ``cwd``: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    code: Any = 0
-    old = Path.cwd()
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main(args)
-            except SystemExit as e:
-                code = e.code
-    finally:
-        os.chdir(old)
-    return int(code or 0), out.getvalue(), err.getvalue()
 
 
 # -- what the process runs ----------------------------------------------------------------------
