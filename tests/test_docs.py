@@ -11,7 +11,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_every_command_is_in_the_readme() -> None:
-    from podium.cli import artifacts, learn, logs, plan, report, run, server, spec  # noqa: F401  (registers commands)
+    from podium.cli import artifacts, learn, logs, plan, report, resume, run, server, show, spec  # noqa: F401  (registers commands)
 
     text = README.read_text(encoding="utf-8")
     commands = sorted(cli.commands)

@@ -64,7 +64,7 @@ def message(err: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and translate every error into a message and an exit code."""
-    from podium.cli import artifacts, learn, logs, plan, report, run, server, spec  # noqa: F401  (registers commands)
+    from podium.cli import artifacts, learn, logs, plan, report, resume, run, server, show, spec  # noqa: F401  (registers commands)
 
     args = sys.argv[1:] if argv is None else list(argv)
     try:

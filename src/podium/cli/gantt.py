@@ -117,3 +117,14 @@ def run_bars(events: Iterable[Any]) -> list[Bar]:
     for tid, (start, node) in open_.items():
         bars.append(Bar(tid, node, start, last_ts, st.RUNNING))
     return bars
+
+
+def write_gantt(store: Any, run_id: str, path: str) -> None:
+    """Write the run's real schedule (every attempt, from the event log) as an HTML Gantt page."""
+    from pathlib import Path
+
+    record = store.get_run(run_id)
+    page = gantt_html(run_bars(store.events(run_id)), f"run {run_id} of {record.workflow}", record.status)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page, encoding="utf-8")

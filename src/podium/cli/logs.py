@@ -33,7 +33,7 @@ _ACTIVE = frozenset({st.RUN_CREATED_STATE, st.RUN_RUNNING})
 @click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
 def logs_cmd(run_id: str, task: str | None, attempt: int | None, follow: bool, store_url: str | None) -> None:
     """Print what the run's task attempts wrote (stdout, stderr, logging), or only TASK's."""
-    from podium.cli.run import _store
+    from podium.cli.stores import open_cli_store as _store
 
     if attempt is not None and task is None:
         raise UsageError("--attempt needs a TASK")

@@ -1,4 +1,4 @@
-"""`podium run`, `resume`, `cancel`, `runs`, `show`: running workflows from the command line.
+"""`podium run`: running workflows from the command line (``resume``/``cancel`` in ``cli.resume``).
 
 Invariants: a spec, parameter or capacity problem is reported before any run is written; a
 run shows live progress (done / running / failed / pending, elapsed, ETA) and ends with a
@@ -8,12 +8,8 @@ marked cancelled, resumable) and exits 130.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import signal
 import sys
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -22,17 +18,13 @@ from typing import Any
 import click
 
 from podium.cli import RunInterrupted, RunNotSucceeded, cli
+from podium.cli.gantt import write_gantt
 from podium.cli.grants import grant_options
 from podium.cli.metrics import metrics_options, start_exporter
 from podium.cli.numbers import SECONDS, Finite
+from podium.cli.stores import open_cli_store as _store
 from podium.cli.terminal import safe
-from podium.errors import ConflictError, UsageError
-
-
-def _store(url: str | None) -> Any:
-    from podium.store import default_store_url, open_store
-
-    return open_store(url or default_store_url())
+from podium.errors import UsageError
 
 
 # --- Ray (``--ray ADDRESS``): the run's tasks go to a Ray cluster instead of local pools --------
@@ -266,184 +258,6 @@ def _same_run(store_url: str | None, run_id: str, loaded: Any, given: dict[str, 
                 f"run {run_id} was started with {name}={record.params[name]!r}; -p {name}={given[name]} "
                 "differs: start a new run (another --run-id, or none) to use new values"
             )
-
-
-@cli.command("resume")
-@click.argument("run_id")
-@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
-@click.option(
-    "--artifacts",
-    "artifacts_url",
-    metavar="URL",
-    help="Keep large results here: a folder, file:///folder or s3://bucket/prefix (default: beside it).",
-)
-@click.option("--cluster", type=click.Path(dir_okay=False), help="Cluster file of local nodes.")
-@click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
-@click.option("--no-progress", is_flag=True, help="No live progress display.")
-@click.option("--echo-logs/--no-echo-logs", default=None, help=_ECHO_HELP)
-@click.option("--ray", "ray_address", metavar="ADDRESS", help=_RAY_HELP)
-@metrics_options
-def resume_cmd(
-    run_id: str,
-    store_url: str | None,
-    cluster: str | None,
-    gantt: str | None,
-    no_progress: bool,
-    ray_address: str | None,
-    metrics_port: int | None = None,
-    metrics_host: str = "127.0.0.1",
-    metrics_linger: float = 0.0,
-    artifacts_url: str | None = None,
-    echo_logs: bool | None = None,
-) -> None:
-    """Continue an interrupted, failed or cancelled run; tasks that succeeded are not run again."""
-    from podium.load import load_source
-
-    store = _store(store_url)
-    try:
-        record = store.get_run(run_id)
-    finally:
-        store.close()
-    workflow = load_source(record.source)
-    if record.source.get("keep_going"):  # `podium run --keep-going` holds for its resumes too
-        workflow = replace(workflow, fail_fast=False)
-    _execute(
-        workflow,
-        None,
-        store_url=store_url,
-        cluster=cluster,
-        run_id=run_id,
-        source=record.source,
-        progress=not no_progress,
-        resume=True,
-        gantt=gantt,
-        ray_address=ray_address,
-        metrics=(metrics_port, metrics_host, metrics_linger),
-        artifacts_url=artifacts_url,
-        echo_logs=echo_logs,
-    )
-
-
-@cli.command("cancel")
-@click.argument("run_id")
-@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
-def cancel_cmd(run_id: str, store_url: str | None) -> None:
-    """Ask a running run to stop; it ends as cancelled and can be resumed."""
-    from podium.model import states as st
-    from podium.runtime.owner import owner_process
-
-    store = _store(store_url)
-    try:
-        record = store.get_run(run_id)
-        if record.status in (st.RUN_SUCCEEDED, st.RUN_FAILED, st.RUN_CANCELLED):
-            raise ConflictError(f"run {run_id} already finished ({record.status}): nothing to cancel")
-        pid = owner_process(record.owner)
-        if pid is None and _owner_gone(record.owner):
-            raise ConflictError(
-                f"run {run_id} is no longer running: its orchestrator ({record.owner}) has gone; "
-                f"continue it with: podium resume {run_id}"
-            )
-        store.request_cancel(run_id)
-    finally:
-        store.close()
-    if pid is not None:  # provably the run's owner (same PID and start time): wake it at once
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGINT)
-    click.echo(f"cancel requested for run {run_id}")
-
-
-def _owner_gone(owner: str) -> bool:
-    """The owner was recorded with its start time on this host and no such process lives (an
-    owner on another host, or recorded by an older Podium, sees the request in the store)."""
-    import socket
-
-    parts = owner.split(":")
-    return len(parts) == 3 and parts[0] == socket.gethostname()
-
-
-@cli.command("runs")
-@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
-@click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
-def runs_cmd(store_url: str | None, limit: int) -> None:
-    """List recent runs, newest first."""
-    from rich.console import Console
-    from rich.table import Table
-
-    store = _store(store_url)
-    try:
-        records = store.list_runs(limit)
-        notes = store.attention()
-    finally:
-        store.close()
-    from rich.text import Text
-
-    table = Table("run id", "workflow", "status", "created", "updated")
-    for r in records:
-        status = f"{r.status} (!)" if r.run_id in notes else r.status
-        row = (r.run_id, r.workflow, status, _ts(r.created_at), _ts(r.updated_at))
-        table.add_row(*(Text(safe(x)) for x in row))
-    Console().print(table)
-    for r in records:
-        if r.run_id in notes:
-            click.echo(safe(f"(!) run {r.run_id} needs attention: podium show {r.run_id}"))
-
-
-@cli.command("show")
-@click.argument("run_id")
-@click.argument("task", required=False)
-@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
-@click.option("--events", "with_events", is_flag=True, help="Also print the event log.")
-@click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print the run as JSON (per task: estimate and measured use)."
-)
-def show_cmd(
-    run_id: str, task: str | None, store_url: str | None, with_events: bool, gantt: str | None, as_json: bool
-) -> None:
-    """Show a run: its tasks, states, attempts, durations and T, R, F; with TASK, that task's detail."""
-    from podium.cli.progress import last_usage, print_view, show_json
-    from podium.runtime.view import fold
-
-    store = _store(store_url)
-    if task is not None:
-        from podium.cli.detail import show_task
-
-        return show_task(store, run_id, task)
-    try:
-        record = store.get_run(run_id)
-        events = store.events(run_id)
-        notes = store.attention(run_id).get(run_id, [])
-        if gantt:
-            write_gantt(store, run_id, gantt)
-    finally:
-        store.close()
-    view = fold(events)
-    if as_json:
-        click.echo(json.dumps(show_json(record, view, events)))
-        return
-    print_view(record, view, last_usage(events))
-    for note in notes:
-        click.echo(f"needs attention: {safe(note)}")
-    if with_events:
-        for e in events:
-            click.echo(safe(f"{e.seq:6d} {_ts(e.ts)} {e.type:14s} {e.task_id or '-'} {e.attempt} {e.data}"))
-
-
-def write_gantt(store: Any, run_id: str, path: str) -> None:
-    """Write the run's real schedule (every attempt, from the event log) as an HTML Gantt page."""
-    from pathlib import Path
-
-    from podium.cli.gantt import gantt_html, run_bars
-
-    record = store.get_run(run_id)
-    page = gantt_html(run_bars(store.events(run_id)), f"run {run_id} of {record.workflow}", record.status)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
-
-
-def _ts(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
 def _valid_id(run_id: str) -> bool:

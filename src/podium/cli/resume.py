@@ -1,0 +1,114 @@
+"""`podium resume` and `podium cancel`: continuing and stopping runs from the command line.
+
+Invariants: ``resume`` continues a run from its own recorded source (succeeded tasks are not run
+again); ``cancel`` only asks (the run's owner stops its tasks and marks the run cancelled) and
+wakes the owner at once only when it is provably that run's process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from dataclasses import replace
+
+import click
+
+from podium.cli import cli
+from podium.cli.metrics import metrics_options
+from podium.cli.run import _ECHO_HELP, _RAY_HELP, _execute
+from podium.cli.stores import open_cli_store as _store
+from podium.errors import ConflictError
+
+
+@cli.command("resume")
+@click.argument("run_id")
+@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option(
+    "--artifacts",
+    "artifacts_url",
+    metavar="URL",
+    help="Keep large results here: a folder, file:///folder or s3://bucket/prefix (default: beside it).",
+)
+@click.option("--cluster", type=click.Path(dir_okay=False), help="Cluster file of local nodes.")
+@click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
+@click.option("--no-progress", is_flag=True, help="No live progress display.")
+@click.option("--echo-logs/--no-echo-logs", default=None, help=_ECHO_HELP)
+@click.option("--ray", "ray_address", metavar="ADDRESS", help=_RAY_HELP)
+@metrics_options
+def resume_cmd(
+    run_id: str,
+    store_url: str | None,
+    cluster: str | None,
+    gantt: str | None,
+    no_progress: bool,
+    ray_address: str | None,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+    metrics_linger: float = 0.0,
+    artifacts_url: str | None = None,
+    echo_logs: bool | None = None,
+) -> None:
+    """Continue an interrupted, failed or cancelled run; tasks that succeeded are not run again."""
+    from podium.load import load_source
+
+    store = _store(store_url)
+    try:
+        record = store.get_run(run_id)
+    finally:
+        store.close()
+    workflow = load_source(record.source)
+    if record.source.get("keep_going"):  # `podium run --keep-going` holds for its resumes too
+        workflow = replace(workflow, fail_fast=False)
+    _execute(
+        workflow,
+        None,
+        store_url=store_url,
+        cluster=cluster,
+        run_id=run_id,
+        source=record.source,
+        progress=not no_progress,
+        resume=True,
+        gantt=gantt,
+        ray_address=ray_address,
+        metrics=(metrics_port, metrics_host, metrics_linger),
+        artifacts_url=artifacts_url,
+        echo_logs=echo_logs,
+    )
+
+
+@cli.command("cancel")
+@click.argument("run_id")
+@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+def cancel_cmd(run_id: str, store_url: str | None) -> None:
+    """Ask a running run to stop; it ends as cancelled and can be resumed."""
+    from podium.model import states as st
+    from podium.runtime.owner import owner_process
+
+    store = _store(store_url)
+    try:
+        record = store.get_run(run_id)
+        if record.status in (st.RUN_SUCCEEDED, st.RUN_FAILED, st.RUN_CANCELLED):
+            raise ConflictError(f"run {run_id} already finished ({record.status}): nothing to cancel")
+        pid = owner_process(record.owner)
+        if pid is None and _owner_gone(record.owner):
+            raise ConflictError(
+                f"run {run_id} is no longer running: its orchestrator ({record.owner}) has gone; "
+                f"continue it with: podium resume {run_id}"
+            )
+        store.request_cancel(run_id)
+    finally:
+        store.close()
+    if pid is not None:  # provably the run's owner (same PID and start time): wake it at once
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
+    click.echo(f"cancel requested for run {run_id}")
+
+
+def _owner_gone(owner: str) -> bool:
+    """The owner was recorded with its start time on this host and no such process lives (an
+    owner on another host, or recorded by an older Podium, sees the request in the store)."""
+    import socket
+
+    parts = owner.split(":")
+    return len(parts) == 3 and parts[0] == socket.gethostname()

@@ -1,0 +1,89 @@
+"""`podium runs` and `podium show`: reading runs from the command line.
+
+Invariants: read-only (they never change a run); every string that came from a spec or a task is
+made terminal-safe before it is printed; ``--json`` prints one JSON document and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from podium.cli import cli
+from podium.cli.gantt import write_gantt
+from podium.cli.stores import open_cli_store as _store
+from podium.cli.terminal import safe
+
+
+@cli.command("runs")
+@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+def runs_cmd(store_url: str | None, limit: int) -> None:
+    """List recent runs, newest first."""
+    from rich.console import Console
+    from rich.table import Table
+
+    store = _store(store_url)
+    try:
+        records = store.list_runs(limit)
+        notes = store.attention()
+    finally:
+        store.close()
+    from rich.text import Text
+
+    table = Table("run id", "workflow", "status", "created", "updated")
+    for r in records:
+        status = f"{r.status} (!)" if r.run_id in notes else r.status
+        row = (r.run_id, r.workflow, status, _ts(r.created_at), _ts(r.updated_at))
+        table.add_row(*(Text(safe(x)) for x in row))
+    Console().print(table)
+    for r in records:
+        if r.run_id in notes:
+            click.echo(safe(f"(!) run {r.run_id} needs attention: podium show {r.run_id}"))
+
+
+@cli.command("show")
+@click.argument("run_id")
+@click.argument("task", required=False)
+@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option("--events", "with_events", is_flag=True, help="Also print the event log.")
+@click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the run as JSON (per task: estimate and measured use)."
+)
+def show_cmd(
+    run_id: str, task: str | None, store_url: str | None, with_events: bool, gantt: str | None, as_json: bool
+) -> None:
+    """Show a run: its tasks, states, attempts, durations and T, R, F; with TASK, that task's detail."""
+    from podium.cli.progress import last_usage, print_view, show_json
+    from podium.runtime.view import fold
+
+    store = _store(store_url)
+    if task is not None:
+        from podium.cli.detail import show_task
+
+        return show_task(store, run_id, task)
+    try:
+        record = store.get_run(run_id)
+        events = store.events(run_id)
+        notes = store.attention(run_id).get(run_id, [])
+        if gantt:
+            write_gantt(store, run_id, gantt)
+    finally:
+        store.close()
+    view = fold(events)
+    if as_json:
+        click.echo(json.dumps(show_json(record, view, events)))
+        return
+    print_view(record, view, last_usage(events))
+    for note in notes:
+        click.echo(f"needs attention: {safe(note)}")
+    if with_events:
+        for e in events:
+            click.echo(safe(f"{e.seq:6d} {_ts(e.ts)} {e.type:14s} {e.task_id or '-'} {e.attempt} {e.data}"))
+
+
+def _ts(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
