@@ -11,6 +11,9 @@
   ``token=``/``password=`` query values and ``Bearer`` tokens. Apply it to anything that
   leaves a task: captured output, error messages and tracebacks, log lines, messages printed
   to a terminal.
+- ``redact_value(value)`` is the same for a JSON-like value: every string through ``redact``,
+  and the value of every key that names a secret (password, token, api key, ...) masked; what
+  the read model (``podium show --json``, the API, the server) shows of params, errors, events.
 
 Invariants: a secret's value is never part of a ``Secret``, a ``TaskSpec``, a ``repr`` or
 what ``redact`` returns; values shorter than ``MIN_MASKED`` characters are not masked (masking
@@ -37,6 +40,11 @@ _KNOWN_LIMIT = 10_000
 _LOCK = threading.Lock()
 _URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@\s]*):(?P<pw>[^@/?#\s]+)@")
 _BEARER = re.compile(r"(?i)\b(?P<head>bearer\s+)[A-Za-z0-9._~+/=-]{8,}")
+_SECRET_KEY = re.compile(
+    r"(pass(word|wd|phrase)?|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|"
+    r"authorization|cookie|session)",
+    re.IGNORECASE,
+)
 _QUERY_SECRET = re.compile(
     r"(?P<head>[?&;](?:password|passwd|pwd|token|access_token|api_key|apikey|secret|signature|sig)=)"
     r"[^&;#\s]+",
@@ -158,6 +166,27 @@ def redact(text: str, extra: Iterable[str] = ()) -> str:
     if "earer" in text or "EARER" in text:
         text = _BEARER.sub(lambda m: f"{m.group('head')}{MASK}", text)
     return str(text)
+
+
+def redact_value(value: Any, depth: int = 0) -> Any:
+    """A copy of a JSON-like ``value`` with secrets replaced by ``***``: strings through
+    ``redact``, and the value of every key naming a secret (password, token, ...) masked."""
+    if isinstance(value, str):
+        return redact(value)
+    if depth > 32:
+        return "..."
+    if isinstance(value, dict):
+        return {
+            k: (
+                MASK
+                if isinstance(k, str) and _SECRET_KEY.search(k) and v not in (None, "")
+                else redact_value(v, depth + 1)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact_value(v, depth + 1) for v in value]
+    return value
 
 
 def redact_record(record: ErrorRecord, extra: Iterable[str] = ()) -> ErrorRecord:

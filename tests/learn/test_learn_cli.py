@@ -79,7 +79,7 @@ def test_three_runs_teach_advise_and_a_right_sized_fourth_costs_less(
     after = json.loads(_cli(capsys, "show", "s3", "--store", db, "--json"))
     assert after["R"] < before["R"]
     tasks = {t["task_id"]: t for t in after["tasks"]}
-    assert tasks["grow"]["peak_memory"] >= 60 << 20 and tasks["grow"]["duration"] > 0
+    assert tasks["grow"]["usage"]["peak_memory"] >= 60 << 20 and tasks["grow"]["duration"] > 0
     # three measured runs override the declared 30 s: it takes microseconds
     assert tasks["total"]["estimate"] < 1.0 and tasks["grow"]["estimate"] is not None
 

@@ -20,13 +20,22 @@ from podium.cli.terminal import safe
 @cli.command("runs")
 @click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
 @click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
-def runs_cmd(store_url: str | None, limit: int) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the runs as JSON (schema podium.run/1, docs/json.md)."
+)
+def runs_cmd(store_url: str | None, limit: int, as_json: bool = False) -> None:
     """List recent runs, newest first."""
     from rich.console import Console
     from rich.table import Table
 
     store = _store(store_url)
     try:
+        if as_json:
+            from podium.runtime.reading import read_runs
+            from podium.runtime.readmodel import run_object
+
+            click.echo(_dumps([run_object(r, t) for r, t in read_runs(store, limit)]))
+            return
         records = store.list_runs(limit)
         notes = store.attention()
     finally:
@@ -51,14 +60,18 @@ def runs_cmd(store_url: str | None, limit: int) -> None:
 @click.option("--events", "with_events", is_flag=True, help="Also print the event log.")
 @click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print the run as JSON (per task: estimate and measured use)."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the run as JSON (schema podium.run/1, docs/json.md; per task: estimate and measured use).",
 )
 def show_cmd(
     run_id: str, task: str | None, store_url: str | None, with_events: bool, gantt: str | None, as_json: bool
 ) -> None:
     """Show a run: its tasks, states, attempts, durations and T, R, F; with TASK, that task's detail."""
-    from podium.cli.progress import last_usage, print_view, show_json
-    from podium.runtime.view import fold
+    from podium.cli.progress import print_view
+    from podium.runtime.reading import read_run
+    from podium.runtime.readmodel import run_document
 
     store = _store(store_url)
     if task is not None:
@@ -66,23 +79,27 @@ def show_cmd(
 
         return show_task(store, run_id, task)
     try:
-        record = store.get_run(run_id)
-        events = store.events(run_id)
+        facts = read_run(store, run_id)
+        events = store.events(run_id) if with_events else []
         notes = store.attention(run_id).get(run_id, [])
         if gantt:
             write_gantt(store, run_id, gantt)
     finally:
         store.close()
-    view = fold(events)
     if as_json:
-        click.echo(json.dumps(show_json(record, view, events)))
+        click.echo(_dumps(run_document(facts.record, facts.totals, facts.tasks)))
         return
-    print_view(record, view, last_usage(events))
+    print_view(facts.record, facts.view, facts.usage)
     for note in notes:
         click.echo(f"needs attention: {safe(note)}")
     if with_events:
         for e in events:
             click.echo(safe(f"{e.seq:6d} {_ts(e.ts)} {e.type:14s} {e.task_id or '-'} {e.attempt} {e.data}"))
+
+
+def _dumps(doc: object) -> str:
+    # a param value JSON cannot hold (a run started from Python) is shown as its text
+    return json.dumps(doc, default=str)
 
 
 def _ts(t: float) -> str:

@@ -1,12 +1,12 @@
 """What leaves the server: secrets redacted, sizes bounded, nothing from the store executed.
 
-``redact(value)`` replaces the value of every key that names a secret (password, token, api
-key, ...) with ``"***"`` and passes every string through the one text redaction,
-``podium.secrets.redact`` (URL passwords, secret query values, bearer tokens, known secret
-values); only the key rule is the server's own. ``preview(record)`` turns a
-stored result into a small JSON value without running anything: results are pickles, and an
-unpickler that refuses every global (so no class, function or reduce can be reached) reads
-only plain containers, strings, numbers and bytes; anything else is shown as its size.
+``redact(value)`` is ``podium.secrets.redact_value``: the value of every key that names a
+secret (password, token, api key, ...) becomes ``"***"`` and every string passes through the
+one text redaction (URL passwords, secret query values, bearer tokens, known secret values).
+``preview(record)`` turns a stored result into a small JSON value without running anything:
+results are pickles, and an unpickler that refuses every global (so no class, function or
+reduce can be reached) reads only plain containers, strings, numbers and bytes; anything else
+is shown as its size.
 Invariants: every run parameter, event payload, error, log text and result preview the API or
 the UI shows passes through ``redact``; a preview is at most ``PREVIEW_CHARS`` of JSON.
 """
@@ -16,40 +16,18 @@ from __future__ import annotations
 import io
 import json
 import pickle
-import re
 from typing import Any
 
-from podium.secrets import MASK as REDACTED
-from podium.secrets import redact as redact_text
+from podium.secrets import redact_value
 
 PREVIEW_CHARS = 16 * 1024
 #: Results larger than this are described, not read.
 PREVIEW_MAX_BYTES = 4 << 20
-_SECRET_KEY = re.compile(
-    r"(pass(word|wd|phrase)?|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|"
-    r"authorization|cookie|session)",
-    re.IGNORECASE,
-)
 
 
 def redact(value: Any, depth: int = 0) -> Any:
-    """A copy of a JSON-like ``value`` with secrets replaced by ``***``."""
-    if isinstance(value, str):
-        return redact_text(value)
-    if depth > 32:
-        return "..."
-    if isinstance(value, dict):
-        return {
-            k: (
-                REDACTED
-                if isinstance(k, str) and _SECRET_KEY.search(k) and v not in (None, "")
-                else redact(v, depth + 1)
-            )
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [redact(v, depth + 1) for v in value]
-    return value
+    """A copy of a JSON-like ``value`` with secrets replaced by ``***`` (``podium.secrets.redact_value``)."""
+    return redact_value(value, depth)
 
 
 class _PlainUnpickler(pickle.Unpickler):
