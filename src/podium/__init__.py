@@ -3,11 +3,15 @@
 The public API: declare tasks and flows with ``task``, ``flow``, ``each``, ``when``,
 ``http``, ``shell``, ``container``, ``service``, ``template`` and ``secret``; inside a running
 task, ``context()`` tells which task it is and what it holds (node, GPUs, cpus, rank); the model
-classes are re-exported for convenience.
-Invariant: ``import podium`` stays light (no YAML parsing, no optional heavy dependencies).
+classes are re-exported for convenience. ``run``, ``open_run``, ``runs`` and ``RunResult`` run
+and read runs from Python (``podium.api``, imported on first use).
+Invariant: ``import podium`` stays light (no YAML parsing, no optional heavy dependencies, no
+engine or store until a run is asked for).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from podium.errors import PodiumError, SpecError
 from podium.load.containers import container
@@ -32,7 +36,20 @@ from podium.model import (
 )
 from podium.taskcontext import TaskContext, context
 
+if TYPE_CHECKING:
+    from podium.api import RunResult, open_run, run, runs
+
 __version__ = "0.1.0"
+_API = frozenset({"RunResult", "open_run", "run", "runs"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:  # the run API pulls in the engine, executors and stores: only when used
+        from podium import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'podium' has no attribute {name!r}")
+
 
 __all__ = [
     "REQUIRED",
@@ -48,6 +65,7 @@ __all__ = [
     "Ref",
     "Resources",
     "RetryPolicy",
+    "RunResult",
     "SpecError",
     "Task",
     "TaskContext",
@@ -60,6 +78,9 @@ __all__ = [
     "each",
     "flow",
     "http",
+    "open_run",
+    "run",
+    "runs",
     "secret",
     "service",
     "shell",

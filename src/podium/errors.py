@@ -111,6 +111,22 @@ class UnknownNameError(NotFoundError, KeyError):
     __str__ = PodiumError.__str__
 
 
+class NoResultError(NotFoundError):
+    """A task's result was asked for and it has none (it failed, was skipped or has not run)."""
+
+
+class RunFailedError(PodiumError):
+    """A run did not succeed (``RunResult.raise_on_failure``): ``run_id``, and ``failed``,
+    task id -> its failure (kind, type, message, frame)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, run_id: str = "", failed: dict[str, dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.run_id = run_id
+        self.failed = dict(failed or {})
+
+
 class ConflictError(PodiumError):
     """The request conflicts with the current state (e.g. resuming a run that is still owned)."""
 
