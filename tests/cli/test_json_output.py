@@ -156,3 +156,16 @@ def test_show_json_of_an_unknown_run_is_one_line_and_exit_2(runs: tuple[Path, st
     root, db = runs
     code, out, err = cli(["show", "nope", "--store", db, "--json"], root)
     assert code == 2 and out == "" and err.count("\n") == 1 and "nope" in err
+
+
+def test_docs_json_md_describes_every_field_of_the_schema() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "json.md").read_text(encoding="utf-8")
+    defs = json_schema()["$defs"]
+    fields = [
+        *defs["run"]["properties"],
+        *defs["task"]["properties"],
+        *defs["task"]["properties"]["usage"]["properties"],
+    ]
+    missing = [f for f in fields if f"`{f}`" not in doc]
+    assert not missing, f"docs/json.md does not describe: {', '.join(missing)}"
+    assert "src/podium/schemas/run.json" in doc and SCHEMA in doc

@@ -250,3 +250,26 @@ def test_import_podium_and_its_run_api_stay_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"  # the engine, stores and executors load when a run is asked for
+
+
+def test_a_run_id_continues_its_run_and_refuses_new_values(tmp_path: Path) -> None:
+    db = str(tmp_path / "again.db")
+    first = podium.run(squares, {"xs": [3]}, store=db, run_id="same")
+    again = podium.run(squares, {"xs": [3]}, store=db, run_id="same")  # finished: nothing runs again
+    assert again["api_total"] == first["api_total"] == 9 and again.tasks == first.tasks
+    with pytest.raises(UsageError, match=r"run same was started with xs=\[3\], not \[4\]"):
+        podium.run(squares, {"xs": [4]}, store=db, run_id="same")
+    assert [r["run_id"] for r in podium.runs(store=db)] == ["same"]
+
+
+def test_the_nodes_of_a_cluster_run_the_tasks(tmp_path: Path) -> None:
+    cluster = podium.Cluster.of(
+        [podium.Node("left", podium.Resources(cpu=2)), podium.Node("right", podium.Resources(cpu=2))]
+    )
+    result = podium.run(squares, {"xs": [1, 2, 3, 4]}, store="memory:", cluster=cluster)
+    assert result["api_total"] == 30
+    assert {t["node"] for t in result.tasks.values() if t["children"] is None} <= {"left", "right"}
+    path = tmp_path / "cluster.yaml"
+    path.write_text("nodes:\n  - {name: solo, capacity: {cpu: 2, memory: 1GiB}}\n", encoding="utf-8")
+    result = podium.run(squares, store="memory:", cluster=path)
+    assert result["api_total"] == 14 and result.tasks["api_total"]["node"] == "solo"

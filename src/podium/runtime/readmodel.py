@@ -7,7 +7,8 @@ kept by the store) never changes what is printed:
 
 - the run's header (``RunRecord``: id, workflow, status, params, created and updated times);
 - its ``RunTotals`` (folded status, first start, end, wall time, T, R, F, task counts);
-- one ``TaskFacts`` per task instance (map items included).
+- one row per task instance (map items included): a ``TaskFacts``, or any object with its
+  attributes (``TaskLike``; a store's task row, whose ``resources`` may be JSON text).
 
 The JSON Schema of the output ships with the package (``podium/schemas/run.json``,
 ``json_schema()``). Invariants: pure (no clock, no I/O besides reading the schema file);
@@ -22,7 +23,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from podium.model.events import RunRecord
 from podium.secrets import redact_value
@@ -66,6 +67,45 @@ class TaskFacts(NamedTuple):
     cached: bool
     skip_reason: str | None
     children: int | None  #: a map: its number of items
+
+
+class TaskLike(Protocol):
+    """What ``task_object`` reads of a task row (``TaskFacts`` has exactly these)."""
+
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def node(self) -> str | None: ...
+    @property
+    def queued_at(self) -> float | None: ...
+    @property
+    def started_at(self) -> float | None: ...
+    @property
+    def finished_at(self) -> float | None: ...
+    @property
+    def duration(self) -> float | None: ...
+    @property
+    def estimate(self) -> float | None: ...
+    @property
+    def resources(self) -> Mapping[str, float] | str: ...
+    @property
+    def cpu_time(self) -> float | None: ...
+    @property
+    def peak_memory(self) -> int | None: ...
+    @property
+    def usage_source(self) -> str | None: ...
+    @property
+    def error(self) -> Mapping[str, Any] | None: ...
+    @property
+    def cached(self) -> bool | int: ...
+    @property
+    def skip_reason(self) -> str | None: ...
+    @property
+    def children(self) -> int | None: ...
 
 
 def _num(x: float | None) -> float | None:
@@ -120,9 +160,11 @@ def error_object(err: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return redacted
 
 
-def task_object(t: TaskFacts) -> dict[str, Any]:
+def task_object(t: TaskLike) -> dict[str, Any]:
     """One task of ``podium show --json`` (and ``RunResult.tasks``)."""
     name, index = split_item(t.task_id)
+    res = t.resources
+    resources: Mapping[str, Any] = json.loads(res) if isinstance(res, str) else (res or {})
     measured = t.cpu_time is not None or t.peak_memory is not None
     return {
         "task_id": t.task_id,
@@ -136,7 +178,7 @@ def task_object(t: TaskFacts) -> dict[str, Any]:
         "finished_at": t.finished_at,
         "duration": _num(t.duration),
         "estimate": _num(t.estimate),
-        "resources": {k: v for k, v in (t.resources or {}).items() if isinstance(v, int | float)},
+        "resources": {k: v for k, v in resources.items() if isinstance(v, int | float)},
         "usage": {
             "cpu_time": _num(t.cpu_time),
             "peak_memory": t.peak_memory,
@@ -150,7 +192,7 @@ def task_object(t: TaskFacts) -> dict[str, Any]:
     }
 
 
-def run_document(record: RunRecord, totals: RunTotals, tasks: Iterable[TaskFacts]) -> dict[str, Any]:
+def run_document(record: RunRecord, totals: RunTotals, tasks: Iterable[TaskLike]) -> dict[str, Any]:
     """A run with every task (``podium show --json``)."""
     out = run_object(record, totals)
     out["tasks"] = [task_object(t) for t in tasks]
