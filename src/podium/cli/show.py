@@ -18,14 +18,22 @@ from podium.cli.terminal import safe
 
 
 @cli.command("runs")
-@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    help="Store URL (default: $PODIUM_STORE, else the project's store).",
+)
 @click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
 def runs_cmd(store_url: str | None, limit: int) -> None:
     """List recent runs, newest first."""
     from rich.console import Console
     from rich.table import Table
 
-    store = _store(store_url)
+    store = _store(store_url, read_only=True)
+    click.echo(
+        f"store: {safe(_located(store_url))}", err=True
+    )  # which store was read (stdout stays the table)
     try:
         records = store.list_runs(limit)
         notes = store.attention()
@@ -47,7 +55,12 @@ def runs_cmd(store_url: str | None, limit: int) -> None:
 @cli.command("show")
 @click.argument("run_id")
 @click.argument("task", required=False)
-@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    help="Store URL (default: $PODIUM_STORE, else the project's store).",
+)
 @click.option("--events", "with_events", is_flag=True, help="Also print the event log.")
 @click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
 @click.option(
@@ -60,7 +73,7 @@ def show_cmd(
     from podium.cli.progress import last_usage, print_view, show_json
     from podium.runtime.view import fold
 
-    store = _store(store_url)
+    store = _store(store_url, read_only=True)
     if task is not None:
         from podium.cli.detail import show_task
 
@@ -83,6 +96,12 @@ def show_cmd(
     if with_events:
         for e in events:
             click.echo(safe(f"{e.seq:6d} {_ts(e.ts)} {e.type:14s} {e.task_id or '-'} {e.attempt} {e.data}"))
+
+
+def _located(store_url: str | None) -> str:
+    from podium.cli.stores import locate_cli_store
+
+    return str(locate_cli_store(store_url).shown)
 
 
 def _ts(t: float) -> str:

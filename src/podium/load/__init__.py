@@ -2,8 +2,10 @@
 
 Entry points: ``load_workflow(path)`` (a ``.yaml``/``.yml``/``.json`` spec or a ``.py`` file
 with a ``@podium.flow``, optionally ``FILE.py:flowname``) returns ``Loaded(workflow, source)``;
-``load_source(source)`` loads the same workflow again (for resume), refusing a file that
-changed; ``parse_params`` reads ``-p key=value`` pairs.
+``load_source(source)`` loads the same workflow again, refusing a file that changed;
+``reload_source(source)`` loads what the file holds now, with what was granted when the run
+started (for resume: the runtime accepts a changed file whose DAG kept its shape);
+``parse_params`` reads ``-p key=value`` pairs.
 
 Invariants: ``source`` is plain JSON-serialisable data and enough to reload the workflow;
 modules a spec names are importable only when allowed by configuration or the caller;
@@ -34,6 +36,7 @@ __all__ = [
     "load_source",
     "load_workflow",
     "parse_params",
+    "reload_source",
 ]
 
 SPEC_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
@@ -93,6 +96,24 @@ def load_source(
 ) -> Workflow:
     """The workflow described by a ``Loaded.source``; ``SpecError`` if its file changed since.
     It is loaded with what was granted when the run started (recorded in the source)."""
+    path, digest, config = _recorded(source)
+    loaded = _load(Path(path), path, source.get("flow"), config, registry, limits, expect_sha256=digest)
+    return loaded.workflow
+
+
+def reload_source(
+    source: Mapping[str, Any], registry: Registry = REGISTRY, limits: Limits | None = None
+) -> Loaded:
+    """The workflow in ``source``'s file as it is now (changed or not), loaded with what was
+    granted when the run started; the returned source keeps the recorded settings (such as
+    ``keep_going``) with the file's current sha256."""
+    path, _, config = _recorded(source)
+    loaded = _load(Path(path), path, source.get("flow"), config, registry, limits)
+    return Loaded(loaded.workflow, {**source, **loaded.source})
+
+
+def _recorded(source: Mapping[str, Any]) -> tuple[str, str, Config]:
+    """``(path, sha256, configuration)`` of a recorded source; ``SpecError`` if incomplete."""
     kind, path, digest = source.get("kind"), source.get("path"), source.get("sha256")
     if kind not in ("yaml", "json", "python") or not isinstance(path, str) or not isinstance(digest, str):
         raise SpecError(f"run source is incomplete or unknown: {dict(source)!r}")
@@ -102,22 +123,19 @@ def load_source(
         config = load_config().widen(
             source.get("allow_modules") or (), images=source.get("allow_images") or ()
         )
-    loaded = _load(Path(path), path, source.get("flow"), config, registry, limits, expect_sha256=digest)
-    return loaded.workflow
+    return path, digest, config
 
 
 def same_source(started: Mapping[str, Any], now: Mapping[str, Any], run_id: str) -> None:
     """Refuse to continue run ``run_id`` (started from ``started``) with the spec loaded now
-    from ``now`` unless both are the same file with the same bytes and the same flow."""
+    from ``now`` unless both are the same file and the same flow. Its bytes may differ: the
+    runtime then continues the run only if the DAG kept its shape (``Engine.resume``)."""
     for key, what in (("path", "file"), ("flow", "flow")):
         if started.get(key) != now.get(key):
             raise SpecError(
                 f"run {run_id!r} was started from {what} {started.get(key)!r}, not {now.get(key)!r}: "
                 "resume it with `podium resume` or start a new run (another --run-id)"
             )
-    old, new = str(started.get("sha256", "")), str(now.get("sha256", ""))
-    if old != new:
-        raise SpecError(_changed(str(now.get("path")), old, new))
 
 
 def _changed(shown: str, old: str, new: str) -> str:
