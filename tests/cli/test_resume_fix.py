@@ -207,3 +207,75 @@ def test_a_fixed_yaml_spec_resumes_and_a_shape_change_is_refused(spec_project: P
     assert again.returncode == 0, again.stderr
     assert ran(p) == Counter(a=1, b=3, c=2, d=1)
     assert sum(e.type == ev.SOURCE_CHANGED for e in events(p, "y1")) == 1
+
+
+MAP_FLOW = textwrap.dedent(
+    """
+    import os
+    import podium
+
+    LOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ran.txt")
+
+    def note(name):
+        with open(LOG, "a", encoding="utf-8") as f:
+            f.write(name + "\\n")
+
+    @podium.task
+    def items() -> list:
+        note("items")
+        return [1, 2, 3]
+
+    @podium.task
+    def square(x: int) -> int:
+        note("square")
+        return x * x
+
+    @podium.task(cache=True)
+    def total(xs: list) -> int:
+        note("total")
+        return sum(xs)
+
+    @podium.flow(name="mapfix")
+    def mapfix():
+        total(xs=square(x=podium.each(items())))
+    """
+)
+
+
+def total_of(project: Path, run_id: str) -> int:
+    from podium.runtime import codec
+
+    store = open_store(str(project / "p.db"))
+    try:
+        return int(codec.decode(store.results(run_id)["total"]))
+    finally:
+        store.close()
+
+
+def test_from_a_map_in_the_same_process_runs_the_new_code_never_the_old_cache(tmp_path: Path) -> None:
+    """In one process (as the Python API or a test does): the changed flow file is executed
+    anew, and a cached result of the old code is never served for the new code."""
+    from inprocess_cli import cli
+
+    p = tmp_path
+    (p / "mapflow_fix.py").write_text(MAP_FLOW)
+    base = ["--store", "p.db", "--no-progress"]
+    code, _, err = cli(["run", "mapflow_fix.py", "--run-id", "m1", *base], p)
+    assert code == 0, err
+    assert ran(p) == Counter(items=1, square=3, total=1) and total_of(p, "m1") == 14
+    (p / "mapflow_fix.py").write_text(MAP_FLOW.replace("return sum(xs)", "return sum(xs) * 10"))
+    code, _, err = cli(["resume", "m1", "--from", "square", *base], p)
+    assert code == 0, err
+    # total's inputs are as before, its code is not: it runs (a cached result of the old code
+    # would give 14)
+    assert ran(p) == Counter(items=1, square=6, total=2) and total_of(p, "m1") == 140
+    log = events(p, "m1")
+    cleared = sorted(e.task_id for e in log if e.type == ev.TASK_CLEARED)
+    assert cleared == ["square", "square[0]", "square[1]", "square[2]", "total"]
+    # the same code again: the cache serves total (it does not run)
+    code, _, err = cli(["resume", "m1", "--from", "square", *base], p)
+    assert code == 0, err
+    assert ran(p) == Counter(items=1, square=9, total=2) and total_of(p, "m1") == 140
+    view = fold(events(p, "m1"))
+    assert view.tasks["total"].cached
+    assert view.state == "succeeded" and view.counts()["pending"] == 0

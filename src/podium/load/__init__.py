@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 SPEC_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+#: The sha256 of the version of a flow file its imported module ran (set on the module).
+_DIGEST = "__podium_sha256__"
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,7 @@ def _load(
     }
     config.apply(registry)
     if suffix == ".py":
-        flow = _python_flow(file, shown, flow_name, registry, limits, len(data))
+        flow = _python_flow(file, shown, flow_name, registry, limits, len(data), digest)
         try:
             wf = flow.build()
         except SpecError as e:
@@ -219,7 +221,13 @@ def _check_grants(wf: Workflow, config: Config, registry: Registry, shown: str) 
 
 
 def _python_flow(
-    file: Path, shown: str, flow_name: str | None, registry: Registry, limits: Limits | None, size: int
+    file: Path,
+    shown: str,
+    flow_name: str | None,
+    registry: Registry,
+    limits: Limits | None,
+    size: int,
+    digest: str,
 ) -> Any:
     from podium.load.flow import Flow, _user_frame
 
@@ -232,12 +240,17 @@ def _python_flow(
         raise SpecError(
             f"{shown}: a module named {module!r} is already imported from elsewhere; rename the file"
         )
+    if existing is not None and getattr(existing, _DIGEST, digest) != digest:
+        # the file changed since this process ran it (a resume after a fix): run the new version
+        del sys.modules[module]
+        registry.forget(module)
     # Like ``python FILE.py``: modules next to the flow file can be imported by it.
     folder = str(file.resolve().parent)
     if folder not in sys.path:
         sys.path.append(folder)
     try:
         mod = registry.load_file(file, module)
+        setattr(mod, _DIGEST, digest)
     except SpecError:
         raise
     except SyntaxError as e:
