@@ -158,9 +158,7 @@ def test_a_shape_change_is_refused_listing_the_changes(project: Path) -> None:
     failed_run(project)
     before = len(events(project, "r1"))
     changed = FLOW.replace("    BROKEN\n", "").replace("v = score(m=m, s=s)", "v = score(m=m, s=a)")
-    changed = changed.replace(
-        "    report(v=v)\n", "    report(v=v)\n    side.options(name='extra')()\n"
-    )
+    changed = changed.replace("    report(v=v)\n", "    report(v=v)\n    side.options(name='extra')()\n")
     (project / "flow.py").write_text(changed)
     done = podium("resume", "r1", cwd=project)
     assert done.returncode == 2, done.stderr

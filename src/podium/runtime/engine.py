@@ -189,7 +189,9 @@ class Engine:
         values = codec_values(self.store, run_id, view, corrupt, self.artifacts)
         for tid, _ in clear:  # runs again: its old result is not an input of anything now
             values.pop(tid, None)
-        first = [(ev.SOURCE_CHANGED, None, change)] if change is not None else []
+        first: list[tuple[str, str | None, dict[str, Any]]] = []
+        if change is not None:
+            first.append((ev.SOURCE_CHANGED, None, change))
         first += [(ev.TASK_CLEARED, tid, data) for tid, data in clear]
         # later resumes compare with (and load) the new version: the header says so at the end
         header = {**record.source, **dict(source or {})} if change is not None else None
@@ -269,8 +271,8 @@ class Engine:
                 if tv is not None and tv.state == st.SUCCEEDED:
                     reason = f"committed result of {tid!r} fails its checksum or authentication"
                     loop.emit(ev.TASK_INVALIDATED, t, 0, {"reason": reason})
-        for typ, tid, data in first:  # a changed source, tasks cleared by ``resume --from``
-            loop.emit(typ, tid, 0, data)
+        for typ, task, data in first:  # a changed source, tasks cleared by ``resume --from``
+            loop.emit(typ, task, 0, data)
         if resuming:
             _reset_interrupted(loop)
         try:

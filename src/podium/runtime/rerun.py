@@ -74,7 +74,8 @@ def shape_changes(view: RunView, workflow: Workflow) -> list[str] | None:
     if not old:  # an older run: its maps and branches were not recorded
         return lines or None
     for key, what, none in (("maps", "a map over", "not a map"), ("branches", "a branch on", "not a branch")):
-        before = old.get(key) if isinstance(old.get(key), Mapping) else {}
+        got = old.get(key)
+        before: Mapping[str, Any] = got if isinstance(got, Mapping) else {}
         for n in sorted(set(before) | set(now[key])):
             if n not in deps or n not in now["deps"]:
                 continue  # added or removed: said already
