@@ -56,6 +56,8 @@ def test_from_a_subfolder_runs_finds_the_parent_projects_store(tmp_path: Path) -
     code, out, err = cli(["show", "top-1"], deep)
     assert code == 0 and "succeeded" in out, err
     assert not (deep / ".podium").exists() and not (project / "src" / ".podium").exists()
+    code, _, err = cli(["show", "nope"], deep)  # a run not there says which store was read
+    assert code == 2 and f"run 'nope' not found in store {project.resolve()}/.podium/podium.db" in err
     # a run started from the subfolder lands in the same store
     (deep / "s.yaml").write_text(SPEC)
     code, _, err = cli(

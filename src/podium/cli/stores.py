@@ -12,6 +12,9 @@ from typing import Any
 
 from podium.errors import NotFoundError
 
+#: The store this invocation opened last: a "run not found" message names it.
+_opened: list[Any] = []
+
 
 def locate_cli_store(url: str | None) -> Any:
     """The ``Located`` store of a command (``podium.store.locate.locate``)."""
@@ -33,7 +36,16 @@ def open_cli_store(url: str | None, *, read_only: bool = False) -> Any:
     found = locate_cli_store(url)
     if read_only and not found.exists():
         raise NotFoundError(missing_message(found))
+    _opened[:] = [found]
     return open_store(found.url)
+
+
+def name_the_store(text: str) -> str:
+    """``run 'x' not found`` -> ``run 'x' not found in store PATH`` (the store last opened),
+    so a run looked for in another project's store says where it was looked for."""
+    if _opened and text.startswith("run ") and text.endswith(" not found"):
+        return f"{text} in store {_opened[0].shown}"
+    return text
 
 
 def missing_message(found: Any) -> str:
