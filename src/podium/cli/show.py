@@ -31,9 +31,8 @@ def runs_cmd(store_url: str | None, limit: int) -> None:
     from rich.table import Table
 
     store = _store(store_url, read_only=True)
-    click.echo(
-        f"store: {safe(_located(store_url))}", err=True
-    )  # which store was read (stdout stays the table)
+    # which store was read, on stderr: stdout stays the table
+    click.echo(f"store: {safe(_located(store_url))}", err=True)
     try:
         records = store.list_runs(limit)
         notes = store.attention()

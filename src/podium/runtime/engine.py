@@ -265,14 +265,16 @@ class Engine:
         )
         if replanner is not None:
             replanner.on_ready = loop.drive
+        # a changed source, tasks cleared by ``resume --from`` (first: a cleared task whose
+        # result is corrupt needs no TaskInvalidated, it runs again anyway)
+        for typ, task, data in first:
+            loop.emit(typ, task, 0, data)
         for tid in corrupt:  # its bytes changed since it was committed: run it again
             for t in (tid, base_name(tid)):  # an item of a map reopens its map too
                 tv = loop.state.view.tasks.get(t)
                 if tv is not None and tv.state == st.SUCCEEDED:
                     reason = f"committed result of {tid!r} fails its checksum or authentication"
                     loop.emit(ev.TASK_INVALIDATED, t, 0, {"reason": reason})
-        for typ, task, data in first:  # a changed source, tasks cleared by ``resume --from``
-            loop.emit(typ, task, 0, data)
         if resuming:
             _reset_interrupted(loop)
         try:
