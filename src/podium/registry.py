@@ -62,6 +62,13 @@ class Registry:
     def register(self, name: str, fn: Callable[..., Any]) -> None:
         self._fns[name] = fn
 
+    def forget(self, module: str) -> None:
+        """Drop the callables resolved from ``module``: its file is about to run again (a flow
+        file that changed, loaded anew in the same process)."""
+        with self._lock:
+            for name in [n for n in self._fns if n.partition(":")[0] == module]:
+                del self._fns[name]
+
     def allow(self, module: str, path: str | None = None) -> None:
         """Allow tasks from ``module`` (a dotted name), optionally loaded from a file ``path``."""
         self._allowed[module] = path

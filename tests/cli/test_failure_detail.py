@@ -116,12 +116,13 @@ def test_logs_show_the_lines_of_each_attempt(failed_run: tuple) -> None:
             "error: task 'pick_best' of run 'r1' ran 2 attempt(s), not 3\n",
         ),
         (["logs", "r1", "--attempt", "1"], "error: --attempt needs a TASK\n"),
-        (["logs", "r9"], "error: run 'r9' not found\n"),
+        (["logs", "r9"], "error: run 'r9' not found in store {project}/.podium/podium.db\n"),
     ],
 )
 def test_bad_logs_requests_are_one_line(failed_run: tuple, args: list[str], message: str) -> None:
     project, _, _ = failed_run
     done = podium(*args, cwd=project)
+    message = message.replace("{project}", str(project.resolve()))
     assert done.returncode == 2 and done.stderr == message and done.stdout == ""
 
 

@@ -1,4 +1,5 @@
-"""`podium run FILE --run-id OLD` continues run OLD only with the same spec and parameters.
+"""`podium run FILE --run-id OLD` continues run OLD only with the same spec file, DAG shape and
+parameters.
 
 Before, a changed spec or new ``-p`` values were silently ignored and the old results reused.
 """
@@ -49,12 +50,17 @@ def test_the_same_spec_continues_the_run(project: Path) -> None:
     assert starts(project) == 1  # nothing ran again
 
 
-def test_a_changed_spec_is_refused(project: Path) -> None:
+def test_a_changed_spec_continues_the_run_only_with_the_same_shape(project: Path) -> None:
     assert run(project)[0] == 0
     (project / "s.yaml").write_text(SPEC.replace("echo $0", "echo changed $0"))
+    code, _out, err = run(project)
+    assert code == 0, err
+    assert starts(project) == 1  # `a` succeeded: it keeps its result
+    (project / "s.yaml").write_text(SPEC + "  b: {argv: [sh, -c, 'echo b'], after: [a]}\n")
     code, out, err = run(project)
     assert code == 2 and out == ""
-    assert "s.yaml: the spec changed since the run started" in err and "start a new run" in err
+    assert "s.yaml: the DAG's shape changed since run r1 started" in err and "start a new run" in err
+    assert "  task 'b' added" in err
     assert starts(project) == 1
 
 

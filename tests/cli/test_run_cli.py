@@ -216,8 +216,8 @@ def test_run_prints_summary_with_t_r_f(project: Path) -> None:
         (["run", "flow.py"], "required parameter"),
         (["run", "missing.yaml"], "missing.yaml"),
         (["run", "flow.py", "-p", "log=x", "--run-id", "bad id!"], "--run-id"),
-        (["resume", "nosuchrun"], "nosuchrun"),
-        (["show", "nosuchrun"], "nosuchrun"),
+        (["resume", "nosuchrun"], "no Podium store at"),
+        (["show", "nosuchrun"], "no Podium store at"),
         (["run", "flow.py", "-p", "log=x", "--store", "ftp://x"], "store URL"),
     ],
 )

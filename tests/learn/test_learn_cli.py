@@ -88,6 +88,7 @@ def test_unknown_workflow_or_task_is_one_line_and_exit_2(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = str(project / "e.db")
+    open_store(db).close()  # an empty store (with none, it says no store was found)
     for args in (["history", "nope", "--store", db], ["history", "nope", "x", "--store", db]):
         with pytest.raises(SystemExit) as exc:
             main(args)

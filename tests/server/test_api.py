@@ -209,8 +209,6 @@ def test_cancel_and_resume(server: ServerProcess) -> None:
     detail = server.wait_status(run_id, ("cancelled",), timeout=30)
     assert {t["task_id"]: t["status"] for t in detail["tasks"]}["wait"] == "cancelled"
     assert server.post(f"/api/runs/{run_id}/cancel").status_code == 409
-    r = server.post(f"/api/runs/{run_id}/resume", json={"from": "wait"})
-    assert r.status_code == 409 and "resume from a task" in r.json()["error"]
     r = server.post(f"/api/runs/{run_id}/resume")
     assert r.status_code == 202, r.text
     server.wait_status(run_id, ("running",))
@@ -301,3 +299,26 @@ def test_metrics_count_the_runs_of_the_store_behind_the_token(server: ServerProc
         seen.append(float(counts[0].split()[-1]))
     assert seen[0] == seen[1] >= started == 1
     assert server.anon.get("/metrics").status_code == 401
+
+
+def test_resume_from_a_task_runs_it_and_its_downstream_again(server: ServerProcess) -> None:
+    run_id = server.start_run("steps")
+    server.wait_status(run_id, ("succeeded",))
+    r = server.post(f"/api/runs/{run_id}/resume", json={"from": "tow"})
+    assert (
+        r.status_code == 404
+        and "no task 'tow'" in r.json()["error"]
+        and "did you mean 'two'" in r.json()["error"]
+    )
+    r = server.post(f"/api/runs/{run_id}/resume", json={"from": "two"})
+    assert r.status_code == 202, r.text
+    server.wait_status(run_id, ("running",))
+    detail = server.wait_status(run_id, ("succeeded",))
+    events = server.get(f"/api/runs/{run_id}/events").json()["events"]
+    cleared = [(e["task_id"], e["data"]) for e in events if e["type"] == "TaskCleared"]
+    assert cleared == [(t, {"from": "two", "was": "succeeded"}) for t in ("two", "three")]
+    starts = [e["task_id"] for e in events if e["type"] == "TaskStarted"]
+    assert starts == ["one", "two", "three", "two", "three"]  # `one` kept its result
+    assert {t["task_id"]: t["status"] for t in detail["tasks"]} == dict.fromkeys(
+        ("one", "two", "three"), "succeeded"
+    )

@@ -20,6 +20,7 @@ from podium.errors import StoreError
 from podium.model.events import RUN_CREATED, TASK_SUCCEEDED, Event, ResultRecord, RunRecord
 from podium.runtime import codec
 from podium.runtime.codec import CorruptResult
+from podium.store import open_store
 from podium.store.keys import UNAUTHENTICATED
 
 from .conftest import Opener, podium
@@ -88,7 +89,7 @@ def test_planted_pickle_journal_record_runs_nothing_on_podium_runs(project: Path
     """A journal file in the old record format (a pickle) planted beside the database: opening the
     store (``podium runs``) must not unpickle it."""
     db, sentinel = project / "state.db", project / "PWNED"
-    assert podium("runs", "--store", str(db), cwd=project).returncode == 0  # the store exists
+    open_store(str(db)).close()  # the store exists (`podium runs` never creates one)
     payload = evil_pickle(sentinel)
     journal = project / "state.db.podium-journal" / "4242-feedfacecafe.journal"
     journal.write_bytes(b"PODIUMJ1" + struct.pack("<II", len(payload), zlib.crc32(payload)) + payload)
@@ -105,7 +106,7 @@ def test_planted_pickle_in_a_current_journal_record_runs_nothing(project: Path) 
     from podium.store import journal_format as jf
 
     db, sentinel = project / "state.db", project / "PWNED"
-    assert podium("runs", "--store", str(db), cwd=project).returncode == 0
+    open_store(str(db)).close()
     body = evil_pickle(sentinel)
     head = jf.record_header(1, b"r1", body)
     journal = project / "state.db.podium-journal" / "4242-feedfacecafe.journal"

@@ -200,6 +200,22 @@ def test_a_committed_result_is_never_replaced(started: Store) -> None:
     assert seqs(started) == [1, 2]
 
 
+def test_a_cleared_or_invalidated_result_is_dropped_in_the_same_transaction(started: Store) -> None:
+    """``TaskCleared`` (``resume --from``) and ``TaskInvalidated`` drop the task's result with
+    their own commit, so the task's next result can be committed."""
+    started.append(
+        "r1", [ok("a", 2), ok("b", 3)], [ResultRecord.of("a", 1, b"old"), ResultRecord.of("b", 1, b"b")]
+    )
+    cleared = Event(4, "TaskCleared", "a", 0, 0.0, {"from": "a", "was": "succeeded"})
+    started.append("r1", [cleared])
+    assert set(started.results("r1")) == {"b"}
+    new = ResultRecord.of("a", 2, b"new")
+    started.append("r1", [ok("a", 5)], [new])
+    assert started.results("r1")["a"] == new
+    started.append("r1", [Event(6, "TaskInvalidated", "b", 0, 0.0, {"reason": "test"})])
+    assert set(started.results("r1")) == {"a"}
+
+
 def test_two_results_for_one_task_in_one_batch_conflict(started: Store) -> None:
     with pytest.raises(ConflictError):
         started.append("r1", [ev(2)], [ResultRecord.of("a", 1, b"x"), ResultRecord.of("a", 1, b"y")])

@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from podium.errors import PodiumError, UsageError
+from podium.errors import NotFoundError, PodiumError, UsageError
 
 
 class RunNotSucceeded(PodiumError):
@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     from podium.cli import artifacts, learn, logs, plan, report, resume, run, server, show, spec  # noqa: F401  (registers commands)
 
     args = sys.argv[1:] if argv is None else list(argv)
+    _opened_stores_forget()
     try:
         for i, a in enumerate(args, 1):
             if "\x00" in a:
@@ -77,7 +78,19 @@ def main(argv: list[str] | None = None) -> None:
             raise
         from podium.cli.terminal import safe  # messages quote specs and tasks: no raw escapes, no secrets
 
-        click.echo(f"error: {safe(message(e)).rstrip()}", err=True)
+        text = message(e)
+        if isinstance(e, NotFoundError):
+            from podium.cli.stores import name_the_store
+
+            text = name_the_store(text)
+        click.echo(f"error: {safe(text).rstrip()}", err=True)
         sys.exit(exit_code(e))
     if isinstance(rv, int) and rv:  # click's own ``ctx.exit(code)``
         sys.exit(rv)
+
+
+def _opened_stores_forget() -> None:
+    """A new invocation (tests run several in one process) has opened no store yet."""
+    stores = sys.modules.get("podium.cli.stores")
+    if stores is not None:
+        stores._opened.clear()

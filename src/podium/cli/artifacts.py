@@ -16,19 +16,22 @@ import click
 from podium.cli import cli
 from podium.errors import NotFoundError
 
-_STORE_HELP = "Store URL (default .podium/podium.db)."
+_STORE_HELP = "Store URL (default: $PODIUM_STORE, else the project's store)."
 _ARTIFACTS_HELP = (
     "Artifact store URL: a folder, file:///folder or s3://bucket/prefix (default beside the store)."
 )
 
 
 def _open(store_url: str | None, artifacts_url: str | None) -> tuple[Any, Any]:
-    from podium.store import default_store_url, open_store
+    from podium.cli.stores import cli_store_url, open_cli_store
     from podium.store.artifact_url import open_artifacts
 
-    url = store_url or default_store_url()
-    artifacts = open_artifacts(artifacts_url, url)
-    return open_store(url), artifacts
+    store = open_cli_store(store_url, read_only=True)
+    try:
+        return store, open_artifacts(artifacts_url, cli_store_url(store_url))
+    except BaseException:
+        store.close()
+        raise
 
 
 @cli.command("artifacts")

@@ -25,10 +25,10 @@ from podium.errors import NotFoundError
 
 
 def _profiles(store_url: str | None, workflow: str) -> tuple[Any, dict[str, list[Any]]]:
+    from podium.cli.stores import open_cli_store
     from podium.runtime.profiles import profiles
-    from podium.store import default_store_url, open_store
 
-    store = open_store(store_url or default_store_url())
+    store = open_cli_store(store_url, read_only=True)
     try:
         return store, profiles(store, workflow)
     except BaseException:
@@ -61,7 +61,12 @@ def task_profile(name: str, samples: Sequence[Any]) -> dict[str, Any]:
 @cli.command("history")
 @click.argument("workflow")
 @click.argument("task", required=False)
-@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    help="Store URL (default: $PODIUM_STORE, else the project's store).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def history_cmd(workflow: str, task: str | None, store_url: str | None, as_json: bool) -> None:
     """Show what WORKFLOW's past runs measured per task (or every attempt of TASK)."""
@@ -126,7 +131,12 @@ def _cells(row: Mapping[str, Any]) -> list[str]:
 
 @cli.command("advise")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    help="Store URL (default: $PODIUM_STORE, else the project's store).",
+)
 @click.option(
     "--margin", type=click.FloatRange(min=1.0), default=1.2, show_default=True, help="Memory margin."
 )

@@ -30,14 +30,19 @@ _ACTIVE = frozenset({st.RUN_CREATED_STATE, st.RUN_RUNNING})
 @click.argument("task", required=False)
 @click.option("--attempt", type=click.IntRange(min=1), help="Only this attempt of TASK (1 is the first).")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the run ends.")
-@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    help="Store URL (default: $PODIUM_STORE, else the project's store).",
+)
 def logs_cmd(run_id: str, task: str | None, attempt: int | None, follow: bool, store_url: str | None) -> None:
     """Print what the run's task attempts wrote (stdout, stderr, logging), or only TASK's."""
     from podium.cli.stores import open_cli_store as _store
 
     if attempt is not None and task is None:
         raise UsageError("--attempt needs a TASK")
-    store = _store(store_url)
+    store = _store(store_url, read_only=True)
     try:
         store.get_run(run_id)
         if task is not None:

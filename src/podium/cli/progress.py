@@ -45,13 +45,17 @@ class Progress:
         self.live: Live | None = (
             Live(self, console=Console(stderr=True), refresh_per_second=4, transient=True) if live else None
         )
-        self.expanded = 0
+        self.items: dict[str, int] = {}  # map -> its items (a map expanded again counts once)
+
+    @property
+    def expanded(self) -> int:
+        return sum(self.items.values())
 
     def hook(self, events: Sequence[Event], view: Any) -> None:
         self.view = view
         for e in events:
-            if e.type == ev.TASK_EXPANDED:
-                self.expanded += int(e.data.get("count", 0))
+            if e.type == ev.TASK_EXPANDED and e.task_id is not None:
+                self.items[e.task_id] = int(e.data.get("count", 0))
 
     def __enter__(self) -> Progress:
         self.t0 = time.monotonic()

@@ -35,14 +35,19 @@ def _recorded(store: Any, run_id: str) -> bool:
 @cli.command("report")
 @click.argument("run_id")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help="HTML file.")
-@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    help="Store URL (default: $PODIUM_STORE, else the project's store).",
+)
 def report_cmd(run_id: str, output: str, store_url: str | None) -> None:
     """Write a self-contained HTML report of a run: T, R, F and the plan, Gantt, usage, cost,
     failures, slowest tasks and the critical path."""
+    from podium.cli.stores import open_cli_store
     from podium.report import write_report
-    from podium.store import default_store_url, open_store
 
-    store = open_store(store_url or default_store_url())
+    store = open_cli_store(store_url, read_only=True)
     try:
         record = store.get_run(run_id)
         workflow, problem = _workflow(record)

@@ -1,8 +1,10 @@
 """`podium resume` and `podium cancel`: continuing and stopping runs from the command line.
 
-Invariants: ``resume`` continues a run from its own recorded source (succeeded tasks are not run
-again); ``cancel`` only asks (the run's owner stops its tasks and marks the run cancelled) and
-wakes the owner at once only when it is provably that run's process.
+Invariants: ``resume`` continues a run from its recorded file as it is now (succeeded tasks
+are not run again; a changed file must keep the DAG's shape, ``podium.runtime.rerun``), and
+with ``--from TASK`` runs TASK and its downstream again; ``cancel`` only asks (the run's owner
+stops its tasks and marks the run cancelled) and wakes the owner at once only when it is
+provably that run's process.
 """
 
 from __future__ import annotations
@@ -23,12 +25,23 @@ from podium.errors import ConflictError
 
 @cli.command("resume")
 @click.argument("run_id")
-@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    help="Store URL (default: $PODIUM_STORE, else the project's store).",
+)
 @click.option(
     "--artifacts",
     "artifacts_url",
     metavar="URL",
     help="Keep large results here: a folder, file:///folder or s3://bucket/prefix (default: beside it).",
+)
+@click.option(
+    "--from",
+    "rerun_from",
+    metavar="TASK",
+    help="Run TASK and everything downstream of it again (also on a finished run).",
 )
 @click.option("--cluster", type=click.Path(dir_okay=False), help="Cluster file of local nodes.")
 @click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
@@ -48,16 +61,21 @@ def resume_cmd(
     metrics_linger: float = 0.0,
     artifacts_url: str | None = None,
     echo_logs: bool | None = None,
+    rerun_from: str | None = None,
 ) -> None:
-    """Continue an interrupted, failed or cancelled run; tasks that succeeded are not run again."""
-    from podium.load import load_source
+    """Continue an interrupted, failed or cancelled run; tasks that succeeded are not run again.
 
-    store = _store(store_url)
+    The run's file is loaded as it is now: after a fix, the tasks that did not succeed run the
+    new code, as long as the tasks and their dependencies are the same."""
+    from podium.load import reload_source
+
+    store = _store(store_url, read_only=True)
     try:
         record = store.get_run(run_id)
     finally:
         store.close()
-    workflow = load_source(record.source)
+    loaded = reload_source(record.source)
+    workflow = loaded.workflow
     if record.source.get("keep_going"):  # `podium run --keep-going` holds for its resumes too
         workflow = replace(workflow, fail_fast=False)
     _execute(
@@ -66,7 +84,8 @@ def resume_cmd(
         store_url=store_url,
         cluster=cluster,
         run_id=run_id,
-        source=record.source,
+        source=loaded.source,
+        rerun_from=rerun_from,
         progress=not no_progress,
         resume=True,
         gantt=gantt,
@@ -79,13 +98,18 @@ def resume_cmd(
 
 @cli.command("cancel")
 @click.argument("run_id")
-@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    help="Store URL (default: $PODIUM_STORE, else the project's store).",
+)
 def cancel_cmd(run_id: str, store_url: str | None) -> None:
     """Ask a running run to stop; it ends as cancelled and can be resumed."""
     from podium.model import states as st
     from podium.runtime.owner import owner_process
 
-    store = _store(store_url)
+    store = _store(store_url, read_only=True)
     try:
         record = store.get_run(run_id)
         if record.status in (st.RUN_SUCCEEDED, st.RUN_FAILED, st.RUN_CANCELLED):

@@ -85,14 +85,15 @@ def _execute(
     metrics: tuple[int | None, str, float] | None = None,
     artifacts_url: str | None = None,
     echo_logs: bool | None = None,
+    rerun_from: str | None = None,
 ) -> None:
     from podium.cli.progress import Progress, print_summary
+    from podium.cli.stores import cli_store_url
     from podium.executors.capture import set_echo
     from podium.runtime.engine import Engine, new_run_id
-    from podium.store import default_store_url
     from podium.store.artifact_url import open_artifacts
 
-    artifacts = open_artifacts(artifacts_url, store_url or default_store_url())
+    artifacts = open_artifacts(artifacts_url, cli_store_url(store_url))
     exporter = start_exporter(metrics)  # before the store: a port in use fails before any run
     store = _store(store_url)
     try:
@@ -113,7 +114,7 @@ def _execute(
     try:
         with _sigterm_as_interrupt(), prog:
             if resume:
-                result = engine.resume(run_id, workflow)
+                result = engine.resume(run_id, workflow, source=source, rerun_from=rerun_from)
             else:
                 result = engine.run(workflow, params, run_id=run_id, source=source)
         if gantt:
@@ -135,7 +136,12 @@ def _execute(
 @cli.command("run")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Run parameter.")
-@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    help="Store URL (default: $PODIUM_STORE, else the project's store).",
+)
 @click.option(
     "--artifacts",
     "artifacts_url",
@@ -240,9 +246,12 @@ def run_cmd(
 def _same_run(store_url: str | None, run_id: str, loaded: Any, given: dict[str, Any]) -> None:
     """An existing run ``run_id`` is continued only with the same spec file, bytes and flow,
     and without parameter values other than those it started with (as ``resume`` does)."""
+    from podium.cli.stores import locate_cli_store
     from podium.errors import NotFoundError
     from podium.load import same_source
 
+    if not locate_cli_store(store_url).exists():
+        return  # no store yet: a new run
     store = _store(store_url)
     try:
         record = store.get_run(run_id)

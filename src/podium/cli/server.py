@@ -63,7 +63,12 @@ def _is_loopback(host: str) -> bool:
 @click.option(
     "--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one)."
 )
-@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    help="Store URL (default: $PODIUM_STORE, else the project's store).",
+)
 @click.option(
     "--config",
     "config_path",
@@ -90,14 +95,14 @@ def server_cmd(
         from starlette.applications import Starlette  # noqa: F401
     except ImportError:
         raise UsageError("podium server needs the 'server' extra: pip install 'podium[server]'") from None
+    from podium.cli.stores import cli_store_url
     from podium.server.app import Server, build_app
     from podium.server.auth import allowed_hosts, load_or_create_token
     from podium.server.config import load_server_config
-    from podium.store import default_store_url
     from podium.store.codec import redact
 
     bind = host or "127.0.0.1"
-    url = absolute_store_url(store_url or default_store_url())
+    url = absolute_store_url(cli_store_url(store_url))
     if url.strip() in ("memory:", "memory://"):
         raise UsageError("--store memory: cannot be shared with the server's worker processes; use a file")
     config = load_server_config(config_path)

@@ -18,7 +18,12 @@ from podium.cli.terminal import safe
 
 
 @cli.command("runs")
-@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    help="Store URL (default: $PODIUM_STORE, else the project's store).",
+)
 @click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the runs as JSON (schema podium.run/1, docs/json.md)."
@@ -28,7 +33,9 @@ def runs_cmd(store_url: str | None, limit: int, as_json: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    store = _store(store_url)
+    store = _store(store_url, read_only=True)
+    # which store was read, on stderr: stdout stays the table
+    click.echo(f"store: {safe(_located(store_url))}", err=True)
     try:
         if as_json:
             from podium.runtime.reading import read_runs
@@ -56,7 +63,12 @@ def runs_cmd(store_url: str | None, limit: int, as_json: bool = False) -> None:
 @cli.command("show")
 @click.argument("run_id")
 @click.argument("task", required=False)
-@click.option("--store", "store_url", metavar="URL", help="Store URL (default .podium/podium.db).")
+@click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    help="Store URL (default: $PODIUM_STORE, else the project's store).",
+)
 @click.option("--events", "with_events", is_flag=True, help="Also print the event log.")
 @click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
 @click.option(
@@ -73,7 +85,7 @@ def show_cmd(
     from podium.runtime.reading import read_run
     from podium.runtime.readmodel import run_document
 
-    store = _store(store_url)
+    store = _store(store_url, read_only=True)
     if task is not None:
         from podium.cli.detail import show_task
 
@@ -100,6 +112,12 @@ def show_cmd(
 def _dumps(doc: object) -> str:
     # a param value JSON cannot hold (a run started from Python) is shown as its text
     return json.dumps(doc, default=str)
+
+
+def _located(store_url: str | None) -> str:
+    from podium.cli.stores import locate_cli_store
+
+    return str(locate_cli_store(store_url).shown)
 
 
 def _ts(t: float) -> str:

@@ -2,8 +2,10 @@
 
 Entry points: ``load_workflow(path)`` (a ``.yaml``/``.yml``/``.json`` spec or a ``.py`` file
 with a ``@podium.flow``, optionally ``FILE.py:flowname``) returns ``Loaded(workflow, source)``;
-``load_source(source)`` loads the same workflow again (for resume), refusing a file that
-changed; ``parse_params`` reads ``-p key=value`` pairs.
+``load_source(source)`` loads the same workflow again, refusing a file that changed;
+``reload_source(source)`` loads what the file holds now, with what was granted when the run
+started (for resume: the runtime accepts a changed file whose DAG kept its shape);
+``parse_params`` reads ``-p key=value`` pairs.
 
 Invariants: ``source`` is plain JSON-serialisable data and enough to reload the workflow;
 modules a spec names are importable only when allowed by configuration or the caller;
@@ -34,9 +36,12 @@ __all__ = [
     "load_source",
     "load_workflow",
     "parse_params",
+    "reload_source",
 ]
 
 SPEC_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+#: The sha256 of the version of a flow file its imported module ran (set on the module).
+_DIGEST = "__podium_sha256__"
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,24 @@ def load_source(
 ) -> Workflow:
     """The workflow described by a ``Loaded.source``; ``SpecError`` if its file changed since.
     It is loaded with what was granted when the run started (recorded in the source)."""
+    path, digest, config = _recorded(source)
+    loaded = _load(Path(path), path, source.get("flow"), config, registry, limits, expect_sha256=digest)
+    return loaded.workflow
+
+
+def reload_source(
+    source: Mapping[str, Any], registry: Registry = REGISTRY, limits: Limits | None = None
+) -> Loaded:
+    """The workflow in ``source``'s file as it is now (changed or not), loaded with what was
+    granted when the run started; the returned source keeps the recorded settings (such as
+    ``keep_going``) with the file's current sha256."""
+    path, _, config = _recorded(source)
+    loaded = _load(Path(path), path, source.get("flow"), config, registry, limits)
+    return Loaded(loaded.workflow, {**source, **loaded.source})
+
+
+def _recorded(source: Mapping[str, Any]) -> tuple[str, str, Config]:
+    """``(path, sha256, configuration)`` of a recorded source; ``SpecError`` if incomplete."""
     kind, path, digest = source.get("kind"), source.get("path"), source.get("sha256")
     if kind not in ("yaml", "json", "python") or not isinstance(path, str) or not isinstance(digest, str):
         raise SpecError(f"run source is incomplete or unknown: {dict(source)!r}")
@@ -102,22 +125,19 @@ def load_source(
         config = load_config().widen(
             source.get("allow_modules") or (), images=source.get("allow_images") or ()
         )
-    loaded = _load(Path(path), path, source.get("flow"), config, registry, limits, expect_sha256=digest)
-    return loaded.workflow
+    return path, digest, config
 
 
 def same_source(started: Mapping[str, Any], now: Mapping[str, Any], run_id: str) -> None:
     """Refuse to continue run ``run_id`` (started from ``started``) with the spec loaded now
-    from ``now`` unless both are the same file with the same bytes and the same flow."""
+    from ``now`` unless both are the same file and the same flow. Its bytes may differ: the
+    runtime then continues the run only if the DAG kept its shape (``Engine.resume``)."""
     for key, what in (("path", "file"), ("flow", "flow")):
         if started.get(key) != now.get(key):
             raise SpecError(
                 f"run {run_id!r} was started from {what} {started.get(key)!r}, not {now.get(key)!r}: "
                 "resume it with `podium resume` or start a new run (another --run-id)"
             )
-    old, new = str(started.get("sha256", "")), str(now.get("sha256", ""))
-    if old != new:
-        raise SpecError(_changed(str(now.get("path")), old, new))
 
 
 def _changed(shown: str, old: str, new: str) -> str:
@@ -166,7 +186,7 @@ def _load(
     }
     config.apply(registry)
     if suffix == ".py":
-        flow = _python_flow(file, shown, flow_name, registry, limits, len(data))
+        flow = _python_flow(file, shown, flow_name, registry, limits, len(data), digest)
         try:
             wf = flow.build()
         except SpecError as e:
@@ -201,7 +221,13 @@ def _check_grants(wf: Workflow, config: Config, registry: Registry, shown: str) 
 
 
 def _python_flow(
-    file: Path, shown: str, flow_name: str | None, registry: Registry, limits: Limits | None, size: int
+    file: Path,
+    shown: str,
+    flow_name: str | None,
+    registry: Registry,
+    limits: Limits | None,
+    size: int,
+    digest: str,
 ) -> Any:
     from podium.load.flow import Flow, _user_frame
 
@@ -214,12 +240,17 @@ def _python_flow(
         raise SpecError(
             f"{shown}: a module named {module!r} is already imported from elsewhere; rename the file"
         )
+    if existing is not None and getattr(existing, _DIGEST, digest) != digest:
+        # the file changed since this process ran it (a resume after a fix): run the new version
+        del sys.modules[module]
+        registry.forget(module)
     # Like ``python FILE.py``: modules next to the flow file can be imported by it.
     folder = str(file.resolve().parent)
     if folder not in sys.path:
         sys.path.append(folder)
     try:
         mod = registry.load_file(file, module)
+        setattr(mod, _DIGEST, digest)
     except SpecError:
         raise
     except SyntaxError as e:

@@ -44,6 +44,7 @@ _STATE_OF = {
     ev.TASK_EXPANDED: st.EXPANDED,
     ev.TASK_RESET: st.PENDING,
     ev.TASK_INVALIDATED: st.PENDING,
+    ev.TASK_CLEARED: st.PENDING,
 }
 
 

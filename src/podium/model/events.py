@@ -19,6 +19,9 @@ RUN_SUCCEEDED = "RunSucceeded"
 RUN_FAILED = "RunFailed"
 RUN_CANCELLED = "RunCancelled"
 PLAN_MADE = "PlanMade"
+#: A resume continued the run with a changed flow or spec of the same DAG shape: ``data`` has
+#: the file's ``path``, its new ``sha256`` and the one it replaces (``was``).
+SOURCE_CHANGED = "SourceChanged"
 TASK_QUEUED = "TaskQueued"
 TASK_STARTED = "TaskStarted"
 TASK_SUCCEEDED = "TaskSucceeded"
@@ -29,8 +32,14 @@ TASK_CANCELLED = "TaskCancelled"
 TASK_EXPANDED = "TaskExpanded"
 TASK_RESET = "TaskReset"
 TASK_INVALIDATED = "TaskInvalidated"
+#: ``podium resume --from TASK``: a finished (or expanded) task downstream of TASK, TASK
+#: included, goes back to pending to run again; ``data``: ``from`` (TASK) and ``was`` (the
+#: state it leaves). The store drops its committed result in the same transaction.
+TASK_CLEARED = "TaskCleared"
 
-RUN_EVENTS = frozenset({RUN_CREATED, RUN_STARTED, RUN_SUCCEEDED, RUN_FAILED, RUN_CANCELLED, PLAN_MADE})
+RUN_EVENTS = frozenset(
+    {RUN_CREATED, RUN_STARTED, RUN_SUCCEEDED, RUN_FAILED, RUN_CANCELLED, PLAN_MADE, SOURCE_CHANGED}
+)
 TASK_EVENTS = frozenset(
     {
         TASK_QUEUED,
@@ -43,8 +52,11 @@ TASK_EVENTS = frozenset(
         TASK_EXPANDED,
         TASK_RESET,
         TASK_INVALIDATED,
+        TASK_CLEARED,
     }
 )
+#: Task events whose task's committed result the store drops in the same transaction.
+DROPS_RESULT = frozenset({TASK_INVALIDATED, TASK_CLEARED})
 ALL_EVENTS = RUN_EVENTS | TASK_EVENTS
 _NO_DATA: dict[str, Any] = {}
 

@@ -5,6 +5,8 @@ checked against ``TASK_TRANSITIONS`` / ``RUN_TRANSITIONS``; ``SUCCEEDED`` is ter
 task (a committed result is never replaced), so no event can make a succeeded task run again,
 with one exception: ``TaskInvalidated``, written when the committed result fails its checksum
 on reading (the store drops that result in the same transaction), so bad data is never passed on.
+``TaskCleared`` is the user's explicit ``podium resume --from TASK``: it takes a finished or
+expanded task back to pending (its result dropped likewise), recorded in the log as such.
 """
 
 from __future__ import annotations
@@ -52,7 +54,15 @@ TASK_TRANSITIONS: dict[tuple[str, str], str] = {
     (SKIPPED, ev.TASK_RESET): PENDING,
     # the one way out of SUCCEEDED: its committed result was read back and failed its checksum
     (SUCCEEDED, ev.TASK_INVALIDATED): PENDING,
+    # ``podium resume --from TASK``: the user asks for TASK and its downstream to run again
+    (SUCCEEDED, ev.TASK_CLEARED): PENDING,
+    (FAILED, ev.TASK_CLEARED): PENDING,
+    (SKIPPED, ev.TASK_CLEARED): PENDING,
+    (CANCELLED, ev.TASK_CLEARED): PENDING,
+    (EXPANDED, ev.TASK_CLEARED): PENDING,
 }
+#: The states ``TaskCleared`` takes back to pending.
+CLEARABLE = frozenset(s for (s, e) in TASK_TRANSITIONS if e == ev.TASK_CLEARED)
 
 RUN_CREATED_STATE = "created"
 RUN_RUNNING = "running"
@@ -67,12 +77,15 @@ RUN_TRANSITIONS: dict[tuple[str | None, str], str] = {
     (RUN_RUNNING, ev.RUN_STARTED): RUN_RUNNING,  # resumed after the orchestrator died
     (RUN_FAILED, ev.RUN_STARTED): RUN_RUNNING,
     (RUN_CANCELLED, ev.RUN_STARTED): RUN_RUNNING,
+    (RUN_SUCCEEDED, ev.RUN_STARTED): RUN_RUNNING,  # resumed --from a task, to run it again
     (RUN_RUNNING, ev.RUN_SUCCEEDED): RUN_SUCCEEDED,
     (RUN_RUNNING, ev.RUN_FAILED): RUN_FAILED,
     (RUN_RUNNING, ev.RUN_CANCELLED): RUN_CANCELLED,
     (RUN_CREATED_STATE, ev.RUN_CANCELLED): RUN_CANCELLED,
     (RUN_RUNNING, ev.PLAN_MADE): RUN_RUNNING,
     (RUN_CREATED_STATE, ev.PLAN_MADE): RUN_CREATED_STATE,
+    # a resume goes on with a fixed flow or spec of the same shape: written before it starts
+    **{(s, ev.SOURCE_CHANGED): s for s in (RUN_CREATED_STATE, RUN_RUNNING, *RUN_FINISHED)},
 }
 
 

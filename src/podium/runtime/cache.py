@@ -21,25 +21,27 @@ from typing import Any
 from podium.model.task import TaskSpec
 from podium.registry import Registry
 
-_code_cache: dict[str, str] = {}
+#: call -> (the callable, its fingerprint): a flow file run again in the same process (a resume
+#: after a fix) gives new callables, whose code is fingerprinted anew.
+_code_cache: dict[str, tuple[Any, str]] = {}
 
 
 def code_fingerprint(spec: TaskSpec, registry: Registry) -> str | None:
     if spec.kind != "python" or spec.call is None:
         return spec.kind
+    fn = registry.resolve(spec.call)
     hit = _code_cache.get(spec.call)
-    if hit is not None:
-        return hit
+    if hit is not None and hit[0] is fn:
+        return hit[1]
     try:
-        fn = registry.resolve(spec.call)
         source = inspect.getsource(fn)
     except (OSError, TypeError, Exception):
-        code = getattr(getattr(registry.resolve(spec.call), "__code__", None), "co_code", None)
+        code = getattr(getattr(fn, "__code__", None), "co_code", None)
         if code is None:
             return None
         source = code.hex()
     fp = hashlib.sha256(f"{spec.call}\n{source}".encode()).hexdigest()
-    _code_cache[spec.call] = fp
+    _code_cache[spec.call] = (fn, fp)
     return fp
 
 

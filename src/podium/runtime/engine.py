@@ -34,6 +34,7 @@ from podium.runtime.owner import owner_id
 from podium.runtime.planning import MAX_RECORDED, Replanner
 from podium.runtime.profiles import Learned, known_sizes, profiles
 from podium.runtime.recorder import Hook
+from podium.runtime.rerun import check_shape, cleared, recorded_shape, source_change
 from podium.runtime.state import RunState
 from podium.runtime.summary import Summary, summarize
 from podium.runtime.view import RunView, base_name, fold
@@ -140,7 +141,7 @@ class Engine:
             except NotFoundError:
                 pass
             else:
-                return self.resume(run_id, workflow)
+                return self.resume(run_id, workflow, source=source)
         run_id = run_id or new_run_id()
         now = self.clock.time()
         record = RunRecord(
@@ -150,25 +151,53 @@ class Engine:
         data = {"workflow": workflow.name, "params": resolved, "objective": obj}
         if len(workflow.tasks) <= MAX_RECORDED:  # the graph, for critical paths without the spec
             data["deps"] = {n: list(t.deps) for n, t in workflow.tasks.items()}
+        data["shape"] = recorded_shape(workflow)  # what a resume after a fix must keep
         created = Event(1, ev.RUN_CREATED, None, 0, now, data)
         self.store.create_run(record, [created])
         view = fold([created])
         return self._go(run_id, workflow, resolved, view, {}, nodes=nodes)
 
-    def resume(self, run_id: str, workflow: Workflow) -> RunResult:
-        """Continue an interrupted, failed or cancelled run; succeeded tasks are not run again."""
+    def resume(
+        self,
+        run_id: str,
+        workflow: Workflow,
+        *,
+        source: Mapping[str, Any] | None = None,
+        rerun_from: str | None = None,
+    ) -> RunResult:
+        """Continue an interrupted, failed or cancelled run; succeeded tasks are not run again.
+
+        ``source``: where ``workflow`` was loaded from now; when its file changed since the
+        run started (another sha256), the run goes on with it if the DAG kept its shape
+        (``SourceChanged`` in the log), else ``SpecError`` lists the changes. ``rerun_from``:
+        that task and everything downstream of it run again (``TaskCleared``), also on a
+        succeeded run. Nothing is written before both are checked."""
         record = self.store.get_run(run_id)
         if record.workflow != workflow.name:
             raise ConflictError(f"run {run_id!r} is of workflow {record.workflow!r}, not {workflow.name!r}")
         _check_owner(record.owner)
         view = fold(self.store.events(run_id))
         params = dict(record.params)
-        if view.state == st.RUN_SUCCEEDED:
+        change = source_change(record.source, source, view)
+        if change is not None:
+            check_shape(run_id, view, workflow, str(change["path"]))
+        clear = cleared(view, workflow, rerun_from) if rerun_from is not None else []
+        if view.state == st.RUN_SUCCEEDED and not clear:
             values = codec_values(self.store, run_id, view, artifacts=self.artifacts)
             return self._result(run_id, workflow, view, values)
         corrupt: list[str] = []
         values = codec_values(self.store, run_id, view, corrupt, self.artifacts)
-        return self._go(run_id, workflow, params, view, values, resuming=True, corrupt=corrupt)
+        for tid, _ in clear:  # runs again: its old result is not an input of anything now
+            values.pop(tid, None)
+        first: list[tuple[str, str | None, dict[str, Any]]] = []
+        if change is not None:
+            first.append((ev.SOURCE_CHANGED, None, change))
+        first += [(ev.TASK_CLEARED, tid, data) for tid, data in clear]
+        # later resumes compare with (and load) the new version: the header says so at the end
+        header = {**record.source, **dict(source or {})} if change is not None else None
+        return self._go(
+            run_id, workflow, params, view, values, resuming=True, corrupt=corrupt, first=first, header=header
+        )
 
     # -- internals --------------------------------------------------------------------------
     def _go(
@@ -181,6 +210,8 @@ class Engine:
         resuming: bool = False,
         corrupt: Sequence[str] = (),
         nodes: list[Node] | None = None,
+        first: Sequence[tuple[str, str | None, dict[str, Any]]] = (),
+        header: dict[str, Any] | None = None,
     ) -> RunResult:
         self.store.update_run(
             run_id,
@@ -234,6 +265,10 @@ class Engine:
         )
         if replanner is not None:
             replanner.on_ready = loop.drive
+        # a changed source, tasks cleared by ``resume --from`` (first: a cleared task whose
+        # result is corrupt needs no TaskInvalidated, it runs again anyway)
+        for typ, task, data in first:
+            loop.emit(typ, task, 0, data)
         for tid in corrupt:  # its bytes changed since it was committed: run it again
             for t in (tid, base_name(tid)):  # an item of a map reopens its map too
                 tv = loop.state.view.tasks.get(t)
@@ -245,8 +280,9 @@ class Engine:
         try:
             status = loop.run()
         finally:
+            end: dict[str, Any] = {"source": header} if header is not None else {}
             self.store.update_run(
-                run_id, status=view.state or st.RUN_FAILED, owner="", updated_at=self.clock.time()
+                run_id, status=view.state or st.RUN_FAILED, owner="", updated_at=self.clock.time(), **end
             )
         return self._result(run_id, workflow, view, loop.state.values, status, nodes)
 

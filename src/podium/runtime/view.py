@@ -135,7 +135,10 @@ class RunView:
             t.finished_at = e.ts
         elif typ == ev.TASK_EXPANDED:
             # items get a view with their first event: a million-item map costs nothing here
-            t.children = int(e.data["count"])
+            before, t.children = t.children, int(e.data["count"])
+            if before is not None and before > t.children:  # expanded again (cleared) into fewer
+                for i in range(t.children, before):
+                    self.tasks.pop(f"{task_id}[{i}]", None)
         elif typ == ev.TASK_INVALIDATED:
             t.error = {"kind": "corrupt", "message": data.get("reason", "result failed its checksum")}
             t.cached = False
@@ -143,6 +146,11 @@ class RunView:
             t.failures = 0
             t.skip_reason = None
             t.error = None
+        elif typ == ev.TASK_CLEARED:  # ``resume --from``: runs again from scratch
+            t.failures = 0
+            t.skip_reason = None
+            t.error = None
+            t.cached = False
 
     def _apply_run(self, e: Event) -> None:
         self.state = st.next_run_state(self.state, e.type)
@@ -157,6 +165,8 @@ class RunView:
             self.finished_at = None
         elif e.type == ev.PLAN_MADE:
             self.plan = dict(e.data)
+        elif e.type == ev.SOURCE_CHANGED:  # the run goes on with this version of its file
+            self.meta["sha256"] = e.data.get("sha256")
         elif e.type in (ev.RUN_SUCCEEDED, ev.RUN_FAILED, ev.RUN_CANCELLED):
             self.finished_at = e.ts
             for name, seconds in (e.data.get("services") or {}).items():

@@ -302,7 +302,7 @@ def document(version: str, port: int = 8765) -> dict[str, Any]:
         "/api/runs/{run_id}/resume": {
             "post": {
                 "operationId": "resume_run",
-                "summary": "Resume the run (from a task: when supported)",
+                "summary": "Resume the run; with from: that task and everything downstream of it run again",
                 "parameters": [_RUN_PATH],
                 "requestBody": _body(
                     {

@@ -152,11 +152,16 @@ class Workers:
             )
         if record.status == st.RUN_SUCCEEDED and from_task is None:
             raise ConflictError(f"run {run_id!r} succeeded; there is nothing to resume")
-        if self.catalog.for_run(record.source, record.workflow) is None:
+        reg = self.catalog.for_run(record.source, record.workflow)
+        if reg is None:
             raise Forbidden(
                 f"run {run_id!r} is of workflow {record.workflow!r} as it was when the run started, "
                 "which this server has not registered; resume it with `podium resume`"
             )
+        if from_task is not None:  # an unknown task is refused here, naming the closest ones
+            from podium.runtime.rerun import downstream
+
+            downstream(reg.workflow, from_task)
         with self.lock:
             w = self.workers.get(run_id)
         if w is not None and record.status in st.RUN_FINISHED:

@@ -18,35 +18,38 @@ with the store's secret key (``keys``). The layout on disk and the threat model:
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 from podium.errors import UsageError
 from podium.store.codec import redact
+from podium.store.locate import STORE_ENV, STORE_PATH, locate
 from podium.store.memory import MemoryStore
 from podium.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
     from podium.types import Store
 
-__all__ = ["DEFAULT_STORE_PATH", "MemoryStore", "SqliteStore", "default_store_url", "open_store"]
+__all__ = [
+    "DEFAULT_STORE_PATH",
+    "STORE_ENV",
+    "MemoryStore",
+    "SqliteStore",
+    "default_store_url",
+    "open_store",
+]
 
-#: Where the CLI keeps its store, relative to the current directory.
-DEFAULT_STORE_PATH = Path(".podium") / "podium.db"
-#: Environment variable overriding the default store URL.
-STORE_ENV = "PODIUM_STORE"
+#: Where a project keeps its store, relative to its folder (``store.locate`` finds that folder).
+DEFAULT_STORE_PATH = STORE_PATH
 
 _HINT = "use memory:, a file path, sqlite:///relative.db, sqlite:////absolute.db or postgresql://..."
 
 
 def default_store_url() -> str:
-    """``$PODIUM_STORE`` if set, else the SQLite file ``.podium/podium.db`` under the current directory."""
-    env = os.environ.get(STORE_ENV, "").strip()
-    if env:
-        return env
-    return f"sqlite:///{(Path.cwd() / DEFAULT_STORE_PATH).as_posix()}"
+    """``$PODIUM_STORE`` if set, else the project's SQLite file ``.podium/podium.db``: in the
+    nearest folder up from the current one holding ``podium.toml`` or ``.podium/``, else in the
+    current folder (``podium.store.locate``)."""
+    return locate().url
 
 
 def open_store(url: str) -> Store:

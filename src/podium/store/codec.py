@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from podium.errors import UsageError
-from podium.model.events import TASK_INVALIDATED, TASK_SUCCEEDED, Event, ResultRecord, RunRecord
+from podium.model.events import DROPS_RESULT, TASK_SUCCEEDED, Event, ResultRecord, RunRecord
 
 #: Header fields ``update_run`` may set.
 RUN_FIELDS = ("status", "owner", "updated_at", "params", "source", "cancel_requested")
@@ -239,6 +239,6 @@ def group_durations(rows: Iterable[Sequence[Any]]) -> dict[str, list[float]]:
 
 
 def invalidated(run_id: str, rows: Sequence[Sequence[Any]]) -> list[tuple[str, str]]:
-    """``(run_id, task_id)`` of every ``TaskInvalidated`` among encoded event rows: the store
-    deletes those tasks' results in the same transaction."""
-    return [(run_id, r[3]) for r in rows if r[2] == TASK_INVALIDATED]
+    """``(run_id, task_id)`` of every ``TaskInvalidated`` or ``TaskCleared`` among encoded event
+    rows: the store deletes those tasks' results in the same transaction."""
+    return [(run_id, r[3]) for r in rows if r[2] in DROPS_RESULT]

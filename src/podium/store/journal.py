@@ -52,10 +52,10 @@ from typing import Any
 
 from podium.errors import ConflictError, StoreError, UsageError
 from podium.model.events import (
+    DROPS_RESULT,
     RUN_CANCELLED,
     RUN_FAILED,
     RUN_SUCCEEDED,
-    TASK_INVALIDATED,
     TASK_SUCCEEDED,
     Event,
     ResultRecord,
@@ -179,7 +179,7 @@ class JournaledStore:
                             history += codec.history_rows(workflow, run_id, (e,))
                     elif typ in _FINAL:
                         final = True
-                    elif typ == TASK_INVALIDATED:
+                    elif typ in DROPS_RESULT:
                         if dropped is None:
                             dropped = set()
                         dropped.add(task_id)  # type: ignore[arg-type]

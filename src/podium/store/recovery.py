@@ -2,7 +2,9 @@
 
 Invariants:
 - Batches are applied in journal order, consecutive batches of one run in one transaction; a
-  batch already in the store (a replay after a crash) is skipped.
+  batch already in the store (a replay after a crash) is skipped. A batch that drops results
+  (``TaskInvalidated``, ``TaskCleared``) starts a transaction of its own: a transaction deletes
+  before it inserts, so a result committed before it in the same one would survive.
 - Only journals whose lock is free are read (a live writer holds its own), and one is deleted
   only once everything readable in it is in the store and everything else is in a
   ``<journal>.damaged`` file (mode 0600) beside it.
@@ -26,6 +28,7 @@ from itertools import chain
 from pathlib import Path
 
 from podium.errors import ConflictError, NotFoundError, StoreError
+from podium.model.events import DROPS_RESULT
 from podium.store import codec
 from podium.store import journal_format as jf
 from podium.store.contracts import RowStore
@@ -43,7 +46,7 @@ def apply_batches(inner: RowStore, batches: Sequence[Batch]) -> None:
     while i < len(batches):
         run_id = batches[i][0]
         j = i
-        while j < len(batches) and batches[j][0] == run_id:
+        while j < len(batches) and batches[j][0] == run_id and (j == i or not _drops(batches[j])):
             j += 1
         group = batches[i:j]
         merged = (
@@ -59,6 +62,11 @@ def apply_batches(inner: RowStore, batches: Sequence[Batch]) -> None:
                 with contextlib.suppress(ConflictError, NotFoundError):
                     _apply_retrying(inner, b)
         i = j
+
+
+def _drops(batch: Batch) -> bool:
+    """Whether the batch drops committed results (its events invalidate or clear tasks)."""
+    return any(r[2] in DROPS_RESULT for r in batch[1])
 
 
 def _apply_retrying(inner: RowStore, batch: Batch) -> None:

@@ -164,7 +164,7 @@ class SqlStore:
         what: str = "",
     ) -> None:
         """One transaction (caller holds the lock): ``first`` (a run row), the event rows, the
-        deletion of results their ``TaskInvalidated`` events drop, results, history."""
+        deletion of results their ``TaskInvalidated``/``TaskCleared`` events drop, results, history."""
         sql = self.SQL
         try:
             with self._batch(conn):

@@ -70,11 +70,14 @@ export class RunModel {
       case "TaskCancelled": t.status = "cancelled"; t.finished_at = e.ts; this.close(t.task_id, e.ts, "cancelled"); break;
       case "TaskSkipped": t.status = "skipped"; t.skip_reason = d.reason || null; break;
       case "TaskExpanded":
+        // expanded again after `resume --from` into fewer items: the items beyond are gone
+        for (let i = d.count; i < (t.children ?? 0); i++) this.tasks.delete(`${t.task_id}[${i}]`);
         t.status = "expanded"; t.children = d.count;
         for (let i = 0; i < d.count; i++) this.task(`${t.task_id}[${i}]`);
         break;
       case "TaskReset": t.status = "pending"; t.error = null; this.close(t.task_id, e.ts, "interrupted"); break;
       case "TaskInvalidated": t.status = "pending"; t.cached = false; break;
+      case "TaskCleared": t.status = "pending"; t.cached = false; t.error = null; t.skip_reason = null; break;
       default: break;
     }
     return true;
