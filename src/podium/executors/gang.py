@@ -37,6 +37,7 @@ from podium.executors.taskenv import rank_env
 from podium.model.task import TaskCall
 from podium.types import AttemptFuture, meta_of, outcome_of
 
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port free on ``host`` now (the kernel's choice)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
