@@ -7,7 +7,8 @@ two 1-cpu workers can only run one worker per node. Proven here, for real:
   worker on each node, and reaches the single-worker accuracy within a point;
 - a worker killed mid-training (SIGKILL to the pid it reported) stops the other, and the gang
   is retried as ONE attempt (a free lost-worker retry) on the same two nodes, and succeeds;
-- a gang the nodes can never hold together is rejected before the run;
+- a gang past its timeout has both workers killed, and one the nodes can never hold together
+  is rejected before the run;
 - the GPUs a task or a gang's worker holds on Ray are Ray's assignment, in
   ``podium.context().gpus`` and ``CUDA_VISIBLE_DEVICES`` alike (and a worker's ``PODIUM_GPUS``);
 - every placement group a gang used is removed after it.
@@ -129,6 +130,38 @@ def test_a_worker_killed_mid_training_retries_the_gang_as_one_attempt(
         assert [ids[seen[r][1]] for r in (0, 1)] == [node for node, _ in e.data["ranks"]]
         assert {ids[seen[r][1]] for r in (0, 1)} == {"head", "node-w"}
     wait_for("the gangs' placement groups removed", _placement_groups_removed, timeout=30)
+
+
+def test_a_gang_past_its_timeout_has_every_worker_killed(
+    gang_cluster: Any, registry: Any, tmp_path: Path
+) -> None:
+    gang = TaskSpec(
+        "slow",
+        call=task("hold"),  # never signalled: each worker would wait 60 s
+        args={"tag": Const("slow"), "signals": Const(str(tmp_path))},
+        resources=Resources.of(cpu=1),
+        workers=2,
+        timeout=4.0,
+    )
+    ex = RayExecutor(registry=registry)
+    store = open_store(str(tmp_path / "p.db"))
+    try:
+        result = Engine(store, ex).run(Workflow.build("slow", [gang]), {})
+        events = store.events(result.run_id)
+    finally:
+        ex.shutdown()
+        store.close()
+    assert result.status == "failed"
+    (failed,) = [e for e in events if e.type == ev.TASK_FAILED and e.task_id == "slow"]
+    assert (
+        failed.data["error"]["kind"] == "timeout"
+        and "gang's workers were killed" in failed.data["error"]["message"]
+    )
+    pids = [int(p.name.split(".")[1]) for p in tmp_path.glob("slow.*.started")]
+    assert len(pids) == 2  # both workers had started
+    for pid in pids:
+        wait_for(f"worker {pid} gone", lambda pid=pid: not _alive(pid), timeout=30)
+    wait_for("the gang's placement group removed", _placement_groups_removed, timeout=30)
 
 
 def test_a_gang_the_cluster_can_never_hold_is_rejected_before_the_run(
