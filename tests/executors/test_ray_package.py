@@ -2,7 +2,7 @@
 
 Its modules import one way, bottom up (``base`` first, ``executor`` last; function-local and
 ``TYPE_CHECKING`` imports count), ``ray`` is imported in ``base`` alone, and a Ray worker loads
-only the worker side (``worker`` and ``base``), not the driver's parts nor ``ray`` itself.
+only the worker side (``worker``, ``member`` and ``base``), not the driver's parts nor ``ray`` itself.
 """
 
 from __future__ import annotations
@@ -15,7 +15,20 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "podium" / "executors" / "ray"
 SRC = PACKAGE.parents[1]
 #: The package's modules, bottom up: each may import only modules before it.
-ORDER = ["base", "cluster", "worker", "completer", "payload", "lanes", "wait", "health", "executor"]
+ORDER = [
+    "base",
+    "cluster",
+    "worker",
+    "member",
+    "completer",
+    "connect",
+    "payload",
+    "lanes",
+    "wait",
+    "gang",
+    "health",
+    "executor",
+]
 
 
 def _imported(path: Path) -> set[str]:
@@ -58,5 +71,19 @@ def test_a_worker_loads_only_the_worker_side() -> None:
     assert out.stdout.split() == [
         "['podium.executors.ray',",
         "'podium.executors.ray.base',",
+        "'podium.executors.ray.worker']",
+    ]
+
+
+def test_a_gang_worker_loads_only_the_worker_side() -> None:
+    code = (
+        "import sys, podium.executors.ray.member; "
+        "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('podium.executors.ray')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [
+        "['podium.executors.ray',",
+        "'podium.executors.ray.base',",
+        "'podium.executors.ray.member',",
         "'podium.executors.ray.worker']",
     ]

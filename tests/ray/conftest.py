@@ -53,10 +53,14 @@ class RayHarness:
         self.nodes: dict[str, Any] = {}  # Podium name -> ray._private.node.Node
         self.starts = 0
         self.topology = TOPOLOGY
+        self.gpus: dict[str, int] = {}
 
-    def start(self, topology: Topology = TOPOLOGY, tuned: bool = True) -> None:
+    def start(
+        self, topology: Topology = TOPOLOGY, tuned: bool = True, gpus: dict[str, int] | None = None
+    ) -> None:
         """Start a cluster of ``topology`` (the head is ``"head"``), with ``TUNED_HEALTH`` or,
-        unless ``tuned``, Ray's default health checks."""
+        unless ``tuned``, Ray's default health checks; ``gpus`` declares GPUs on nodes by name
+        (Ray counts them; no device is needed)."""
         from ray.cluster_utils import Cluster
 
         import ray
@@ -65,9 +69,11 @@ class RayHarness:
         temp_dir = os.path.join(self.root, f"ray{self.starts}")
         os.makedirs(temp_dir)
         self.topology = topology
+        self.gpus = dict(gpus or {})
         resources, cpus = topology["head"]
         head_args: dict[str, Any] = {
             "num_cpus": cpus,
+            "num_gpus": self.gpus.get("head", 0),
             "resources": resources,
             "labels": {"podium-node": "head"},
             "include_dashboard": False,
@@ -85,7 +91,9 @@ class RayHarness:
 
     def add(self, name: str) -> Any:
         resources, cpus = self.topology[name]
-        node = self.cluster.add_node(num_cpus=cpus, resources=resources, labels={"podium-node": name})
+        node = self.cluster.add_node(
+            num_cpus=cpus, num_gpus=self.gpus.get(name, 0), resources=resources, labels={"podium-node": name}
+        )
         self.nodes[name] = node
         return node
 
@@ -113,9 +121,11 @@ class RayHarness:
             self.cluster.shutdown()
             self.cluster = None
 
-    def restart(self, topology: Topology = TOPOLOGY, tuned: bool = True) -> None:
+    def restart(
+        self, topology: Topology = TOPOLOGY, tuned: bool = True, gpus: dict[str, int] | None = None
+    ) -> None:
         self.stop()
-        self.start(topology, tuned)
+        self.start(topology, tuned, gpus)
 
 
 @pytest.fixture(scope="session")

@@ -81,3 +81,69 @@ def gate(value: str, marker: str) -> str:
     if not os.path.exists(marker):
         raise RuntimeError(f"marker {marker} missing")
     return value + "!"
+
+
+def devices(seconds: float = 0.0) -> dict[str, object]:
+    """The GPUs this task holds as Podium, Ray and CUDA see them, and its gang rank."""
+    import podium
+    import ray
+
+    time.sleep(seconds)
+    ctx = podium.context()
+    return {
+        "gpus": list(ctx.gpus),
+        "ray": [int(g) for g in ray.get_gpu_ids()],
+        "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "podium_gpus": os.environ.get("PODIUM_GPUS"),
+        "rank": ctx.rank,
+        "world": ctx.world_size,
+        "env": [
+            os.environ.get(k) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+        ],
+        "omp": os.environ.get("OMP_NUM_THREADS"),
+        "node_id": _node_id(),
+        "pid": os.getpid(),
+    }
+
+
+def ddp_train(signals: str, steps: int, first_steps: int) -> dict[str, object]:
+    """A gang worker training a small model with DistributedDataParallel (gloo, env://).
+
+    Writes ``<signals>/<attempt>.<rank>`` (its pid and Ray node id) once it has taken its first
+    step, so a test can kill it mid-training; the first attempt trains ``first_steps`` steps,
+    later ones ``steps``. Returns rank, world size, attempt, node id and its final loss."""
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    import podium
+
+    ctx = podium.context()
+    dist.init_process_group("gloo", init_method="env://")
+    try:
+        torch.manual_seed(0)
+        model = DistributedDataParallel(torch.nn.Linear(16, 1))
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        x = torch.randn(64, 16, generator=torch.Generator().manual_seed(ctx.rank))
+        y = x.sum(dim=1, keepdim=True)
+        total = first_steps if ctx.attempt == 1 else steps
+        loss = torch.tensor(0.0)
+        for step in range(total):
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()  # gradients averaged over the gang
+            opt.step()
+            if step == 0:
+                tmp = Path(signals) / f".{ctx.attempt}.{ctx.rank}.tmp"
+                tmp.write_text(f"{os.getpid()} {_node_id()}")
+                tmp.rename(Path(signals) / f"{ctx.attempt}.{ctx.rank}")
+            time.sleep(0.02)
+    finally:
+        dist.destroy_process_group()
+    return {
+        "rank": ctx.rank,
+        "world": ctx.world_size,
+        "attempt": ctx.attempt,
+        "node_id": _node_id(),
+        "loss": float(loss),
+    }

@@ -1,8 +1,9 @@
 """How an attempt that failed on purpose is described: ``failure(kind, type, message, ...)``.
 
 Every executor and task kind reports a failure as a ``TaskFailedError`` carrying a fresh
-``ErrorRecord`` (plain data that crosses process and node boundaries). Invariant: this module
-imports only leaves, so every kind and executor can use it without importing another.
+``ErrorRecord`` (plain data that crosses process and node boundaries). A gang whose workers
+failed reports the most telling of their failures (``worst``). Invariant: this module imports
+only leaves, so every kind and executor can use it without importing another.
 """
 
 from __future__ import annotations
@@ -10,7 +11,19 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from podium.errors import ErrorRecord, TaskFailedError
+from podium.errors import (
+    CANCELLED,
+    GPU_OOM,
+    OOM,
+    TIMEOUT,
+    USER_ERROR,
+    WORKER_LOST,
+    ErrorRecord,
+    TaskFailedError,
+)
+
+#: Which failure of a gang's workers the gang's attempt reports, most telling first.
+SEVERITY = (WORKER_LOST, OOM, GPU_OOM, TIMEOUT, USER_ERROR)
 
 
 def failure(
@@ -30,3 +43,13 @@ def signame(sig: int) -> str:
         return signal.Signals(sig).name
     except ValueError:
         return f"signal {sig}"
+
+
+def worst(errors: list[BaseException]) -> BaseException:
+    """The failure a gang reports among its workers' (see ``SEVERITY``; cancelled ones last)."""
+
+    def rank(e: BaseException) -> int:
+        kind = e.record.kind if isinstance(e, TaskFailedError) else USER_ERROR
+        return SEVERITY.index(kind) if kind in SEVERITY else len(SEVERITY) + (kind == CANCELLED)
+
+    return min(errors, key=rank)

@@ -31,14 +31,11 @@ from collections.abc import Mapping
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
-from podium.errors import CANCELLED, GPU_OOM, OOM, TIMEOUT, USER_ERROR, WORKER_LOST, TaskFailedError
+from podium.executors.failure import worst
 from podium.executors.process import ProcessExecutor
 from podium.executors.taskenv import rank_env
 from podium.model.task import TaskCall
 from podium.types import AttemptFuture, meta_of, outcome_of
-
-#: Which failure of a worker the gang's attempt reports, most telling first.
-SEVERITY = (WORKER_LOST, OOM, GPU_OOM, TIMEOUT, USER_ERROR)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -46,16 +43,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def worst(errors: list[BaseException]) -> BaseException:
-    """The failure a gang reports among its workers' (see ``SEVERITY``)."""
-
-    def rank(e: BaseException) -> int:
-        kind = e.record.kind if isinstance(e, TaskFailedError) else USER_ERROR
-        return SEVERITY.index(kind) if kind in SEVERITY else len(SEVERITY) + (kind == CANCELLED)
-
-    return min(errors, key=rank)
 
 
 class _Gang:

@@ -10,7 +10,9 @@ Constructing a ``RayExecutor`` imports ``ray`` (through ``base.ray_api``). Insta
 - **Placement.** A call runs on the Ray node named ``call.node``, with hard affinity: a call
   that needs no gpu on a *lane* there (``lanes``: a pooled actor running its calls in order, in
   batches; ``submit(call, follow=f)`` queues a call behind ``f``'s, ``queue_limits(node)`` says
-  how deep), a gpu call as a Ray task holding ``call.resources``. If that node is gone or
+  how deep), a gpu call as a Ray task holding ``call.resources`` (``member.run_placed``: its
+  ``podium.context().gpus`` are the GPUs Ray assigned it), a gang-scheduled call (``workers``
+  > 1) as one actor per worker in a placement group on its granted nodes (``gang``). If that node is gone or
   suspect, a live node with its name (a replacement) is used; else a call some live node could
   hold fails as ``worker_lost`` without running, so the engine places it again and accounts it
   where it runs; a call needing what only that node had waits for a node that can hold it
@@ -55,28 +57,26 @@ from podium.errors import (
     InvalidValueError,
     ShutDownError,
     TaskFailedError,
-    UsageError,
 )
 from podium.executors.deadlines import Deadlines
 from podium.executors.failure import failure
 from podium.executors.ray.base import Attempt, RayFuture, classify, never_ran, ray_api
 from podium.executors.ray.cluster import NODE_LABEL, RayNode, ray_nodes, ray_options
 from podium.executors.ray.completer import Completer
+from podium.executors.ray.connect import LOCAL, connect
+from podium.executors.ray.gang import RayGangs
 from podium.executors.ray.health import PROBE_PERIOD, NodeHealth, raylets
 from podium.executors.ray.lanes import BUDGET, ActorLanes
+from podium.executors.ray.member import run_placed
 from podium.executors.ray.payload import Payloads
 from podium.executors.ray.wait import NodeWait
-from podium.executors.ray.worker import run_on_worker
 from podium.model.cluster import Cluster, Node
 from podium.model.resources import Resources
 from podium.model.task import TaskCall
 from podium.registry import REGISTRY, Registry
+from podium.taskcontext import of_call
 from podium.types import AttemptMeta
 
-#: ``RayExecutor("local")`` starts a Ray instance on this machine (loopback only).
-LOCAL = "local"
-#: Ray's health checks of a local Ray (``"local"``): a dead node is declared in about 5 s, not 15-30 s.
-LOCAL_HEALTH = {"health_check_period_ms": 1000, "health_check_failure_threshold": 5}
 #: Ray runs each attempt once: every retry is the engine's.
 _ONCE = {"max_retries": 0, "retry_exceptions": False}
 #: Seconds a call whose node is gone waits for another node that can hold it.
@@ -93,6 +93,7 @@ class RayExecutor:
     its parts (``LaneHost``, ``WaitHost``, ``HealthHost``), not for the engine."""
 
     name = "ray"
+    runs_gangs = True  # types.GangExecutor: RayGangs starts their workers
 
     def __init__(
         self,
@@ -115,23 +116,9 @@ class RayExecutor:
         adds ``ray.init`` arguments; ``probe_period`` paces ``health`` (None, or Ray Client: off)."""
         api = ray_api(local=address == LOCAL)
         self._ray = ray = api.ray
-        self._owns = False
-        if not ray.is_initialized():
-            kwargs: dict[str, Any] = {"log_to_driver": False, **dict(init or {})}
-            if runtime_env:
-                kwargs["runtime_env"] = dict(runtime_env)
-            if address == LOCAL:  # this process's own Ray, one node named "local"
-                kwargs.setdefault("include_dashboard", False)
-                kwargs.setdefault("labels", {label: "local"})
-                kwargs.setdefault("_system_config", LOCAL_HEALTH)
-            try:
-                ray.init(address=address, **kwargs)
-            except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
-                first = (str(e).strip().splitlines() or [""])[0]
-                raise UsageError(f"cannot connect to Ray at {address or 'auto'!r}: {first}") from None
-            self._owns = True
+        self._owns = connect(ray, address, label, init, runtime_env)
         self._affinity = api.node_affinity
-        self._remote = ray.remote(run_on_worker)
+        self._remote = ray.remote(run_placed)
         self._cluster = cluster
         self._label = label
         self._on_change = on_nodes_changed
@@ -148,6 +135,7 @@ class RayExecutor:
         self._payloads = Payloads(registry, self._lock, large_result, hold_bytes)
         self._lanes = ActorLanes(self, api, self._lock, self._completer, self._payloads, budget)
         self._wait = NodeWait(self, api, self._lock, self._completer, pending_timeout)
+        self._gangs = RayGangs(self, api, self._lock, self._completer, self._payloads)
         client = (address or os.environ.get("RAY_ADDRESS", "")).startswith("ray://")
         self._health = NodeHealth(self, self._lock, None if client else probe_period)
         self.refresh()
@@ -199,6 +187,8 @@ class RayExecutor:
         ``lanes``)."""
         if self._closed:
             raise ShutDownError(f"executor {self.name!r} is shut down")
+        if call.spec.workers > 1 and call.grants:
+            return self._gangs.submit(call)
         target = self._live.get(call.node)
         if target is None:
             self.refresh()
@@ -223,7 +213,9 @@ class RayExecutor:
     def kill(self, future: Future[Any]) -> None:
         """Cancel the attempt (``ray.cancel(force=True)``); its Future fails as ``cancelled``."""
         att = self._attempts.get(future)
-        if att is not None:
+        if att is None and self._gangs.owns(future):
+            self._gangs.kill(future)
+        elif att is not None:
             self.abort(att, CANCELLED, f"task {att.call.task_id!r} was cancelled", retryable=False)
 
     def shutdown(self, wait: bool = True) -> None:
@@ -241,6 +233,7 @@ class RayExecutor:
             self.abort(att, CANCELLED, msg, retryable=False)
         for lane in idle:
             self._lanes.kill(lane)
+        self._gangs.stop_all()
         if self._timer is not None:
             self._timer.stop()
         self._health.stop()
@@ -301,7 +294,7 @@ class RayExecutor:
         with self._lock:
             if att.stopped:  # killed or timed out before it launched
                 return
-            att.ref = ref = fn.remote(blob, *refs)
+            att.ref = ref = fn.remote(of_call(call), blob, *refs)
         if call.timeout is not None:
             self.arm(att, time.monotonic())
         ref.future().add_done_callback(lambda rf: self._on_done(att, rf))
@@ -421,6 +414,7 @@ class RayExecutor:
         with self._lock:
             atts = [a for a in self._attempts.values() if a.node_id == node_id and not a.stopped]
         lost = f"lost node {self.node_name(node_id)!r}: it stopped answering ({reason})"
+        self._gangs.node_lost(node_id, lost)
         for lane in {a.lane for a in atts if a.lane is not None}:
             self._lanes.lost(lane, failure(WORKER_LOST, "NodeLost", f"a worker {lost}"))
         for att in [a for a in atts if a.lane is None and a.ref is not None]:  # Ray tasks: stop them
