@@ -7,6 +7,7 @@ commands run as real processes, as a user runs them.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import textwrap
@@ -114,10 +115,13 @@ def test_a_fixed_flow_resumes_running_only_the_failed_task_and_its_dependents(pr
     log = events(project, "r1")
     changed = [e for e in log if e.type == ev.SOURCE_CHANGED]
     assert len(changed) == 1 and changed[0].data["path"] == str(flow.resolve())
-    import hashlib
-
     assert changed[0].data["sha256"] == hashlib.sha256(flow.read_bytes()).hexdigest()
     assert fold(log).state == "succeeded"
+    store = open_store(str(project / "p.db"))
+    try:  # the run's header names the new version too (what the server and later resumes read)
+        assert store.get_run("r1").source["sha256"] == changed[0].data["sha256"]
+    finally:
+        store.close()
     # the new version is the run's version now: resuming it again changes nothing, records nothing
     again = podium("resume", "r1", cwd=project)
     assert again.returncode == 0, again.stderr

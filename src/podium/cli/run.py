@@ -244,8 +244,9 @@ def run_cmd(
 
 
 def _same_run(store_url: str | None, run_id: str, loaded: Any, given: dict[str, Any]) -> None:
-    """An existing run ``run_id`` is continued only with the same spec file, bytes and flow,
-    and without parameter values other than those it started with (as ``resume`` does)."""
+    """An existing run ``run_id`` is continued only with the same spec file and flow (changed
+    bytes must keep the DAG's shape: the engine checks) and without parameter values other
+    than those it started with (as ``resume`` does)."""
     from podium.cli.stores import locate_cli_store
     from podium.errors import NotFoundError
     from podium.load import same_source
