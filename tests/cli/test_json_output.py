@@ -132,6 +132,9 @@ def test_runs_json_lists_the_same_run_objects_without_tasks(runs: tuple[Path, st
     shown.pop("tasks")
     assert listed[1] == shown
     assert _json(root, "runs", "--store", db, "--json", "-n", "1")[0]["run_id"] == "bad1"
+    from podium.store import open_store
+
+    open_store(str(root / "empty.db")).close()  # a store with no runs (read-only commands create none)
     assert _json(root, "runs", "--store", str(root / "empty.db"), "--json") == []
 
 
