@@ -143,7 +143,7 @@ class RunResult:
                 raise NoResultError(
                     f"run {self.run_id}: its results are not kept (no store to read them from)"
                 )
-            with self._source.open() as store:
+            with self._source.open(read_only=True) as store:
                 self._records = dict(store.results(self.run_id))
             self._artifacts = self._source.artifacts()
         return self._records

@@ -4,8 +4,9 @@
 ``RunResult``; ``target`` is a ``podium.Flow``, a ``Workflow``, or the path of a flow file or a
 YAML/JSON spec (``"flows.py:train"`` picks one flow), loaded as ``podium run FILE`` loads it.
 It runs on the local executor (the nodes of ``cluster``, a ``Cluster`` or a cluster file, else
-this machine) or on the Ray cluster at ``ray``, with the store the command line would use
-unless ``store`` says otherwise (``"memory:"`` keeps nothing). ``open_run(run_id)`` reads a past
+this machine) or on the Ray cluster at ``ray``, with the store the command line would use (the
+project's, found as ``podium run`` finds it) unless ``store`` says otherwise (``"memory:"``
+keeps nothing). ``open_run(run_id)`` reads a past
 run; ``runs()`` lists the newest runs as the read model's run objects (``docs/json.md``).
 
 Invariants: a bad target, parameter, store or cluster is a one-line ``PodiumError`` raised
@@ -74,7 +75,7 @@ def open_run(run_id: str, store: Any = None, *, artifacts: str | None = None) ->
     from podium.runtime.reading import read_run
     from podium.runtime.readmodel import run_document
 
-    with choice.open() as st:
+    with choice.open(read_only=True) as st:
         facts = read_run(st, run_id)
     return RunResult(run_document(facts.record, facts.totals, facts.tasks), None, choice)
 
@@ -87,7 +88,7 @@ def runs(store: Any = None, limit: int = 20) -> list[dict[str, Any]]:
     from podium.runtime.reading import read_runs
     from podium.runtime.readmodel import run_object
 
-    with choice.open() as st:
+    with choice.open(read_only=True) as st:
         return [run_object(r, t) for r, t in read_runs(st, limit)]
 
 
