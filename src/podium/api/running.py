@@ -49,19 +49,23 @@ def run(
     nodes_or_cluster = _cluster(cluster)
     arts = choice.artifacts()
     from podium.runtime.engine import Engine
-    from podium.runtime.reading import read_run
+    from podium.runtime.reading import Collector, read_run, view_facts
     from podium.runtime.readmodel import run_document
 
     with choice.open() as st:
         if run_id is not None:
             _same_run(st, run_id, source, workflow, given)
         executor = _executor(nodes_or_cluster, ray)
+        seen = Collector()  # what the read model needs, kept as the run goes: no second read
         try:
-            engine = Engine(st, executor, artifacts=arts, learn=True)
+            engine = Engine(st, executor, artifacts=arts, learn=True, hooks=[seen])
             result = engine.run(workflow, given, run_id=run_id, source=source)
         finally:
             executor.shutdown(wait=False)
-        facts = read_run(st, result.run_id)
+        if seen.complete:
+            facts = view_facts(st.get_run(result.run_id), result.view, seen)
+        else:  # a run continued: its earlier events are only in the store
+            facts = read_run(st, result.run_id)
     doc = run_document(facts.record, facts.totals, facts.tasks)
     return RunResult(doc, result.values, choice if choice.url != "memory:" else None)
 
