@@ -50,7 +50,7 @@ def run(
     arts = choice.artifacts()
     from podium.runtime.engine import Engine
     from podium.runtime.reading import Collector, read_run, view_facts
-    from podium.runtime.readmodel import run_document
+    from podium.runtime.readmodel import run_object
 
     with choice.open() as st:
         if run_id is not None:
@@ -66,8 +66,8 @@ def run(
             facts = view_facts(st.get_run(result.run_id), result.view, seen)
         else:  # a run continued: its earlier events are only in the store
             facts = read_run(st, result.run_id)
-    doc = run_document(facts.record, facts.totals, facts.tasks)
-    return RunResult(doc, result.values, choice if choice.url != "memory:" else None)
+    run_obj = run_object(facts.record, facts.totals)
+    return RunResult(run_obj, facts.tasks, result.values, choice if choice.url != "memory:" else None)
 
 
 def open_run(run_id: str, store: Any = None, *, artifacts: str | None = None) -> RunResult:
@@ -77,11 +77,11 @@ def open_run(run_id: str, store: Any = None, *, artifacts: str | None = None) ->
         raise UsageError(f"run_id: expected a run id, got {run_id!r}")
     choice = StoreChoice(store, artifacts)
     from podium.runtime.reading import read_run
-    from podium.runtime.readmodel import run_document
+    from podium.runtime.readmodel import run_object
 
     with choice.open(read_only=True) as st:
         facts = read_run(st, run_id)
-    return RunResult(run_document(facts.record, facts.totals, facts.tasks), None, choice)
+    return RunResult(run_object(facts.record, facts.totals), facts.tasks, None, choice)
 
 
 def runs(store: Any = None, limit: int = 20) -> list[dict[str, Any]]:
