@@ -3,8 +3,10 @@
 ``read_run(store, run_id)`` returns the run's header, its ``RunTotals`` and one ``TaskFacts`` per
 task instance; ``read_runs(store, limit)`` the newest runs' headers and totals. These are the one
 place the read model's input is made: today by folding the event log (``runtime.view``) plus the
-estimate and measured usage the events carry; a store that keeps a materialised run summary can
-answer the same calls from its rows without changing any reader.
+estimate and measured usage the events carry (``Collector``); a store that keeps a materialised
+run summary can answer the same calls from its rows without changing any reader. A run that just
+ended in this process needs no read at all: ``view_facts`` takes the engine's view and the
+``Collector`` that was its hook.
 
 Invariants: read-only; totals are priced at the prices and objective the run recorded when it
 started (the workflow's spec is not needed and may be gone).
