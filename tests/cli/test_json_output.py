@@ -134,8 +134,10 @@ def test_runs_json_lists_the_same_run_objects_without_tasks(runs: tuple[Path, st
     assert _json(root, "runs", "--store", db, "--json", "-n", "1")[0]["run_id"] == "bad1"
     from podium.store import open_store
 
-    open_store(str(root / "empty.db")).close()  # a store with no runs (read-only commands create none)
+    open_store(str(root / "empty.db")).close()
     assert _json(root, "runs", "--store", str(root / "empty.db"), "--json") == []
+    code, out, err = cli(["runs", "--store", str(root / "none.db"), "--json"], root)
+    assert code == 2 and out == "" and "no Podium store at" in err and err.count("\n") == 1
 
 
 def test_the_server_read_model_validates_against_the_same_schema(runs: tuple[Path, str]) -> None:

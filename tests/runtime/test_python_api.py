@@ -273,3 +273,31 @@ def test_the_nodes_of_a_cluster_run_the_tasks(tmp_path: Path) -> None:
     path.write_text("nodes:\n  - {name: solo, capacity: {cpu: 2, memory: 1GiB}}\n", encoding="utf-8")
     result = podium.run(squares, store="memory:", cluster=path)
     assert result["api_total"] == 14 and result.tasks["api_total"]["node"] == "solo"
+
+
+def test_no_store_means_the_projects_store_as_the_cli_finds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PODIUM_STORE", raising=False)
+    project = tmp_path / "project"
+    (project / "flows" / "deep").mkdir(parents=True)
+    (project / "podium.toml").write_text("", encoding="utf-8")
+    monkeypatch.chdir(project / "flows" / "deep")
+    ran = podium.run(squares, {"xs": [6]}, run_id="found1")
+    assert (project / ".podium" / "podium.db").is_file()  # the project's store, not the folder's
+    assert not (project / "flows" / "deep" / ".podium").exists()
+    monkeypatch.chdir(project / "flows")
+    assert podium.open_run("found1")["api_total"] == ran["api_total"] == 36
+    code, out, err = cli(["runs", "--json"], project / "flows")  # the CLI reads the same store
+    assert code == 0 and [r["run_id"] for r in json.loads(out)] == ["found1"], err
+    # reading where there is no store fails saying where it looked, and creates none
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for read in (lambda: podium.open_run("found1"), lambda: podium.runs()):
+        with pytest.raises(NotFoundError, match="no Podium store found") as exc:
+            read()
+        assert "\n" not in str(exc.value)
+    assert not (elsewhere / ".podium").exists()
+    with pytest.raises(NotFoundError, match=r"run 'nope' not found in store"):
+        podium.open_run("nope", store=str(project / ".podium" / "podium.db"))

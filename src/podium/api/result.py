@@ -15,7 +15,7 @@ is an ``UnknownNameError`` with a "did you mean", for one that did not succeed a
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from podium.errors import NoResultError, RunFailedError, UnknownNameError
@@ -29,9 +29,12 @@ class RunResult:
     ``podium.run(...)`` returns one; ``podium.open_run(run_id)`` opens one of a past run.
     """
 
-    def __init__(self, document: Mapping[str, Any], values: Mapping[str, Any] | None, source: Any) -> None:
-        self._doc = dict(document)
-        self._tasks: dict[str, dict[str, Any]] = {t["task_id"]: t for t in self._doc.pop("tasks", [])}
+    def __init__(
+        self, run: Mapping[str, Any], rows: Iterable[Any], values: Mapping[str, Any] | None, source: Any
+    ) -> None:
+        self._doc = dict(run)  # the read model's run object
+        self._rows: dict[str, Any] = {r.task_id: r for r in rows}  # TaskFacts (or rows like them)
+        self._objects: dict[str, dict[str, Any]] | None = None  # task objects, built when asked for
         self._values: dict[str, Any] = dict(values or {})
         self._source = source  # a StoreChoice: where values not yet read are (None: nowhere)
         self._records: dict[str, Any] | None = None
@@ -80,12 +83,18 @@ class RunResult:
     def tasks(self) -> dict[str, dict[str, Any]]:
         """Task id -> its record (status, attempts, node, times, estimate, resources, usage,
         error: the task object of ``docs/json.md``)."""
-        return {tid: dict(t) for tid, t in self._tasks.items()}
+        if self._objects is None:
+            from podium.runtime.readmodel import task_object
+
+            self._objects = {tid: task_object(r) for tid, r in self._rows.items()}
+        return {tid: dict(t) for tid, t in self._objects.items()}
 
     @property
     def failed(self) -> dict[str, dict[str, Any]]:
         """Task id -> its failure (kind, type, message, frame), for each task that failed."""
-        return {tid: dict(t["error"] or {}) for tid, t in self._tasks.items() if t["status"] == "failed"}
+        from podium.runtime.readmodel import error_object
+
+        return {tid: error_object(r.error) or {} for tid, r in self._rows.items() if r.state == "failed"}
 
     @property
     def error(self) -> str | None:
@@ -111,10 +120,10 @@ class RunResult:
 
     # -- values ------------------------------------------------------------------------------
     def __getitem__(self, task: str) -> Any:
-        t = self._tasks.get(task) if isinstance(task, str) else None
+        t = self._rows.get(task) if isinstance(task, str) else None
         if t is None:
-            raise UnknownNameError(f"run {self.run_id} has no task {task!r}{_suggest(task, self._tasks)}")
-        if t["status"] != "succeeded":
+            raise UnknownNameError(f"run {self.run_id} has no task {task!r}{_suggest(task, self._rows)}")
+        if t.state != "succeeded":
             raise NoResultError(f"task {task!r} of run {self.run_id} has no result: {_ended(t)}")
         value = self._values.get(task, _MISSING)
         if value is _MISSING:
@@ -122,11 +131,11 @@ class RunResult:
         return value
 
     def __contains__(self, task: object) -> bool:
-        return task in self._tasks
+        return task in self._rows
 
-    def _load(self, task: str, t: Mapping[str, Any]) -> Any:
-        if t["children"] is not None:  # a map: its items' values in order
-            return [self[f"{task}[{i}]"] for i in range(int(t["children"]))]
+    def _load(self, task: str, t: Any) -> Any:
+        if t.children is not None:  # a map: its items' values in order
+            return [self[f"{task}[{i}]"] for i in range(int(t.children))]
         records = self._read_records()
         rec = records.get(task)
         if rec is None:
@@ -143,7 +152,7 @@ class RunResult:
                 raise NoResultError(
                     f"run {self.run_id}: its results are not kept (no store to read them from)"
                 )
-            with self._source.open() as store:
+            with self._source.open(read_only=True) as store:
                 self._records = dict(store.results(self.run_id))
             self._artifacts = self._source.artifacts()
         return self._records
@@ -151,7 +160,7 @@ class RunResult:
     def __repr__(self) -> str:
         return (
             f"RunResult(run_id={self.run_id!r}, workflow={self.workflow!r}, status={self.status!r}, "
-            f"T={self.T:.3f}, tasks={len(self._tasks)})"
+            f"T={self.T:.3f}, tasks={len(self._rows)})"
         )
 
 
@@ -160,13 +169,15 @@ def _how(err: Mapping[str, Any]) -> str:
     return f"failed [{kind}]: {typ}: {msg}".replace("\n", " ")
 
 
-def _ended(t: Mapping[str, Any]) -> str:
-    status = t["status"]
-    if status == "failed" and t.get("error"):
-        return f"it {_how(t['error'])}"
-    if status == "skipped":
-        return f"it was skipped ({t['skip_reason']})" if t.get("skip_reason") else "it was skipped"
-    return f"it is {status}"
+def _ended(t: Any) -> str:
+    from podium.runtime.readmodel import error_object
+
+    err = error_object(t.error)
+    if t.state == "failed" and err:
+        return f"it {_how(err)}"
+    if t.state == "skipped":
+        return f"it was skipped ({t.skip_reason})" if t.skip_reason else "it was skipped"
+    return f"it is {t.state}"
 
 
 def _suggest(name: object, names: Mapping[str, Any]) -> str:

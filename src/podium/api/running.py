@@ -4,8 +4,9 @@
 ``RunResult``; ``target`` is a ``podium.Flow``, a ``Workflow``, or the path of a flow file or a
 YAML/JSON spec (``"flows.py:train"`` picks one flow), loaded as ``podium run FILE`` loads it.
 It runs on the local executor (the nodes of ``cluster``, a ``Cluster`` or a cluster file, else
-this machine) or on the Ray cluster at ``ray``, with the store the command line would use
-unless ``store`` says otherwise (``"memory:"`` keeps nothing). ``open_run(run_id)`` reads a past
+this machine) or on the Ray cluster at ``ray``, with the store the command line would use (the
+project's, found as ``podium run`` finds it) unless ``store`` says otherwise (``"memory:"``
+keeps nothing). ``open_run(run_id)`` reads a past
 run; ``runs()`` lists the newest runs as the read model's run objects (``docs/json.md``).
 
 Invariants: a bad target, parameter, store or cluster is a one-line ``PodiumError`` raised
@@ -48,21 +49,25 @@ def run(
     nodes_or_cluster = _cluster(cluster)
     arts = choice.artifacts()
     from podium.runtime.engine import Engine
-    from podium.runtime.reading import read_run
-    from podium.runtime.readmodel import run_document
+    from podium.runtime.reading import Collector, read_run, view_facts
+    from podium.runtime.readmodel import run_object
 
     with choice.open() as st:
         if run_id is not None:
             _same_run(st, run_id, source, workflow, given)
         executor = _executor(nodes_or_cluster, ray)
+        seen = Collector()  # what the read model needs, kept as the run goes: no second read
         try:
-            engine = Engine(st, executor, artifacts=arts, learn=True)
+            engine = Engine(st, executor, artifacts=arts, learn=True, hooks=[seen])
             result = engine.run(workflow, given, run_id=run_id, source=source)
         finally:
             executor.shutdown(wait=False)
-        facts = read_run(st, result.run_id)
-    doc = run_document(facts.record, facts.totals, facts.tasks)
-    return RunResult(doc, result.values, choice if choice.url != "memory:" else None)
+        if seen.complete:
+            facts = view_facts(st.get_run(result.run_id), result.view, seen)
+        else:  # a run continued: its earlier events are only in the store
+            facts = read_run(st, result.run_id)
+    run_obj = run_object(facts.record, facts.totals)
+    return RunResult(run_obj, facts.tasks, result.values, choice if choice.url != "memory:" else None)
 
 
 def open_run(run_id: str, store: Any = None, *, artifacts: str | None = None) -> RunResult:
@@ -72,11 +77,11 @@ def open_run(run_id: str, store: Any = None, *, artifacts: str | None = None) ->
         raise UsageError(f"run_id: expected a run id, got {run_id!r}")
     choice = StoreChoice(store, artifacts)
     from podium.runtime.reading import read_run
-    from podium.runtime.readmodel import run_document
+    from podium.runtime.readmodel import run_object
 
-    with choice.open() as st:
+    with choice.open(read_only=True) as st:
         facts = read_run(st, run_id)
-    return RunResult(run_document(facts.record, facts.totals, facts.tasks), None, choice)
+    return RunResult(run_object(facts.record, facts.totals), facts.tasks, None, choice)
 
 
 def runs(store: Any = None, limit: int = 20) -> list[dict[str, Any]]:
@@ -87,7 +92,7 @@ def runs(store: Any = None, limit: int = 20) -> list[dict[str, Any]]:
     from podium.runtime.reading import read_runs
     from podium.runtime.readmodel import run_object
 
-    with choice.open() as st:
+    with choice.open(read_only=True) as st:
         return [run_object(r, t) for r, t in read_runs(st, limit)]
 
 

@@ -1,13 +1,14 @@
 """Which store (and artifact store) a Python API call uses: ``StoreChoice``.
 
 ``store`` is a URL (or a path), an open ``Store``, or None; None is the store the command line
-would use (``podium.cli.stores.open_cli_store``, the one place that choice is made). Large
-results are read from the artifact store ``podium run`` would use with that store (the folder
-beside a SQLite database, or ``$PODIUM_ARTIFACTS``), unless ``artifacts`` names one.
+would use (``$PODIUM_STORE``, else the project's, found by ``podium.store.locate``), opened by
+``podium.cli.stores.open_cli_store``, the one place that choice is made. Large results are read
+from the artifact store ``podium run`` would use with that store (the folder beside a SQLite
+database, or ``$PODIUM_ARTIFACTS``), unless ``artifacts`` names one.
 
 Invariants: a store the caller opened is never closed here; one this module opened is closed
-by the ``with`` that opened it; a wrong argument is a one-line ``UsageError`` before anything
-is opened.
+by the ``with`` that opened it; reading (``open(read_only=True)``) never creates a store; a
+wrong argument is a one-line ``UsageError`` before anything is opened.
 """
 
 from __future__ import annotations
@@ -41,25 +42,33 @@ class StoreChoice:
 
     @property
     def url(self) -> str | None:
-        """The store's URL: the one given, else the default (None for an open store)."""
-        if isinstance(self.given, str):
-            return self.given
-        if self.given is None:
-            from podium.store import default_store_url
+        """The store's URL: the one given, else the project's (None for an open store)."""
+        if self.is_open:
+            return None
+        from podium.cli.stores import cli_store_url
 
-            return default_store_url()
-        return None
+        return cli_store_url(self.given)
+
+    @property
+    def is_open(self) -> bool:
+        """True if the caller gave an open store."""
+        return self.given is not None and not isinstance(self.given, str)
 
     @contextmanager
-    def open(self) -> Iterator[Any]:
-        if self.given is not None and not isinstance(self.given, str):
+    def open(self, read_only: bool = False) -> Iterator[Any]:
+        """The store; ``read_only``: one that does not exist yet is a ``NotFoundError`` naming
+        where it was looked for (and none is created). A run not found names the store."""
+        if self.is_open:
             yield self.given
             return
-        from podium.cli.stores import open_cli_store
+        from podium.cli.stores import name_the_store, open_cli_store
+        from podium.errors import NotFoundError
 
-        store = open_cli_store(self.given)
+        store = open_cli_store(self.given, read_only=read_only)
         try:
             yield store
+        except NotFoundError as e:
+            raise NotFoundError(name_the_store(str(e))) from None
         finally:
             store.close()
 

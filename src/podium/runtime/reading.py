@@ -3,8 +3,10 @@
 ``read_run(store, run_id)`` returns the run's header, its ``RunTotals`` and one ``TaskFacts`` per
 task instance; ``read_runs(store, limit)`` the newest runs' headers and totals. These are the one
 place the read model's input is made: today by folding the event log (``runtime.view``) plus the
-estimate and measured usage the events carry; a store that keeps a materialised run summary can
-answer the same calls from its rows without changing any reader.
+estimate and measured usage the events carry (``Collector``); a store that keeps a materialised
+run summary can answer the same calls from its rows without changing any reader. A run that just
+ended in this process needs no read at all: ``view_facts`` takes the engine's view and the
+``Collector`` that was its hook.
 
 Invariants: read-only; totals are priced at the prices and objective the run recorded when it
 started (the workflow's spec is not needed and may be gone).
@@ -54,16 +56,51 @@ def read_runs(store: Store, limit: int) -> list[tuple[RunRecord, RunTotals]]:
 
 def facts(record: RunRecord, events: Sequence[Event]) -> RunFacts:
     """The facts of a run from its header and its event log."""
-    view = fold(events)
-    estimates: dict[str, float | None] = {}
-    for e in events:
-        if e.type == ev.TASK_STARTED and e.task_id is not None:
-            est = e.data.get("est")
-            estimates[e.task_id] = float(est) if isinstance(est, int | float) else None
-    usage = last_usage(events)
-    tasks = [_task(t, estimates.get(tid), usage.get(tid)) for tid, t in view.tasks.items()]
-    last_ts = events[-1].ts if events else None
-    return RunFacts(record, totals(view, last_ts), tasks, view, usage)
+    seen = Collector()
+    seen(events, None)
+    return view_facts(record, fold(events), seen)
+
+
+def view_facts(record: RunRecord, view: RunView, seen: Collector) -> RunFacts:
+    """The facts of a run from its folded view and what ``seen`` kept of its events."""
+    est, usage = seen.estimates, seen.usage
+    tasks = [_task(t, est.get(tid), usage.get(tid)) for tid, t in view.tasks.items()]
+    return RunFacts(record, totals(view, seen.last_ts), tasks, view, usage)
+
+
+class Collector:
+    """What the read model needs of a run's events beyond its view: per task the estimate its
+    last attempt started with and its last measured usage, and the time of the last event.
+    Also an engine hook (``Engine(hooks=[...])``), so a run that just ended needs no second
+    read of its log: ``complete`` says whether it saw every event after ``RunCreated``."""
+
+    def __init__(self) -> None:
+        self.estimates: dict[str, float | None] = {}
+        self.usage: dict[str, Usage] = {}
+        self.first_seq: int | None = None
+        self.last_ts: float | None = None
+
+    def __call__(self, events: Sequence[Event], view: object) -> None:
+        if not events:
+            return
+        if self.first_seq is None:
+            self.first_seq = events[0].seq
+        started, estimates, usage = ev.TASK_STARTED, self.estimates, self.usage
+        for e in events:
+            if e.task_id is None:
+                continue
+            if e.type == started:
+                est = e.data.get("est")
+                estimates[e.task_id] = float(est) if isinstance(est, int | float) else None
+            elif USAGE_KEY in e.data:
+                u = attempt_usage(e.data)
+                if u is not None:
+                    usage[e.task_id] = u
+        self.last_ts = events[-1].ts
+
+    @property
+    def complete(self) -> bool:
+        return self.first_seq is not None and self.first_seq <= 2
 
 
 def _task(t: TaskView, estimate: float | None, u: Usage | None) -> TaskFacts:
@@ -123,10 +160,6 @@ def view_summary(view: RunView) -> Summary:
 
 def last_usage(events: Iterable[Event]) -> dict[str, Usage]:
     """Task id -> the measured usage of its last measured attempt (``model.usage``)."""
-    out: dict[str, Usage] = {}
-    for e in events:
-        if e.task_id is not None and USAGE_KEY in e.data:
-            u = attempt_usage(e.data)
-            if u is not None:
-                out[e.task_id] = u
-    return out
+    seen = Collector()
+    seen(list(events), None)
+    return seen.usage

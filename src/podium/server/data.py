@@ -222,16 +222,9 @@ def list_runs(
 
 
 def _error(err: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not err:
-        return None
-    return redact(
-        {
-            "type": str(err.get("type") or "Error"),
-            "message": str(err.get("message") or ""),
-            "kind": str(err.get("kind") or "user"),
-            "frame": err.get("frame"),
-        }
-    )
+    from podium.runtime.readmodel import error_object  # the read model's one failure shape
+
+    return error_object(err)
 
 
 def _task_row(tid: str, t: Any) -> dict[str, Any]:
