@@ -35,6 +35,7 @@ from podium.model.events import Event, ResultRecord
 from podium.model.resources import EPS, Resources, fits
 from podium.model.task import Grant, TaskCall, TaskSpec
 from podium.model.workflow import Workflow
+from podium.runtime.lineage import Lineage
 from podium.runtime.view import RunView
 from podium.types import ArtifactStore
 
@@ -164,6 +165,8 @@ class RunState:
         "queued",
         "ready",
         "reason",
+        "refs",
+        "lineage",
         "run_id",
         "run_times",
         "running",
@@ -193,10 +196,13 @@ class RunState:
         estimates: Mapping[str, float] | None,
         origin: float,
         artifacts: ArtifactStore | None = None,
+        refs: Mapping[str, str] | None = None,
     ) -> None:
         # -- the run and its workflow (fixed for the run) --------------------------------------
         self.run_id = run_id
         self.artifacts = artifacts  # where results above its threshold go (None: all inline)
+        self.refs: dict[str, str] = dict(refs or {})  # task id -> its artifact (``lineage``)
+        self.lineage = Lineage(self) if artifacts is not None else None
         self.wf = workflow
         self.specs: dict[str, TaskSpec] = dict(workflow.tasks)
         self.down: dict[str, list[str]] = workflow.graph.down  # task -> its dependents
