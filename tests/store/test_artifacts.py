@@ -1,5 +1,6 @@
-"""The local artifact store: objects named by their hash (BLAKE3; sha256 still read), private files, whole or absent, checked
-before use; names an attacker could plant (paths, URLs) refused; garbage collection."""
+"""The local artifact store: objects named by their hash (BLAKE3; sha256 still read), private
+files, whole or absent, checked before use; names an attacker could plant (paths, URLs) refused;
+garbage collection."""
 
 from __future__ import annotations
 

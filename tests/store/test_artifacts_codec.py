@@ -117,7 +117,11 @@ def _signed_ref(ref: object) -> ResultRecord:
         {"blake3": "a" * 64, "size": 10, "tree": "../../home"},
         {"blake3": "a" * 64, "size": 10, "tree": "/etc"},
         {"blake3": "a" * 64, "size": 10, "tree": ".."},
-        {"blake3": "a" * 64, "size": 10, "lineage": {"run": "r", "task": "t", "attempt": 1, "inputs": {"u": "/etc"}}},
+        {
+            "blake3": "a" * 64,
+            "size": 10,
+            "lineage": {"run": "r", "task": "t", "attempt": 1, "inputs": {"u": "/etc"}},
+        },
         {"blake3": "a" * 64, "size": 10, "lineage": "r"},
     ],
     ids=str,

@@ -132,9 +132,8 @@ def gc_cmd(
     gone = collect(artifacts, referenced, grace, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     runs = f" of {dropped} older run(s)" if keep_last is not None else ""
-    click.echo(
-        f"{verb} {len(gone)} object(s){runs}, {_size(sum(s for _, s in gone))}; kept {len(referenced)} referenced"
-    )
+    freed = _size(sum(s for _, s in gone))
+    click.echo(f"{verb} {len(gone)} object(s){runs}, {freed}; kept {len(referenced)} referenced")
 
 
 def _kept(store: Any, keep_last: int | None, names: Any) -> tuple[set[str], int]:

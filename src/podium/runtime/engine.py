@@ -28,6 +28,7 @@ from podium.planner.rank import upward_rank
 from podium.registry import REGISTRY, Registry
 from podium.runtime import codec
 from podium.runtime.failures import OomPolicy
+from podium.runtime.lineage import Lineage
 from podium.runtime.loop import RunLoop
 from podium.runtime.owner import check_owner as _check_owner
 from podium.runtime.owner import owner_id
@@ -262,6 +263,8 @@ class Engine:
             artifacts=self.artifacts,
             refs=refs,
         )
+        if self.artifacts is not None:
+            state.lineage = Lineage(state)
         if learned is not None and self.learn:
             state.sized = learned.sized()
         loop = RunLoop(

@@ -21,7 +21,7 @@ Invariants (kept by the loop and its collaborators):
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, NamedTuple, Protocol
 
@@ -35,7 +35,6 @@ from podium.model.events import Event, ResultRecord
 from podium.model.resources import EPS, Resources, fits
 from podium.model.task import Grant, TaskCall, TaskSpec
 from podium.model.workflow import Workflow
-from podium.runtime.lineage import Lineage
 from podium.runtime.view import RunView
 from podium.types import ArtifactStore
 
@@ -151,6 +150,7 @@ class RunState:
         "handlers_only",
         "items_left",
         "lane_of",
+        "lineage",
         "min_cpu",
         "need",
         "node_names",
@@ -166,7 +166,6 @@ class RunState:
         "ready",
         "reason",
         "refs",
-        "lineage",
         "run_id",
         "run_times",
         "running",
@@ -202,7 +201,8 @@ class RunState:
         self.run_id = run_id
         self.artifacts = artifacts  # where results above its threshold go (None: all inline)
         self.refs: dict[str, str] = dict(refs or {})  # task id -> its artifact (``lineage``)
-        self.lineage = Lineage(self) if artifacts is not None else None
+        # ``lineage.Lineage`` of this run when it has an artifact store (set by the engine)
+        self.lineage: Callable[[str, int], dict[str, Any]] | None = None
         self.wf = workflow
         self.specs: dict[str, TaskSpec] = dict(workflow.tasks)
         self.down: dict[str, list[str]] = workflow.graph.down  # task -> its dependents

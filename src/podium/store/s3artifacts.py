@@ -149,7 +149,9 @@ class S3Artifacts:
                 raise ArtifactError(f"artifact {digest[:12]} is missing from {self.url!r}") from None
             raise ArtifactError(f"cannot read artifact {digest[:12]}: {e}") from None
         if digest_of(view, algorithm) != digest:
-            raise ArtifactError(f"artifact {digest[:12]} does not match its {algorithm} (changed in the bucket)")
+            raise ArtifactError(
+                f"artifact {digest[:12]} does not match its {algorithm} (changed in the bucket)"
+            )
         n = head(bytes(view[: min(size, 64 << 10)]))
         if not 0 <= n <= size:
             raise ArtifactError(f"artifact {digest[:12]} has a damaged header")

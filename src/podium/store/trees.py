@@ -116,6 +116,8 @@ def put(root: Path, staging: Path, src: Path, algorithm: str) -> tuple[str, int]
         digest = _manifest_digest(lines, algorithm)
         final = location(root, digest)
         private_dir(final.parent)
+        if final.exists() and not _intact(root, digest, src.name, algorithm):
+            remove(final)  # damaged on disk: replaced by the tree just written
         try:
             os.rename(staging, final)
         except OSError as e:
@@ -162,6 +164,14 @@ def open_tree(root: Path, digest: str, name: str, algorithm: str, verify: bool =
     return top
 
 
+def _intact(root: Path, digest: str, name: str, algorithm: str) -> bool:
+    try:
+        open_tree(root, digest, name, algorithm)
+    except ArtifactError:
+        return False
+    return True
+
+
 def _manifest_digest(lines: list[str], algorithm: str) -> str:
     h = hasher(algorithm)
     h.update(("podium-tree 1\n" + "".join(sorted(lines))).encode())
@@ -187,7 +197,8 @@ def _visit(
                 out = os.open(name, _DIR, dir_fd=dst)
             lines.append(f"d {quoted}\n")
             size = sum(
-                _visit(fd, child, f"{rel}/{child}", out, algorithm, lines, seal) for child in sorted(os.listdir(fd))
+                _visit(fd, child, f"{rel}/{child}", out, algorithm, lines, seal)
+                for child in sorted(os.listdir(fd))
             )
             if seal:
                 os.fchmod(out if out is not None else fd, 0o500)
@@ -198,14 +209,18 @@ def _visit(
                 os.close(out)
     if not stat.S_ISREG(st.st_mode):
         kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file or folder"
-        raise ArtifactError(f"artifact entry {rel!r} is {kind}: a folder artifact holds files and folders only")
+        raise ArtifactError(
+            f"artifact entry {rel!r} is {kind}: a folder artifact holds files and folders only"
+        )
     fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dirfd)
     try:
         fst = _own(os.fstat(fd), rel, stat.S_ISREG)
         mode = 0o500 if fst.st_mode & stat.S_IXUSR else 0o400
         with contextlib.ExitStack() as stack:
             data = (
-                stack.enter_context(mmap.mmap(fd, fst.st_size, access=mmap.ACCESS_READ)) if fst.st_size else b""
+                stack.enter_context(mmap.mmap(fd, fst.st_size, access=mmap.ACCESS_READ))
+                if fst.st_size
+                else b""
             )
             if dst is None:
                 digest = digest_of(data, algorithm)
