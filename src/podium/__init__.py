@@ -1,8 +1,9 @@
 """Podium: plan and run AI workflows to minimise alpha*T + beta*R.
 
 The public API: declare tasks and flows with ``task``, ``flow``, ``each``, ``when``,
-``http``, ``shell``, ``container``, ``service``, ``template`` and ``secret``; inside a running
-task, ``context()`` tells which task it is and what it holds (node, GPUs, cpus, rank); the model
+``http``, ``shell``, ``container``, ``service``, ``template`` and ``secret``; a task returns
+``Artifact(path)`` to keep a file or folder it wrote as an artifact; inside a running task,
+``context()`` tells which task it is and what it holds (node, GPUs, cpus, rank); the model
 classes are re-exported for convenience. ``run``, ``open_run``, ``runs`` and ``RunResult`` run
 and read runs from Python (``podium.api``, imported on first use).
 Invariant: ``import podium`` stays light (no YAML parsing, no optional heavy dependencies, no
@@ -34,6 +35,7 @@ from podium.model import (
     When,
     Workflow,
 )
+from podium.model.artifact import Artifact
 from podium.taskcontext import TaskContext, context
 
 if TYPE_CHECKING:
@@ -53,6 +55,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "REQUIRED",
+    "Artifact",
     "Cluster",
     "Const",
     "Flow",

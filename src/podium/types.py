@@ -368,18 +368,24 @@ class Store(Protocol):
 
 class ArtifactStore(Protocol):
     """Large results as content-addressed objects outside the run store (``podium.store.artifacts``:
-    a local folder or an S3-compatible bucket). An object's only name is the sha256 of its bytes."""
+    a local folder or an S3-compatible bucket). An object's only name is the digest of its bytes
+    by ``algorithm`` (``blake3``; objects written before it are named by ``sha256``). A local
+    folder also keeps trees (``put_tree``/``tree``: folders tasks returned as ``podium.Artifact``)."""
 
     url: str
     #: Results whose encoding is larger than this many bytes are kept here.
     threshold: int
+    #: The hash that names the objects ``put`` writes.
+    algorithm: str
 
     def put(self, chunks: Sequence[Any]) -> tuple[str, int]:
-        """Store the concatenation of ``chunks`` (bytes-like) whole; returns its sha256 and size."""
+        """Store the concatenation of ``chunks`` (bytes-like) whole; returns its digest and size."""
 
-    def get(self, digest: str, size: int, head: Callable[[bytes], int]) -> tuple[bytes, memoryview]:
+    def get(
+        self, digest: str, size: int, head: Callable[[bytes], int], algorithm: str = "sha256"
+    ) -> tuple[bytes, memoryview]:
         """The object's first ``head(first bytes)`` bytes as a private copy and the whole object
-        as a view, after its size and sha256 check (``StoreError`` otherwise)."""
+        as a view, after its size and digest (by ``algorithm``) check (``StoreError`` otherwise)."""
 
     def exists(self, digest: str) -> bool: ...
 

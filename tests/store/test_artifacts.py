@@ -1,5 +1,6 @@
-"""The local artifact store: objects named by their sha256, private files, whole or absent, checked
-before use; names an attacker could plant (paths, URLs) refused; garbage collection."""
+"""The local artifact store: objects named by their hash (BLAKE3; sha256 still read), private
+files, whole or absent, checked before use; names an attacker could plant (paths, URLs) refused;
+garbage collection."""
 
 from __future__ import annotations
 
@@ -23,14 +24,18 @@ def _whole(first: bytes) -> int:
     return 0  # no private head: the whole object is the mapped part
 
 
-def test_an_object_is_named_by_its_sha256_and_read_back_checked(tmp_path: Path) -> None:
-    store = LocalArtifacts(tmp_path / "a")
+@pytest.mark.parametrize("algorithm", ["blake3", "sha256"])
+def test_an_object_is_named_by_its_hash_and_read_back_checked(tmp_path: Path, algorithm: str) -> None:
+    import blake3
+
+    store = LocalArtifacts(tmp_path / "a", algorithm=algorithm)
     data = [b"header", memoryview(bytearray(b"x" * 100_000)), b""]
     digest, size = store.put(data)
     raw = b"header" + b"x" * 100_000
-    assert (digest, size) == (hashlib.sha256(raw).hexdigest(), len(raw))
+    expected = blake3.blake3(raw) if algorithm == "blake3" else hashlib.sha256(raw)
+    assert (digest, size) == (expected.hexdigest(), len(raw))
     assert Path(store.where(digest)).read_bytes() == raw
-    head, whole = store.get(digest, size, lambda first: 6)
+    head, whole = store.get(digest, size, lambda first: 6, algorithm)
     assert head == b"header" and bytes(whole) == raw
     assert store.exists(digest) and [o[:2] for o in store.objects()] == [(digest, size)]
 
@@ -55,7 +60,7 @@ def test_a_changed_or_missing_object_is_refused_never_read(tmp_path: Path, chang
     obj = Path(store.where(digest))
     if change == "bytes":
         obj.write_bytes(b"MODEL WEIGHTS " + obj.read_bytes()[14:])
-        match = "does not match its sha256"
+        match = "does not match its blake3"
     elif change == "size":
         obj.write_bytes(obj.read_bytes() + b"!")
         match = "bytes, its reference"
@@ -63,7 +68,7 @@ def test_a_changed_or_missing_object_is_refused_never_read(tmp_path: Path, chang
         obj.unlink()
         match = "is missing"
     with pytest.raises(ArtifactError, match=match):
-        store.get(digest, size, _whole)
+        store.get(digest, size, _whole, "blake3")
 
 
 @pytest.mark.parametrize(

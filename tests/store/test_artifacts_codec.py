@@ -38,8 +38,9 @@ def test_a_large_array_goes_to_an_artifact_and_comes_back_on_mapped_pages(
     arr = np.arange(1 << 20, dtype=np.float64).reshape(1024, 1024)
     rec = encode("t", 1, {"weights": arr, "name": "m"}, store)
     assert rec.encoding == ARTIFACT and len(rec.data) < 200 and rec.verify()
-    digest, size = reference(rec)  # type: ignore[misc]
-    assert size > arr.nbytes and Path(store.where(digest)).stat().st_size == size
+    ref = reference(rec)
+    assert ref is not None and ref.algorithm == "blake3" and ref.tree is None
+    assert ref.size > arr.nbytes and Path(store.where(ref.digest)).stat().st_size == ref.size
     out = decode(rec, store)
     assert out["name"] == "m" and np.array_equal(out["weights"], arr)
     w = out["weights"]
@@ -48,11 +49,27 @@ def test_a_large_array_goes_to_an_artifact_and_comes_back_on_mapped_pages(
     assert decode(rec, store)["weights"][0, 0] == 0.0
 
 
+def test_a_reference_written_with_sha256_before_blake3_is_still_read_and_checked(
+    np: Any, tmp_path: Path
+) -> None:
+    old = LocalArtifacts(tmp_path / "artifacts", threshold=64 << 10, algorithm="sha256")
+    arr = np.arange(1 << 16, dtype=np.float64)
+    rec = encode("t", 1, arr, old)
+    digest = json.loads(rec.data)["sha256"]
+    assert json.loads(rec.data) == {"sha256": digest, "size": reference(rec).size}  # type: ignore[union-attr]
+    new = LocalArtifacts(tmp_path / "artifacts", threshold=64 << 10)  # names new objects by BLAKE3
+    assert new.algorithm == "blake3" and np.array_equal(decode(rec, new), arr)
+    path = Path(new.where(digest))
+    path.write_bytes(path.read_bytes()[:-1] + b"!")
+    with pytest.raises(CorruptResult, match="does not match its sha256"):
+        decode(rec, new)
+
+
 def test_large_bytes_are_stored_as_themselves(store: LocalArtifacts) -> None:
     blob = os.urandom(300 << 10)
     rec = encode("t", 1, blob, store)
     assert rec.encoding == ARTIFACT
-    _, size = reference(rec)  # type: ignore[misc]
+    size = reference(rec).size  # type: ignore[union-attr]
     assert size < len(blob) + 256  # a small header and the bytes, no pickle framing
     assert decode(rec, store) == blob
 
@@ -95,6 +112,17 @@ def _signed_ref(ref: object) -> ResultRecord:
         {"sha256": "a" * 64, "size": "10"},
         {"url": "http://169.254.169.254/latest/meta-data/"},
         ["a" * 64, 10],
+        {"md5": "a" * 64, "size": 10},
+        {"blake3": "a" * 64, "sha256": "b" * 64, "size": 10},
+        {"blake3": "a" * 64, "size": 10, "tree": "../../home"},
+        {"blake3": "a" * 64, "size": 10, "tree": "/etc"},
+        {"blake3": "a" * 64, "size": 10, "tree": ".."},
+        {
+            "blake3": "a" * 64,
+            "size": 10,
+            "lineage": {"run": "r", "task": "t", "attempt": 1, "inputs": {"u": "/etc"}},
+        },
+        {"blake3": "a" * 64, "size": 10, "lineage": "r"},
     ],
     ids=str,
 )
@@ -115,12 +143,12 @@ def test_an_object_rewritten_on_disk_never_runs_its_pickle(
     np: Any, store: LocalArtifacts, tmp_path: Path
 ) -> None:
     rec = encode("t", 1, np.zeros(1 << 16), store)
-    digest, size = reference(rec)  # type: ignore[misc]
+    digest, size = reference(rec)[:2]  # type: ignore[index]
     sentinel = tmp_path / "PWNED"
     evil = artifact_format.chunks(artifact_format.PICKLE, pickle.dumps(_Payload(sentinel)), [])
     raw = b"".join(bytes(c) for c in evil)
     Path(store.where(digest)).write_bytes(raw.ljust(size, b"\0"))  # same name, same size
-    with pytest.raises(CorruptResult, match="does not match its sha256"):
+    with pytest.raises(CorruptResult, match="does not match its blake3"):
         decode(rec, store)
     assert not sentinel.exists()
 

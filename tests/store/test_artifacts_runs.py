@@ -200,4 +200,4 @@ def test_artifacts_command_errors_are_one_line(project: Path) -> None:
         out = podium(*argv, cwd=project)
         assert out.returncode == code and text in out.stderr and "Traceback" not in out.stderr, out.stderr
     out = podium("artifacts", "r1", *args, cwd=project)
-    assert out.returncode == 0 and out.stdout.startswith("cached  2.0 MiB  sha256:")
+    assert out.returncode == 0 and out.stdout.startswith("cached  2.0 MiB  blake3:")

@@ -1,14 +1,17 @@
 """`podium artifacts` and `podium gc`: the large results a run keeps outside its store.
 
 Invariants: listing reads only references (the store's authenticated rows) and the objects'
-presence, never their bytes; ``gc`` deletes only objects no run's result or cache entry refers
-to, and only those older than ``--grace`` (a live run writes its object just before the commit
-that refers to it), plus temporaries that old (left by a killed writer).
+presence, never their bytes; ``gc`` deletes only objects no kept run's result and no cache
+entry refers to, and only those older than ``--grace`` (a live run writes its object just
+before the commit that refers to it), plus temporaries that old (left by a killed writer). With
+``--keep-last N`` the kept runs are the N newest of each workflow and every run not finished
+(a live run, or one whose orchestrator died: it may be resumed); without it, every run.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 import click
@@ -60,20 +63,23 @@ def artifacts_cmd(
         ref = reference(rec)
         if ref is None:
             continue
-        digest, size = ref
-        where = artifacts.where(digest) if artifacts is not None else "(no artifact store open)"
-        present = artifacts.exists(digest) if artifacts is not None else False
+        where = artifacts.where(ref.digest) if artifacts is not None else "(no artifact store open)"
+        present = artifacts.exists(ref.digest) if artifacts is not None else False
         rows.append(
             {
                 "run_id": run_id,
                 "workflow": record.workflow,
                 "task_id": tid,
                 "attempt": rec.attempt,
-                "sha256": digest,
-                "size": size,
+                "kind": "value" if ref.tree is None else "folder",
+                "name": ref.tree,
+                "algorithm": ref.algorithm,
+                "digest": ref.digest,
+                "size": ref.size,
                 "where": where,
                 "present": present,
                 "authenticated": rec.verify(),
+                "lineage": ref.lineage,
             }
         )
     if as_json:
@@ -86,7 +92,8 @@ def artifacts_cmd(
         state = (
             "" if r["present"] and r["authenticated"] else (" MISSING" if not r["present"] else " UNTRUSTED")
         )
-        click.echo(f"{r['task_id']}  {_size(r['size'])}  sha256:{r['sha256'][:16]}  {r['where']}{state}")
+        name = f"{r['algorithm']}:{r['digest'][:16]}"
+        click.echo(f"{r['task_id']}  {_size(r['size'])}  {name}  {r['where']}{state}")
 
 
 @cli.command("gc")
@@ -99,25 +106,61 @@ def artifacts_cmd(
     type=click.FloatRange(0),
     help="Keep unreferenced objects younger than this many seconds.",
 )
+@click.option(
+    "--keep-last",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Keep only the artifacts of the N newest runs of each workflow (and of unfinished runs and "
+    "cache entries); older runs' artifacts are deleted (resuming such a run runs those tasks again).",
+)
 @click.option("--dry-run", is_flag=True, help="Only say what would be deleted.")
-def gc_cmd(store_url: str | None, artifacts_url: str | None, grace: float, dry_run: bool) -> None:
-    """Delete artifacts that no run's result and no cache entry refers to."""
+def gc_cmd(
+    store_url: str | None, artifacts_url: str | None, grace: float, keep_last: int | None, dry_run: bool
+) -> None:
+    """Delete artifacts that no kept run's result and no cache entry refers to."""
     from podium.runtime.codec import referenced as names
     from podium.store.artifacts import collect
 
     store, artifacts = _open(store_url, artifacts_url)
     try:
-        referenced = names(store.artifact_refs())
+        if artifacts is None:
+            click.echo("no artifact store: nothing to collect")
+            return
+        referenced, dropped = _kept(store, keep_last, names)
     finally:
         store.close()
-    if artifacts is None:
-        click.echo("no artifact store: nothing to collect")
-        return
     gone = collect(artifacts, referenced, grace, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
-    click.echo(
-        f"{verb} {len(gone)} object(s), {_size(sum(s for _, s in gone))}; kept {len(referenced)} referenced"
-    )
+    runs = f" of {dropped} older run(s)" if keep_last is not None else ""
+    freed = _size(sum(s for _, s in gone))
+    click.echo(f"{verb} {len(gone)} object(s){runs}, {freed}; kept {len(referenced)} referenced")
+
+
+def _kept(store: Any, keep_last: int | None, names: Any) -> tuple[set[str], int]:
+    """The artifact names kept runs and the cache refer to, and how many runs are not kept.
+    Results and cache entries are counted as rows (``artifact_refs`` lists each row), so an
+    object an old run shares with a kept run or a cache entry stays."""
+    from podium.model.states import RUN_FINISHED
+
+    if keep_last is None:
+        return names(store.artifact_refs()), 0
+    old: list[str] = []
+    seen: Counter[str] = Counter()
+    for run in store.list_runs(limit=1 << 62):  # newest first
+        seen[run.workflow] += 1
+        if seen[run.workflow] > keep_last and run.status in RUN_FINISHED:
+            old.append(run.run_id)
+    dropped = {rid: _ref_rows(store, rid) for rid in old}
+    rows = Counter(store.artifact_refs())  # read after the old runs': a newer row is kept
+    live = {r.run_id for r in store.list_runs(limit=1 << 62) if r.status not in RUN_FINISHED}
+    old = [rid for rid in old if rid not in live]  # resumed meanwhile: kept after all
+    for rid in old:
+        rows.subtract(dropped[rid])
+    return names(data for data, n in rows.items() if n > 0), len(old)
+
+
+def _ref_rows(store: Any, run_id: str) -> list[bytes]:
+    return [rec.data for rec in store.results(run_id).values() if rec.encoding == "artifact"]
 
 
 def _size(n: int) -> str:

@@ -28,6 +28,7 @@ from podium.planner.rank import upward_rank
 from podium.registry import REGISTRY, Registry
 from podium.runtime import codec
 from podium.runtime.failures import OomPolicy
+from podium.runtime.lineage import Lineage
 from podium.runtime.loop import RunLoop
 from podium.runtime.owner import check_owner as _check_owner
 from podium.runtime.owner import owner_id
@@ -186,9 +187,11 @@ class Engine:
             values = codec_values(self.store, run_id, view, artifacts=self.artifacts)
             return self._result(run_id, workflow, view, values)
         corrupt: list[str] = []
-        values = codec_values(self.store, run_id, view, corrupt, self.artifacts)
+        refs: dict[str, str] = {}
+        values = codec_values(self.store, run_id, view, corrupt, self.artifacts, refs)
         for tid, _ in clear:  # runs again: its old result is not an input of anything now
             values.pop(tid, None)
+            refs.pop(tid, None)
         first: list[tuple[str, str | None, dict[str, Any]]] = []
         if change is not None:
             first.append((ev.SOURCE_CHANGED, None, change))
@@ -196,7 +199,16 @@ class Engine:
         # later resumes compare with (and load) the new version: the header says so at the end
         header = {**record.source, **dict(source or {})} if change is not None else None
         return self._go(
-            run_id, workflow, params, view, values, resuming=True, corrupt=corrupt, first=first, header=header
+            run_id,
+            workflow,
+            params,
+            view,
+            values,
+            resuming=True,
+            corrupt=corrupt,
+            first=first,
+            header=header,
+            refs=refs,
         )
 
     # -- internals --------------------------------------------------------------------------
@@ -212,6 +224,7 @@ class Engine:
         nodes: list[Node] | None = None,
         first: Sequence[tuple[str, str | None, dict[str, Any]]] = (),
         header: dict[str, Any] | None = None,
+        refs: dict[str, str] | None = None,
     ) -> RunResult:
         self.store.update_run(
             run_id,
@@ -248,7 +261,10 @@ class Engine:
             estimates=known,
             origin=self.clock.monotonic(),
             artifacts=self.artifacts,
+            refs=refs,
         )
+        if self.artifacts is not None:
+            state.lineage = Lineage(state)
         if learned is not None and self.learn:
             state.sized = learned.sized()
         loop = RunLoop(
@@ -347,13 +363,17 @@ def codec_values(
     view: RunView,
     corrupt: list[str] | None = None,
     artifacts: ArtifactStore | None = None,
+    refs: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The committed results of a run, decoded; results failing their checksum are left out
-    and their task ids appended to ``corrupt``."""
+    and their task ids appended to ``corrupt``; ``refs`` gets the artifact of each that is one."""
     values: dict[str, Any] = {}
     for tid, rec in store.results(run_id).items():
         try:
             values[tid] = codec.decode(rec, artifacts)
+            ref = codec.reference(rec) if refs is not None else None
+            if ref is not None and refs is not None:
+                refs[tid] = ref.name
         except codec.CorruptResult:
             if corrupt is None:
                 raise

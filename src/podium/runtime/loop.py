@@ -41,6 +41,7 @@ from podium.runtime import codec
 from podium.runtime.failures import Failures, OomPolicy
 from podium.runtime.grants import Grants, Held
 from podium.runtime.lanes import Lanes, room
+from podium.runtime.lineage import committed
 from podium.runtime.owner import owner_id
 from podium.runtime.planning import Placement, PlanFollower, Replanner
 from podium.runtime.readiness import EXPAND_CHUNK, Readiness
@@ -48,15 +49,7 @@ from podium.runtime.recorder import Hook, Recorder
 from podium.runtime.services import services_for
 from podium.runtime.state import Lane, Running, RunState, Submission, Waiting
 from podium.runtime.view import base_name
-from podium.types import (
-    AttemptFuture,
-    Clock,
-    Executor,
-    QueueingExecutor,
-    Store,
-    meta_of,
-    outcome_of,
-)
+from podium.types import AttemptFuture, Clock, Executor, QueueingExecutor, Store, meta_of, outcome_of
 
 #: How many ready tasks that do not fit are looked past to find one that does (backfill).
 BACKFILL_SCAN = 32
@@ -254,7 +247,9 @@ class RunLoop:
             self._attempt_failed(tid, attempt, err, duration, usage)
             return
         try:
-            rec = codec.encode(tid, attempt, value, s.artifacts)
+            rec = codec.encode(tid, attempt, value, s.artifacts, s.lineage)
+            if rec.encoding == codec.ARTIFACT:  # kept outside the store: note it (a folder: its path)
+                value = committed(s, rec, value)
         except Exception as e:  # unpicklable or unstorable result
             msg = f"result of task {tid!r} cannot be stored: {e}"
             err = ErrorRecord(type(e).__name__, msg, retryable=False)

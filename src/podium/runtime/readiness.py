@@ -197,6 +197,8 @@ class Readiness:
             value = codec.decode(rec, self.state.artifacts)
         except Exception:
             return False
+        if rec.encoding == codec.ARTIFACT:
+            s.refs[name] = codec.reference(rec).name  # type: ignore[union-attr]
         self.emit(ev.TASK_SUCCEEDED, name, 0, {"cached": True, "key": key})
         s.buf_results.append(ResultRecord(name, 0, rec.data, rec.checksum, rec.encoding))
         s.values[name] = value

@@ -21,7 +21,7 @@ Invariants (kept by the loop and its collaborators):
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, NamedTuple, Protocol
 
@@ -150,6 +150,7 @@ class RunState:
         "handlers_only",
         "items_left",
         "lane_of",
+        "lineage",
         "min_cpu",
         "need",
         "node_names",
@@ -164,6 +165,7 @@ class RunState:
         "queued",
         "ready",
         "reason",
+        "refs",
         "run_id",
         "run_times",
         "running",
@@ -193,10 +195,14 @@ class RunState:
         estimates: Mapping[str, float] | None,
         origin: float,
         artifacts: ArtifactStore | None = None,
+        refs: Mapping[str, str] | None = None,
     ) -> None:
         # -- the run and its workflow (fixed for the run) --------------------------------------
         self.run_id = run_id
         self.artifacts = artifacts  # where results above its threshold go (None: all inline)
+        self.refs: dict[str, str] = dict(refs or {})  # task id -> its artifact (``lineage``)
+        # ``lineage.Lineage`` of this run when it has an artifact store (set by the engine)
+        self.lineage: Callable[[str, int], dict[str, Any]] | None = None
         self.wf = workflow
         self.specs: dict[str, TaskSpec] = dict(workflow.tasks)
         self.down: dict[str, list[str]] = workflow.graph.down  # task -> its dependents

@@ -6,24 +6,34 @@ usual places (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``~/.aws``), neve
 so they never reach the event log or a message.
 
 Invariants (the ``artifacts`` ones, for a bucket):
-- Objects are named ``<prefix>/objects/<sha256>``; the digest is computed before the upload, so
+- Objects are named ``<prefix>/objects/<digest>`` (BLAKE3, or sha256 for objects written before
+  it: ``hashing``); the digest is computed before the upload, so
   the object is written once under its final key, and S3 makes an upload (multipart or not)
   visible only when it completes: a killed writer leaves no object (at most an unfinished
   multipart upload, which the bucket's lifecycle rule should abort). An object already there
   has the same bytes and is not uploaded again.
-- ``get`` reads the object into private memory and checks its size and sha256 before any byte
+- ``get`` reads the object into private memory and checks its size and digest before any byte
   is used. boto3 is imported only here.
+- Folders (``podium.Artifact``) are not kept in a bucket yet: a task returning one fails with a
+  message saying so.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from podium.errors import UsageError
-from podium.store.artifacts import ArtifactError, check_digest, hash_chunks, slices
+from podium.store.hashing import (
+    ArtifactError,
+    check_algorithm,
+    check_digest,
+    default_algorithm,
+    digest_of,
+    hash_chunks,
+    slices,
+)
 
 
 class _Reader:
@@ -52,7 +62,9 @@ class _Reader:
 class S3Artifacts:
     """Content-addressed objects under ``s3://bucket/prefix/objects/``."""
 
-    def __init__(self, bucket: str, prefix: str, endpoint: str | None, threshold: int) -> None:
+    def __init__(
+        self, bucket: str, prefix: str, endpoint: str | None, threshold: int, algorithm: str | None = None
+    ) -> None:
         try:
             import boto3
             from botocore.exceptions import BotoCoreError, ClientError
@@ -61,6 +73,7 @@ class S3Artifacts:
         self.client = boto3.client("s3", endpoint_url=endpoint)
         self._errors = (BotoCoreError, ClientError, OSError)
         self.bucket, self.prefix, self.threshold = bucket, prefix.strip("/"), threshold
+        self.algorithm = check_algorithm(algorithm or default_algorithm())
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
 
     @classmethod
@@ -103,7 +116,7 @@ class S3Artifacts:
         return True
 
     def put(self, chunks: Sequence[Any]) -> tuple[str, int]:
-        digest, size = hash_chunks(chunks)
+        digest, size = hash_chunks(chunks, self.algorithm)
         if self.exists(digest):
             return digest, size
         try:
@@ -112,7 +125,9 @@ class S3Artifacts:
             raise ArtifactError(f"cannot write artifact to {self.url!r}: {e}") from None
         return digest, size
 
-    def get(self, digest: str, size: int, head: Callable[[bytes], int]) -> tuple[bytes, memoryview]:
+    def get(
+        self, digest: str, size: int, head: Callable[[bytes], int], algorithm: str = "sha256"
+    ) -> tuple[bytes, memoryview]:
         buf = bytearray(size)
         view = memoryview(buf)
         try:
@@ -133,8 +148,10 @@ class S3Artifacts:
             if self._missing(e):
                 raise ArtifactError(f"artifact {digest[:12]} is missing from {self.url!r}") from None
             raise ArtifactError(f"cannot read artifact {digest[:12]}: {e}") from None
-        if hashlib.sha256(view).hexdigest() != digest:
-            raise ArtifactError(f"artifact {digest[:12]} does not match its sha256 (changed in the bucket)")
+        if digest_of(view, algorithm) != digest:
+            raise ArtifactError(
+                f"artifact {digest[:12]} does not match its {algorithm} (changed in the bucket)"
+            )
         n = head(bytes(view[: min(size, 64 << 10)]))
         if not 0 <= n <= size:
             raise ArtifactError(f"artifact {digest[:12]} has a damaged header")
