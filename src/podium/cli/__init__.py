@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None) -> None:
             from podium.cli.stores import name_the_store
 
             text = name_the_store(text)
-        click.echo(f"error: {safe(text).rstrip()}", err=True)
+        if isinstance(e, click.exceptions.NoArgsIsHelpError):  # bare ``podium``: its help, not an error
+            click.echo(safe(text).rstrip(), err=True)
+        else:
+            click.echo(f"error: {safe(text).rstrip()}", err=True)
         sys.exit(exit_code(e))
     if isinstance(rv, int) and rv:  # click's own ``ctx.exit(code)``
         sys.exit(rv)

@@ -125,6 +125,16 @@ def write_gantt(store: Any, run_id: str, path: str) -> None:
 
     record = store.get_run(run_id)
     page = gantt_html(run_bars(store.events(run_id)), f"run {run_id} of {record.workflow}", record.status)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    write_page(Path(path), page, "--gantt")
+
+
+def write_page(out: Any, page: str, option: str) -> None:
+    """Write an HTML page to path ``out`` (its folder made if missing); a ``UsageError`` naming
+    ``option`` and the reason if it cannot be written."""
+    from podium.errors import UsageError
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(page, encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"{option} {out}: cannot write it: {e.strerror or e}") from None

@@ -108,7 +108,9 @@ def plan_command(
     if sources:
         p = dataclasses.replace(p, estimate_sources=sources)
     if html_out:
-        Path(html_out).write_text(gantt_html(p, cluster, Path(file).name))
+        from podium.cli.gantt import write_page
+
+        write_page(Path(html_out), gantt_html(p, cluster, Path(file).name), "--html")
     if as_json:
         click.echo(json.dumps(plan_json(p)))
     else:

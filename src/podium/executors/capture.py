@@ -47,7 +47,7 @@ class AttemptLog:
         "attempt",
         "chunks",
         "cut",
-        "fresh",
+        "midline",
         "limit",
         "lock",
         "secrets",
@@ -67,7 +67,7 @@ class AttemptLog:
         self.size = 0
         self.cut = 0
         self.version = 0  # bumps on every write: a live reader re-reads only changed logs
-        self.fresh = True  # the echo is at the start of a line
+        self.midline: set[str] = set()  # streams whose echo stopped mid-line
         self.lock = threading.Lock()
 
     def write(self, stream: str, text: str) -> None:
@@ -171,7 +171,7 @@ class PipeCapture:
                 if _echo[0]:
                     stream = sys.stdout if self.fds[fd] == "stdout" else sys.stderr
                     with contextlib.suppress(Exception):
-                        stream.write(_prefixed(log, mask(text, log.secrets)))
+                        stream.write(_prefixed(log, self.fds[fd], mask(text, log.secrets)))
             if not data:
                 return True
 
@@ -180,7 +180,10 @@ class PipeCapture:
         for fd in self.fds:
             self.read(fd)
         self.live.pop(self.key, None)
-        return None if self.log is None else self.log.record()
+        if self.log is None:
+            return None
+        end_line(self.log)
+        return self.log.record()
 
 
 def mask(text: str, secrets: tuple[str, ...] = ()) -> str:
@@ -225,6 +228,7 @@ class Slot:
             self.log = None
             if self.live is not None:
                 self.live.pop(self.key, None)
+            end_line(log)
         return log
 
     def current(self) -> AttemptLog | None:
@@ -285,7 +289,7 @@ class Router(io.TextIOBase):
             if log is not None:
                 log.write(self.name, text)
                 if _echo[0]:
-                    self.original.write(_prefixed(log, mask(text, log.secrets)))
+                    self.original.write(_prefixed(log, self.name, mask(text, log.secrets)))
         except Exception:  # capture must never break the task; the text goes where it went
             return self.original.write(text)
         return len(text)
@@ -315,12 +319,31 @@ class Router(io.TextIOBase):
         return getattr(self.original, name)
 
 
-def _prefixed(log: AttemptLog, text: str) -> str:
-    """``text`` with ``[task] `` before each line it starts (the log knows if the last ended)."""
+def end_line(log: AttemptLog) -> None:
+    """End the echo of a finished attempt whose output stopped mid-line, so what is printed
+    next (another task's output, an error) starts on a line of its own."""
+    if not _echo[0]:
+        return
+    for name in sorted(log.midline):
+        stream = getattr(sys, name, None)
+        if isinstance(stream, Router):
+            stream = stream.original
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.write("\n")
+    log.midline.clear()
+
+
+def _prefixed(log: AttemptLog, stream: str, text: str) -> str:
+    """``text`` with ``[task] `` before each line it starts (the log knows, per stream, whether
+    the last line written there ended)."""
     out = []
     for line in text.splitlines(keepends=True):
-        out.append(f"[{log.task_id}] {line}" if log.fresh else line)
-        log.fresh = line.endswith("\n")
+        out.append(line if stream in log.midline else f"[{log.task_id}] {line}")
+        if line.endswith("\n"):
+            log.midline.discard(stream)
+        else:
+            log.midline.add(stream)
     shown = _shown[0]
     return shown("".join(out)) if shown is not None else "".join(out)
 
