@@ -1,6 +1,7 @@
 """`podium run`: running workflows from the command line (``resume``/``cancel`` in ``cli.resume``).
 
-Invariants: a spec, parameter or capacity problem is reported before any run is written; a
+Invariants: a spec, parameter or capacity problem is reported before any run is written (the
+spec's problems, its tasks that fit no node and the cluster file's problems together); a
 run shows live progress (done / running / failed / pending, elapsed, ETA) and ends with a
 summary table and T, R, F; Ctrl-C or SIGTERM cancels cleanly (running tasks stopped, the run
 marked cancelled, resumable) and exits 130.
@@ -28,9 +29,10 @@ from podium.errors import UsageError
 
 
 # --- Ray (``--ray ADDRESS``): the run's tasks go to a Ray cluster instead of local pools --------
-def _executor(cluster: str | None, ray_address: str | None) -> Any:
+def _executor(cluster: str | None, ray_address: str | None, nodes: list[Any] | None = None) -> Any:
     """The run's executor: ``RayExecutor`` with ``--ray`` (``local`` starts a local Ray; a cluster
-    file then only prices the Ray nodes), else the local executor on the cluster file's nodes."""
+    file then only prices the Ray nodes), else the local executor on the cluster file's nodes
+    (``nodes``, when the caller already read them)."""
     if ray_address:
         from podium.executors.ray import RayExecutor
         from podium.load.cluster import load_cluster
@@ -38,7 +40,7 @@ def _executor(cluster: str | None, ray_address: str | None) -> Any:
         return RayExecutor(ray_address, cluster=load_cluster(cluster) if cluster else None)
     from podium.executors.local import LocalExecutor
 
-    return LocalExecutor(_nodes(cluster))
+    return LocalExecutor(nodes if nodes is not None else _nodes(cluster))
 
 
 _RAY_HELP = "Run on the Ray cluster at ADDRESS (host:port, ray://..., auto) or 'local' to start one."
@@ -86,6 +88,7 @@ def _execute(
     artifacts_url: str | None = None,
     echo_logs: bool | None = None,
     rerun_from: str | None = None,
+    nodes: list[Any] | None = None,
 ) -> None:
     from podium.cli.progress import Progress, print_summary
     from podium.cli.stores import cli_store_url
@@ -97,7 +100,7 @@ def _execute(
     exporter = start_exporter(metrics)  # before the store: a port in use fails before any run
     store = _store(store_url)
     try:
-        executor = _executor(cluster, ray_address)
+        executor = _executor(cluster, ray_address, nodes)
     except BaseException:
         store.close()
         raise
@@ -203,7 +206,7 @@ def run_cmd(
     echo_logs: bool | None = None,
 ) -> None:
     """Run the workflow in FILE (.yaml, .yml, .json or .py) to the end."""
-    from podium.load import load_workflow, parse_params
+    from podium.load import parse_params
 
     if run_id is not None and not _valid_id(run_id):
         raise UsageError(f"--run-id {run_id!r}: use 1-64 letters, digits, '-' or '_'")
@@ -213,7 +216,7 @@ def run_cmd(
         cap = parse_size(oom_cap) if oom_cap is not None else None
     except ValueError as e:
         raise UsageError(f"--oom-cap: {e}") from None
-    loaded = load_workflow(file, **grants)
+    nodes, loaded = _load_checked(file, grants, cluster, ray_address)
     given = parse_params(list(params))
     if run_id is not None:
         _same_run(store_url, run_id, loaded, given)
@@ -240,7 +243,43 @@ def run_cmd(
         metrics=(metrics_port, metrics_host, metrics_linger),
         artifacts_url=artifacts_url,
         echo_logs=echo_logs,
+        nodes=nodes,
     )
+
+
+def _load_checked(
+    file: str, grants: Mapping[str, Any], cluster: str | None, ray_address: str | None
+) -> tuple[list[Any] | None, Any]:
+    """The run's local nodes (None on Ray: they are known once connected) and its workflow,
+    checked against them: every problem of the spec, of its tasks' resources on these nodes and
+    of the cluster file is reported together, one line each, before anything is written."""
+    from podium.errors import SpecError
+    from podium.load import load_workflow
+
+    nodes, problems = None, []
+    if not ray_address:
+        try:
+            nodes = _nodes(cluster)
+        except SpecError as e:
+            problems = _sourced(e)
+    try:
+        loaded = load_workflow(file, **grants, nodes=nodes)
+    except SpecError as e:
+        if not problems:
+            raise
+        problems += _sourced(e)
+    if problems:
+        raise SpecError(problems)
+    return nodes, loaded
+
+
+def _sourced(err: Any) -> list[Any]:
+    """The problems of a ``SpecError``, each naming the file it was found in."""
+    from podium.errors import Problem
+
+    if not err.source:
+        return list(err.problems)
+    return [Problem(f"{err.source}: {p.where}" if p.where else err.source, p.message) for p in err.problems]
 
 
 def _same_run(store_url: str | None, run_id: str, loaded: Any, given: dict[str, Any]) -> None:

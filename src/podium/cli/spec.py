@@ -50,9 +50,11 @@ def _limit_options(fn: Any) -> Any:
     return grant_options(fn)
 
 
-def _load(file: str, grants: Mapping[str, Any], max_bytes: int, max_tasks: int, max_depth: int) -> Workflow:
+def _load(
+    file: str, grants: Mapping[str, Any], max_bytes: int, max_tasks: int, max_depth: int, nodes: Any = None
+) -> Workflow:
     limits = Limits(max_bytes=max_bytes, max_tasks=max_tasks, max_depth=max_depth)
-    return load_workflow(file, limits=limits, **grants).workflow
+    return load_workflow(file, limits=limits, nodes=nodes, **grants).workflow
 
 
 @cli.command()
@@ -79,15 +81,14 @@ def validate(
     cluster: str | None,
 ) -> None:
     """Check a spec (YAML, JSON or a Python flow FILE.py[:FLOW]) without running it."""
-    wf = _load(file, grants, max_bytes, max_tasks, max_depth)
+    nodes = _cluster(cluster)
+    wf = _load(file, grants, max_bytes, max_tasks, max_depth, nodes.nodes)  # resources checked too
     problems = []
     if params:
         try:
             wf.resolve_params(parse_params(params))
         except SpecError as e:
             problems += e.problems
-    nodes = _cluster(cluster)
-    problems += nodes.unplaceable({n: t.resources for n, t in wf.tasks.items()})
     if problems:
         raise SpecError(problems, source=file)
     edges = sum(len(t.deps) for t in wf.tasks.values())

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from podium.errors import Problem, SpecError
 from podium.load.config import Config, load_config
 from podium.load.limits import Limits
 from podium.load.params import parse_params
+from podium.model.cluster import Node
 from podium.model.workflow import Workflow
 from podium.registry import REGISTRY, Registry
 
@@ -79,8 +80,10 @@ def load_workflow(
     allow_hosts: Iterable[str] = (),
     allow_env: Iterable[str] = (),
     allow_images: Iterable[str] = (),
+    nodes: Sequence[Node] | None = None,
 ) -> Loaded:
-    """Load and validate the workflow in ``path``. ``SpecError`` lists every problem.
+    """Load and validate the workflow in ``path``. ``SpecError`` lists every problem, with
+    ``nodes`` (the machines the run will have) also every task that no node can ever hold.
 
     Granted: what ``podium.toml``/``pyproject.toml`` of ``cwd`` (default: the current
     directory, the project root) grants, plus the arguments (modules, folders to find modules
@@ -90,7 +93,8 @@ def load_workflow(
     config = load_config(cwd).widen(
         allow_modules, module_paths, allow_programs, allow_hosts, allow_env, allow_images
     )
-    return _load(file, str(path) if flow_name is None else str(file), flow_name, config, registry, limits)
+    shown = str(path) if flow_name is None else str(file)
+    return _load(file, shown, flow_name, config, registry, limits, nodes=nodes)
 
 
 def load_source(
@@ -167,6 +171,7 @@ def _load(
     limits: Limits | None,
     expect_sha256: str | None = None,
     allow_images: tuple[str, ...] = (),
+    nodes: Sequence[Node] | None = None,
 ) -> Loaded:
     suffix = file.suffix.lower()
     if suffix not in SPEC_SUFFIXES and suffix != ".py":
@@ -188,7 +193,7 @@ def _load(
     if suffix == ".py":
         flow = _python_flow(file, shown, flow_name, registry, limits, len(data), digest)
         try:
-            wf = flow.build()
+            wf = flow.build(nodes)
         except SpecError as e:
             raise SpecError(e.problems, source=shown) from None
         _check_grants(wf, config, registry, shown)
@@ -198,7 +203,9 @@ def _load(
     from podium.load.spec import load_spec
 
     fmt = SPEC_SUFFIXES[suffix]
-    wf = load_spec(data, shown, fmt, registry=registry, limits=limits, default_name=file.stem, config=config)
+    wf = load_spec(
+        data, shown, fmt, registry=registry, limits=limits, default_name=file.stem, config=config, nodes=nodes
+    )
     return Loaded(wf, {"kind": "yaml" if fmt == "yaml" else "json", **source, "flow": None})
 
 

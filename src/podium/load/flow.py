@@ -14,13 +14,14 @@ import functools
 import inspect
 import traceback
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from podium.errors import Problem, SpecError
 from podium.load import options
 from podium.load.python import _BUILD, FlowError, _Build
+from podium.model.cluster import Node, unplaceable_tasks
 from podium.model.task import Param
 from podium.model.workflow import REQUIRED, Objective, ParamSpec, Workflow
 
@@ -127,8 +128,9 @@ class Flow:
         problems += [Problem(f"objective.{k}", m) for k, m in issues]
         return Objective(**out)
 
-    def build(self) -> Workflow:
-        """Run the flow function with parameter placeholders and validate what it declared."""
+    def build(self, nodes: Sequence[Node] | None = None) -> Workflow:
+        """Run the flow function with parameter placeholders and validate what it declared;
+        with ``nodes``, a task no node can ever hold is one more of the problems reported."""
         problems: list[Problem] = []
         params = self._params(problems)
         objective = self._objective(problems)
@@ -145,6 +147,8 @@ class Flow:
         finally:
             _BUILD.reset(token)
         problems += state.problems
+        if nodes is not None:
+            problems += unplaceable_tasks(state.tasks, nodes)
         try:
             wf = Workflow.build(self.name, state.tasks, params, objective, self.fail_fast, self.description)
         except SpecError as e:

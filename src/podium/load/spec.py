@@ -18,7 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from podium.load.schema import (
 )
 from podium.load.secrets import check_secret, read_secrets
 from podium.load.yamlsafe import Document, Limits, read_document
+from podium.model.cluster import Node, unplaceable_tasks
 from podium.model.task import KINDS, Const, Param, Ref, RetryPolicy, TaskSpec, Template, When
 from podium.model.workflow import PARAM_TYPES, REQUIRED, Objective, ParamSpec, Workflow
 from podium.registry import REGISTRY, Registry
@@ -64,18 +65,20 @@ def load_spec(
     default_name: str | None = None,
     config: Config | None = None,
     allow_images: Iterable[str] = (),
+    nodes: Sequence[Node] | None = None,
 ) -> Workflow:
     """Bytes of a spec document -> validated Workflow. ``SpecError`` lists every problem.
 
     ``config`` is what the user granted (default: the ``allow_modules`` and ``allow_images``
-    given, nothing else, modules found in the installed packages and the current folder)."""
+    given, nothing else, modules found in the installed packages and the current folder).
+    With ``nodes``, a task no node can ever hold is one more problem of the same list."""
     lim = limits or Limits()
     cfg = (config or Config()).widen(allow_modules, images=allow_images)
     reg = registry or REGISTRY
     cfg.apply(reg)
     doc = read_document(data, name, fmt, lim)
     fallback = default_name or Path(name).stem or "workflow"
-    return _SpecReader(doc, cfg, reg, lim, fallback).workflow()
+    return _SpecReader(doc, cfg, reg, lim, fallback, nodes).workflow()
 
 
 class _SpecReader(Reporter):
@@ -86,8 +89,10 @@ class _SpecReader(Reporter):
         registry: Registry,
         limits: Limits,
         default_name: str | None,
+        nodes: Sequence[Node] | None = None,
     ):
         super().__init__(doc)
+        self.nodes = nodes
         self.config = config
         self.allow = config.allow_modules
         self.registry = registry
@@ -127,6 +132,8 @@ class _SpecReader(Reporter):
         params = self._params(data.get("params"))
         tasks = self._tasks(data.get("tasks"))
         self._check_refs({t.name for t in tasks}, {p.name for p in params})
+        if self.nodes is not None:
+            self.problems += [self.locate(p) for p in unplaceable_tasks(tasks, self.nodes)]
         try:
             wf = Workflow.build(name, tasks, params, objective, fail_fast, description)
         except SpecError as e:

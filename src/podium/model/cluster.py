@@ -10,13 +10,14 @@ lives in the planner.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from podium.errors import Problem, SpecError, UnknownNameError
 from podium.model.devices import Gpu, per_node
 from podium.model.resources import Resources, fits, format_size
+from podium.model.task import TaskSpec
 
 #: Default price per resource-hour on the local machine (cost units): memory is per GiB.
 DEFAULT_PRICES: Mapping[str, float] = MappingProxyType({"cpu": 1.0, "memory": 0.1, "gpu": 10.0})
@@ -130,6 +131,29 @@ class Cluster:
             where = f"tasks.{name}.resources"
             out.append(Problem(where, f"no node can ever satisfy it ({short} on node {best.name})"))
         return out
+
+
+def unplaceable_tasks(tasks: Iterable[TaskSpec], nodes: Sequence[Node]) -> list[Problem]:
+    """A problem (``tasks.NAME.resources`` or ``.workers``) for every task that no node can
+    ever hold, and every gang the nodes can never hold together; each distinct resource vector
+    and gang size is checked once, so a 100,000-task workflow of few shapes costs a few checks."""
+    ok: dict[tuple[Resources, int], bool] = {}
+    bad: dict[str, Resources] = {}
+    gangs: dict[str, int] = {}
+    for t in tasks:
+        r, n = t.resources, t.workers
+        fit = ok.get((r, n))
+        if fit is None:
+            if n > 1:
+                fit = sum(node.holds(r) for node in nodes) >= n
+            elif r.gpu:
+                fit = any(node.holds(r) for node in nodes)
+            else:
+                fit = any(r.fits_in(node.capacity) for node in nodes)
+            ok[(r, n)] = fit
+        if not fit:
+            bad[t.name], gangs[t.name] = r, n
+    return Cluster(tuple(nodes)).unplaceable(bad, gangs) if bad and nodes else []
 
 
 def _fmt(resource: str, amount: float) -> str:

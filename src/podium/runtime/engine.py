@@ -19,9 +19,8 @@ from typing import Any
 from podium.errors import ConflictError, InvalidValueError, NotFoundError, Problem, SpecError
 from podium.model import events as ev
 from podium.model import states as st
-from podium.model.cluster import Cluster, Node
+from podium.model.cluster import Node, unplaceable_tasks
 from podium.model.events import Event, RunRecord
-from podium.model.resources import Resources
 from podium.model.workflow import Workflow
 from podium.planner.estimates import estimate_all, needs_history
 from podium.planner.rank import upward_rank
@@ -387,25 +386,8 @@ def codec_values(
 
 
 def unplaceable(workflow: Workflow, nodes: Sequence[Node]) -> list[Problem]:
-    """Problems for tasks no node can ever hold, and gangs the nodes can never hold together
-    (each distinct resource vector and gang size checked once)."""
-    fits: dict[tuple[Resources, int], bool] = {}
-    bad: dict[str, Resources] = {}
-    for name, t in workflow.tasks.items():
-        r, n = t.resources, t.workers
-        ok = fits.get((r, n))
-        if ok is None:
-            if n > 1:
-                ok = sum(node.holds(r) for node in nodes) >= n
-            elif r.gpu:
-                ok = any(node.holds(r) for node in nodes)
-            else:
-                ok = any(r.fits_in(node.capacity) for node in nodes)
-            fits[(r, n)] = ok
-        if not ok:
-            bad[name] = r
-    gangs = {name: workflow.tasks[name].workers for name in bad}
-    return Cluster(tuple(nodes)).unplaceable(bad, gangs) if bad else []
+    """Problems for tasks no node can ever hold, and gangs the nodes can never hold together."""
+    return unplaceable_tasks(workflow.tasks.values(), nodes)
 
 
 def new_run_id() -> str:
