@@ -50,12 +50,19 @@ def folder(tmp_path: Path) -> Path:
 
 def test_run_reports_resource_and_spec_problems_together_before_writing(tmp_path: Path) -> None:
     work = folder(tmp_path)
-    code, out, err = cli(["run", "spec.yaml", "--cluster", "cluster.yaml", "--no-progress", "--store", "s.db"], work)
+    code, out, err = cli(
+        ["run", "spec.yaml", "--cluster", "cluster.yaml", "--no-progress", "--store", "s.db"], work
+    )
     assert code == 2 and out == ""
     lines = err.splitlines()
     assert lines[0] == "error: 4 problems:", err
-    assert lines[1] == "  - spec.yaml:5:5: tasks.big.resources: no node can ever satisfy it (cpu 4 > 2 on node small)"
-    assert lines[2].startswith("  - spec.yaml:8:5: tasks.fat.resources: no node can ever satisfy it (memory 8GiB")
+    assert (
+        lines[1]
+        == "  - spec.yaml:5:5: tasks.big.resources: no node can ever satisfy it (cpu 4 > 2 on node small)"
+    )
+    assert lines[2].startswith(
+        "  - spec.yaml:8:5: tasks.fat.resources: no node can ever satisfy it (memory 8GiB"
+    )
     assert lines[3].startswith("  - spec.yaml:9:14: tasks.fat.retries:")
     assert lines[4].startswith("  - spec.yaml:12:5: tasks.ok.timout: unknown key 'timout'")
     assert "did you mean 'timeout'" in lines[4]
@@ -76,7 +83,7 @@ def test_a_broken_cluster_file_and_a_broken_spec_are_reported_together(tmp_path:
     (work / "cluster.yaml").write_text(CLUSTER + "    cpus: 2\n")
     code, _, err = cli(["run", "spec.yaml", "--cluster", "cluster.yaml", "--store", "s.db"], work)
     assert code == 2
-    assert "cluster.yaml: nodes[0].cpus: unknown key" in err
+    assert "  - cluster.yaml:4:5: nodes[0].cpus: unknown key 'cpus' in a node: amounts go in capacity" in err
     assert "tasks.ok.timout: unknown key" in err
     assert not (work / "s.db").exists()
 
