@@ -45,7 +45,20 @@ def _executor(cluster: str | None, ray_address: str | None, nodes: list[Any] | N
 
 _RAY_HELP = "Run on the Ray cluster at ADDRESS (host:port, ray://..., auto) or 'local' to start one."
 _ECHO_HELP = "Also print what tasks write (default: only without live progress); podium logs has it."
+CLUSTER_HELP = (
+    "Cluster file (docs/cluster.md): nodes with capacities and prices. Without --ray they are not "
+    "separate machines: every node's tasks run on this machine, sharing it; with --ray it prices Ray's nodes."
+)
 # ------------------------------------------------------------------------------------------------
+
+
+def shared_machine(cluster: str, count: int) -> str:
+    """The summary's line saying that a cluster file's nodes are not machines of their own."""
+    if count == 1:
+        return f"the node of {cluster} is this machine (the local executor runs its tasks here)"
+    return (
+        f"the {count} nodes of {cluster} share this machine (the local executor runs every node's tasks here)"
+    )
 
 
 def _nodes(cluster: str | None) -> list[Any]:
@@ -130,6 +143,8 @@ def _execute(
         executor.shutdown(wait=False)
         store.close()
     print_summary(result)
+    if cluster and not ray_address:
+        click.echo(safe(shared_machine(cluster, len(nodes if nodes is not None else executor.nodes()))))
     if gantt:
         click.echo(f"gantt chart: {gantt}")
     if not result.ok:
@@ -151,7 +166,7 @@ def _execute(
     metavar="URL",
     help="Keep large results here: a folder, file:///folder or s3://bucket/prefix (default: beside it).",
 )
-@click.option("--cluster", type=click.Path(dir_okay=False), help="Cluster file of local nodes.")
+@click.option("--cluster", type=click.Path(dir_okay=False), help=CLUSTER_HELP)
 @click.option("--run-id", metavar="ID", help="Run id; an existing id resumes that run (idempotent).")
 @click.option("--fifo", is_flag=True, help="Dispatch ready tasks first-in first-out (for comparison).")
 @click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
