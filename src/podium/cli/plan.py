@@ -6,7 +6,8 @@ else 1 s, and the output says which). The cluster is ``--cluster FILE`` (YAML), 
 ``--processors P`` (P identical unit-price nodes with one cpu each; every task then takes one
 cpu, so each node runs one task at a time), or this machine as one node.
 
-Prints a terminal Gantt chart with T, R, F, lower bound and gap; ``--json`` prints exactly
+Prints a terminal Gantt chart (one row per node, each task's name in its bar, made terminal-safe
+and cut with an ellipsis where the bar is too short) with T, R, F, lower bound and gap; ``--json`` prints exactly
 ``{"makespan", "cost", "objective", "lower_bound", "tasks": [{"id", "node", "start", "end"}]}``;
 ``--html OUT`` writes a self-contained Gantt page (inline SVG, no external assets).
 Invariant: bad arguments give one error line and exit code 2.
@@ -187,18 +188,24 @@ def _print(p: Plan, cluster: Cluster, objective: Objective, sources: dict[str, s
         by_node[p.slots[t].node].append(t)
     colours = ("blue", "magenta", "green", "yellow", "cyan", "red")
     shown = [n for n in by_node if by_node[n]][:40]
+    cut = 0  # tasks whose name did not fit in their bar
     for k, node in enumerate(shown):
-        line = Text(f"{safe(node)[:14]:>14} ")
+        line = Text(f"{bar_label(node, 14):>14} ")
         cells: list[tuple[str, str]] = [(" ", "")] * width
         for i, t in enumerate(by_node[node]):
             s = p.slots[t]
-            a = int(s.start / span * width)
-            b = max(a + 1, round(s.end / span * width))
-            for x in range(a, min(b, width)):
-                cells[x] = ("█", colours[(i + k) % len(colours)])
+            a = min(round(s.start / span * width), width - 1)  # rounded as ends are: no overlap
+            b = min(width, max(a + 1, round(s.end / span * width)))
+            colour = colours[(i + k) % len(colours)]
+            label = bar_label(t, b - a - 1)  # the bar's last cell stays: bars side by side stay apart
+            cut += label != safe(t)
+            for x in range(a, b):
+                cells[x] = ("█", colour)
+            for x, ch in enumerate(label, a):  # the name inside its bar, from its start
+                cells[x] = (ch, f"bold white on {colour}")
         for ch, style in cells:
             line.append(ch, style=style or None)
-        console.print(line)
+        console.print(line, soft_wrap=True)
     hidden = len([n for n in by_node if by_node[n]]) - len(shown)
     if hidden > 0:
         console.print(f"{'':>14} ... {hidden} more nodes")
@@ -224,6 +231,29 @@ def _print(p: Plan, cluster: Cluster, objective: Objective, sources: dict[str, s
             + ", ".join(f"{n} {k}" + (" (1 s)" if k == "default" else "") for k, n in counts.items()),
             highlight=False,
         )
+    if cut:
+        console.print(
+            f"{cut} of {len(p.slots)} task names cut short in their bars: --json or --html shows them all",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def bar_label(name: str, room: int) -> str:
+    """``name`` as drawn in ``room`` terminal cells: control characters escaped and secrets
+    masked (``safe``), every character one cell wide (wider or zero-width ones become ``?``),
+    cut with ``…`` when longer than ``room``; nothing in under 2 cells."""
+    import unicodedata
+
+    text = "".join(
+        ch
+        if ch.isprintable() and unicodedata.east_asian_width(ch) not in "WF" and not unicodedata.combining(ch)
+        else "?"
+        for ch in safe(name)
+    )
+    if len(text) <= room:
+        return text
+    return text[: room - 1] + "…" if room >= 2 else ""
 
 
 def gantt_html(p: Plan, cluster: Cluster, title: str) -> str:
