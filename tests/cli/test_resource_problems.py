@@ -88,8 +88,9 @@ def test_a_broken_cluster_file_and_a_broken_spec_are_reported_together(tmp_path:
     assert not (work / "s.db").exists()
 
 
-def test_validate_reports_resources_with_the_other_problems(tmp_path: Path) -> None:
+def test_validate_and_plan_report_resources_with_the_other_problems(tmp_path: Path) -> None:
     work = folder(tmp_path)
-    code, _, err = cli(["validate", "spec.yaml", "--cluster", "cluster.yaml"], work)
-    assert code == 2 and err.startswith("error: 4 problems:")
-    assert "tasks.big.resources: no node can ever satisfy it" in err and "tasks.ok.timout" in err
+    for command in ("validate", "plan"):
+        code, _, err = cli([command, "spec.yaml", "--cluster", "cluster.yaml"], work)
+        assert code == 2 and err.startswith("error: 4 problems:"), err
+        assert "tasks.big.resources: no node can ever satisfy it" in err and "tasks.ok.timout" in err

@@ -7,7 +7,8 @@ else 1 s, and the output says which). The cluster is ``--cluster FILE`` (YAML), 
 cpu, so each node runs one task at a time), or this machine as one node.
 
 Prints a terminal Gantt chart (one row per node, each task's name in its bar, made terminal-safe
-and cut with an ellipsis where the bar is too short) with T, R, F, lower bound and gap; ``--json`` prints exactly
+and cut with an ellipsis where the bar is too short) with T, R, F, lower bound and gap; a spec's
+tasks that fit no node are reported with its other problems; ``--json`` prints exactly
 ``{"makespan", "cost", "objective", "lower_bound", "tasks": [{"id", "node", "start", "end"}]}``;
 ``--html OUT`` writes a self-contained Gantt page (inline SVG, no external assets).
 Invariant: bad arguments give one error line and exit code 2.
@@ -78,7 +79,15 @@ def plan_command(
         raise UsageError("give --alpha/--beta, --deadline or --budget, not several")
     if not Path(file).is_file():
         raise UsageError(f"{file}: no such file")
-    request, sources, spec_objective = _read(file, grants)
+    cluster = None
+    if cluster_file:
+        from podium.load.cluster import load_cluster
+
+        cluster = load_cluster(cluster_file)
+    elif processors is None:
+        cluster = _this_machine()
+    # a spec's tasks that fit no node are reported with its other problems
+    request, sources, spec_objective = _read(file, grants, cluster.nodes if cluster else None)
     if processors is not None:
         cluster = Cluster.of(
             Node(f"p{i}", Resources(cpu=1.0), prices={"cpu": 1.0}) for i in range(processors)
@@ -87,12 +96,7 @@ def plan_command(
             {k: dataclasses.replace(t, resources=Resources(cpu=1.0)) for k, t in request.tasks.items()},
             request.now,
         )
-    elif cluster_file:
-        from podium.load.cluster import load_cluster
-
-        cluster = load_cluster(cluster_file)
-    else:
-        cluster = _this_machine()
+    assert cluster is not None
     if deadline is not None:
         issues: options.Issues = []
         d = options.duration(deadline, "--deadline", issues)
@@ -129,7 +133,7 @@ def plan_json(p: Plan) -> dict[str, object]:
 
 
 def _read(
-    file: str, grants: Mapping[str, Any] | None = None
+    file: str, grants: Mapping[str, Any] | None = None, nodes: Any = None
 ) -> tuple[PlanRequest, dict[str, str], Objective | None]:
     suffix = Path(file).suffix.lower()
     if suffix == ".stg":
@@ -148,7 +152,7 @@ def _read(
         ) from None
     from podium.planner.estimates import estimate
 
-    loaded = load_workflow(file, **(grants or {}))
+    loaded = load_workflow(file, **(grants or {}), nodes=nodes)
     wf = loaded.workflow
     durations: dict[str, float] = {}
     sources: dict[str, str] = {}
