@@ -94,3 +94,17 @@ def test_validate_and_plan_report_resources_with_the_other_problems(tmp_path: Pa
         code, _, err = cli([command, "spec.yaml", "--cluster", "cluster.yaml"], work)
         assert code == 2 and err.startswith("error: 4 problems:"), err
         assert "tasks.big.resources: no node can ever satisfy it" in err and "tasks.ok.timout" in err
+
+
+def test_run_reports_resources_and_parameter_values_together(tmp_path: Path) -> None:
+    work = folder(tmp_path)
+    spec = "params: {n: int}\ntasks:\n  big: {argv: [sh, -c, 'true'], resources: {cpu: 4}}\n"
+    (work / "p.yaml").write_text(spec)
+    code, _, err = cli(["run", "p.yaml", "-p", "n=abc", "--cluster", "cluster.yaml", "--store", "s.db"], work)
+    assert code == 2
+    assert err.splitlines() == [
+        "error: 2 problems:",
+        "  - p.yaml:3:33: tasks.big.resources: no node can ever satisfy it (cpu 4 > 2 on node small)",
+        "  - param n: expected int, got 'abc'",
+    ]
+    assert not (work / "s.db").exists()

@@ -9,6 +9,7 @@ marked cancelled, resumable) and exits 130.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -231,8 +232,8 @@ def run_cmd(
         cap = parse_size(oom_cap) if oom_cap is not None else None
     except ValueError as e:
         raise UsageError(f"--oom-cap: {e}") from None
-    nodes, loaded = _load_checked(file, grants, cluster, ray_address)
     given = parse_params(list(params))
+    nodes, loaded = _load_checked(file, grants, cluster, ray_address, given)
     if run_id is not None:
         _same_run(store_url, run_id, loaded, given)
     workflow = replace(loaded.workflow, fail_fast=False) if keep_going else loaded.workflow
@@ -263,11 +264,12 @@ def run_cmd(
 
 
 def _load_checked(
-    file: str, grants: Mapping[str, Any], cluster: str | None, ray_address: str | None
+    file: str, grants: Mapping[str, Any], cluster: str | None, ray_address: str | None, given: dict[str, Any]
 ) -> tuple[list[Any] | None, Any]:
     """The run's local nodes (None on Ray: they are known once connected) and its workflow,
-    checked against them: every problem of the spec, of its tasks' resources on these nodes and
-    of the cluster file is reported together, one line each, before anything is written."""
+    checked against them: every problem of the spec, of its tasks' resources on these nodes, of
+    the cluster file and of the ``-p`` values is reported together, one line each, before
+    anything is written."""
     from podium.errors import SpecError
     from podium.load import load_workflow
 
@@ -280,10 +282,18 @@ def _load_checked(
     try:
         loaded = load_workflow(file, **grants, nodes=nodes)
     except SpecError as e:
-        if not problems:
-            raise
         problems += _sourced(e)
+        loaded = None
     if problems:
+        sound = loaded
+        if sound is None and nodes is not None:  # the spec may be sound but for its resources
+            with contextlib.suppress(SpecError):
+                sound = load_workflow(file, **grants)
+        if sound is not None:  # then its -p values are checked too
+            try:
+                sound.workflow.resolve_params(given)
+            except SpecError as e:
+                problems += _sourced(e)
         raise SpecError(problems)
     return nodes, loaded
 
