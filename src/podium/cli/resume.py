@@ -18,7 +18,7 @@ import click
 
 from podium.cli import cli
 from podium.cli.metrics import metrics_options
-from podium.cli.run import _ECHO_HELP, _RAY_HELP, _execute
+from podium.cli.run import _ECHO_HELP, _RAY_HELP, CLUSTER_HELP, _execute
 from podium.cli.stores import open_cli_store as _store
 from podium.errors import ConflictError
 
@@ -43,7 +43,7 @@ from podium.errors import ConflictError
     metavar="TASK",
     help="Run TASK and everything downstream of it again (also on a finished run).",
 )
-@click.option("--cluster", type=click.Path(dir_okay=False), help="Cluster file of local nodes.")
+@click.option("--cluster", type=click.Path(dir_okay=False), help=CLUSTER_HELP)
 @click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
 @click.option("--no-progress", is_flag=True, help="No live progress display.")
 @click.option("--echo-logs/--no-echo-logs", default=None, help=_ECHO_HELP)
