@@ -126,3 +126,14 @@ def test_a_containers_image_and_command_are_in_the_key() -> None:
 def test_an_unresolvable_function_is_not_cached() -> None:
     spec = TaskSpec("scale", call="nowhere_module:scale", args={"x": Const(1)}, cache=True)
     assert cache_key(spec, {"x": 1}, {}, Registry()) is None
+
+
+def test_a_services_readiness_probe_is_not_in_the_key() -> None:
+    reg = Registry()
+    cfg = {"argv": ["serve"], "ready": {"path": "/health", "timeout": 30.0}}
+
+    def key(c: dict[str, Any]) -> str | None:
+        return cache_key(TaskSpec("s", kind="service", config=c, cache=True), {}, c, reg)
+
+    assert key(cfg) == key({**cfg, "ready": {"path": "/health", "timeout": 90.0}}) is not None
+    assert key(cfg) != key({**cfg, "argv": ["serve", "--fast"]})

@@ -111,6 +111,8 @@ def cache_key(
     code = code_fingerprint(spec, registry)
     if code is None:
         return None
+    if spec.kind == "service" and "ready" in config:  # how long to wait for it, not what it is
+        config = {k: v for k, v in config.items() if k != "ready"}
     try:
         inputs = pickle.dumps((sorted(kwargs.items()), sorted(config.items())), protocol=5)
     except Exception:
