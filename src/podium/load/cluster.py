@@ -128,9 +128,8 @@ def parse_cluster(doc: Any, source: str = "<cluster>", document: Document | None
             break
     if len(nodes) > MAX_NODES:
         total = sum(
-            raw.get("count") or 1
+            raw["count"] if isinstance(raw, Mapping) and _whole(raw.get("count")) else 1
             for raw in doc["nodes"]
-            if isinstance(raw, Mapping) and _whole(raw.get("count"))
         )
         raise SpecError(f"the cluster has {total} nodes, over the limit of {MAX_NODES}", source)
     seen: dict[str, int] = {}
