@@ -10,7 +10,8 @@ Invariants (what a spec or a task can make Podium read):
 - ``check_source`` accepts only a path with no ``..`` component, to an existing file or folder
   (not a symlink) of this user whose real path (its folders' symlinks resolved) is strictly
   inside the real working directory or temporary directory, and not inside the store's own
-  folders (``.podium``, the artifact store) nor containing them. Anything else is a one-line ``ArtifactError`` naming the path.
+  folders (``.podium``, the artifact store) nor containing them. Anything else is a one-line
+  ``ArtifactError`` naming the path.
 - Walking a tree never follows a symlink: every entry is opened relative to its folder's file
   descriptor with ``O_NOFOLLOW``, checked by ``fstat`` to be a regular file or folder owned by
   this user; a symlink, device, pipe or socket anywhere in it refuses the whole artifact.
