@@ -6,9 +6,11 @@ verification on resume, lineage and garbage collection."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ from podium.runtime.codec import ARTIFACT, CorruptResult, decode, encode, refere
 from podium.runtime.engine import Engine
 from podium.store import SqliteStore
 from podium.store.artifacts import ArtifactError, LocalArtifacts, collect
+
+from .conftest import podium as podium_cli
 
 
 @pytest.fixture
@@ -256,3 +260,50 @@ def test_gc_keeps_a_referenced_tree_and_removes_an_unreferenced_one(
     assert [name for name, _ in removed] == [gone.digest]
     assert store.exists(kept.digest) and not store.exists(gone.digest)
     assert not (store.root / "trees" / gone.digest[:2] / gone.digest).exists()
+
+
+CLI_FLOW = textwrap.dedent(
+    """
+    import os, tempfile
+    from pathlib import Path
+    import podium
+
+    @podium.task
+    def train(steps: int) -> podium.Artifact:
+        out = Path(tempfile.mkdtemp()) / "model"
+        out.mkdir()
+        (out / "weights.bin").write_bytes(b"w" * 3000)
+        return podium.Artifact(out)
+
+    @podium.task
+    def evaluate(model) -> int:
+        Path(os.environ["PODIUM_TEST_LOG"]).write_text(str(model))
+        return len((model / "weights.bin").read_bytes())
+
+    @podium.flow(name="folders")
+    def folders(steps: int = 1):
+        evaluate(model=train(steps=steps))
+    """
+)
+
+
+def test_a_folder_artifact_through_the_cli(tmp_path: Path) -> None:
+    (tmp_path / "flow.py").write_text(CLI_FLOW, encoding="utf-8")
+    env = {"PODIUM_TEST_LOG": str(tmp_path / "seen"), "PODIUM_ARTIFACTS": ""}
+    where = ["--store", str(tmp_path / "s.db")]
+    run = podium_cli(
+        "run", "flow.py:folders", "--run-id", "r1", *where, "--no-progress", cwd=tmp_path, env=env
+    )
+    assert run.returncode == 0, run.stderr
+    out = podium_cli("artifacts", "r1", *where, "--json", cwd=tmp_path, env=env)
+    [item] = json.loads(out.stdout)
+    assert (item["task_id"], item["kind"], item["name"], item["present"]) == (
+        "train",
+        "folder",
+        "model",
+        True,
+    )
+    assert item["size"] == 3000 and item["lineage"]["task"] == "train"
+    seen = Path((tmp_path / "seen").read_text())
+    assert seen == Path(item["where"]) / "model" and (seen / "weights.bin").read_bytes() == b"w" * 3000
+    assert seen.is_relative_to(tmp_path / "s.db.podium-artifacts" / "trees")

@@ -111,7 +111,10 @@ def _large(
             return data
         if len(data) + sum(b.raw().nbytes for b in buffers) <= limit:
             return _dumps(value, 5)  # a few small arrays: in band, inline
-        chunks = artifact_format.of_value(value, data, buffers)
+        if artifact_format.is_table(value):  # an Arrow table: as an Arrow IPC file
+            chunks = artifact_format.of_table(value)
+        else:
+            chunks = artifact_format.of_value(value, data, buffers)
     digest, size = artifacts.put(chunks)
     return _reference(task_id, attempt, {artifacts.algorithm: digest, "size": size}, lineage)
 

@@ -8,9 +8,10 @@ them), folders 0500 once filled: downstream tasks receive the path and read it i
 
 Invariants (what a spec or a task can make Podium read):
 - ``check_source`` accepts only a path with no ``..`` component, to an existing file or folder
-  of this user that is strictly inside the working directory or the temporary directory, reached
-  without symlinks, and not inside the store's own folders (``.podium``, the artifact store)
-  nor containing them. Anything else is a one-line ``ArtifactError`` naming the path.
+  (not a symlink) of this user whose real path (its folders' symlinks resolved) is strictly
+  inside the real working directory or temporary directory, and not inside the store's own
+  folders (``.podium``, the artifact store) nor containing them. Anything else is a one-line
+  ``ArtifactError`` naming the path.
 - Walking a tree never follows a symlink: every entry is opened relative to its folder's file
   descriptor with ``O_NOFOLLOW``, checked by ``fstat`` to be a regular file or folder owned by
   this user; a symlink, device, pipe or socket anywhere in it refuses the whole artifact.
@@ -66,9 +67,7 @@ def check_source(source: object, store_root: Path) -> Path:
     where = Path(os.path.abspath(raw))
     if where.name in ("", "."):
         raise ArtifactError(f"artifact path {raw!r}: name a file or folder inside the working directory")
-    real = Path(os.path.realpath(where.parent)) / where.name
-    if real != where:
-        raise ArtifactError(f"artifact path {raw!r}: reached through a symlink")
+    real = Path(os.path.realpath(where.parent)) / where.name  # checked below, not ``where``
     try:
         st = os.lstat(real)
     except OSError as e:
