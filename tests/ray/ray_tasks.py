@@ -106,12 +106,13 @@ def devices(seconds: float = 0.0) -> dict[str, object]:
     }
 
 
-def ddp_train(signals: str, steps: int, first_steps: int) -> dict[str, object]:
+def ddp_train(signals: str, steps: int) -> dict[str, object]:
     """A gang worker training a small model with DistributedDataParallel (gloo, env://).
 
     Writes ``<signals>/<attempt>.<rank>`` (its pid and Ray node id) once it has taken its first
-    step, so a test can kill it mid-training; the first attempt trains ``first_steps`` steps,
-    later ones ``steps``. Returns rank, world size, attempt, node id and its final loss."""
+    step, so a test can kill it mid-training. Trains ``steps`` steps, or for minutes while
+    ``<signals>/hold`` exists when the attempt starts (rank 0 decides for the gang). Returns
+    rank, world size, attempt, node id and its final loss."""
     import torch
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
@@ -126,9 +127,10 @@ def ddp_train(signals: str, steps: int, first_steps: int) -> dict[str, object]:
         opt = torch.optim.SGD(model.parameters(), lr=0.05)
         x = torch.randn(64, 16, generator=torch.Generator().manual_seed(ctx.rank))
         y = x.sum(dim=1, keepdim=True)
-        total = first_steps if ctx.attempt == 1 else steps
+        total = torch.tensor([20_000 if (Path(signals) / "hold").exists() else steps])
+        dist.broadcast(total, 0)  # every worker takes as many steps as rank 0
         loss = torch.tensor(0.0)
-        for step in range(total):
+        for step in range(int(total)):
             opt.zero_grad()
             loss = torch.nn.functional.mse_loss(model(x), y)
             loss.backward()  # gradients averaged over the gang

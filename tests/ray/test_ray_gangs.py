@@ -7,6 +7,8 @@ two 1-cpu workers can only run one worker per node. Proven here, for real:
   worker on each node, and reaches the single-worker accuracy within a point;
 - a worker killed mid-training (SIGKILL to the pid it reported) stops the other, and the gang
   is retried as ONE attempt (a free lost-worker retry) on the same two nodes, and succeeds;
+- a node lost mid-training (removed without grace) stops the gang, which reruns on the live
+  nodes (one that joined meanwhile included);
 - a gang past its timeout has both workers killed, and one the nodes can never hold together
   is rejected before the run;
 - the GPUs a task or a gang's worker holds on Ray are Ray's assignment, in
@@ -96,18 +98,19 @@ def test_a_worker_killed_mid_training_retries_the_gang_as_one_attempt(
     gang = TaskSpec(
         "ddp",
         call=task("ddp_train"),
-        # the first attempt would train for minutes: it only ends because a worker is killed
-        args={"signals": Const(str(signals)), "steps": Const(20), "first_steps": Const(20_000)},
+        args={"signals": Const(str(signals)), "steps": Const(20)},
         resources=Resources.of(cpu=1),
         workers=2,
     )
     ex = RayExecutor(registry=registry)
     store = open_store(str(tmp_path / "p.db"))
+    (signals / "hold").touch()  # the gang trains for minutes: it ends only because a worker dies
     try:
         runner, outcome = in_thread(lambda: Engine(store, ex).run(Workflow.build("kill-one", [gang]), {}))
-        wait_for("both workers training", lambda: all((signals / f"1.{r}").exists() for r in (0, 1)), 120)
-        first = {r: (signals / f"1.{r}").read_text().split() for r in (0, 1)}
+        n = wait_for("both workers training", lambda: _training(signals), 120)
+        first = {r: (signals / f"{n}.{r}").read_text().split() for r in (0, 1)}
         os.kill(int(first[1][0]), signal.SIGKILL)  # rank 1's process, mid-training
+        (signals / "hold").unlink()  # the next attempt trains a few steps
         runner.join(240)
         assert not runner.is_alive() and "error" not in outcome, outcome
         result = outcome["result"]
@@ -116,19 +119,73 @@ def test_a_worker_killed_mid_training_retries_the_gang_as_one_attempt(
         ex.shutdown()
         store.close()
     assert result.status == "succeeded"
-    assert result.values["ddp"]["attempt"] == 2 and result.values["ddp"]["world"] == 2
+    assert result.values["ddp"]["attempt"] == n + 1 and result.values["ddp"]["world"] == 2
     attempts = _started(events, "ddp")
-    assert [e.attempt for e in attempts] == [1, 2]  # the gang retried as one attempt, not per worker
-    (retry,) = [e for e in events if e.type == ev.TASK_RETRYING and e.task_id == "ddp"]
+    assert [e.attempt for e in attempts] == list(range(1, n + 2))  # one attempt per gang, not per worker
+    (retry,) = [e for e in events if e.type == ev.TASK_RETRYING and e.task_id == "ddp" and e.attempt == n]
     assert retry.data["error"]["kind"] == "worker_lost" and retry.data["free"] == "worker_lost"
     for pid, _node in first.values():  # rank 0 was stopped, not left waiting for its dead peer
         wait_for(f"worker {pid} gone", lambda pid=pid: not _alive(int(pid)), timeout=30)
     # one worker per node, where the engine granted them, in both attempts
-    second = {r: (signals / f"2.{r}").read_text().split() for r in (0, 1)}
-    ids = {n["NodeID"]: n["Labels"]["podium-node"] for n in _ray_nodes()}
-    for e, seen in zip(attempts, (first, second), strict=True):
+    second = {r: (signals / f"{n + 1}.{r}").read_text().split() for r in (0, 1)}
+    ids = {node["NodeID"]: node["Labels"]["podium-node"] for node in _ray_nodes()}
+    for e, seen in zip(attempts[-2:], (first, second), strict=True):
         assert [ids[seen[r][1]] for r in (0, 1)] == [node for node, _ in e.data["ranks"]]
         assert {ids[seen[r][1]] for r in (0, 1)} == {"head", "node-w"}
+    wait_for("the gangs' placement groups removed", _placement_groups_removed, timeout=30)
+
+
+@needs_torch
+@pytest.mark.timeout(300)
+def test_a_lost_node_stops_the_gang_and_it_reruns_on_live_nodes(
+    gang_cluster: Any, registry: Any, tmp_path: Path
+) -> None:
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    gang = TaskSpec(
+        "ddp",
+        call=task("ddp_train"),
+        args={"signals": Const(str(signals)), "steps": Const(20)},
+        resources=Resources.of(cpu=1),
+        workers=2,
+    )
+    ex = RayExecutor(registry=registry)
+    store = open_store(str(tmp_path / "p.db"))
+    spare = None
+    (signals / "hold").touch()
+    try:
+        runner, outcome = in_thread(lambda: Engine(store, ex).run(Workflow.build("lose-node", [gang]), {}))
+        n = wait_for("both workers training", lambda: _training(signals), 120)
+        first = {r: (signals / f"{n}.{r}").read_text().split() for r in (0, 1)}
+        # a spare node joins (so the gang fits again), then node-w dies without grace
+        spare = gang_cluster.cluster.add_node(num_cpus=1, num_gpus=2, labels={"podium-node": "node-s"})
+        wait_for("the spare node live", lambda: "node-s" in {n.name for n in ex.nodes()}, 60)
+        gone = gang_cluster.remove("node-w")
+        (signals / "hold").unlink()
+        runner.join(240)
+        assert not runner.is_alive() and "error" not in outcome, outcome
+        result = outcome["result"]
+        events = store.events(result.run_id)
+    finally:
+        ex.shutdown()
+        store.close()
+        if spare is not None:  # the module's topology again
+            gang_cluster.add("node-w")
+            gang_cluster.cluster.remove_node(spare, allow_graceful=False)
+    assert result.status == "succeeded"
+    assert gone in {node_id for _pid, node_id in first.values()}
+    retries = [e for e in events if e.type == ev.TASK_RETRYING and e.task_id == "ddp"]
+    assert retries and all(e.data["free"] == "worker_lost" for e in retries)
+    (lost,) = [e for e in retries if e.attempt == n]
+    assert "node 'node-w'" in lost.data["error"]["message"], lost.data
+    assert len(_started(events, "ddp")) == len(retries) + 1  # every retry is one attempt of the gang
+    last = result.values["ddp"]["attempt"]
+    final = {r: (signals / f"{last}.{r}").read_text().split() for r in (0, 1)}
+    assert all(node_id != gone for _pid, node_id in final.values())
+    names = {n["NodeID"]: n["Labels"]["podium-node"] for n in _ray_nodes()}
+    assert sorted(names.get(node_id, "?") for _pid, node_id in final.values()) == ["head", "node-s"]
+    for pid, _node in first.values():  # the worker on the live node was stopped too
+        wait_for(f"worker {pid} gone", lambda pid=pid: not _alive(int(pid)), timeout=30)
     wait_for("the gangs' placement groups removed", _placement_groups_removed, timeout=30)
 
 
@@ -218,6 +275,12 @@ def test_gpus_on_ray_are_rays_assignment_in_the_context_and_the_environment(
     assert g["env"][3] == "127.0.0.1" and int(g["env"][4]) > 0 and g["omp"] == "1"
     assert g["podium_gpus"] == g["cuda"]
     wait_for("the gang's placement group removed", _placement_groups_removed, timeout=30)
+
+
+def _training(signals: Path) -> int:
+    """The latest attempt whose two workers both took a training step (0: none yet)."""
+    both = [a for a in range(1, 10) if all((signals / f"{a}.{r}").exists() for r in (0, 1))]
+    return max(both, default=0)
 
 
 def _alive(pid: int) -> bool:
