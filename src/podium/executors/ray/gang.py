@@ -7,7 +7,8 @@ for the attempt:
 
 - **Placed all or none.** One placement group holds a bundle of the call's resources (cpu,
   gpu, memory, custom) per worker, each bundle on its rank's granted node (a label selector on
-  Ray's ``ray.io/node-id``), ``PACK`` when the gang is on one node, else ``SPREAD``. Ray
+  Ray's ``ray.io/node-id``; an older Ray without them goes by the strategy alone), ``PACK``
+  when the gang is on one node, else ``SPREAD``. Ray
   reserves every bundle at once or none, so no worker starts before all can.
 - **Started together.** One ``member.GangMember`` actor per rank, in its bundle. Rank 0's
   actor first finds its node's IP and a port free there (``master``); every rank's ``run``
@@ -108,7 +109,7 @@ class RayGangs:
         self._member: Any = None  # the GangMember actor class
         self._timer: Deadlines[tuple[str, Gang]] | None = None
         params = inspect.signature(api.placement_group).parameters
-        self._selectors = "bundle_label_selector" in params  # Ray 2.45 and later
+        self._selectors = "bundle_label_selector" in params  # newer Rays only
 
     def owns(self, future: Future[Any]) -> bool:
         return future in self._gangs
