@@ -142,7 +142,13 @@ def test_sigkilled_node_under_default_health_checks(dead_cluster: Any, registry:
             node = committed[e.task_id]
             assert recorded == executor.node_name(node), f"{e.task_id}: log says {recorded}, it ran on {node}"
             ran_from = max(at for n, at in starts[e.task_id] if n == node)
-            assert e.data["started"] == pytest.approx(ran_from, abs=0.05)
+            # recorded in the worker just before the function ran (never after it; on a busy machine
+            # unpickling the call can take a tenth of a second), not when the task was submitted
+            assert ran_from - 0.5 <= e.data["started"] <= ran_from + 0.01, (
+                e.task_id,
+                e.data["started"],
+                ran_from,
+            )
     retried = Counter(e.data["error"]["kind"] for e in events if e.type == ev.TASK_RETRYING)
     assert set(retried) <= {WORKER_LOST}
     # the replacement got work once it joined
