@@ -85,9 +85,10 @@ def load_workflow(
     """Load and validate the workflow in ``path``. ``SpecError`` lists every problem, with
     ``nodes`` (the machines the run will have) also every task that no node can ever hold.
 
-    Granted: what ``podium.toml``/``pyproject.toml`` of ``cwd`` (default: the current
-    directory, the project root) grants, plus the arguments (modules, folders to find modules
-    in, programs, hosts, environment variables, container images).
+    Granted: what ``podium.toml``/``pyproject.toml`` of the project ``cwd`` (default: the
+    current directory) is in grants (``load_config``: the nearest trusted project folder up),
+    plus the arguments (modules, folders to find modules in, programs, hosts, environment
+    variables, container images).
     """
     file, flow_name = split_target(path)
     config = load_config(cwd).widen(

@@ -1,9 +1,13 @@
 """Project configuration: what specs may use, granted by the user, never by a spec.
 
 Read from ``podium.toml`` (top-level keys, or a ``[podium]`` table) or from ``[tool.podium]``
-in ``pyproject.toml``, in the directory given (the current directory for the CLI). That
-directory is the *project root*: allowed modules are found there (after installed packages)
-and relative paths in the file are taken from there. Keys (all optional):
+in ``pyproject.toml``, in the *project root*: the folder ``podium.project.find_project`` finds
+from the directory given (the current directory for the CLI), i.e. the nearest trusted folder
+up holding ``podium.toml`` or ``.podium/`` (the one the store is found in), else that directory
+itself. Allowed modules are found there (after installed packages) and relative paths in the
+file are taken from there. A settings file that someone else could have written (owned by
+another user, or in or itself writable by everyone) is ignored with a warning. Keys (all
+optional):
 
 - ``allow_modules``: Python modules whose functions specs may call;
 - ``module_paths``: more folders to find allowed modules in (e.g. a folder of specs whose
@@ -35,6 +39,7 @@ from podium.errors import Problem, SpecError
 from podium.load.options import MAX_SECONDS
 from podium.model.resources import parse_size
 from podium.policy import REDIRECTS, Policy, host_entry_problem
+from podium.project import find_project, trust_problem, warn_ignored
 from podium.registry import Registry
 
 LIST_KEYS = ("allow_modules", "allow_programs", "allow_hosts", "allow_env", "module_paths", "allow_images")
@@ -122,15 +127,22 @@ class Config:
 
 
 def load_config(cwd: str | Path | None = None) -> Config:
-    """The configuration found in ``cwd`` (``podium.toml`` first, then ``pyproject.toml``)."""
-    base = Path(cwd) if cwd is not None else Path.cwd()
+    """The configuration of the project ``cwd`` is in (``podium.toml`` first, then
+    ``pyproject.toml``, in the project root; see the module docstring)."""
+    start = (Path(cwd) if cwd is not None else Path.cwd()).resolve()
+    base = find_project(start).root or start
     own, pyproject = base / "podium.toml", base / "pyproject.toml"
-    if own.is_file():
-        data = _read(own)
-        table = data.get("podium", data) if isinstance(data.get("podium"), dict) else data
-        return _config(table, own, "")
-    if pyproject.is_file():
-        data = _read(pyproject)
+    for file in (own, pyproject):
+        if not file.is_file():
+            continue
+        problem = trust_problem(file)
+        if problem is not None:  # someone else could have written it: never read, never granted
+            warn_ignored(file, problem)
+            break
+        data = _read(file)
+        if file is own:
+            table = data.get("podium", data) if isinstance(data.get("podium"), dict) else data
+            return _config(table, own, "")
         tool = data.get("tool", {})
         table = tool.get("podium") if isinstance(tool, dict) else None
         if isinstance(table, dict):

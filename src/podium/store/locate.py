@@ -1,11 +1,12 @@
 """Where the project's store is: found like git finds ``.git``.
 
-``locate(url)``: an explicit URL (``--store``) wins, then ``$PODIUM_STORE``; else the search
-walks up from the current folder to the first folder holding ``podium.toml`` or ``.podium/``
-and uses ``.podium/podium.db`` there; with no such folder, ``.podium/podium.db`` in the current
-folder. ``Located`` says which store that is, how it was chosen, where the search looked and,
-for a SQLite file, its path (so a read-only command can tell that it does not exist yet
-without creating it).
+``locate(url)``: an explicit URL (``--store``) wins, then ``$PODIUM_STORE``; else the project
+root ``podium.project.find_project`` finds (the nearest trusted folder up holding
+``podium.toml`` or ``.podium/``, the same root the project's settings are read from) and
+``.podium/podium.db`` there; with no such folder, ``.podium/podium.db`` in the current folder.
+``Located`` says which store that is, how it was chosen, where the search looked and, for a
+SQLite file, its path (so a read-only command can tell that it does not exist yet without
+creating it).
 
 Invariants: locating never creates, opens or writes anything; a relative SQLite path (a plain
 path, ``sqlite:///rel.db``) is relative to the current folder, ``sqlite:////abs.db`` absolute.
@@ -19,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from podium.project import find_project
+
 #: Environment variable naming the store (after ``--store``, before the search).
 STORE_ENV = "PODIUM_STORE"
 #: The store's place under the project's folder.
 STORE_PATH = Path(".podium") / "podium.db"
-#: What marks a folder as a project's: its configuration file or its store folder.
-MARKERS = ("podium.toml", ".podium")
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,10 @@ class Located:
 
 
 def project_folder(start: Path) -> tuple[Path | None, tuple[Path, ...]]:
-    """The first of ``start`` and its parents holding ``podium.toml`` or ``.podium/`` (None if
-    none does), and the folders looked in, in order."""
-    looked: list[Path] = []
-    for folder in (start, *start.parents):
-        looked.append(folder)
-        if (folder / "podium.toml").is_file() or (folder / ".podium").is_dir():
-            return folder, tuple(looked)
-    return None, tuple(looked)
+    """The project root of ``start`` (``podium.project.find_project``; None if there is none)
+    and the folders looked in, in order."""
+    found = find_project(start)
+    return found.root, found.looked_in
 
 
 def locate(url: str | None = None, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Located:
