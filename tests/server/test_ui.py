@@ -151,6 +151,60 @@ def test_the_form_reports_bad_parameters(page, server: ServerProcess) -> None:
     assert page.url.endswith("#/start?workflow=quick")
 
 
+def test_resume_from_a_task_runs_it_and_its_downstream_again(page, server: ServerProcess) -> None:
+    run_id = server.start_run("steps")
+    server.wait_status(run_id, ("succeeded",))
+    page.goto(f"{server.url}/#/runs/{run_id}")
+    page.wait_for_selector("#dag [data-task='three'][data-status='succeeded']")
+    page.click("#task-rows .trow[data-task='two']")
+    page.click("#resume-from")  # asks first: nothing is sent yet
+    expect(page.locator("#resume-from-question")).to_contain_text(
+        "Run two and the 1 task downstream of it (three) again?"
+    )
+    page.click("#resume-from-keep")
+    assert server.get(f"/api/runs/{run_id}").json()["status"] == "succeeded"
+    page.click("#resume-from")
+    page.click("#resume-from-confirm")
+    expect(page.locator("#resume-from-message")).to_have_text(
+        "Resumed from two: it and 1 downstream task run again."
+    )
+    # the page follows the run again: two and three run, one keeps its result
+    page.wait_for_selector("#dag [data-task='two'][data-status='running']", timeout=15_000)
+    page.wait_for_selector("#dag [data-task='three'][data-status='succeeded']", timeout=20_000)
+    expect(page.locator("h1 .badge")).to_have_text("succeeded", timeout=20_000)
+    tasks = {t: server.get(f"/api/runs/{run_id}/tasks/{t}").json() for t in ("one", "two", "three")}
+    assert [len(tasks[t]["attempts_detail"]) for t in ("one", "two", "three")] == [1, 2, 2]
+    # a running run offers no resume from a task
+    page.keyboard.press("Escape")
+    slow = server.start_run("slow")
+    page.goto(f"{server.url}/#/runs/{slow}")
+    page.wait_for_selector("#dag [data-task='wait'][data-status='running']", timeout=15_000)
+    page.click("#task-rows .trow[data-task='wait']")
+    page.wait_for_selector("#attempts")
+    assert page.locator("#resume-from").count() == 0
+    assert server.post(f"/api/runs/{slow}/cancel", json={}).status_code == 202
+    server.wait_status(slow, ("cancelled",))
+
+
+def test_resume_from_a_task_escapes_its_name_and_shows_a_refusal(page, server: ServerProcess) -> None:
+    page.expected.append("status of 401")  # the browser logs the refused request itself
+    run_id = server.start_run("<b>xss</b>")
+    server.wait_status(run_id, ("succeeded",))
+    page.goto(f"{server.url}/#/runs/{run_id}")
+    page.wait_for_selector(f"#task-rows .trow[data-task='{XSS}']")
+    page.click(f"#task-rows .trow[data-task='{XSS}']")
+    page.click("#resume-from")
+    expect(page.locator("#resume-from-question")).to_contain_text(f"Run {XSS} and the 1 task downstream")
+    assert page.evaluate("document.querySelectorAll('aside img, main img').length") == 0
+    # without the session the server refuses, and the drawer says so; nothing is resumed
+    page.context.clear_cookies()
+    page.click("#resume-from-confirm")
+    expect(page.locator("#resume-from-message.error")).not_to_be_empty()
+    assert page.locator("#resume-from").is_visible()
+    assert server.get(f"/api/runs/{run_id}").json()["status"] == "succeeded"
+    time.sleep(0.3)  # a late alert() would show up as a dialog
+
+
 def test_runs_list_after_the_others(page, server: ServerProcess) -> None:
     """Last of this module: the list with the runs the tests above left (for docs/ui.md)."""
     page.goto(f"{server.url}/#/")

@@ -1,7 +1,8 @@
 // The task drawer: attempts with their outcomes, the failure (kind, message, frame,
 // traceback), the log tail that follows while the task runs, resources requested against
-// used, and a preview of the result.
-import { get } from "./api.js";
+// used, a preview of the result, and, for a finished run, "resume from this task" (asked
+// twice: the button, then a confirmation naming what runs again).
+import { get, post } from "./api.js";
 import { h, clear, badge, fmtTime, fmtDur, fmtBytes, fmtNum } from "./dom.js";
 
 let timer = null;
@@ -26,7 +27,48 @@ function resources(t) {
   return rows.length ? kv(rows) : h("p", { class: "muted", text: "no resources recorded" });
 }
 
-export async function openDrawer(runId, taskId) {
+const FINISHED = ["succeeded", "failed", "cancelled"];
+
+// "Resume from this task": POST .../resume {from} once confirmed. The request goes with the
+// session like the run page's other actions; a refusal (409, 401, 403...) is shown as given.
+// `run` is what the run page knows: status(), specName(id), downstream(name), resumed(name).
+function resumeFrom(runId, taskId, run) {
+  const name = run.specName(taskId);
+  const box = h("div", { class: "resume-from", id: "resume-from-box" });
+  const note = h("p", { class: "muted", id: "resume-from-message" });
+  const ask = h("button", { id: "resume-from", text: "Resume from this task" });
+  const show = (...parts) => { clear(box); box.append(...parts, note); };
+  ask.onclick = () => {
+    const down = run.downstream(name);
+    const what = down === null ? "everything downstream of it" : down.length === 0 ? "nothing downstream of it (none depends on it)"
+      : `the ${down.length} task${down.length === 1 ? "" : "s"} downstream of it (${down.join(", ")})`;
+    const yes = h("button", { id: "resume-from-confirm", class: "danger", text: "Run again" });
+    const no = h("button", { id: "resume-from-keep", text: "Keep the results" });
+    show(h("p", { id: "resume-from-question" },
+      name === taskId ? "" : `${taskId} is an item of the map ${name}: the whole map runs again. `,
+      `Run ${name} and ${what} again? Their results are dropped; tasks upstream keep theirs.`), yes, " ", no);
+    no.onclick = () => { note.textContent = ""; show(ask); };
+    yes.onclick = async () => {
+      yes.disabled = no.disabled = true;
+      note.textContent = "Resuming…";
+      try {
+        await post(`/api/runs/${encodeURIComponent(runId)}/resume`, { from: name });
+        note.textContent = `Resumed from ${name}: it and ${down === null ? "its downstream tasks" : `${down.length} downstream task${down.length === 1 ? "" : "s"}`} run again.`;
+        note.className = "ok";
+        show();
+        run.resumed(name);
+      } catch (e) {
+        note.textContent = e.message;
+        note.className = "error";
+        show(ask);
+      }
+    };
+  };
+  show(ask);
+  return box;
+}
+
+export async function openDrawer(runId, taskId, run = null) {
   const el = document.getElementById("drawer");
   clearTimeout(timer);
   clear(el);
@@ -45,6 +87,7 @@ export async function openDrawer(runId, taskId) {
     kv([["state", badge(t.status)], ["node", t.node || "–"], ["attempts", String(t.attempts)],
       ["started", fmtTime(t.started_at)], ["duration", fmtDur(t.duration)],
       ["cached", t.cached ? "yes (result reused)" : "no"], ...(t.skip_reason ? [["skipped", t.skip_reason]] : [])]));
+  if (run && FINISHED.includes(run.status())) body.append(resumeFrom(runId, taskId, run));
   if (t.error) {
     body.append(h("h3", { text: "Failure" }), kv([["kind", h("span", { class: "badge st-failed", id: "failure-kind", text: t.error.kind })],
       ["error", `${t.error.type}: ${t.error.message}`], ...(t.error.frame ? [["where", t.error.frame]] : [])]));

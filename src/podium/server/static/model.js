@@ -83,6 +83,19 @@ export class RunModel {
     return true;
   }
 
+  // the spec tasks that depend on `name`, directly or not (what `resume --from name` runs
+  // again besides it); null when the run's graph is not known to this server
+  downstream(name) {
+    const graph = this.run.graph;
+    if (!graph) return null;
+    const down = new Map(graph.map((g) => [g.name, []]));
+    for (const g of graph) for (const d of g.deps) if (down.has(d)) down.get(d).push(g.name);
+    const seen = new Set([name]), stack = [name];
+    while (stack.length) for (const n of down.get(stack.pop()) || []) if (!seen.has(n)) { seen.add(n); stack.push(n); }
+    seen.delete(name);
+    return graph.map((g) => g.name).filter((n) => seen.has(n));
+  }
+
   counts() {
     const c = {};
     for (const t of this.tasks.values()) c[t.status] = (c[t.status] || 0) + 1;

@@ -15,7 +15,12 @@ const FRAME = 250;  // ms between redraws of a live run
 
 export function runPage(main, runId) {
   let model = null, es = null, runsEs = null, stopped = false, pending = null, lastDraw = 0;
-  const pick = (tid) => openDrawer(runId, tid);
+  const pick = (tid) => openDrawer(runId, tid, {
+    status: () => (model ? model.run.status : null),
+    specName: (id) => (model && model.tasks.get(id) ? model.tasks.get(id).name : id),
+    downstream: (name) => (model ? model.downstream(name) : null),
+    resumed: (name) => { message.textContent = `Resumed from ${name}.`; if (model) renderHead(); },
+  });
   const head = h("div", { class: "run-head" });
   const stats = h("div", { class: "stats", id: "run-stats" });
   const message = h("p", { class: "muted", id: "run-message" });
