@@ -186,6 +186,31 @@ def test_resume_from_a_task_runs_it_and_its_downstream_again(page, server: Serve
     server.wait_status(slow, ("cancelled",))
 
 
+def test_resume_from_a_map_item_runs_the_whole_map_again(page, server: ServerProcess) -> None:
+    run_id = server.start_run("fanout", {"n": 3})
+    server.wait_status(run_id, ("succeeded",))
+    page.goto(f"{server.url}/#/runs/{run_id}")
+    page.wait_for_selector("#dag [data-task]")
+    page.click("#task-rows .trow[data-task='square[1]']")
+    page.click("#resume-from")
+    expect(page.locator("#resume-from-question")).to_contain_text(
+        "square[1] is an item of the map square: the whole map runs again. "
+        "Run square and the 1 task downstream of it (total) again?"
+    )
+    page.click("#resume-from-confirm")
+    expect(page.locator("#resume-from-message")).to_contain_text("Resumed from square")
+    server.wait_status(run_id, ("running", "succeeded"))
+    deadline = time.monotonic() + 30
+    while server.get(f"/api/runs/{run_id}/tasks/total").json()["attempts"] < 2:
+        assert time.monotonic() < deadline, "total did not run again"
+        time.sleep(0.2)
+    server.wait_status(run_id, ("succeeded",))
+    attempts = {
+        t: server.get(f"/api/runs/{run_id}/tasks/{t}").json()["attempts"] for t in ("items", "square[0]")
+    }
+    assert attempts == {"items": 1, "square[0]": 2}
+
+
 def test_resume_from_a_task_escapes_its_name_and_shows_a_refusal(page, server: ServerProcess) -> None:
     page.expected.append("status of 401")  # the browser logs the refused request itself
     run_id = server.start_run("<b>xss</b>")
