@@ -149,3 +149,31 @@ def ddp_train(signals: str, steps: int) -> dict[str, object]:
         "node_id": _node_id(),
         "loss": float(loss),
     }
+
+
+def big_array(mib: int, ledger: str) -> object:
+    """A float64 ``arange`` of ``mib`` MiB (one line appended to ``ledger`` per run)."""
+    import numpy as np
+
+    with open(ledger, "a") as f:
+        f.write("big\n")
+    return np.arange(mib * (1 << 20) // 8, dtype=np.float64)
+
+
+def array_stats(arr: object, marker: str = "") -> dict[str, object]:
+    """Size, sum and last item of a NumPy array, whether it is read-only (Ray hands arrays from
+    its object store as read-only views of its pages) and where it ran; fails unless ``marker``
+    exists (if given)."""
+    import numpy as np
+
+    if marker and not os.path.exists(marker):
+        raise RuntimeError(f"marker {marker} missing")
+    assert isinstance(arr, np.ndarray)
+    return {
+        "n": int(arr.size),
+        "sum": float(arr.sum()),
+        "last": float(arr[-1]),
+        "shared": not arr.flags.writeable,
+        "base": repr(type(arr.base)) + repr(arr.flags) + repr(type(getattr(arr.base, "base", None))),
+        "node_id": _node_id(),
+    }

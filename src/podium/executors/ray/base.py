@@ -149,6 +149,7 @@ class Lane:
         "assigned",
         "closed",
         "dead",
+        "deferred",
         "draining",
         "failing",
         "inflight",
@@ -170,6 +171,7 @@ class Lane:
         self.inflight = 0  # batches sent and not replied
         self.dead = False  # its actor is (being) killed: take nothing new
         self.closed = False  # its remaining calls have been failed
+        self.deferred = 0  # replies handed to the completer thread and not yet delivered
         self.send_lock = threading.Lock()
         self.warm = False  # it has replied once (the first reply includes the actor's start)
         self.sent = 0  # batches sent (the next one's sequence number)

@@ -17,7 +17,8 @@ Constructing a ``RayExecutor`` imports ``ray`` (through ``base.ray_api``). Insta
   hold fails as ``worker_lost`` without running, so the engine places it again and accounts it
   where it runs; a call needing what only that node had waits for a node that can hold it
   (``wait``: listed by ``waiting()``, at most ``pending_timeout`` seconds, then ``timeout``).
-- **Code and data.** Plain data travels (``payload``); large results stay in Ray's object store.
+- **Code and data.** Plain data travels (``payload``); large results stay in Ray's object store
+  (put by their worker, read by the driver, passed to downstream calls by reference).
 - **Futures** are ``RayFuture``s (``AttemptFuture``s) whose ``podium_meta`` says where and
   when the call ran (``node``, ``node_id``, ``started``, ``seconds``, ``pid``). An unknown node
   raises ``InvalidValueError``, a call after ``shutdown()`` ``ShutDownError``.
@@ -70,6 +71,7 @@ from podium.executors.ray.lanes import BUDGET, ActorLanes
 from podium.executors.ray.member import run_placed
 from podium.executors.ray.payload import Payloads
 from podium.executors.ray.wait import NodeWait
+from podium.executors.ray.worker import Stored
 from podium.model.cluster import Cluster, Node
 from podium.model.resources import Resources
 from podium.model.task import TaskCall
@@ -301,20 +303,13 @@ class RayExecutor:
 
     def _on_done(self, att: Attempt, rf: Future[Any]) -> None:
         """Done-callback of an attempt's Ray future (usually in Ray's thread): a result is
-        handled here, a Ray failure (which needs blocking Ray calls) in the completer thread."""
-        if rf.exception() is not None:
-            self._completer.defer(self._completed, att, rf)
+        delivered here, a Ray failure (which needs blocking Ray calls) in the completer thread."""
+        exc = rf.exception()
+        if exc is not None:
+            self._completer.defer(self.fail, att, exc)
             return
-        self._completer.as_callback(self._completed, att, rf)
-
-    def _completed(self, att: Attempt, rf: Future[Any]) -> None:
-        """Turn the outcome of a Ray task's future into the attempt's result or error."""
-        try:
-            value, meta = rf.result()
-        except BaseException as exc:
-            self.fail(att, exc)
-            return
-        self.deliver(att, value, meta, -1)
+        value, meta = rf.result()
+        self._completer.as_callback(self.deliver, att, value, meta, -1)
 
     def fail(self, att: Attempt, exc: BaseException, refresh: bool = True) -> bool:
         """Fail the attempt with what Ray raised (completer thread); if it never ran (its node
@@ -341,15 +336,24 @@ class RayExecutor:
         return lost and refresh
 
     def deliver(self, att: Attempt, value: Any, meta: dict[str, Any], pos: int) -> None:
-        """A worker's ``(value, meta)`` for the attempt (``pos``: its place in a lane's reply)."""
+        """A worker's ``(value, meta)`` for the attempt (``pos``: its place in a lane's reply);
+        a ``Stored`` value is read in the completer thread (``Payloads.read`` may block)."""
+        if type(value) is Stored and self._completer.in_callback():
+            self._completer.defer(self.deliver, att, value, meta, pos)
+            return
         att.lane = None
         meta["node"] = self._names.get(meta.get("node_id", ""), meta.get("node_id", ""))
         att.future.podium_meta = cast(AttemptMeta, meta)  # the worker's keys are AttemptMeta's
         if "error" in meta:
             self.finish(att, error=TaskFailedError(ErrorRecord.from_dict(meta["error"])))
             return
-        if meta.get("size", 0) >= self._payloads.large and att.ref is not None:
-            self._payloads.hold(value, att.ref, int(meta["size"]), pos)
+        try:
+            value, ref, pos = self._payloads.read(value, att.ref, pos)
+        except Exception as exc:  # its object was lost with the worker that put it
+            self.fail(att, exc)
+            return
+        if meta.get("size", 0) >= self._payloads.large and ref is not None:
+            self._payloads.hold(value, ref, int(meta["size"]), pos)
         self.finish(att, value=value)
 
     def finish(self, att: Attempt, value: Any = None, error: BaseException | None = None) -> None:

@@ -176,7 +176,7 @@ class RayGangs:
                 kwargs["bundle_label_selector"] = [{NODE_ID_LABEL: i} for i in gang.node_ids]
             refs: list[Any] = []
             att = Attempt(call, gang.future)
-            blob = self._payloads.build(att, refs, {})
+            blob = self._payloads.build(att, refs, {}, put=False)  # its workers die once they reply
             opts = ray_options(call.resources)
             envs = [rank_env(call, r, ("", 0)) for r in range(n)]
             envs = [{k: v for k, v in env.items() if k not in _FROM_RAY} for env in envs]

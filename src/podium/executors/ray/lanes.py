@@ -28,6 +28,10 @@ lease, which a Ray task needs every time.
   every call still assigned to it fails, in order, with the error Ray raised, so the engine
   treats them as lost workers. A dead lane is never reused; an idle lane goes back to its
   node's pool (at most ``ceil(cpus)`` idle lanes per node are kept).
+- **Large results.** A reply with results the worker put in Ray's object store (``Stored``) is
+  delivered in the completer thread, which reads them (that may block); the lane's later
+  replies follow it there until it is delivered, so the order holds. Such an object is owned by
+  the lane's actor: lost with it, it fails the calls reading it as lost workers.
 
 Invariants: a lane's calls run one at a time, in the order assigned; each assigned call's
 outcome is delivered exactly once, in that order; batches of a lane are sent in order (one
@@ -48,7 +52,7 @@ from podium.executors.failure import failure
 from podium.executors.ray.base import Attempt, Lane, RayApi, RayFuture
 from podium.executors.ray.completer import Completer
 from podium.executors.ray.payload import Payloads
-from podium.executors.ray.worker import PodiumWorker
+from podium.executors.ray.worker import PodiumWorker, Stored
 
 #: Batches of one lane in flight at once.
 INFLIGHT = 2
@@ -293,9 +297,25 @@ class ActorLanes:
             self._park(lane)
         else:
             self._pump(lane)
+        if any(type(r[0]) is Stored for r in results) or lane.deferred:
+            with self._lock:
+                lane.deferred += 1
+            self._completer.defer(self._deliver_later, lane, done, results)
+            return
         deliver = self._host.deliver
         for pos, (att, (value, meta)) in enumerate(zip(done, results, strict=True)):
             deliver(att, value, meta, pos)
+
+    def _deliver_later(self, lane: Lane, done: list[Attempt], results: list[Any]) -> None:
+        """Deliver a reply with results to read from Ray's object store (completer thread,
+        where reading may block); the lane's later replies come here too, so they keep order."""
+        try:
+            deliver = self._host.deliver
+            for pos, (att, (value, meta)) in enumerate(zip(done, results, strict=True)):
+                deliver(att, value, meta, pos)
+        finally:
+            with self._lock:
+                lane.deferred -= 1
 
     def _park(self, lane: Lane) -> None:
         """Return an idle lane to its node's pool (kill its actor if the pool is full)."""

@@ -1,12 +1,17 @@
 """What runs inside Ray: the body of every Podium call on a Ray worker or worker actor.
 
 The driver (``podium.executors.ray.executor``) sends plain data per call: a header with the spec
-and the registry snapshot (cached per worker process) and ``(task_id, kwargs, config, timeout)``.
+and the registry snapshot (cached per worker process) and ``(task_id, kwargs, config, timeout,
+put_at)``.
 The worker resolves the function by name through a registry rebuilt from that snapshot, never from
 code in the request, runs the call, and returns ``(value, meta)``; ``meta`` says where it ran and
 for how many seconds and what the call wrote (``log``: its stdout, stderr and logging, captured
 as in a thread pool), and a failure comes back as ``meta["error"]`` (an ``ErrorRecord`` dict),
-never as a raised exception, so it crosses the process boundary as a record.
+never as a raised exception, so it crosses the process boundary as a record. A result of at
+least the call's ``put_at`` bytes (pickled, buffers counted) is put in Ray's object store by the
+worker (``ray.put``: NumPy arrays are stored and later read without a copy) and the reply carries
+only a ``Stored`` handle to it, so the reply stays small and a downstream call receives that
+object alone.
 
 A ``PodiumWorker`` actor runs calls in batches (``run_many``): it queues each batch behind the
 calls left from earlier ones and replies once ``budget`` seconds have passed (checked between
@@ -36,13 +41,25 @@ from podium.registry import Registry
 _NO_RESOURCES = Resources()
 
 
+#: ``Slot.pos`` of an object that is the value itself (a ``Stored`` result).
+VALUE = -2
+
+
 class Slot(NamedTuple):
     """Placeholder for a keyword argument passed as the ``ref``-th held ObjectRef: that
-    object is a Ray task's ``(value, meta)`` (``pos`` -1) or a batch reply whose ``pos``-th
-    result is the value."""
+    object is a Ray task's ``(value, meta)`` (``pos`` -1), a batch reply whose ``pos``-th
+    result is the value, or the value itself (``pos`` ``VALUE``)."""
 
     ref: int
     pos: int = -1
+
+
+class Stored(NamedTuple):
+    """A result the worker put in Ray's object store: its ObjectRef and pickled size. The
+    object is owned by the worker process that put it (lost with it)."""
+
+    ref: Any
+    size: int
 
 
 _REGISTRIES: dict[tuple[tuple[str, str], ...], Registry] = {}
@@ -94,7 +111,8 @@ def _node_id() -> str:
 
 
 def run_on_worker(blob: bytes, *held: Any) -> tuple[Any, dict[str, Any]]:
-    """The body of every call: rebuild the registry, run the call, return ``(value, meta)``.
+    """The body of every call: rebuild the registry, run the call, return ``(value, meta)``
+    (``value`` a ``Stored`` handle if it is at least ``put_at`` bytes).
 
     ``held`` are upstream results Ray resolved from held ObjectRefs (see ``Slot``). The task's
     own failure is returned as ``meta["error"]`` (an ``ErrorRecord`` dict), never raised, so it
@@ -103,7 +121,7 @@ def run_on_worker(blob: bytes, *held: Any) -> tuple[Any, dict[str, Any]]:
     t0, cpu0 = time.perf_counter(), time.process_time()
     task_id = "?"
     try:
-        header, task_id, kwargs, config, timeout = pickle.loads(blob)
+        header, task_id, kwargs, config, timeout, put_at = pickle.loads(blob)
         spec, allowed = _header(header)
         if held:
             kwargs = {k: _slot_value(v, held) if isinstance(v, Slot) else v for k, v in kwargs.items()}
@@ -127,11 +145,18 @@ def run_on_worker(blob: bytes, *held: Any) -> tuple[Any, dict[str, Any]]:
         meta["error"] = ErrorRecord("PicklingError", msg, retryable=False).to_dict()
         return None, meta
     meta["size"] = size
+    if put_at and size >= put_at:
+        try:
+            return Stored(ray_api().ray.put(value), size), meta
+        except Exception:  # the object store refused it: it travels in the reply as before
+            pass
     return value, meta
 
 
 def _slot_value(slot: Slot, held: tuple[Any, ...]) -> Any:
     reply = held[slot.ref]
+    if slot.pos == VALUE:
+        return reply
     return reply[0] if slot.pos < 0 else reply[0][slot.pos][0]
 
 
