@@ -160,10 +160,17 @@ def big_array(mib: int, ledger: str) -> object:
     return np.arange(mib * (1 << 20) // 8, dtype=np.float64)
 
 
+def _root(arr: object) -> str:
+    """The type of the object at the bottom of an array's ``base`` chain: ``builtins.bytes`` for
+    an array unpickled from a call's bytes, a buffer of Ray's for a view of its object store."""
+    while getattr(arr, "base", None) is not None:
+        arr = arr.base  # type: ignore[attr-defined]
+    return f"{type(arr).__module__}.{type(arr).__qualname__}"
+
+
 def array_stats(arr: object, marker: str = "") -> dict[str, object]:
-    """Size, sum and last item of a NumPy array, whether it is read-only (Ray hands arrays from
-    its object store as read-only views of its pages) and where it ran; fails unless ``marker``
-    exists (if given)."""
+    """Size, sum and last item of a NumPy array, what memory it lies in (``_root``) and where
+    it ran; fails unless ``marker`` exists (if given)."""
     import numpy as np
 
     if marker and not os.path.exists(marker):
@@ -173,7 +180,6 @@ def array_stats(arr: object, marker: str = "") -> dict[str, object]:
         "n": int(arr.size),
         "sum": float(arr.sum()),
         "last": float(arr[-1]),
-        "shared": not arr.flags.writeable,
-        "base": repr(type(arr.base)) + repr(arr.flags) + repr(type(getattr(arr.base, "base", None))),
+        "root": _root(arr),
         "node_id": _node_id(),
     }
