@@ -13,7 +13,10 @@ two 1-cpu workers can only run one worker per node. Proven here, for real:
   is rejected before the run;
 - the GPUs a task or a gang's worker holds on Ray are Ray's assignment, in
   ``podium.context().gpus`` and ``CUDA_VISIBLE_DEVICES`` alike (and a worker's ``PODIUM_GPUS``);
-- every placement group a gang used is removed after it.
+- every placement group a gang used is removed after it;
+- a large result of a gpu Ray task (put in the object store by its worker) and of a gang (in
+  rank 0's reply) reaches its downstream task from the object store and is committed as an
+  artifact.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from ray_helpers import in_thread, task, wait_for
 from podium.errors import SpecError
 from podium.executors.ray import RayExecutor
 from podium.load import load_workflow
-from podium.model import Const, Resources, TaskSpec, Workflow
+from podium.model import Const, Ref, Resources, TaskSpec, Workflow
 from podium.model import events as ev
 from podium.runtime.engine import Engine
 from podium.store import open_store
@@ -295,3 +298,47 @@ def _ray_nodes() -> list[dict[str, Any]]:
     import ray
 
     return [n for n in ray.nodes() if n["Alive"]]
+
+
+def test_large_results_of_ray_tasks_and_gangs_reach_their_readers_and_are_committed(
+    gang_cluster: Any, registry: Any, tmp_path: Path
+) -> None:
+    """make (a gpu Ray task: its worker puts the 8 MiB array in the object store) -> stats (a gpu
+    Ray task) -> gang (2 workers: rank 0's array comes back in its reply) -> gstats (a lane)."""
+    from podium.runtime import codec
+    from podium.store.artifacts import LocalArtifacts
+
+    ledger = Const(str(tmp_path / "ledger"))
+    gpu, cpu = Resources.of(cpu=0.4, gpu=1), Resources.of(cpu=0.4)
+    specs = [
+        TaskSpec("make", call=task("big_array"), args={"mib": Const(8), "ledger": ledger}, resources=gpu),
+        TaskSpec("stats", call=task("array_stats"), args={"arr": Ref("make")}, resources=gpu),
+        TaskSpec(
+            "gang",
+            call=task("big_array"),
+            args={"mib": Const(8), "ledger": ledger},
+            resources=Resources.of(cpu=0.5, gpu=2),
+            workers=2,
+            after=("stats",),
+        ),
+        TaskSpec("gstats", call=task("array_stats"), args={"arr": Ref("gang")}, resources=cpu),
+    ]
+    artifacts = LocalArtifacts(tmp_path / "artifacts")
+    ex = RayExecutor(registry=registry)
+    store = open_store(str(tmp_path / "p.db"))
+    try:
+        result = Engine(store, ex, artifacts=artifacts).run(Workflow.build("large", specs), {})
+        records = store.results(result.run_id)
+    finally:
+        ex.shutdown()
+        store.close()
+    assert result.status == "succeeded", result.view.tasks
+    n = 8 * (1 << 20) // 8
+    for name in ("stats", "gstats"):
+        got = result.values[name]
+        assert got["n"] == n and got["sum"] == n * (n - 1) / 2 and got["last"] == n - 1, got
+        # from Ray's object store (the worker's put, the gang's reply), not inside the call
+        assert got["root"] not in ("builtins.bytes", "builtins.bytearray"), got
+    for name in ("make", "gang"):
+        ref = codec.reference(records[name])
+        assert ref is not None and ref.size > n * 8 and artifacts.exists(ref.digest), name
