@@ -124,8 +124,11 @@ def test_large_result_travels_through_the_object_store_and_is_committed(
     assert obj.stat().st_size == ref.size > N * 8
     assert _hash(ref.algorithm, obj.read_bytes()) == ref.digest
     del driver_value
-    if measured:  # the engine held one 64 MiB array, and wrote and hashed it in slices
-        assert peak < 1.5 * N * 8 / 1024, f"driver's peak grew by {peak} KiB for a {MIB} MiB result"
+    if measured:
+        # the engine's view maps the object's pages (1x once hashed) and writes them in slices;
+        # Ray's client buffers come on top (1.1x alone, up to 1.8x seen inside a full test run);
+        # a copy of the array in the driver would add another 1x
+        assert peak < 2.0 * N * 8 / 1024, f"driver's peak grew by {peak} KiB for a {MIB} MiB result"
 
     ray_cluster.restart()  # that Ray session and its object store are gone
     (tmp_path / "go").write_text("")
