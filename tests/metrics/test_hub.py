@@ -181,3 +181,60 @@ def test_hub_is_safe_under_concurrent_scrapes() -> None:
         t.join()
     assert not errors
     assert hub.snapshot()["podium_runs_total"] == {("hubtest", "failed"): 3}
+
+
+def _transitions(events: Any) -> dict[tuple[str, str, str], int]:
+    return dict(Counter(("hubtest", base_name(e.task_id), STATE_OF[e.type]) for e in events if e.task_id))
+
+
+def test_a_scrape_mid_run_counts_every_event_committed_so_far() -> None:
+    hub = MetricsHub()
+    committed: list[Any] = []
+    checks: list[tuple[dict[Any, Any], dict[Any, Any]]] = []
+
+    def look(events: Any, view: Any) -> None:  # runs after the metrics hook, with the same batch
+        committed.extend(events)
+        if view.finished_at is None:
+            checks.append((hub.snapshot()["podium_task_transitions_total"], _transitions(committed)))
+
+    result, store = _run(hub, "mid", [look])
+    assert result.status == "failed"
+    assert len(checks) > 3
+    for seen, expected in checks:
+        assert seen == expected
+    assert hub.snapshot()["podium_task_transitions_total"] == _transitions(store.events("mid"))
+
+
+def test_concurrent_runs_of_one_workflow_add_up() -> None:
+    """Each run counts into its own counters; the hub adds them up at scrapes and at run ends."""
+    hub = MetricsHub()
+    stores: dict[str, MemoryStore] = {}
+
+    def one(run_id: str) -> None:
+        store, executor = MemoryStore(), LocalExecutor([detect_node()])
+        stores[run_id] = store
+        hooks = [hub.track(run_id, len(WORKFLOW.tasks))]
+        try:
+            Engine(hub.wrap_store(store), hub.wrap_executor(executor), hooks=hooks).run(
+                WORKFLOW, run_id=run_id
+            )
+        finally:
+            executor.shutdown()
+
+    TRIES.clear()
+    threads = [threading.Thread(target=one, args=(f"p{i}",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    snap = hub.snapshot()
+    logs = [store.events(run_id) for run_id, store in stores.items()]
+    expected: Counter[tuple[str, str, str]] = Counter()
+    for events in logs:
+        expected.update(_transitions(events))
+    assert snap["podium_task_transitions_total"] == dict(expected)
+    started = sum(1 for events in logs for e in events if e.type == ev.TASK_STARTED)
+    waits, _ = snap["podium_task_queue_wait_seconds"][("hubtest",)]
+    assert waits[-1][1] == started
+    assert snap["podium_runs_total"] == {("hubtest", "failed"): 3}
+    assert snap["podium_runs_active"] == {}
