@@ -86,6 +86,8 @@ class MetricsHub(MetricState):
             tracker = self.live.get(run_id)
             if tracker is not None:
                 tracker.end()
+                self.live.pop(run_id, None)
+                tracker.settle()
         self._observed.pop(run_id, None)
 
     def wrap_store(self, store: Any) -> Any:
@@ -104,6 +106,8 @@ class MetricsHub(MetricState):
         (cumulative buckets, sum) (histograms). Consistent: taken under the lock."""
         now = self.clock()
         with self.lock:
+            for tracker in self.retired[:]:  # runs that ended since the last scrape
+                tracker.settle()
             tasks, waits, trips = self._with_live_counts()
             out: dict[str, dict[Labels, Any]] = {
                 "podium_runs_started_total": dict(self.runs_started),

@@ -92,10 +92,14 @@ class TaskStats:
 class MetricState:
     """What the hooks and wrappers of one process have counted (see ``MetricsHub``)."""
 
+    #: Ended runs whose counts wait for a scrape; one more and they are settled at once.
+    RETIRED = 16
+
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self.lock = threading.Lock()
         self.live: dict[str, Any] = {}  # run id -> its RunTracker, while the run is live
+        self.retired: list[Any] = []  # RunTrackers of ended runs not yet settled (see RETIRED)
         self.task_labels: dict[str, set[str]] = {}  # workflow -> task names given a label
         self.executor: str | None = None  # the name of the executor a ``MeteredExecutor`` wraps
         # counters

@@ -13,10 +13,11 @@ seeing the end): a succeeded attempt's is its task's duration, so the round-trip
 summed from those at scrape time; its usage is that event's ``usage``.
 
 A scrape adds a live run's own counters to the hub's (reading them as they are: Python's
-integer and list updates are atomic, and dicts are copied before they are walked); the run's
-counters move into the hub's, under the hub's lock, when it ends (and at once for events of a
-run that is not live). Only the rare updates touch the hub: a new task label, measured usage,
-run events.
+integer and list updates are atomic, and dicts are copied before they are walked). An ended
+run leaves the live set for ``hub.retired`` in one step under the hub's lock; the next scrape
+settles it (its counters, and its cost read from its final view, join the hub's), so a run
+pays nothing at its end unless ``hub.RETIRED`` ended runs already wait. Only the rare updates
+touch the hub: a new task label, measured usage, run events.
 
 Invariants: every task event counts once as a transition; an attempt ended when its end event
 carries a ``duration``; a workflow gets at most ``MAX_TASK_LABELS`` task labels (later names
@@ -83,6 +84,8 @@ class RunTracker:
         self._stats: dict[str, TaskStats] = {}  # task name -> the counts of its label (in ``labels``)
         self._rates: dict[tuple[int, str], tuple[Mapping[str, float], float]] = {}
         self.counted: dict[str, float] = {}  # cost by node already in ``podium_cost_total``
+        self.retired = False  # in ``hub.retired``: ended, counts and cost not yet in the hub's
+        self._cost_due = False  # the run ended live: its cost goes to ``podium_cost_total``
 
     def __call__(self, events: Sequence[Event], view: Any) -> None:
         """The engine's hook: count the batch. The hot path of metrics: the three events every
@@ -90,6 +93,10 @@ class RunTracker:
         self.view = view
         if not self.workflow:
             self._begin(view)
+        if self.retired:  # events after the end (a resume on the same hook): settle the end first
+            with self.hub.lock:
+                if self.retired:
+                    self.settle()
         stats, new_stats, queued = self._stats, self._new_stats, self._queued
         wait = self.waits
         bounds, counts = wait.bounds, wait.counts
@@ -125,12 +132,12 @@ class RunTracker:
             else:
                 self._other(typ, tid, e[5], t)
         if not self.live:
-            if view is not None and view.finished_at is None:
-                with self.hub.lock:  # attached to a run in progress (a resume, or a watcher)
-                    self._go_live()
-            else:
-                with self.hub.lock:  # nothing would add these counts to the hub later
-                    self._merge()
+            with self.hub.lock:
+                if view is not None and view.finished_at is None:
+                    self._go_live()  # attached to a run in progress (a resume, or a watcher)
+                else:
+                    self.hub.live.pop(self.run_id, None)  # its counts now wait in ``retired``
+                    self.retire()
 
     def _begin(self, view: Any) -> None:
         self.workflow = str((view.meta or {}).get("workflow") or "") or "-"
@@ -207,21 +214,34 @@ class RunTracker:
         self.hub.live[self.run_id] = self
 
     def end(self) -> None:
-        """Leave the live set; the run's counts and cost join the hub's (the caller holds the lock)."""
+        """The run ended (the caller holds the lock). After the batch, the hook moves it from
+        the live set to ``hub.retired`` in one step (a scrape sees its counts all along); its
+        counts and cost join the hub's at the next scrape (``settle``)."""
         if self.live and self.view is not None:
-            for node, cost in self.uncounted(self.scan(self.hub.clock())).items():
-                k = (self.workflow, node)
-                self.hub.cost[k] = self.hub.cost.get(k, 0.0) + cost
-                self.counted[node] = self.counted.get(node, 0.0) + cost
-        self._merge()
+            self._cost_due = True
         self._queued.clear()
         self.live = False
-        self.hub.live.pop(self.run_id, None)
 
-    def _merge(self) -> None:
-        """Move this run's counts into the hub's (the caller holds the lock). In place: the hook
-        may be in the middle of a batch, holding the dict and the histogram's lists."""
+    def retire(self) -> None:
+        """Wait in ``hub.retired`` for the next scrape to settle this run (the caller holds the
+        lock); past ``hub.RETIRED`` waiting runs, settle them all now."""
+        hub = self.hub
+        if not self.retired:
+            self.retired = True
+            hub.retired.append(self)
+        if len(hub.retired) > hub.RETIRED:
+            for tracker in hub.retired[:]:
+                tracker.settle()
+
+    def settle(self) -> None:
+        """Move this ended run's counts, and its cost if it ended live, into the hub's (the
+        caller holds the lock; the run's hook is not counting: see ``__call__``)."""
         hub, wf = self.hub, self.workflow
+        if self._cost_due and self.view is not None:
+            self._cost_due = False
+            for node, cost in self.uncounted(self.scan(hub.clock())).items():
+                hub.cost[(wf, node)] = hub.cost.get((wf, node), 0.0) + cost
+                self.counted[node] = self.counted.get(node, 0.0) + cost
         for label, t in self.labels.items():
             total = hub.tasks.get((wf, label))
             if total is None:
@@ -233,6 +253,9 @@ class RunTracker:
         hub.other_trips.add(self.trips)
         self.waits.reset()
         self.trips.reset()
+        if self.retired:
+            self.retired = False
+            hub.retired.remove(self)
 
     # -- read at scrape time (the hub's lock is held) ---------------------------------------
     def scan(self, now: float) -> RunScan:
