@@ -238,3 +238,55 @@ def test_concurrent_runs_of_one_workflow_add_up() -> None:
     assert waits[-1][1] == started
     assert snap["podium_runs_total"] == {("hubtest", "failed"): 3}
     assert snap["podium_runs_active"] == {}
+
+
+def _events(tasks: int, first: int = 1, name: str = "t", end: str = ev.RUN_SUCCEEDED) -> list[ev.Event]:
+    """A run part from its start: ``tasks`` tasks queued, run for 1 s on node n, then ``end``."""
+    out = [ev.Event(first, ev.RUN_STARTED, None, 0, 10.0, {})]
+    for i in range(tasks):
+        seq = first + 1 + 3 * i
+        out += [
+            ev.Event(seq, ev.TASK_QUEUED, f"{name}{i}", 0, 10.0),
+            ev.Event(seq + 1, ev.TASK_STARTED, f"{name}{i}", 1, 10.5, {"node": "n", "res": {"cpu": 1.0}}),
+            ev.Event(seq + 2, ev.TASK_SUCCEEDED, f"{name}{i}", 1, 11.5, {"duration": 1.0}),
+        ]
+    return [*out, ev.Event(first + 1 + 3 * tasks, end, None, 0, 12.0, {})]
+
+
+def test_ended_runs_wait_for_a_scrape_but_never_more_than_retired() -> None:
+    hub = MetricsHub()
+    runs = hub.RETIRED * 2 + 3
+    for r in range(runs):
+        created = ev.Event(1, ev.RUN_CREATED, None, 0, 10.0, {"workflow": "w"})
+        hub.observe(f"r{r}", [created, *_events(2, first=2)])
+        assert len(hub.retired) <= hub.RETIRED
+    snap = hub.snapshot()
+    assert not hub.retired
+    assert snap["podium_runs_total"] == {("w", "succeeded"): runs}
+    assert snap["podium_task_transitions_total"][("w", "t1", "succeeded")] == runs
+    assert snap["podium_cost_total"] == {("w", "n"): pytest.approx(runs * 2 * 1.0 / 3600)}
+    waits, total = snap["podium_task_queue_wait_seconds"][("w",)]
+    assert waits[-1][1] == runs * 2 and total == pytest.approx(runs * 2 * 0.5)
+
+
+def test_a_run_resumed_on_the_same_hook_counts_both_parts() -> None:
+    from podium.runtime.view import fold
+
+    hub = MetricsHub()
+    hook = hub.track("r")
+    created = ev.Event(1, ev.RUN_CREATED, None, 0, 10.0, {"workflow": "w"})
+    first = [created, *_events(2, first=2, end=ev.RUN_FAILED)]
+    hook(first[1:], fold(first))  # ended: waits for a scrape
+    assert hub.retired == [hook]
+    second = _events(1, first=len(first) + 1, name="u")
+    hook(second, fold([*first, *second]))  # a resume before any scrape
+    snap = hub.snapshot()
+    assert snap["podium_runs_started_total"] == {("w",): 2}
+    transitions = snap["podium_task_transitions_total"]
+    assert {k: v for k, v in transitions.items() if k[2] == "running"} == {
+        ("w", "t0", "running"): 1,
+        ("w", "t1", "running"): 1,
+        ("w", "u0", "running"): 1,
+    }
+    assert snap["podium_runs_total"] == {("w", "failed"): 1, ("w", "succeeded"): 1}
+    assert snap["podium_cost_total"] == {("w", "n"): pytest.approx(3 * 1.0 / 3600)}
