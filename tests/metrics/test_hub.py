@@ -181,3 +181,112 @@ def test_hub_is_safe_under_concurrent_scrapes() -> None:
         t.join()
     assert not errors
     assert hub.snapshot()["podium_runs_total"] == {("hubtest", "failed"): 3}
+
+
+def _transitions(events: Any) -> dict[tuple[str, str, str], int]:
+    return dict(Counter(("hubtest", base_name(e.task_id), STATE_OF[e.type]) for e in events if e.task_id))
+
+
+def test_a_scrape_mid_run_counts_every_event_committed_so_far() -> None:
+    hub = MetricsHub()
+    committed: list[Any] = []
+    checks: list[tuple[dict[Any, Any], dict[Any, Any]]] = []
+
+    def look(events: Any, view: Any) -> None:  # runs after the metrics hook, with the same batch
+        committed.extend(events)
+        if view.finished_at is None:
+            checks.append((hub.snapshot()["podium_task_transitions_total"], _transitions(committed)))
+
+    result, store = _run(hub, "mid", [look])
+    assert result.status == "failed"
+    assert len(checks) > 3
+    for seen, expected in checks:
+        assert seen == expected
+    assert hub.snapshot()["podium_task_transitions_total"] == _transitions(store.events("mid"))
+
+
+def test_concurrent_runs_of_one_workflow_add_up() -> None:
+    """Each run counts into its own counters; the hub adds them up at scrapes and at run ends."""
+    hub = MetricsHub()
+    stores: dict[str, MemoryStore] = {}
+
+    def one(run_id: str) -> None:
+        store, executor = MemoryStore(), LocalExecutor([detect_node()])
+        stores[run_id] = store
+        hooks = [hub.track(run_id, len(WORKFLOW.tasks))]
+        try:
+            Engine(hub.wrap_store(store), hub.wrap_executor(executor), hooks=hooks).run(
+                WORKFLOW, run_id=run_id
+            )
+        finally:
+            executor.shutdown()
+
+    TRIES.clear()
+    threads = [threading.Thread(target=one, args=(f"p{i}",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    snap = hub.snapshot()
+    logs = [store.events(run_id) for run_id, store in stores.items()]
+    expected: Counter[tuple[str, str, str]] = Counter()
+    for events in logs:
+        expected.update(_transitions(events))
+    assert snap["podium_task_transitions_total"] == dict(expected)
+    started = sum(1 for events in logs for e in events if e.type == ev.TASK_STARTED)
+    waits, _ = snap["podium_task_queue_wait_seconds"][("hubtest",)]
+    assert waits[-1][1] == started
+    assert snap["podium_runs_total"] == {("hubtest", "failed"): 3}
+    assert snap["podium_runs_active"] == {}
+
+
+def _events(tasks: int, first: int = 1, name: str = "t", end: str = ev.RUN_SUCCEEDED) -> list[ev.Event]:
+    """A run part from its start: ``tasks`` tasks queued, run for 1 s on node n, then ``end``."""
+    out = [ev.Event(first, ev.RUN_STARTED, None, 0, 10.0, {})]
+    for i in range(tasks):
+        seq = first + 1 + 3 * i
+        out += [
+            ev.Event(seq, ev.TASK_QUEUED, f"{name}{i}", 0, 10.0),
+            ev.Event(seq + 1, ev.TASK_STARTED, f"{name}{i}", 1, 10.5, {"node": "n", "res": {"cpu": 1.0}}),
+            ev.Event(seq + 2, ev.TASK_SUCCEEDED, f"{name}{i}", 1, 11.5, {"duration": 1.0}),
+        ]
+    return [*out, ev.Event(first + 1 + 3 * tasks, end, None, 0, 12.0, {})]
+
+
+def test_ended_runs_wait_for_a_scrape_but_never_more_than_retired() -> None:
+    hub = MetricsHub()
+    runs = hub.RETIRED * 2 + 3
+    for r in range(runs):
+        created = ev.Event(1, ev.RUN_CREATED, None, 0, 10.0, {"workflow": "w"})
+        hub.observe(f"r{r}", [created, *_events(2, first=2)])
+        assert len(hub.retired) <= hub.RETIRED
+    snap = hub.snapshot()
+    assert not hub.retired
+    assert snap["podium_runs_total"] == {("w", "succeeded"): runs}
+    assert snap["podium_task_transitions_total"][("w", "t1", "succeeded")] == runs
+    assert snap["podium_cost_total"] == {("w", "n"): pytest.approx(runs * 2 * 1.0 / 3600)}
+    waits, total = snap["podium_task_queue_wait_seconds"][("w",)]
+    assert waits[-1][1] == runs * 2 and total == pytest.approx(runs * 2 * 0.5)
+
+
+def test_a_run_resumed_on_the_same_hook_counts_both_parts() -> None:
+    from podium.runtime.view import fold
+
+    hub = MetricsHub()
+    hook = hub.track("r")
+    created = ev.Event(1, ev.RUN_CREATED, None, 0, 10.0, {"workflow": "w"})
+    first = [created, *_events(2, first=2, end=ev.RUN_FAILED)]
+    hook(first[1:], fold(first))  # ended: waits for a scrape
+    assert hub.retired == [hook]
+    second = _events(1, first=len(first) + 1, name="u")
+    hook(second, fold([*first, *second]))  # a resume before any scrape
+    snap = hub.snapshot()
+    assert snap["podium_runs_started_total"] == {("w",): 2}
+    transitions = snap["podium_task_transitions_total"]
+    assert {k: v for k, v in transitions.items() if k[2] == "running"} == {
+        ("w", "t0", "running"): 1,
+        ("w", "t1", "running"): 1,
+        ("w", "u0", "running"): 1,
+    }
+    assert snap["podium_runs_total"] == {("w", "failed"): 1, ("w", "succeeded"): 1}
+    assert snap["podium_cost_total"] == {("w", "n"): pytest.approx(3 * 1.0 / 3600)}

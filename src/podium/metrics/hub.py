@@ -14,10 +14,10 @@ run loop:
 labels -> cumulative buckets and sum); ``podium.metrics.exposition`` turns that into the
 Prometheus text format. Nothing here imports prometheus_client.
 
-Invariants: all state changes happen under ``hub.lock`` (hooks of several runs and scrapes may
-run on different threads); a hook queues its batch and counts it later (see ``RunTracker``), so
-a scrape first counts what every live run queued; series of a run (``podium_run_*``) exist only
-while it is live.
+Invariants: every change of the hub's own state happens under ``hub.lock`` (hooks of several
+runs and scrapes may run on different threads); a live run's hook counts into counters of its
+own without the lock (see ``RunTracker``), which a scrape adds to the hub's and which join the
+hub's when the run ends; series of a run (``podium_run_*``) exist only while it is live.
 """
 
 from __future__ import annotations
@@ -78,8 +78,6 @@ class MetricsHub(MetricState):
             view = own
         tracker(events, view)
         if view is not None and view.finished_at is not None:
-            with self.lock:  # count an ended run now: nothing would drain it from here on
-                tracker.drain()
             self._observed.pop(run_id, None)  # it ended; a resume starts over from its next event
 
     def forget(self, run_id: str) -> None:
@@ -88,6 +86,8 @@ class MetricsHub(MetricState):
             tracker = self.live.get(run_id)
             if tracker is not None:
                 tracker.end()
+                self.live.pop(run_id, None)
+                tracker.settle()
         self._observed.pop(run_id, None)
 
     def wrap_store(self, store: Any) -> Any:
@@ -106,12 +106,13 @@ class MetricsHub(MetricState):
         (cumulative buckets, sum) (histograms). Consistent: taken under the lock."""
         now = self.clock()
         with self.lock:
-            for tracker in list(self.live.values()):  # a run may end while its batches are counted
-                tracker.drain()
+            for tracker in self.retired[:]:  # runs that ended since the last scrape
+                tracker.settle()
+            tasks, waits, trips = self._with_live_counts()
             out: dict[str, dict[Labels, Any]] = {
                 "podium_runs_started_total": dict(self.runs_started),
                 "podium_runs_total": dict(self.runs_ended),
-                **_task_counts(self.tasks),
+                **_task_counts(tasks),
                 "podium_task_cpu_seconds_total": dict(self.cpu_used),
                 "podium_task_cpu_requested_seconds_total": dict(self.cpu_requested),
                 "podium_task_peak_memory_bytes": dict(self.peak_memory),
@@ -120,24 +121,53 @@ class MetricsHub(MetricState):
                 "podium_store_append_errors_total": dict(self.append_errors),
             }
             for name, family in (
-                ("podium_task_duration_seconds", {k: t.durations for k, t in self.tasks.items() if t.ok}),
-                ("podium_task_queue_wait_seconds", self.queue_waits),
+                ("podium_task_duration_seconds", {k: t.durations for k, t in tasks.items() if t.ok}),
+                ("podium_task_queue_wait_seconds", waits),
                 ("podium_run_makespan_seconds", self.makespans),
                 ("podium_run_plan_ratio", self.plan_ratios),
                 ("podium_store_append_seconds", self.appends),
             ):
                 out[name] = {k: h.cumulative() for k, h in family.items()}
-            out["podium_executor_round_trip_seconds"] = self._round_trips()
+            out["podium_executor_round_trip_seconds"] = self._round_trips(tasks, trips)
             out.update(self._live_gauges(now))
         return out
 
-    def _round_trips(self) -> dict[Labels, Any]:
+    def _with_live_counts(
+        self,
+    ) -> tuple[dict[Labels, TaskStats], dict[Labels, Histogram], Histogram]:
+        """Task counts, queue waits and other round trips: the hub's plus the live runs' own
+        (copies where a live run adds to them; the hub's own objects otherwise)."""
+        tasks: dict[Labels, TaskStats] = dict(self.tasks)
+        waits: dict[Labels, Histogram] = dict(self.queue_waits)
+        trips = Histogram(DURATION_BUCKETS)
+        trips.add(self.other_trips)
+        copied: set[Labels] = set()  # keys of ``tasks`` and ``waits`` holding a copy
+        for tracker in list(self.live.values()):
+            wf = tracker.workflow
+            for label, t in list(tracker.labels.items()):
+                key = (wf, label)
+                if key not in copied:
+                    copied.add(key)
+                    total = tasks[key] = TaskStats(label)
+                    if key in self.tasks:
+                        total.add(self.tasks[key])
+                tasks[key].add(t)
+            if (wf,) not in copied:
+                copied.add((wf,))
+                total_waits = waits[(wf,)] = Histogram(DURATION_BUCKETS)
+                if (wf,) in self.queue_waits:
+                    total_waits.add(self.queue_waits[(wf,)])
+            waits[(wf,)].add(tracker.waits)
+            trips.add(tracker.trips)
+        return tasks, waits, trips
+
+    def _round_trips(self, tasks: Mapping[Labels, TaskStats], others: Histogram) -> dict[Labels, Any]:
         """Every attempt's round trip, under the metered executor's name (none without one)."""
         if self.executor is None:
             return {}
         trips = Histogram(DURATION_BUCKETS)
-        trips.add(self.other_trips)
-        for t in self.tasks.values():
+        trips.add(others)
+        for t in tasks.values():
             trips.add(t.durations)
         return {(self.executor,): trips.cumulative()}
 

@@ -1,8 +1,10 @@
 """The metric state a hub keeps: counters, gauges and histograms as plain dicts, under one lock.
 
 The bottom of the metrics package: ``RunTracker`` and the Store/Executor wrappers write here,
-``MetricsHub`` reads it for scrapes. Invariants: every write happens under ``lock``; keys are
-label tuples in the catalog's label order; nothing here formats or does I/O.
+``MetricsHub`` reads it for scrapes. Invariants: every write of a ``MetricState`` happens under
+``lock`` (a live run's own ``TaskStats`` and ``Histogram``s are written by its hook alone and
+added in by a scrape); keys are label tuples in the catalog's label order; nothing here formats
+or does I/O.
 """
 
 from __future__ import annotations
@@ -43,8 +45,13 @@ class Histogram:
 
     def add(self, other: Histogram) -> None:
         """Add ``other``'s counts (same bounds) to this one."""
-        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        self.counts[:] = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
         self.total += other.total
+
+    def reset(self) -> None:
+        """Back to no observations (in place: a holder of ``counts`` keeps a valid list)."""
+        self.counts[:] = [0] * len(self.counts)
+        self.total = 0.0
 
     def cumulative(self) -> tuple[list[tuple[str, int]], float]:
         return list(zip(self.les, accumulate(self.counts), strict=True)), self.total
@@ -69,14 +76,30 @@ class TaskStats:
         self.failed: dict[str, int] = {}  # tasks failed for good, by failure kind
         self.durations = Histogram(DURATION_BUCKETS)  # of succeeded attempts
 
+    def add(self, other: TaskStats) -> None:
+        """Add ``other``'s counts (its dicts are copied first: a run's loop may be writing them)."""
+        self.queued += other.queued
+        self.started += other.started
+        self.succeeded += other.succeeded
+        self.ok += other.ok
+        pairs = ((self.other, other.other), (self.kinds, other.kinds), (self.failed, other.failed))
+        for mine, theirs in pairs:
+            for k, n in list(theirs.items()):
+                mine[k] = mine.get(k, 0) + n
+        self.durations.add(other.durations)
+
 
 class MetricState:
     """What the hooks and wrappers of one process have counted (see ``MetricsHub``)."""
+
+    #: Ended runs whose counts wait for a scrape; one more and they are settled at once.
+    RETIRED = 16
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self.lock = threading.Lock()
         self.live: dict[str, Any] = {}  # run id -> its RunTracker, while the run is live
+        self.retired: list[Any] = []  # RunTrackers of ended runs not yet settled (see RETIRED)
         self.task_labels: dict[str, set[str]] = {}  # workflow -> task names given a label
         self.executor: str | None = None  # the name of the executor a ``MeteredExecutor`` wraps
         # counters

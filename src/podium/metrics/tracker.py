@@ -1,33 +1,39 @@
 """``RunTracker``: the engine hook that turns one run's committed events into metric updates.
 
-The engine calls a hook after each committed append with the batch and the run's view. The
-tracker only queues the batch (one deque append on the loop's thread); batches are counted at
-the next scrape (``MetricsHub.snapshot``), or by the loop once ``DRAIN_EVENTS`` have queued (a
-bound on memory when nobody scrapes). Counting does a few field increments per event; whatever
-the view already knows is read from it at scrape time instead: tasks by state, resources held
-per node, and the cost, priced exactly as the run summary prices it (each task's busy time at
-its node's prices for what it held). An attempt's round trip is its end event's ``duration``
-(the loop measures it from submit to seeing the end): a succeeded attempt's is its task's
-duration, so the round-trip histogram is summed from those at scrape time; its usage is that
-event's ``usage``.
+The engine calls a hook after each committed append with the batch and the run's view, on the
+thread doing the loop's turn. The tracker counts the batch there and then, into counters of
+its own (per task label: a few integer increments per event; queue waits and round trips into
+histograms it owns), without a lock and without keeping any event: a batch kept for later
+outlives the garbage collector's young generation and makes its full collections come sooner,
+which costs a run more than counting does. Whatever the view already knows is read from it at
+scrape time instead: tasks by state, resources held per node, and the cost, priced exactly as
+the run summary prices it (each task's busy time at its node's prices for what it held). An
+attempt's round trip is its end event's ``duration`` (the loop measures it from submit to
+seeing the end): a succeeded attempt's is its task's duration, so the round-trip histogram is
+summed from those at scrape time; its usage is that event's ``usage``.
+
+A scrape adds a live run's own counters to the hub's (reading them as they are: Python's
+integer and list updates are atomic, and dicts are copied before they are walked). An ended
+run leaves the live set for ``hub.retired`` in one step under the hub's lock; the next scrape
+settles it (its counters, and its cost read from its final view, join the hub's), so a run
+pays nothing at its end unless ``hub.RETIRED`` ended runs already wait. Only the rare updates
+touch the hub: a new task label, measured usage, run events.
 
 Invariants: every task event counts once as a transition; an attempt ended when its end event
 carries a ``duration``; a workflow gets at most ``MAX_TASK_LABELS`` task labels (later names
 count as ``_other``), so a generated DAG of 10,000 distinct names cannot flood Prometheus; a
-run leaves the live set, and its per-run series with it, once its final event is counted
-(at the first scrape after it ended), and its cost then moves into ``podium_cost_total``
-(which stays monotonic).
+run leaves the live set, and its per-run series with it, once its final event is counted, and
+its cost then moves into ``podium_cost_total`` (which stays monotonic).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from podium.metrics.catalog import DURATION_BUCKETS, RATIO_BUCKETS
-from podium.metrics.state import TaskStats
+from podium.metrics.state import Histogram, TaskStats
 from podium.model import events as ev
 from podium.model import states as st
 from podium.model.cluster import DEFAULT_PRICES, price_per_second
@@ -37,9 +43,6 @@ if TYPE_CHECKING:
     from podium.metrics.state import MetricState
     from podium.model.events import Event
 
-#: Events a run's hook queues before it counts them itself (a scrape counts them sooner). Small:
-#: batches kept alive longer cost the garbage collector more than counting them sooner does.
-DRAIN_EVENTS = 1024
 #: Task labels per workflow; further task names are counted under ``OTHER``.
 MAX_TASK_LABELS = 200
 OTHER = "_other"
@@ -72,89 +75,89 @@ class RunTracker:
         self.workflow = ""
         self.live = False
         self.planned: float | None = None
-        self.pending: deque[Sequence[Event]] = deque()  # batches not counted yet
-        self.backlog = 0  # events in them
+        self._admitted: set[str] = set()  # the hub's task labels of this workflow (it only grows)
         self._queued: dict[str, float] = {}  # task -> ready since (event time)
-        self._stats: dict[str, TaskStats] = {}  # task name -> the counts of its label
+        # this run's counts not yet in the hub's (a scrape adds them while the run is live)
+        self.labels: dict[str, TaskStats] = {}  # task label -> its counts
+        self.waits = Histogram(DURATION_BUCKETS)  # queue waits
+        self.trips = Histogram(DURATION_BUCKETS)  # round trips of attempts that did not succeed
+        self._stats: dict[str, TaskStats] = {}  # task name -> the counts of its label (in ``labels``)
         self._rates: dict[tuple[int, str], tuple[Mapping[str, float], float]] = {}
-        self._wait: Any = None
-        self._overflow: TaskStats | None = None  # the counts of ``OTHER``, once a name needs them
         self.counted: dict[str, float] = {}  # cost by node already in ``podium_cost_total``
+        self.retired = False  # in ``hub.retired``: ended, counts and cost not yet in the hub's
+        self._cost_due = False  # the run ended live: its cost goes to ``podium_cost_total``
 
     def __call__(self, events: Sequence[Event], view: Any) -> None:
-        """The engine's hook: queue the batch (a deque append needs no lock). The first batch
-        is counted at once: it makes the run live, so scrapes see it."""
+        """The engine's hook: count the batch. The hot path of metrics: the three events every
+        task has are handled inline (no call, no lock), the rest in ``_other``."""
         self.view = view
-        self.pending.append(events)
-        self.backlog += len(events)  # only a trigger: a scrape resetting it meanwhile is harmless
-        if self.backlog >= DRAIN_EVENTS or not self.live:
-            with self.hub.lock:
-                self.drain()
-
-    def drain(self) -> None:
-        """Count the queued batches (the caller holds the hub's lock). The hot path of metrics:
-        the three events every task has are handled inline, the rest in ``_other``."""
-        self.backlog = 0
         if not self.workflow:
-            self._begin(self.view)
-        pending, queued, stats, new_stats = self.pending, self._queued, self._stats, self._new_stats
-        wait = self._wait
-        while pending:
-            for e in pending.popleft():
-                typ, tid = e[1], e[2]
-                if tid is None:
-                    self._run_event(typ, e[5], e[4])
-                    continue
-                name = tid if tid[-1] != "]" else tid[: tid.index("[")]
-                t = stats.get(name) or new_stats(name)
-                if typ == _QUEUED:
-                    t.queued += 1
-                    queued[tid] = e[4]
-                elif typ == _STARTED:
-                    t.started += 1
-                    since = queued.pop(tid, None)
-                    if since is not None:
-                        waited = e[4] - since
-                        waited = waited if waited > 0.0 else 0.0
-                        wait.counts[bisect_left(wait.bounds, waited)] += 1
-                        wait.total += waited
-                elif typ == _SUCCEEDED:
-                    t.succeeded += 1
-                    data = e[5]
-                    d = data.get("duration")
-                    if d is not None:  # an attempt ended (a cache hit or a map has none)
-                        t.ok += 1
-                        h = t.durations
-                        h.counts[bisect_left(h.bounds, d)] += 1
-                        h.total += d
-                        if USAGE_KEY in data:
-                            self._usage(tid, t, data, d)
+            self._begin(view)
+        if self.retired:  # events after the end (a resume on the same hook): settle the end first
+            with self.hub.lock:
+                if self.retired:
+                    self.settle()
+        stats, new_stats, queued = self._stats, self._new_stats, self._queued
+        wait = self.waits
+        bounds, counts = wait.bounds, wait.counts
+        for e in events:
+            typ, tid = e[1], e[2]
+            if tid is None:
+                self._run_event(typ, e[5], e[4])
+                continue
+            name = tid if tid[-1] != "]" else tid[: tid.index("[")]
+            t = stats.get(name) or new_stats(name)
+            if typ == _QUEUED:
+                t.queued += 1
+                queued[tid] = e[4]
+            elif typ == _STARTED:
+                t.started += 1
+                since = queued.pop(tid, None)
+                if since is not None:
+                    waited = e[4] - since
+                    waited = waited if waited > 0.0 else 0.0
+                    counts[bisect_left(bounds, waited)] += 1
+                    wait.total += waited
+            elif typ == _SUCCEEDED:
+                t.succeeded += 1
+                data = e[5]
+                d = data.get("duration")
+                if d is not None:  # an attempt ended (a cache hit or a map has none)
+                    t.ok += 1
+                    h = t.durations
+                    h.counts[bisect_left(h.bounds, d)] += 1
+                    h.total += d
+                    if USAGE_KEY in data:
+                        self._usage(tid, t, data, d)
+            else:
+                self._other(typ, tid, e[5], t)
+        if not self.live:
+            with self.hub.lock:
+                if view is not None and view.finished_at is None:
+                    self._go_live()  # attached to a run in progress (a resume, or a watcher)
                 else:
-                    self._other(typ, tid, e[5], t)
-        if not self.live and self.view is not None and self.view.finished_at is None:
-            self.live = True  # attached to a run in progress (a resume, or a watcher)
-            self.hub.live[self.run_id] = self
+                    self.hub.live.pop(self.run_id, None)  # its counts now wait in ``retired``
+                    self.retire()
 
     def _begin(self, view: Any) -> None:
         self.workflow = str((view.meta or {}).get("workflow") or "") or "-"
-        self._wait = self.hub.histogram(self.hub.queue_waits, (self.workflow,), DURATION_BUCKETS)
+        hub = self.hub
+        with hub.lock:  # the workflow's queue waits are a series from its first run on
+            hub.histogram(hub.queue_waits, (self.workflow,), DURATION_BUCKETS)
+            self._admitted = hub.task_labels.setdefault(self.workflow, set())
 
     def _new_stats(self, name: str) -> TaskStats:
         """The counts of task ``name``: its own while the workflow has room for another label."""
-        hub, wf = self.hub, self.workflow
-        admitted = hub.task_labels.setdefault(wf, set())
-        if self._overflow is not None and name not in admitted:
-            return self._overflow  # past the cap: not remembered per name (10,000 names cost)
-        label = name if name in admitted or len(admitted) < MAX_TASK_LABELS else OTHER
-        t = self._overflow if label == OTHER else None
+        admitted = self._admitted
+        if name not in admitted and len(admitted) < MAX_TASK_LABELS:
+            with self.hub.lock:  # the labels are the hub's: runs of one workflow share them
+                if len(admitted) < MAX_TASK_LABELS:
+                    admitted.add(name)
+        label = name if name in admitted else OTHER
+        t = self.labels.get(label)
         if t is None:
-            admitted.add(label)
-            t = hub.tasks.get((wf, label))
-            if t is None:
-                t = hub.tasks[(wf, label)] = TaskStats(label)
-            if label == OTHER:
-                self._overflow = t
-        self._stats[name] = t
+            t = self.labels[label] = TaskStats(label)
+        self._stats[name] = t  # this run's names only: forgotten when its counts reach the hub
         return t
 
     def _other(self, typ: str, tid: str, data: Any, t: TaskStats) -> None:
@@ -169,7 +172,7 @@ class RunTracker:
         if d is not None:  # the event ended an attempt
             outcome = _OUTCOME.get(typ, kind)
             t.kinds[outcome] = t.kinds.get(outcome, 0) + 1
-            self.hub.other_trips.observe(d)  # succeeded attempts are in their task's durations
+            self.trips.observe(d)  # succeeded attempts are in their task's durations
             if USAGE_KEY in data:
                 self._usage(tid, t, data, d)
 
@@ -178,39 +181,81 @@ class RunTracker:
         usage = attempt_usage(data)
         if usage is not None:
             res = self.view.tasks[tid].resources if self.view is not None else {}
-            self.hub.record_usage((self.workflow, t.label), res, usage, duration)
+            with self.hub.lock:
+                self.hub.record_usage((self.workflow, t.label), res, usage, duration)
 
     def _run_event(self, typ: str, data: Mapping[str, Any], ts: float) -> None:
-        hub, wf = self.hub, self.workflow
-        if typ == ev.RUN_STARTED:
-            hub.runs_started[(wf,)] = hub.runs_started.get((wf,), 0) + 1
-            hub.live[self.run_id] = self
-            self.live = True
-            self._rates.clear()  # prices are those of this start
-        elif typ == ev.PLAN_MADE:
+        if typ == ev.PLAN_MADE:
             t = data.get("T")
             self.planned = float(t) if isinstance(t, int | float) and t > 0 else self.planned
+            return
+        hub, wf = self.hub, self.workflow
+        if typ == ev.RUN_STARTED:
+            with hub.lock:
+                hub.runs_started[(wf,)] = hub.runs_started.get((wf,), 0) + 1
+                self._rates.clear()  # prices are those of this start
+                self._go_live()
         elif typ in _RUN_END:
-            key = (wf, _RUN_END[typ])
-            hub.runs_ended[key] = hub.runs_ended.get(key, 0) + 1
-            start = self.view.started_at if self.view is not None else None
-            if start is not None:
-                makespan = max(0.0, ts - start)
-                hub.histogram(hub.makespans, (wf,), DURATION_BUCKETS).observe(makespan)
-                if self.planned:
-                    hub.histogram(hub.plan_ratios, (wf,), RATIO_BUCKETS).observe(makespan / self.planned)
-            self.end()
+            with hub.lock:
+                key = (wf, _RUN_END[typ])
+                hub.runs_ended[key] = hub.runs_ended.get(key, 0) + 1
+                start = self.view.started_at if self.view is not None else None
+                if start is not None:
+                    makespan = max(0.0, ts - start)
+                    hub.histogram(hub.makespans, (wf,), DURATION_BUCKETS).observe(makespan)
+                    if self.planned:
+                        ratio = makespan / self.planned
+                        hub.histogram(hub.plan_ratios, (wf,), RATIO_BUCKETS).observe(ratio)
+                self.end()
+
+    def _go_live(self) -> None:
+        """Join the live set: scrapes read this run's view and counts (the caller holds the lock)."""
+        self.live = True
+        self.hub.live[self.run_id] = self
 
     def end(self) -> None:
-        """Leave the live set; the run's cost joins the counter (the caller holds the lock)."""
+        """The run ended (the caller holds the lock). After the batch, the hook moves it from
+        the live set to ``hub.retired`` in one step (a scrape sees its counts all along); its
+        counts and cost join the hub's at the next scrape (``settle``)."""
         if self.live and self.view is not None:
-            for node, cost in self.uncounted(self.scan(self.hub.clock())).items():
-                k = (self.workflow, node)
-                self.hub.cost[k] = self.hub.cost.get(k, 0.0) + cost
-                self.counted[node] = self.counted.get(node, 0.0) + cost
+            self._cost_due = True
         self._queued.clear()
         self.live = False
-        self.hub.live.pop(self.run_id, None)
+
+    def retire(self) -> None:
+        """Wait in ``hub.retired`` for the next scrape to settle this run (the caller holds the
+        lock); past ``hub.RETIRED`` waiting runs, settle them all now."""
+        hub = self.hub
+        if not self.retired:
+            self.retired = True
+            hub.retired.append(self)
+        if len(hub.retired) > hub.RETIRED:
+            for tracker in hub.retired[:]:
+                tracker.settle()
+
+    def settle(self) -> None:
+        """Move this ended run's counts, and its cost if it ended live, into the hub's (the
+        caller holds the lock; the run's hook is not counting: see ``__call__``)."""
+        hub, wf = self.hub, self.workflow
+        if self._cost_due and self.view is not None:
+            self._cost_due = False
+            for node, cost in self.uncounted(self.scan(hub.clock())).items():
+                hub.cost[(wf, node)] = hub.cost.get((wf, node), 0.0) + cost
+                self.counted[node] = self.counted.get(node, 0.0) + cost
+        for label, t in self.labels.items():
+            total = hub.tasks.get((wf, label))
+            if total is None:
+                total = hub.tasks[(wf, label)] = TaskStats(label)
+            total.add(t)
+        self.labels.clear()
+        self._stats.clear()
+        hub.histogram(hub.queue_waits, (wf,), DURATION_BUCKETS).add(self.waits)
+        hub.other_trips.add(self.trips)
+        self.waits.reset()
+        self.trips.reset()
+        if self.retired:
+            self.retired = False
+            hub.retired.remove(self)
 
     # -- read at scrape time (the hub's lock is held) ---------------------------------------
     def scan(self, now: float) -> RunScan:
