@@ -336,8 +336,9 @@ class Store(Protocol):
     def events(self, run_id: RunId, after_seq: int = 0) -> list[Event]:
         """Events with ``seq > after_seq`` in seq order."""
 
-    def results(self, run_id: RunId) -> dict[TaskId, ResultRecord]:
-        """Every committed result of the run by task instance id."""
+    def results(self, run_id: RunId, artifacts_only: bool = False) -> dict[TaskId, ResultRecord]:
+        """Every committed result of the run by task instance id; with ``artifacts_only`` only
+        those kept as artifact references (small rows: listings read no values)."""
 
     def cache_get(self, key: str) -> ResultRecord | None: ...
 

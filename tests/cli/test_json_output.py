@@ -129,7 +129,7 @@ def test_runs_json_lists_the_same_run_objects_without_tasks(runs: tuple[Path, st
     assert [r["run_id"] for r in listed] == ["bad1", "ok1"]  # newest first
     assert all("tasks" not in r for r in listed)
     shown = _json(root, "show", "ok1", "--store", db, "--json")
-    shown.pop("tasks")
+    shown.pop("tasks"), shown.pop("artifacts")
     assert listed[1] == shown
     assert _json(root, "runs", "--store", db, "--json", "-n", "1")[0]["run_id"] == "bad1"
     from podium.store import open_store
@@ -170,6 +170,8 @@ def test_docs_json_md_describes_every_field_of_the_schema() -> None:
         *defs["run"]["properties"],
         *defs["task"]["properties"],
         *defs["task"]["properties"]["usage"]["properties"],
+        *defs["artifact"]["properties"],
+        *defs["artifact"]["properties"]["lineage"].get("properties", {}),
     ]
     missing = [f for f in fields if f"`{f}`" not in doc]
     assert not missing, f"docs/json.md does not describe: {', '.join(missing)}"

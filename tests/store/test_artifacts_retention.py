@@ -9,8 +9,10 @@ import json
 import textwrap
 from pathlib import Path
 
+import jsonschema
 import pytest
 
+from podium.runtime.readmodel import json_schema
 from podium.store import SqliteStore
 
 from .conftest import podium
@@ -95,6 +97,17 @@ def test_each_artifact_records_the_task_and_the_artifacts_it_was_made_from(proje
     }
     assert items["scale"]["lineage"]["inputs"] == {"make": name["make"], "base": name["base"]}
     assert items["combine"]["lineage"]["inputs"] == {"small": None, "scale": name["scale"]}
+    # show --json lists the same artifacts and lineage (the read model's `artifacts`), valid JSON
+    # of its schema; `podium artifacts` adds only where each object is and that it is present
+    out = podium("show", "r1", "--store", str(project / "s.db"), "--json", cwd=project)
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)
+    jsonschema.validate(shown, {**json_schema(), "$ref": "#/$defs/show"})
+    extra = {"run_id", "workflow", "where", "present"}
+    assert {a["task_id"]: a for a in shown["artifacts"]} == {
+        t: {k: v for k, v in i.items() if k not in extra} for t, i in items.items()
+    }
+    assert all(i["present"] and i["authenticated"] for i in items.values())
 
 
 def test_gc_keep_last_keeps_newest_runs_unfinished_runs_and_the_cache(project: Path) -> None:

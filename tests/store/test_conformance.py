@@ -191,6 +191,15 @@ def test_results_are_committed_with_their_events(started: Store) -> None:
     assert got["a"].verify() and got["m[0]"].encoding == "json"
 
 
+def test_results_can_be_read_artifacts_only(started: Store) -> None:
+    ref = ResultRecord.of("a", 1, b'{"blake3": "' + b"0" * 64 + b'", "size": 3}', encoding="artifact")
+    inline = ResultRecord.of("b", 1, b"value")
+    started.append("r1", [ok("a", 2), ok("b", 3)], [ref, inline])
+    assert started.results("r1", artifacts_only=True) == {"a": ref}  # no value read for a listing
+    assert started.results("r1") == {"a": ref, "b": inline}
+    assert started.results("nope", artifacts_only=True) == {}
+
+
 def test_a_committed_result_is_never_replaced(started: Store) -> None:
     first = ResultRecord.of("a", 1, b"first")
     started.append("r1", [ok("a", 2)], [first])

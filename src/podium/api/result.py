@@ -115,8 +115,13 @@ class RunResult:
         return self
 
     def as_json(self) -> dict[str, Any]:
-        """The run as ``podium show RUN --json`` prints it (schema ``podium.run/1``)."""
-        return dict(self._doc, tasks=list(self.tasks.values()))
+        """The run as ``podium show RUN --json`` prints it (schema ``podium.run/1``), its
+        ``artifacts`` with their lineage included (read from the store when it is kept)."""
+        from podium.runtime.lineage import artifact_objects
+
+        records = self._read_records() if self._source is not None else {}
+        kept = {t: r for t, r in records.items() if r.encoding == "artifact"}
+        return dict(self._doc, tasks=list(self.tasks.values()), artifacts=artifact_objects(kept))
 
     # -- values ------------------------------------------------------------------------------
     def __getitem__(self, task: str) -> Any:

@@ -46,42 +46,26 @@ def _open(store_url: str | None, artifacts_url: str | None) -> tuple[Any, Any]:
 def artifacts_cmd(
     run_id: str, task: str | None, store_url: str | None, artifacts_url: str | None, as_json: bool
 ) -> None:
-    """List a run's results kept as artifacts (size, sha256, where), or one TASK's."""
-    from podium.runtime.codec import reference
+    """List a run's results kept as artifacts (size, hash, where), or one TASK's."""
+    from podium.runtime.lineage import artifact_objects
 
     store, artifacts = _open(store_url, artifacts_url)
     try:
         record = store.get_run(run_id)
-        results = store.results(run_id)
+        results = store.results(run_id, artifacts_only=True)
     finally:
         store.close()
-    if task is not None and task not in results:
-        raise NotFoundError(f"run {run_id!r} has no committed result of task {task!r}")
+    if task is not None:
+        if task not in results:
+            raise NotFoundError(f"run {run_id!r} has no result of task {task!r} kept as an artifact")
+        results = {task: results[task]}
     rows = []
-    for tid in sorted(results) if task is None else [task]:
-        rec = results[tid]
-        ref = reference(rec)
-        if ref is None:
-            continue
-        where = artifacts.where(ref.digest) if artifacts is not None else "(no artifact store open)"
-        present = artifacts.exists(ref.digest) if artifacts is not None else False
-        rows.append(
-            {
-                "run_id": run_id,
-                "workflow": record.workflow,
-                "task_id": tid,
-                "attempt": rec.attempt,
-                "kind": "value" if ref.tree is None else "folder",
-                "name": ref.tree,
-                "algorithm": ref.algorithm,
-                "digest": ref.digest,
-                "size": ref.size,
-                "where": where,
-                "present": present,
-                "authenticated": rec.verify(),
-                "lineage": ref.lineage,
-            }
-        )
+    for obj in artifact_objects(results):
+        digest = obj["digest"]
+        where = artifacts.where(digest) if artifacts is not None else "(no artifact store open)"
+        present = artifacts.exists(digest) if artifacts is not None else False
+        head = {"run_id": run_id, "workflow": record.workflow}
+        rows.append({**head, **obj, "where": where, "present": present})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -92,6 +92,7 @@ def show_cmd(
         return show_task(store, run_id, task)
     try:
         facts = read_run(store, run_id)
+        kept = store.results(run_id, artifacts_only=True) if as_json else {}
         events = store.events(run_id) if with_events else []
         notes = store.attention(run_id).get(run_id, [])
         if gantt:
@@ -99,7 +100,11 @@ def show_cmd(
     finally:
         store.close()
     if as_json:
-        click.echo(_dumps(run_document(facts.record, facts.totals, facts.tasks)))
+        from podium.runtime.lineage import artifact_objects
+
+        doc = run_document(facts.record, facts.totals, facts.tasks)
+        doc["artifacts"] = artifact_objects(kept)  # which task and inputs made each (lineage)
+        click.echo(_dumps(doc))
         return
     print_view(facts.record, facts.view, facts.usage)
     for note in notes:

@@ -58,3 +58,30 @@ def committed(s: RunState, rec: ResultRecord, value: Any) -> Any:
         return value
     s.refs[rec.task_id] = ref.name
     return codec.decode(rec, s.artifacts, verify=False) if ref.tree is not None else value
+
+
+def artifact_objects(results: dict[str, ResultRecord]) -> list[dict[str, Any]]:
+    """The artifacts among a run's committed ``results`` (``Store.results(run_id,
+    artifacts_only=True)``), one object each, by task id: the read model's ``artifacts`` list
+    (docs/json.md) and ``podium artifacts --json``'s core. ``authenticated`` says whether the
+    reference passed its checksum/HMAC (an unauthenticated one's lineage is not to be trusted)."""
+    out = []
+    for task_id in sorted(results):
+        rec = results[task_id]
+        ref = codec.reference(rec)
+        if ref is None:
+            continue
+        out.append(
+            {
+                "task_id": task_id,
+                "attempt": rec.attempt,
+                "kind": "value" if ref.tree is None else "folder",
+                "name": ref.tree,
+                "algorithm": ref.algorithm,
+                "digest": ref.digest,
+                "size": ref.size,
+                "authenticated": rec.verify(),
+                "lineage": ref.lineage,
+            }
+        )
+    return out

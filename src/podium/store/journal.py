@@ -384,9 +384,9 @@ class JournaledStore:
         self.drain()
         return self.inner.events(run_id, after_seq)
 
-    def results(self, run_id: str) -> dict[str, ResultRecord]:
+    def results(self, run_id: str, artifacts_only: bool = False) -> dict[str, ResultRecord]:
         self.drain()
-        return self.inner.results(run_id)
+        return self.inner.results(run_id, artifacts_only)
 
     def artifact_refs(self) -> list[bytes]:
         self.drain()

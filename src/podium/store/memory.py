@@ -137,10 +137,11 @@ class MemoryStore:
             rows = sorted((r for s, r in log.items() if s > after_seq), key=lambda r: r[1])
             return [codec.row_to_event(r[1:]) for r in rows]
 
-    def results(self, run_id: str) -> dict[str, ResultRecord]:
+    def results(self, run_id: str, artifacts_only: bool = False) -> dict[str, ResultRecord]:
         with self._lock:
             self._check_open()
-            return dict(self._results.get(run_id, {}))
+            got = self._results.get(run_id, {})
+            return {k: r for k, r in got.items() if r.encoding == "artifact" or not artifacts_only}
 
     def artifact_refs(self) -> list[bytes]:
         with self._lock:

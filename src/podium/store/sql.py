@@ -331,8 +331,9 @@ class SqlStore:
         rows = self._query(f"reading events of run {run_id!r}", self.SQL.select_events, (run_id, after_seq))
         return self._decoded(f"run {run_id!r}", codec.row_to_event, rows)
 
-    def results(self, run_id: str) -> dict[str, ResultRecord]:
-        rows = self._query(f"reading results of run {run_id!r}", self.SQL.select_results, (run_id,))
+    def results(self, run_id: str, artifacts_only: bool = False) -> dict[str, ResultRecord]:
+        sql = self.SQL.select_artifact_results if artifacts_only else self.SQL.select_results
+        rows = self._query(f"reading results of run {run_id!r}", sql, (run_id,))
         check = self.signer.record
         return {r[0]: check(r) for r in rows}
 

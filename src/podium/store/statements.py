@@ -29,6 +29,7 @@ class Statements:
     list_runs: str
     select_events: str
     select_results: str
+    select_artifact_results: str
     select_cache: str
     upsert_cache: str
     durations: str
@@ -76,6 +77,10 @@ class Statements:
                 "WHERE run_id = ? AND seq > ? ORDER BY seq"
             ),
             select_results=q(f"SELECT {_RESULT_COLS} FROM results WHERE run_id = ? ORDER BY task_id"),
+            select_artifact_results=q(
+                f"SELECT {_RESULT_COLS} FROM results "
+                "WHERE run_id = ? AND encoding = 'artifact' ORDER BY task_id"
+            ),
             select_cache=q(f"SELECT {_RESULT_COLS} FROM cache WHERE key = ?"),
             upsert_cache=q(
                 f"INSERT INTO cache (key, {_RESULT_COLS}, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
