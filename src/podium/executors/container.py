@@ -45,11 +45,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from podium.errors import OOM, TIMEOUT, USER_ERROR, WORKER_LOST, TaskFailedError
 from podium.executors import container_files as files
+from podium.executors import container_usage as usage
 from podium.executors.capture import relay
 from podium.executors.container_runtime import (
     LABEL_ATTEMPT,
@@ -85,6 +86,7 @@ _TRANSIENT = re.compile(
 MIN_SECRET_LEN = 4
 
 OnProcess = Callable[[subprocess.Popen[Any]], None]
+OnUsage = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -98,13 +100,24 @@ class ContainerRun:
     container: str
 
 
-def run_container(call: TaskCall, on_process: OnProcess | None = None) -> Any:
+def run_container(
+    call: TaskCall,
+    on_process: OnProcess | None = None,
+    on_usage: OnUsage | None = None,
+) -> Any:
     """Run a container task attempt and return its result (the ``kinds`` entry point)."""
-    return run(call, on_process).result
+    return run(call, on_process, on_usage=on_usage).result
 
 
-def run(call: TaskCall, on_process: OnProcess | None = None, runtime: Runtime | None = None) -> ContainerRun:
-    """Run one attempt of a container task; raise ``TaskFailedError`` as the contract says."""
+def run(
+    call: TaskCall,
+    on_process: OnProcess | None = None,
+    runtime: Runtime | None = None,
+    on_usage: OnUsage | None = None,
+) -> ContainerRun:
+    """Run one attempt of a container task; raise ``TaskFailedError`` as the contract says.
+    ``on_usage`` gets what the container used (``container_usage``) once it is gone, however
+    the attempt ended, when it could be measured."""
     task = call.task_id
     try:
         rt = runtime or detect()
@@ -117,10 +130,18 @@ def run(call: TaskCall, on_process: OnProcess | None = None, runtime: Runtime | 
     secrets = sorted({v for v in settings["env"].values() if len(v) >= MIN_SECRET_LEN}, key=len, reverse=True)
     with files.attempt_folder() as folder:
         spec = _prepare(call, settings, folder)
+        gauge = usage.meter(rt, spec.name) if on_usage is not None else None
+        if gauge is not None:
+            spec = replace(spec, cgroup_parent=gauge.parent)
+        t0 = time.monotonic()
         try:
             return _attempt(call, rt, spec, secrets, on_process, folder)
         finally:
             _forget(rt, spec.name)
+            if gauge is not None and on_usage is not None:
+                used = gauge.read()
+                gauge.close()
+                on_usage({**used, "seconds": time.monotonic() - t0, "measured": "container"})
 
 
 def cleanup(run_id: str, runtime: Runtime | None = None) -> list[str]:
@@ -386,6 +407,7 @@ def _cleanup_once(rt: Runtime, run_id: str) -> None:
     files.remove_dead()
     try:
         rt.cleanup(run_id)
+        usage.sweep(rt)  # the cgroups of containers dead processes left
     except ContainerRuntimeError:
         with _LOCK:
             _CLEANED.discard(key)  # try again with the next attempt

@@ -91,6 +91,7 @@ class ContainerSpec:
     memory: int = 0
     mounts: tuple[Mount, ...] = ()
     stop_after: float | None = None
+    cgroup_parent: str | None = None  #: a cgroup for the container's (``container_usage``)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,8 @@ class Runtime:
             argv += ["--cpus", f"{spec.cpus:g}"]
         if spec.memory > 0:  # swap as large as memory: no swap, so the limit is a real limit
             argv += ["--memory", f"{spec.memory}b", "--memory-swap", f"{spec.memory}b"]
+        if spec.cgroup_parent:
+            argv += ["--cgroup-parent", spec.cgroup_parent]
         if spec.stop_after is not None and self.kind == "podman":
             argv += ["--timeout", str(max(1, int(spec.stop_after + 0.999)))]
         for m in spec.mounts:

@@ -57,6 +57,7 @@ RETRYABLE_4XX = frozenset({408, 429})
 GPU_OOM_MARKS = ("CUDA out of memory", "CUDA error: out of memory")
 
 OnProcess = Callable[[subprocess.Popen[Any]], None]
+OnUsage = Callable[[dict[str, Any]], None]
 
 
 def gpu_oom(exc: BaseException) -> bool:
@@ -92,6 +93,7 @@ def run_call(
     registry: Registry,
     on_process: OnProcess | None = None,
     env: Mapping[str, str] | None = None,
+    on_usage: OnUsage | None = None,
 ) -> Any:
     """Run ``call`` in the current thread and return its result (or raise).
 
@@ -99,6 +101,8 @@ def run_call(
     client of a container task, whose death makes the call remove its container) so the
     executor can kill its process group on timeout or cancel. ``env`` holds the task's
     variables for a command it starts (None: this process's environment already has them).
+    ``on_usage`` is told what a container attempt used (``container_usage``), as
+    ``AttemptMeta`` keys, when its runtime could measure it.
     """
     kind = call.spec.kind
     if kind == "python":
@@ -114,7 +118,7 @@ def run_call(
     if kind == "container":
         from podium.executors.container import run_container
 
-        return run_container(call, on_process)
+        return run_container(call, on_process, on_usage)
     raise failure(USER_ERROR, "SpecError", f"task {call.task_id!r}: unknown kind {kind!r}", retryable=False)
 
 

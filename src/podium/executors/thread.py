@@ -17,7 +17,8 @@ that ignores the GIL).
 Measured usage: a Python call's CPU time is the CPU clock of the thread that ran it
 (``time.thread_time``, labelled ``"thread"`` in ``podium_meta["measured"]``; a thread's memory
 cannot be told from its process's); calls of a function that last ran under ``MEASURE_MIN``
-are measured one in ``RECHECK`` (see ``_measure``).
+are measured one in ``RECHECK`` (see ``_measure``). A container attempt is measured by its
+own cgroup where the runtime allows (``container_usage``, labelled ``"container"``).
 
 Hot path: ``submit`` of a call without a timeout costs one Future, one queue put and one
 non-blocking semaphore acquire. Timeouts share one lazily started timer thread keyed on a heap.
@@ -211,7 +212,8 @@ class ThreadExecutor(ServiceHost):
                     result = fn(**call.kwargs)
             elif spec.kind == "shell" or spec.kind == "container":
                 env = task_env(call, self.limit_threads)
-                result = run_call(call, self._registry, lambda p: self._track(fut, p), env)
+                used = (lambda m: attach_usage(fut, m)) if spec.kind == "container" else None
+                result = run_call(call, self._registry, lambda p: self._track(fut, p), env, used)
             else:
                 result = run_call(call, self._registry)
         except BaseException as exc:
@@ -286,6 +288,15 @@ class ThreadExecutor(ServiceHost):
         if not fut.done():
             msg = f"task {call.task_id!r} timed out after {call.timeout:g}s (its thread was abandoned)"
             self._fail(fut, failure(TIMEOUT, "TimeoutError", msg))
+
+
+def attach_usage(fut: Future[Any], used: dict[str, Any]) -> None:
+    """Add what a container attempt used (``container_usage``) to its future's metadata."""
+    meta = getattr(fut, "podium_meta", None)
+    if meta is None:
+        fut.podium_meta = dict(used)  # type: ignore[attr-defined]
+    else:
+        meta.update(used)
 
 
 def attach_log(fut: Future[Any], log: LogRecord) -> None:

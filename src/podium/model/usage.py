@@ -10,7 +10,8 @@ in bytes, seconds it ran on its worker, and the ``source`` that measured it:
   thread cannot be told from its process's, so ``peak_memory`` is unknown;
 - ``"ray"``: the Ray worker process, CPU time from ``time.process_time`` around the call, peak
   memory the worker's peak RSS so far (an upper bound: a worker serves many tasks);
-- ``"container"``: the container's cgroup, as its runtime reports it.
+- ``"container"``: the cgroup the container ran in (``executors.container_usage``): its CPU
+  time and its peak memory charge, read once the container is gone.
 
 The executor puts ``cpu_time``, ``peak_rss``, ``seconds`` and ``measured`` (the source) in the
 attempt future's ``podium_meta``; the run loop turns them into ``data["usage"]`` of the event
