@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from podium.cli.detail import failure_lines, wide_console
+from podium.cli.mapnotes import is_item, map_notes
 from podium.cli.terminal import safe
 from podium.model import events as ev
 from podium.model import states as st
@@ -114,7 +115,9 @@ def task_table(view: Any, limit: int = 200, usage: dict[str, Any] | None = None)
     cols = ("task", "status", "attempts", "duration", "node", "resources")
     used = ("cpu used", "peak memory") if usage is not None else ()
     table = Table(*cols, *used, "note", title="tasks")
-    rows = [t for t in view.tasks.values()]
+    maps = map_notes(view.tasks.values())
+    # a map's items are summed up on its row (failed ones are listed below the table)
+    rows = [t for t in view.tasks.values() if not maps or not is_item(t.task_id)]
     for t in rows[:limit]:
         res = t.resources or {}
         desc = " ".join(f"{k}={format_size(v)}" if k == "memory" else f"{k}={v:g}" for k, v in res.items())
@@ -124,7 +127,7 @@ def task_table(view: Any, limit: int = 200, usage: dict[str, Any] | None = None)
         elif t.cached:
             note = "cached"
         elif t.children is not None:
-            note = f"map of {t.children}"
+            note = maps.get(t.task_id) or f"map of {t.children}"
         table.add_row(  # Text, not str: a name from a spec is never read as rich markup
             Text(safe(t.task_id)),
             Text(t.state, style=_STYLE.get(t.state, "")),
@@ -164,7 +167,7 @@ def print_summary(result: Any) -> None:
     console = wide_console()
     line = Text.assemble(
         (f"run {safe(result.run_id)} {result.status}", "bold green" if result.ok else "bold red"),
-        f"   T = {s.makespan:.3f} s   R = {s.cost:.6f}"
+        f"   T = {s.makespan:.3f} s{_wall(s)}   R = {s.cost:.6f}"
         f"   F = {s.alpha:g}*T + {s.beta:g}*R = {s.objective:.4f}",
     )
     console.print(task_table(result.view))
@@ -185,7 +188,12 @@ def print_view(record: Any, view: Any, usage: dict[str, Any] | None = None) -> N
     for line in failure_lines(view, record.run_id):
         console.print(line, soft_wrap=True)
     s = view_summary(view)
-    console.print(f"T = {s.makespan:.3f} s   R = {s.cost:.6f}   F = {s.objective:.4f}")
+    console.print(f"T = {s.makespan:.3f} s{_wall(s)}   R = {s.cost:.6f}   F = {s.objective:.4f}")
+
+
+def _wall(s: Any) -> str:
+    """`` (wall W s)`` when the run's wall time is not its T (it was resumed after a stop)."""
+    return f" (wall {s.wall:.3f} s)" if s.wall - s.makespan > 0.0005 else ""
 
 
 def view_summary(view: Any) -> Any:

@@ -1,8 +1,10 @@
 """What a run cost: makespan T, resource cost R and the objective F = alpha*T + beta*R.
 
-T is the run's wall time (first start to finish, downtime between a crash and its resume
-included); R sums, over task attempts, the seconds each held its resources times its node's
-price per resource-second (memory priced per GiB); a gang's workers each hold the task's
+T is the run's active time: the sum of its active spans, each from a ``RunStarted`` to the run's
+end, or to the last event of a span whose orchestrator crashed, so the idle time between a crash
+and its resume is not in T; ``wall`` (first start to the end, that idle time included) is
+reported beside it. R sums, over task attempts, the seconds each held its resources times its
+node's price per resource-second (memory priced per GiB); a gang's workers each hold the task's
 resources on their own node. Pure: computed from the view alone.
 """
 
@@ -25,6 +27,7 @@ class Summary:
     objective: float
     alpha: float
     beta: float
+    wall: float = 0.0
 
 
 def _per_hour(res: Mapping[str, float], node: Node | None) -> float:
@@ -39,13 +42,12 @@ def _per_hour(res: Mapping[str, float], node: Node | None) -> float:
 
 def summarize(view: RunView, wf: Workflow, nodes: Mapping[str, Node]) -> Summary:
     start, end = view.started_at, view.finished_at
-    if start is None:
-        makespan = 0.0
-    else:
+    wall = 0.0
+    if start is not None:
         if end is None:
-            ends = [t.finished_at for t in view.tasks.values() if t.finished_at is not None]
-            end = max(ends) if ends else start
-        makespan = max(0.0, end - start)
+            end = view.last_ts if view.last_ts is not None else start
+        wall = max(0.0, end - start)
+    makespan = view.active_time()
     cost = 0.0
     rates: dict[tuple[int, str | None], float] = {}  # tasks share resource dicts: price each once
     for t in view.tasks.values():
@@ -58,4 +60,4 @@ def summarize(view: RunView, wf: Workflow, nodes: Mapping[str, Node]) -> Summary
                 rate = sum(_per_hour(t.resources, nodes.get(str(node))) for node, _ in t.ranks)
             cost += rate * t.busy / 3600.0
     o = wf.objective
-    return Summary(makespan, cost, o.alpha * makespan + o.beta * cost, o.alpha, o.beta)
+    return Summary(makespan, cost, o.alpha * makespan + o.beta * cost, o.alpha, o.beta, wall)

@@ -58,7 +58,19 @@ _STARTED, _SUCCEEDED, _QUEUED = ev.TASK_STARTED, ev.TASK_SUCCEEDED, ev.TASK_QUEU
 class RunView:
     """A run's state. Build with ``fold``; advance with ``apply``."""
 
-    __slots__ = ("created_at", "finished_at", "last_seq", "meta", "plan", "started_at", "state", "tasks")
+    __slots__ = (
+        "active",
+        "created_at",
+        "finished_at",
+        "last_seq",
+        "last_ts",
+        "meta",
+        "plan",
+        "span_start",
+        "started_at",
+        "state",
+        "tasks",
+    )
 
     def __init__(self) -> None:
         self.state: str | None = None
@@ -69,6 +81,17 @@ class RunView:
         self.finished_at: float | None = None
         self.meta: dict[str, Any] = {}
         self.plan: dict[str, Any] | None = None
+        self.last_ts: float | None = None  # time of the last event
+        self.active = 0.0  # seconds of closed active spans (RunStarted to the end or the crash)
+        self.span_start: float | None = None  # start of the open active span
+
+    def active_time(self) -> float:
+        """Seconds the run had an owner running it: its active spans, the open one up to the
+        last event (the idle time between a crash and its resume is not counted)."""
+        open_span = 0.0
+        if self.span_start is not None and self.last_ts is not None:
+            open_span = max(0.0, self.last_ts - self.span_start)
+        return self.active + open_span
 
     def task(self, task_id: str) -> TaskView:
         t = self.tasks.get(task_id)
@@ -82,8 +105,10 @@ class RunView:
             raise st.IllegalTransition(f"event seq {seq} after {self.last_seq}: the log has a gap")
         self.last_seq = seq
         if task_id is None:
-            self._apply_run(e)
+            self._apply_run(e, self.last_ts)
+            self.last_ts = ts
             return
+        self.last_ts = ts
         t = self.tasks.get(task_id)
         if t is None:
             t = self.tasks[task_id] = TaskView(task_id)
@@ -152,7 +177,7 @@ class RunView:
             t.error = None
             t.cached = False
 
-    def _apply_run(self, e: Event) -> None:
+    def _apply_run(self, e: Event, before: float | None) -> None:
         self.state = st.next_run_state(self.state, e.type)
         if e.type == ev.RUN_CREATED:
             self.created_at = e.ts
@@ -163,12 +188,18 @@ class RunView:
             if "prices" in e.data:
                 self.meta["prices"] = e.data["prices"]
             self.finished_at = None
+            if self.span_start is not None:  # the previous span ended in a crash: at its last event
+                self.active += max(0.0, (e.ts if before is None else before) - self.span_start)
+            self.span_start = e.ts
         elif e.type == ev.PLAN_MADE:
             self.plan = dict(e.data)
         elif e.type == ev.SOURCE_CHANGED:  # the run goes on with this version of its file
             self.meta["sha256"] = e.data.get("sha256")
         elif e.type in (ev.RUN_SUCCEEDED, ev.RUN_FAILED, ev.RUN_CANCELLED):
             self.finished_at = e.ts
+            if self.span_start is not None:
+                self.active += max(0.0, e.ts - self.span_start)
+                self.span_start = None
             for name, seconds in (e.data.get("services") or {}).items():
                 self.task(name).busy += float(seconds)  # a service held its resources this long
 
