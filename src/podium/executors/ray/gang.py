@@ -16,7 +16,9 @@ for the attempt:
   torch.distributed's ``env://`` variables (``taskenv.rank_env``) and the GPUs Ray assigned it.
 - **One attempt.** When every worker succeeded, the future resolves to rank 0's result (and
   its ``podium_meta``). As soon as one fails (its own error, or its process or node lost), the
-  others are killed (``ray.kill``: a collective would otherwise wait for the dead one), and
+  others are killed (``ray.kill``: a collective would otherwise wait for the dead one); after a
+  worker's own error only ``PEER_GRACE`` seconds later, since that error is often a peer's death
+  seen through a collective and the lost peer must report itself before the gang kills it; and
   once all have ended (at most ``STOP_GRACE`` seconds later) the attempt fails with the most
   telling failure (``failure.worst``: a lost worker, then out of memory, a timeout, the task's
   own error); workers the gang itself killed (``KILLED_MARK``) count only if nothing else
@@ -41,7 +43,7 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from podium.errors import CANCELLED, TIMEOUT, WORKER_LOST, ErrorRecord, TaskFailedError
+from podium.errors import CANCELLED, TIMEOUT, USER_ERROR, WORKER_LOST, ErrorRecord, TaskFailedError
 from podium.executors.deadlines import Deadlines
 from podium.executors.failure import failure, worst
 from podium.executors.ray.base import Attempt, RayApi, RayFuture, classify
@@ -56,6 +58,8 @@ from podium.types import AttemptMeta
 
 #: Seconds the workers of a stopped gang have to end before its attempt fails anyway.
 STOP_GRACE = 30.0
+#: After a worker's own error, how long its peers may take to report that they were lost.
+PEER_GRACE = 5.0
 #: Ray's label of a node's id (a bundle's label selector pins it to its granted node).
 NODE_ID_LABEL = "ray.io/node-id"
 #: What Ray says of an actor killed with ``ray.kill`` (a worker the gang itself stopped).
@@ -228,9 +232,17 @@ class RayGangs:
             last = gang.left == 0
         if last:
             self._completer.defer(self._finish, gang, None)
+        elif stop and _own_error(err):
+            # a worker's own error is often a peer's death seen through a collective ("connection
+            # reset by peer"): let a lost peer report itself before the gang kills it and takes
+            # its death for its own doing (then the gang's failure would be this error, not lost)
+            self._deadlines().schedule(time.monotonic() + PEER_GRACE, ("peers", gang))
         elif stop:  # the others would wait for this one in a collective: stop them
-            self._completer.defer(self._kill_workers, gang)
-            self._deadlines().schedule(time.monotonic() + STOP_GRACE, ("grace", gang))
+            self._stop(gang)
+
+    def _stop(self, gang: Gang) -> None:
+        self._completer.defer(self._kill_workers, gang)
+        self._deadlines().schedule(time.monotonic() + STOP_GRACE, ("grace", gang))
 
     def _abort(self, gang: Gang, error: BaseException) -> None:
         """End the attempt now with ``error`` (killed, timed out, node lost, not startable)."""
@@ -290,8 +302,15 @@ class RayGangs:
         if why == "grace":  # its workers did not all end: fail with what is known
             self._completer.defer(self._finish, gang, None)
             return
+        if why == "peers":  # no peer reported its loss meanwhile: stop the others now
+            self._stop(gang)
+            return
         msg = f"task {call.task_id!r} timed out after {call.timeout:g}s (its gang's workers were killed)"
         self._abort(gang, failure(TIMEOUT, "TimeoutError", msg))
 
 
-__all__ = ["STOP_GRACE", "Gang", "GangHost", "RayGangs"]
+def _own_error(err: BaseException | None) -> bool:
+    return isinstance(err, TaskFailedError) and err.record.kind == USER_ERROR
+
+
+__all__ = ["PEER_GRACE", "STOP_GRACE", "Gang", "GangHost", "RayGangs"]
