@@ -17,9 +17,9 @@ from typing import Any
 import click
 
 from podium.cli import cli
+from podium.cli.stores import store_option
 from podium.errors import NotFoundError
 
-_STORE_HELP = "Store URL (default: $PODIUM_STORE, else the project's store)."
 _ARTIFACTS_HELP = (
     "Artifact store URL: a folder, file:///folder or s3://bucket/prefix (default beside the store)."
 )
@@ -40,7 +40,7 @@ def _open(store_url: str | None, artifacts_url: str | None) -> tuple[Any, Any]:
 @cli.command("artifacts")
 @click.argument("run_id")
 @click.argument("task", required=False)
-@click.option("--store", "store_url", metavar="URL", help=_STORE_HELP)
+@store_option
 @click.option("--artifacts", "artifacts_url", metavar="URL", help=_ARTIFACTS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per artifact, with lineage).")
 def artifacts_cmd(
@@ -81,7 +81,7 @@ def artifacts_cmd(
 
 
 @cli.command("gc")
-@click.option("--store", "store_url", metavar="URL", help=_STORE_HELP)
+@store_option
 @click.option("--artifacts", "artifacts_url", metavar="URL", help=_ARTIFACTS_HELP)
 @click.option(
     "--grace",

@@ -21,6 +21,7 @@ import click
 
 from podium.cli import cli
 from podium.cli.grants import grant_options
+from podium.cli.stores import store_option
 from podium.errors import NotFoundError
 
 
@@ -61,12 +62,7 @@ def task_profile(name: str, samples: Sequence[Any]) -> dict[str, Any]:
 @cli.command("history")
 @click.argument("workflow")
 @click.argument("task", required=False)
-@click.option(
-    "--store",
-    "store_url",
-    metavar="URL",
-    help="Store URL (default: $PODIUM_STORE, else the project's store).",
-)
+@store_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def history_cmd(workflow: str, task: str | None, store_url: str | None, as_json: bool) -> None:
     """Show what WORKFLOW's past runs measured per task (or every attempt of TASK)."""
@@ -131,12 +127,7 @@ def _cells(row: Mapping[str, Any]) -> list[str]:
 
 @cli.command("advise")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option(
-    "--store",
-    "store_url",
-    metavar="URL",
-    help="Store URL (default: $PODIUM_STORE, else the project's store).",
-)
+@store_option
 @click.option(
     "--margin", type=click.FloatRange(min=1.0), default=1.2, show_default=True, help="Memory margin."
 )

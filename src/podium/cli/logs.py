@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from podium.cli import cli
+from podium.cli.stores import store_option
 from podium.errors import NotFoundError, UsageError
 from podium.model import states as st
 from podium.model.logs import LogRecord, cut_note
@@ -30,12 +31,7 @@ _ACTIVE = frozenset({st.RUN_CREATED_STATE, st.RUN_RUNNING})
 @click.argument("task", required=False)
 @click.option("--attempt", type=click.IntRange(min=1), help="Only this attempt of TASK (1 is the first).")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the run ends.")
-@click.option(
-    "--store",
-    "store_url",
-    metavar="URL",
-    help="Store URL (default: $PODIUM_STORE, else the project's store).",
-)
+@store_option
 def logs_cmd(run_id: str, task: str | None, attempt: int | None, follow: bool, store_url: str | None) -> None:
     """Print what the run's task attempts wrote (stdout, stderr, logging), or only TASK's."""
     from podium.cli.stores import open_cli_store as _store

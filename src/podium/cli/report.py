@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from podium.cli import cli
+from podium.cli.stores import store_option
 from podium.errors import PodiumError, UsageError
 
 
@@ -35,12 +36,7 @@ def _recorded(store: Any, run_id: str) -> bool:
 @cli.command("report")
 @click.argument("run_id")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help="HTML file.")
-@click.option(
-    "--store",
-    "store_url",
-    metavar="URL",
-    help="Store URL (default: $PODIUM_STORE, else the project's store).",
-)
+@store_option
 def report_cmd(run_id: str, output: str, store_url: str | None) -> None:
     """Write a self-contained HTML report of a run: T, R, F and the plan, Gantt, usage, cost,
     failures, slowest tasks and the critical path."""

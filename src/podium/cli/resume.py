@@ -18,25 +18,16 @@ import click
 
 from podium.cli import cli
 from podium.cli.metrics import metrics_options
-from podium.cli.run import _ECHO_HELP, _RAY_HELP, CLUSTER_HELP, _execute
+from podium.cli.run import _ECHO_HELP, _RAY_HELP, CLUSTER_HELP, _execute, artifacts_option
 from podium.cli.stores import open_cli_store as _store
+from podium.cli.stores import store_option
 from podium.errors import ConflictError
 
 
 @cli.command("resume")
 @click.argument("run_id")
-@click.option(
-    "--store",
-    "store_url",
-    metavar="URL",
-    help="Store URL (default: $PODIUM_STORE, else the project's store).",
-)
-@click.option(
-    "--artifacts",
-    "artifacts_url",
-    metavar="URL",
-    help="Keep large results here: a folder, file:///folder or s3://bucket/prefix (default: beside it).",
-)
+@store_option
+@artifacts_option
 @click.option(
     "--from",
     "rerun_from",
@@ -98,12 +89,7 @@ def resume_cmd(
 
 @cli.command("cancel")
 @click.argument("run_id")
-@click.option(
-    "--store",
-    "store_url",
-    metavar="URL",
-    help="Store URL (default: $PODIUM_STORE, else the project's store).",
-)
+@store_option
 def cancel_cmd(run_id: str, store_url: str | None) -> None:
     """Ask a running run to stop; it ends as cancelled and can be resumed."""
     from podium.model import states as st

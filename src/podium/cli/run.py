@@ -25,6 +25,7 @@ from podium.cli.grants import grant_options
 from podium.cli.metrics import metrics_options, start_exporter
 from podium.cli.numbers import SECONDS, Finite
 from podium.cli.stores import open_cli_store as _store
+from podium.cli.stores import store_option
 from podium.cli.terminal import safe
 from podium.errors import UsageError
 
@@ -44,6 +45,13 @@ def _executor(cluster: str | None, ray_address: str | None, nodes: list[Any] | N
     return LocalExecutor(nodes if nodes is not None else _nodes(cluster))
 
 
+#: ``--artifacts URL`` of the commands that run tasks (``run``, ``resume``).
+artifacts_option = click.option(
+    "--artifacts",
+    "artifacts_url",
+    metavar="URL",
+    help="Keep large results here: a folder, file:///folder or s3://bucket/prefix (default: beside it).",
+)
 _RAY_HELP = "Run on the Ray cluster at ADDRESS (host:port, ray://..., auto) or 'local' to start one."
 _ECHO_HELP = "Also print what tasks write (default: only without live progress); podium logs has it."
 CLUSTER_HELP = (
@@ -155,18 +163,8 @@ def _execute(
 @cli.command("run")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Run parameter.")
-@click.option(
-    "--store",
-    "store_url",
-    metavar="URL",
-    help="Store URL (default: $PODIUM_STORE, else the project's store).",
-)
-@click.option(
-    "--artifacts",
-    "artifacts_url",
-    metavar="URL",
-    help="Keep large results here: a folder, file:///folder or s3://bucket/prefix (default: beside it).",
-)
+@store_option
+@artifacts_option
 @click.option("--cluster", type=click.Path(dir_okay=False), help=CLUSTER_HELP)
 @click.option("--run-id", metavar="ID", help="Run id; an existing id resumes that run (idempotent).")
 @click.option("--fifo", is_flag=True, help="Dispatch ready tasks first-in first-out (for comparison).")

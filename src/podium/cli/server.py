@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import click
 
 from podium.cli import cli
+from podium.cli.stores import store_option
 from podium.errors import UsageError
 
 
@@ -63,12 +64,7 @@ def _is_loopback(host: str) -> bool:
 @click.option(
     "--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free one)."
 )
-@click.option(
-    "--store",
-    "store_url",
-    metavar="URL",
-    help="Store URL (default: $PODIUM_STORE, else the project's store).",
-)
+@store_option
 @click.option(
     "--config",
     "config_path",

@@ -14,16 +14,12 @@ import click
 from podium.cli import cli
 from podium.cli.gantt import write_gantt
 from podium.cli.stores import open_cli_store as _store
+from podium.cli.stores import store_option
 from podium.cli.terminal import safe
 
 
 @cli.command("runs")
-@click.option(
-    "--store",
-    "store_url",
-    metavar="URL",
-    help="Store URL (default: $PODIUM_STORE, else the project's store).",
-)
+@store_option
 @click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the runs as JSON (schema podium.run/1, docs/json.md)."
@@ -63,12 +59,7 @@ def runs_cmd(store_url: str | None, limit: int, as_json: bool = False) -> None:
 @cli.command("show")
 @click.argument("run_id")
 @click.argument("task", required=False)
-@click.option(
-    "--store",
-    "store_url",
-    metavar="URL",
-    help="Store URL (default: $PODIUM_STORE, else the project's store).",
-)
+@store_option
 @click.option("--events", "with_events", is_flag=True, help="Also print the event log.")
 @click.option("--gantt", type=click.Path(dir_okay=False), help="Write the run's Gantt chart (HTML) here.")
 @click.option(

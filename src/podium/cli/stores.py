@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import click
+
 from podium.errors import NotFoundError
+
+#: ``--store URL``: the one option every command that opens a store takes.
+store_option = click.option(
+    "--store",
+    "store_url",
+    metavar="URL",
+    help="Store URL (default: $PODIUM_STORE, else the project's store).",
+)
 
 #: The store this invocation opened last: a "run not found" message names it.
 _opened: list[Any] = []
