@@ -297,6 +297,26 @@ def test_failure_handlers_run_after_a_failure_and_are_skipped_otherwise(store, f
         assert view.tasks["notify"].skip_reason == "no upstream failed"
 
 
+def test_an_all_done_task_reading_a_failed_upstream_fails_with_an_input_error(store) -> None:
+    """``trigger: all_done`` runs a task after a failed upstream; if it reads that upstream's
+    result, it fails as an ``InputError`` naming it (the run ends failed; it never crashes)."""
+    wf = Workflow.build(
+        "reads-failed",
+        [
+            TaskSpec("bad", call=call("boom")),
+            TaskSpec("after", call=call("square"), args={"x": Ref("bad")}, trigger="all_done"),
+        ],
+        fail_fast=False,
+    )
+    ex, clock = simulated(cpu=2)
+    result = Engine(store, ex, clock=clock).run(wf)
+    view = fold(store.events(result.run_id))
+    assert view.state == "failed"
+    err = view.tasks["after"].error
+    assert view.tasks["after"].state == "failed" and err is not None
+    assert err["type"] == "InputError" and "'bad' has no result" in err["message"]
+
+
 def test_estimates_are_declared_else_the_median_of_past_runs_else_the_default(store) -> None:
     """Durations measured on the run's clock feed later runs' estimates (one rule:
     ``planner.estimates``): three runs of 1, 2 and 6 s give a median of 2 s."""

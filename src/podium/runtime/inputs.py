@@ -36,6 +36,8 @@ def thaw(value: Any) -> Any:
 def resolve(value: Any, results: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
     """Resolve every expression inside ``value`` (a frozen structure or a single expression)."""
     if isinstance(value, Ref):
+        if value.task not in results:  # an upstream that did not succeed (``trigger: all_done``)
+            raise InputError(f"task {value.task!r} has no result to read: it did not succeed")
         return _index(results[value.task], value)
     if isinstance(value, Param):
         return params[value.name]
