@@ -211,7 +211,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
         (lambda: podium.run(squares, [1, 2], store=str(db)), UsageError, "params: expected a mapping"),
         (lambda: podium.run(42, store=str(db)), UsageError, "expected a podium.Flow"),
         (lambda: podium.run(squares, store=3), UsageError, "store: expected a URL"),
-        (lambda: podium.run(squares, store=str(db), run_id="a b"), UsageError, "run_id 'a b'"),
+        (lambda: podium.run(squares, store=str(db), run_id="a b"), UsageError, "--run-id 'a b'"),
         (lambda: podium.run(squares, store=str(db), cluster=7), UsageError, "cluster: expected"),
         (lambda: podium.run(squares, store=str(db), cluster=tmp_path / "no.yaml"), SpecError, "cluster file"),
         (lambda: podium.runs(store=str(db), limit=0), UsageError, "limit"),
@@ -257,7 +257,7 @@ def test_a_run_id_continues_its_run_and_refuses_new_values(tmp_path: Path) -> No
     first = podium.run(squares, {"xs": [3]}, store=db, run_id="same")
     again = podium.run(squares, {"xs": [3]}, store=db, run_id="same")  # finished: nothing runs again
     assert again["api_total"] == first["api_total"] == 9 and again.tasks == first.tasks
-    with pytest.raises(UsageError, match=r"run same was started with xs=\[3\], not \[4\]"):
+    with pytest.raises(UsageError, match=r"run same was started with xs=\[3\]; -p xs=\[4\] differs"):
         podium.run(squares, {"xs": [4]}, store=db, run_id="same")
     assert [r["run_id"] for r in podium.runs(store=db)] == ["same"]
 

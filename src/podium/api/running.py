@@ -41,8 +41,10 @@ def run(
     workflow, source = _workflow(target)
     given = _params(params)
     workflow.resolve_params(given)  # a SpecError naming the parameter, before anything is opened
-    if run_id is not None and not (isinstance(run_id, str) and _valid_id(run_id)):
-        raise UsageError(f"run_id {run_id!r}: use 1-64 letters, digits, '-' or '_'")
+    if run_id is not None:
+        from podium.load.runid import check_run_id
+
+        check_run_id(run_id)  # the words of `podium run --run-id`
     if ray is not None and (not isinstance(ray, str) or not ray.strip()):
         raise UsageError(f"ray: expected an address (host:port, ray://..., auto or local), got {ray!r}")
     choice = StoreChoice(store, artifacts)
@@ -54,7 +56,9 @@ def run(
 
     with choice.open() as st:
         if run_id is not None:
-            _same_run(st, run_id, source, workflow, given)
+            from podium.load.runid import check_same_run
+
+            check_same_run(st, run_id, source, workflow, given)
         executor = _executor(nodes_or_cluster, ray)
         seen = Collector()  # what the read model needs, kept as the run goes: no second read
         try:
@@ -157,30 +161,3 @@ def _executor(cluster: Any, ray: str | None) -> Any:
     from podium.executors.local import LocalExecutor, detect_node
 
     return LocalExecutor(list(cluster.nodes) if cluster is not None else [detect_node()])
-
-
-def _same_run(
-    store: Any, run_id: str, source: dict[str, Any] | None, workflow: Any, given: dict[str, Any]
-) -> None:
-    """An existing run is continued only with the same spec and parameter values it started with."""
-    from podium.errors import NotFoundError
-
-    try:
-        record = store.get_run(run_id)
-    except NotFoundError:
-        return
-    if source is not None:
-        from podium.load import same_source
-
-        same_source(record.source, source, run_id)
-    resolved = workflow.resolve_params(given)
-    for name in given:
-        if name in record.params and resolved[name] != record.params[name]:
-            raise UsageError(
-                f"run {run_id} was started with {name}={record.params[name]!r}, not {given[name]!r}: "
-                "start a new run (another run_id, or none) to use new values"
-            )
-
-
-def _valid_id(run_id: str) -> bool:
-    return 0 < len(run_id) <= 64 and all(c.isalnum() or c in "-_" for c in run_id)

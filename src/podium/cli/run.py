@@ -221,9 +221,10 @@ def run_cmd(
 ) -> None:
     """Run the workflow in FILE (.yaml, .yml, .json or .py) to the end."""
     from podium.load import parse_params
+    from podium.load.runid import check_run_id
 
-    if run_id is not None and not _valid_id(run_id):
-        raise UsageError(f"--run-id {run_id!r}: use 1-64 letters, digits, '-' or '_'")
+    if run_id is not None:
+        check_run_id(run_id)
     from podium.model.resources import parse_size
 
     try:
@@ -306,31 +307,16 @@ def _sourced(err: Any) -> list[Any]:
 
 
 def _same_run(store_url: str | None, run_id: str, loaded: Any, given: dict[str, Any]) -> None:
-    """An existing run ``run_id`` is continued only with the same spec file and flow (changed
-    bytes must keep the DAG's shape: the engine checks) and without parameter values other
-    than those it started with (as ``resume`` does)."""
+    """An existing run ``run_id`` is continued only as ``podium.load.runid`` allows (the same
+    spec file and flow, the same parameter values); a store that does not exist yet is not
+    created for asking."""
     from podium.cli.stores import locate_cli_store
-    from podium.errors import NotFoundError
-    from podium.load import same_source
+    from podium.load.runid import check_same_run
 
     if not locate_cli_store(store_url).exists():
         return  # no store yet: a new run
     store = _store(store_url)
     try:
-        record = store.get_run(run_id)
-    except NotFoundError:
-        return
+        check_same_run(store, run_id, loaded.source, loaded.workflow, given)
     finally:
         store.close()
-    same_source(record.source, loaded.source, run_id)
-    resolved = loaded.workflow.resolve_params(given)
-    for name in given:
-        if name in record.params and resolved[name] != record.params[name]:
-            raise UsageError(
-                f"run {run_id} was started with {name}={record.params[name]!r}; -p {name}={given[name]} "
-                "differs: start a new run (another --run-id, or none) to use new values"
-            )
-
-
-def _valid_id(run_id: str) -> bool:
-    return 0 < len(run_id) <= 64 and all(c.isalnum() or c in "-_" for c in run_id)

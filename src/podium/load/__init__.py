@@ -133,18 +133,6 @@ def _recorded(source: Mapping[str, Any]) -> tuple[str, str, Config]:
     return path, digest, config
 
 
-def same_source(started: Mapping[str, Any], now: Mapping[str, Any], run_id: str) -> None:
-    """Refuse to continue run ``run_id`` (started from ``started``) with the spec loaded now
-    from ``now`` unless both are the same file and the same flow. Its bytes may differ: the
-    runtime then continues the run only if the DAG kept its shape (``Engine.resume``)."""
-    for key, what in (("path", "file"), ("flow", "flow")):
-        if started.get(key) != now.get(key):
-            raise SpecError(
-                f"run {run_id!r} was started from {what} {started.get(key)!r}, not {now.get(key)!r}: "
-                "resume it with `podium resume` or start a new run (another --run-id)"
-            )
-
-
 def _changed(shown: str, old: str, new: str) -> str:
     return (
         f"{shown}: the spec changed since the run started (sha256 {old[:12]}... is now "
