@@ -130,6 +130,7 @@ def test_runs_json_lists_the_same_run_objects_without_tasks(runs: tuple[Path, st
     assert all("tasks" not in r for r in listed)
     shown = _json(root, "show", "ok1", "--store", db, "--json")
     shown.pop("tasks"), shown.pop("artifacts")
+    assert shown.pop("attention") == []  # all is well with it
     assert listed[1] == shown
     assert _json(root, "runs", "--store", db, "--json", "-n", "1")[0]["run_id"] == "bad1"
     from podium.store import open_store
@@ -157,6 +158,35 @@ def test_the_server_read_model_validates_against_the_same_schema(runs: tuple[Pat
     assert detail["tasks"][0]["error"]["kind"] == "user"
 
 
+def test_show_json_lists_the_notes_a_run_needs_attention_for(tmp_path: Path) -> None:
+    from podium.store.sqlite import SqliteStore
+
+    (tmp_path / "noted_flows.py").write_text(FLOW, encoding="utf-8")  # a module name of its own
+    db = str(tmp_path / "noted.db")
+    args = ["run", "noted_flows.py:bad", "--store", db, "--run-id", "noted", "--no-progress"]
+    code, _, err = cli(args, tmp_path)
+    assert code == 1, err
+    note = (
+        "journal: a damaged record of this run was set aside in p.db.damaged (2 later batch(es) not applied)"
+    )
+    store = SqliteStore(db)  # as the store's recovery notes it
+    try:
+        store.note_attention("noted", note)
+        store.note_attention("noted", "a second note")
+    finally:
+        store.close()
+    doc = _json(tmp_path, "show", "noted", "--store", db, "--json")
+    _validator("show").validate(doc)
+    assert doc["attention"] == [note, "a second note"]  # in the order they were noted
+    import podium
+
+    assert podium.open_run("noted", store=db).as_json() == doc  # the Python API's document too
+    text = cli(["show", "noted", "--store", db], tmp_path)[1]
+    assert all(f"needs attention: {n}" in text for n in doc["attention"])  # what the text shows
+    wrong = dict(doc, attention=[7])
+    assert not _validator("show").is_valid(wrong)  # the schema says: strings
+
+
 def test_show_json_of_an_unknown_run_is_one_line_and_exit_2(runs: tuple[Path, str]) -> None:
     root, db = runs
     code, out, err = cli(["show", "nope", "--store", db, "--json"], root)
@@ -168,6 +198,7 @@ def test_docs_json_md_describes_every_field_of_the_schema() -> None:
     defs = json_schema()["$defs"]
     fields = [
         *defs["run"]["properties"],
+        *defs["show"]["properties"],
         *defs["task"]["properties"],
         *defs["task"]["properties"]["usage"]["properties"],
         *defs["artifact"]["properties"],

@@ -39,6 +39,7 @@ class RunResult:
         self._source = source  # a StoreChoice: where values not yet read are (None: nowhere)
         self._records: dict[str, Any] | None = None
         self._artifacts: Any = None
+        self._attention: list[str] | None = None  # the store's notes on the run, read with its results
 
     # -- the run -----------------------------------------------------------------------------
     @property
@@ -116,12 +117,17 @@ class RunResult:
 
     def as_json(self) -> dict[str, Any]:
         """The run as ``podium show RUN --json`` prints it (schema ``podium.run/1``), its
-        ``artifacts`` with their lineage included (read from the store when it is kept)."""
+        ``artifacts`` with their lineage and its ``attention`` notes included (read from the
+        store when it is kept)."""
         from podium.runtime.lineage import artifact_objects
+        from podium.runtime.readmodel import attention_notes
 
         records = self._read_records() if self._source is not None else {}
         kept = {t: r for t, r in records.items() if r.encoding == "artifact"}
-        return dict(self._doc, tasks=list(self.tasks.values()), artifacts=artifact_objects(kept))
+        notes = attention_notes(self._attention or ())
+        return dict(
+            self._doc, tasks=list(self.tasks.values()), attention=notes, artifacts=artifact_objects(kept)
+        )
 
     # -- values ------------------------------------------------------------------------------
     def __getitem__(self, task: str) -> Any:
@@ -159,6 +165,7 @@ class RunResult:
                 )
             with self._source.open(read_only=True) as store:
                 self._records = dict(store.results(self.run_id))
+                self._attention = store.attention(self.run_id).get(self.run_id, [])
             self._artifacts = self._source.artifacts()
         return self._records
 

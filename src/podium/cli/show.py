@@ -93,7 +93,7 @@ def show_cmd(
     if as_json:
         from podium.runtime.lineage import artifact_objects
 
-        doc = run_document(facts.record, facts.totals, facts.tasks)
+        doc = run_document(facts.record, facts.totals, facts.tasks, attention=notes)
         doc["artifacts"] = artifact_objects(kept)  # which task and inputs made each (lineage)
         click.echo(_dumps(doc))
         return

@@ -192,11 +192,25 @@ def task_object(t: TaskLike) -> dict[str, Any]:
     }
 
 
-def run_document(record: RunRecord, totals: RunTotals, tasks: Iterable[TaskLike]) -> dict[str, Any]:
-    """A run with every task (``podium show --json``)."""
+def run_document(
+    record: RunRecord,
+    totals: RunTotals,
+    tasks: Iterable[TaskLike],
+    attention: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """A run with every task (``podium show --json``); with ``attention`` (the store's notes on
+    why the run needs a person, ``Store.attention``), those notes, secrets redacted."""
     out = run_object(record, totals)
     out["tasks"] = [task_object(t) for t in tasks]
+    if attention is not None:
+        out["attention"] = attention_notes(attention)
     return out
+
+
+def attention_notes(notes: Iterable[str]) -> list[str]:
+    """The ``attention`` field: the store's notes on why a run needs a person, in the order
+    they were noted, secrets redacted."""
+    return [redact_value(str(note)) for note in notes]
 
 
 @cache
