@@ -107,14 +107,14 @@ def make_project(root: Path, max_active: int = 8, extra: str = "") -> Path:
 class ServerProcess:
     """A ``podium server`` subprocess and an authenticated client for it."""
 
-    def __init__(self, root: Path, args: tuple[str, ...] = ()) -> None:
+    def __init__(self, root: Path, args: tuple[str, ...] = (), cwd: Path | None = None) -> None:
         self.root = root
         self.store = f"sqlite:///{root / '.podium' / 'podium.db'}"
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.pop("PODIUM_STORE", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "podium", "server", "--port", "0", "--store", self.store, *args],
-            cwd=root,
+            cwd=cwd or root,  # a subfolder of the project: the server finds it as every command does
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,

@@ -69,7 +69,7 @@ def _is_loopback(host: str) -> bool:
     "--config",
     "config_path",
     type=click.Path(dir_okay=False),
-    help="Configuration file (default ./podium.toml).",
+    help="Configuration file (default: the project's podium.toml, found up from here).",
 )
 @click.option(
     "--state-dir", type=click.Path(file_okay=False), help="Where the token and server records live."

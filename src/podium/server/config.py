@@ -1,4 +1,8 @@
-"""The server's own configuration: the ``[server]`` table of ``podium.toml``.
+"""The server's own configuration: the ``[server]`` table of the project's ``podium.toml``.
+
+The file is found as every command finds the project (``podium.project``): from the current
+folder up to the nearest trusted folder holding ``podium.toml`` or ``.podium/``, so
+``podium server`` started in a subfolder serves its project; ``--config FILE`` names another.
 
 What the API may run is decided here and only here: workflow files the operator registered
 (never code sent in a request), the modules their tasks may import, schedules and webhooks::
@@ -38,6 +42,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from podium.errors import Problem, SpecError
+from podium.project import find_project, trust_problem, warn_ignored
 from podium.server.cron import Cron
 
 DEFAULT_MAX_BODY = 1 << 20
@@ -86,16 +91,26 @@ class ServerConfig:
 
 
 def load_server_config(path: str | Path | None = None, cwd: str | Path | None = None) -> ServerConfig:
-    """The ``[server]`` table of ``path`` (default ``podium.toml`` in ``cwd``); an absent
-    default file is an empty configuration, an absent explicit one a ``SpecError``."""
-    base = Path(cwd) if cwd is not None else Path.cwd()
-    file = Path(path) if path is not None else base / "podium.toml"
-    if not file.is_absolute():
-        file = base / file
-    if not file.is_file():
-        if path is not None:
+    """The ``[server]`` table of ``path`` (relative to ``cwd``), by default of the project's
+    ``podium.toml``: the project ``cwd`` is in, found as every command finds it
+    (``podium.project.find_project``: the nearest trusted folder up). An absent default file
+    is an empty configuration (its base the project root, else ``cwd``), and so is one that
+    someone else could have written (ignored with a warning, as the project's settings are);
+    an absent explicit one is a ``SpecError``."""
+    start = (Path(cwd) if cwd is not None else Path.cwd()).resolve()
+    if path is None:
+        base = find_project(start).root or start
+        file = base / "podium.toml"
+        if not file.is_file():
+            return ServerConfig(base_dir=base)
+        problem = trust_problem(file)
+        if problem is not None:  # it would grant modules and workflows: never read
+            warn_ignored(file, problem)
+            return ServerConfig(base_dir=base)
+    else:
+        file = Path(path) if Path(path).is_absolute() else start / path
+        if not file.is_file():
             raise SpecError(f"{path}: no such configuration file")
-        return ServerConfig(base_dir=base.resolve())
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
