@@ -367,6 +367,23 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class SnapshotStore(Protocol):
+    """A store that keeps, per run, the latest snapshot of the run's view (``runtime.snapshot``):
+    the run summary readers start from instead of folding the whole log.
+
+    Invariant: a snapshot is never ahead of the log: ``put_snapshot`` refuses (``StoreError``)
+    a seq beyond the run's last committed event, and a reader applies the events after the
+    snapshot's seq. A store keeps one snapshot per run and never replaces it with an older one.
+    """
+
+    def put_snapshot(self, run_id: RunId, seq: int, data: bytes) -> None:
+        """Keep ``data``, the run's view as of event ``seq``, as the run's snapshot."""
+
+    def snapshot(self, run_id: RunId) -> tuple[int, bytes] | None:
+        """The run's snapshot as ``(seq, data)``, or None if it has none."""
+
+
 class ArtifactStore(Protocol):
     """Large results as content-addressed objects outside the run store (``podium.store.artifacts``:
     a local folder or an S3-compatible bucket). An object's only name is the digest of its bytes

@@ -51,7 +51,7 @@ def run(
     nodes_or_cluster = _cluster(cluster)
     arts = choice.artifacts()
     from podium.runtime.engine import Engine
-    from podium.runtime.reading import Collector, read_run, view_facts
+    from podium.runtime.reading import view_facts
     from podium.runtime.readmodel import run_object
 
     with choice.open() as st:
@@ -60,16 +60,12 @@ def run(
 
             check_same_run(st, run_id, source, workflow, given)
         executor = _executor(nodes_or_cluster, ray)
-        seen = Collector()  # what the read model needs, kept as the run goes: no second read
         try:
-            engine = Engine(st, executor, artifacts=arts, learn=True, hooks=[seen])
+            engine = Engine(st, executor, artifacts=arts, learn=True)
             result = engine.run(workflow, given, run_id=run_id, source=source)
         finally:
             executor.shutdown(wait=False)
-        if seen.complete:
-            facts = view_facts(st.get_run(result.run_id), result.view, seen)
-        else:  # a run continued: its earlier events are only in the store
-            facts = read_run(st, result.run_id)
+        facts = view_facts(st.get_run(result.run_id), result.view)  # the whole run's view: no read
     run_obj = run_object(facts.record, facts.totals)
     return RunResult(run_obj, facts.tasks, result.values, choice if choice.url != "memory:" else None)
 

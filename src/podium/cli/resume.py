@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 from dataclasses import replace
+from typing import Any
 
 import click
 
@@ -63,6 +64,8 @@ def resume_cmd(
     store = _store(store_url, read_only=True)
     try:
         record = store.get_run(run_id)
+        if record.status == "succeeded" and rerun_from is None and not gantt:
+            return _nothing_to_do(store, record)
     finally:
         store.close()
     loaded = reload_source(record.source)
@@ -85,6 +88,24 @@ def resume_cmd(
         artifacts_url=artifacts_url,
         echo_logs=echo_logs,
     )
+
+
+def _nothing_to_do(store: Any, record: Any) -> None:
+    """A run that succeeded has nothing to resume: say so, with its T, R and F (read from its
+    snapshot when it has one: a finished 100,000-task run answers without reading its log)."""
+    from podium.cli.terminal import safe
+    from podium.runtime.columns import read_columns, totals
+    from podium.runtime.reading import read_run
+
+    cols = read_columns(store, record.run_id)
+    t = totals(cols) if cols is not None else read_run(store, record.run_id).totals
+    click.echo(
+        safe(
+            f"run {record.run_id} already succeeded: nothing to resume "
+            f"(podium resume {record.run_id} --from TASK runs TASK and what depends on it again)"
+        )
+    )
+    click.echo(f"run {safe(record.run_id)} succeeded   T = {t.T:.3f} s   R = {t.R:.6f}   F = {t.F:.4f}")
 
 
 @cli.command("cancel")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import click
 
@@ -72,15 +73,17 @@ def show_cmd(
     run_id: str, task: str | None, store_url: str | None, with_events: bool, gantt: str | None, as_json: bool
 ) -> None:
     """Show a run: its tasks, states, attempts, durations and T, R, F; with TASK, that task's detail."""
-    from podium.cli.progress import print_view
-    from podium.runtime.reading import read_run
-    from podium.runtime.readmodel import run_document
-
     store = _store(store_url, read_only=True)
     if task is not None:
         from podium.cli.detail import show_task
 
         return show_task(store, run_id, task)
+    if as_json and not (with_events or gantt) and _json_from_snapshot(store, run_id):
+        return
+    from podium.cli.progress import print_view
+    from podium.runtime.reading import read_run
+    from podium.runtime.readmodel import run_document
+
     try:
         facts = read_run(store, run_id)
         kept = store.results(run_id, artifacts_only=True) if as_json else {}
@@ -103,6 +106,29 @@ def show_cmd(
     if with_events:
         for e in events:
             click.echo(safe(f"{e.seq:6d} {_ts(e.ts)} {e.type:14s} {e.task_id or '-'} {e.attempt} {e.data}"))
+
+
+def _json_from_snapshot(store: Any, run_id: str) -> bool:
+    """Print ``show --json`` from the run's snapshot when it holds the whole run (a finished run,
+    as a rule), without making its view: True if it did (the store is then closed)."""
+    from podium.runtime.columns import document_text, read_columns
+
+    try:
+        record = store.get_run(run_id)
+        cols = read_columns(store, run_id)
+        if cols is None:
+            return False
+        from podium.runtime.lineage import artifact_objects
+
+        kept = store.results(run_id, artifacts_only=True)
+    except BaseException:
+        store.close()
+        raise
+    store.close()
+    for piece in document_text(record, cols, {"artifacts": artifact_objects(kept)}):
+        click.echo(piece, nl=False)
+    click.echo()
+    return True
 
 
 def _dumps(doc: object) -> str:

@@ -87,7 +87,11 @@ def usage_record(meta: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def attempt_usage(data: Mapping[str, Any] | None) -> Usage | None:
     """The measured usage of one attempt, from the data of the event that ended it, or None
     when nothing was measured (or the record is malformed)."""
-    record = data.get(USAGE_KEY) if data else None
+    return record_usage(data.get(USAGE_KEY) if data else None)
+
+
+def record_usage(record: Any) -> Usage | None:
+    """The measured usage in one usage record (an end event's ``data["usage"]``), or None."""
     if not isinstance(record, Mapping):
         return None
     get = record.get

@@ -2,8 +2,8 @@
 
 ``Engine.run`` creates a run (its header and ``RunCreated`` in one transaction), computes the
 dispatch priorities once (critical path on estimated durations), and hands the run to the one
-``RunLoop``. ``Engine.resume`` folds the log, resets what was interrupted, reloads committed
-results (checksums verified) and continues. Invariants: a workflow that cannot fit the nodes
+``RunLoop``. ``Engine.resume`` reads the run's view (its snapshot and the events since),
+resets what was interrupted, reloads committed results (checksums verified) and continues. Invariants: a workflow that cannot fit the nodes
 is rejected before any run is written; a run id is owned by one live orchestrator at a time;
 a task with a committed result is never submitted again.
 """
@@ -33,6 +33,7 @@ from podium.runtime.owner import check_owner as _check_owner
 from podium.runtime.owner import owner_id
 from podium.runtime.planning import MAX_RECORDED, Replanner
 from podium.runtime.profiles import Learned, known_sizes, profiles
+from podium.runtime.reading import load_view
 from podium.runtime.recorder import Hook
 from podium.runtime.rerun import check_shape, cleared, recorded_shape, source_change
 from podium.runtime.state import RunState
@@ -176,7 +177,7 @@ class Engine:
         if record.workflow != workflow.name:
             raise ConflictError(f"run {run_id!r} is of workflow {record.workflow!r}, not {workflow.name!r}")
         _check_owner(record.owner)
-        view = fold(self.store.events(run_id))
+        view = load_view(self.store, run_id)  # its snapshot and the events since, or a fold
         params = dict(record.params)
         change = source_change(record.source, source, view)
         if change is not None:

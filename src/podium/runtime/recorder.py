@@ -12,6 +12,14 @@ stores what they wrote so far (an executor that can tell, see ``types.LoggingExe
 ``podium logs --follow`` sees it. A log is written after the events of its attempt and a
 failed log write never stops the run (logs are not the run's state).
 
+A store that keeps snapshots (``types.SnapshotStore``) gets one of the view once at least
+``SNAPSHOT_EVENTS`` events were committed since the last (or since this recorder began): after
+the commit of the run's final event, and after a commit ``SNAPSHOT_EVERY`` seconds or more since
+the last (longer when encoding is slow: at most ``1/SNAPSHOT_SHARE`` of the run's time goes to
+them), so readers fold only the events since (``runtime.snapshot``). A shorter log folds about
+as fast as a snapshot is made, so small runs pay nothing. A snapshot that fails to encode or
+write never stops the run: the log is the run's state, a snapshot only a shortcut to it.
+
 Invariants: events get consecutive ``seq`` numbers; nothing in a buffer reaches the hooks
 before it is committed; a failed commit leaves the buffer as it was.
 """
@@ -23,13 +31,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from podium.errors import ConflictError, StoreError
+from podium.model import events as ev
 from podium.model import states as st
 from podium.model.events import Event, ResultRecord
 from podium.model.logs import LogRecord
 from podium.model.usage import usage_record
+from podium.runtime.snapshot import encode
 from podium.runtime.state import RunState
 from podium.runtime.view import RunView
-from podium.types import AttemptMeta, Clock, Executor, LoggingExecutor, Store
+from podium.types import AttemptMeta, Clock, Executor, LoggingExecutor, SnapshotStore, Store
 
 Hook = Callable[[Sequence[Event], RunView], None]
 
@@ -37,6 +47,13 @@ Hook = Callable[[Sequence[Event], RunView], None]
 #: acts on a state that is not durable).
 WRITE_RETRIES = (0.05, 0.2, 1.0)
 _NO_DATA: dict[str, Any] = {}  # shared by events without data; never mutated
+#: Seconds between snapshots of a running run's view (see the module docstring).
+SNAPSHOT_EVERY = 10.0
+#: Events since the last snapshot below which none is made.
+SNAPSHOT_EVENTS = 50_000
+#: Snapshots take at most about 1/SNAPSHOT_SHARE of a run's time.
+SNAPSHOT_SHARE = 50
+_FINAL = frozenset({ev.RUN_SUCCEEDED, ev.RUN_FAILED, ev.RUN_CANCELLED})
 _new = tuple.__new__
 
 
@@ -62,6 +79,9 @@ class Recorder:
         self._live_logs = live if self._write_logs is not None else None
         self._view, self._apply, self._now = state.view, state.view.apply, clock.time
         self._buf_append = state.buf.append
+        self._put_snapshot = store.put_snapshot if isinstance(store, SnapshotStore) else None
+        self._snapshot_at = clock.monotonic() + SNAPSHOT_EVERY
+        self._snapshot_seq = state.view.last_seq  # what a snapshot would save reading is after it
 
     def emit(
         self, typ: str, task_id: str | None = None, attempt: int = 0, data: dict[str, Any] | None = None
@@ -91,6 +111,24 @@ class Recorder:
         if self.logs:
             logs, self.logs = self.logs, []
             self._store_logs(logs)
+        if (
+            self._put_snapshot is not None
+            and self._view.last_seq - self._snapshot_seq >= SNAPSHOT_EVENTS
+            and (events[-1].type in _FINAL or self.clock.monotonic() >= self._snapshot_at)
+        ):
+            self.snapshot()
+
+    def snapshot(self) -> None:
+        """Hand the store a snapshot of the view as of the last commit (never stops the run)."""
+        if self._put_snapshot is None or self.state.buf:
+            return
+        started = self.clock.monotonic()
+        seq = self._view.last_seq
+        with contextlib.suppress(StoreError, TypeError, ValueError, RecursionError):
+            self._put_snapshot(self.state.run_id, seq, encode(self._view))
+            self._snapshot_seq = seq
+        now = self.clock.monotonic()
+        self._snapshot_at = now + max(SNAPSHOT_EVERY, SNAPSHOT_SHARE * (now - started))
 
     def ended(self, meta: AttemptMeta, task_id: str, attempt: int) -> dict[str, Any] | None:
         """Take what the executor told about an attempt that ended: keep its log, to be

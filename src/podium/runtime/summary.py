@@ -30,7 +30,7 @@ class Summary:
     wall: float = 0.0
 
 
-def _per_hour(res: Mapping[str, float], node: Node | None) -> float:
+def per_hour(res: Mapping[str, float], node: Node | None) -> float:
     prices = node.prices if node is not None else DEFAULT_PRICES
     per_hour = 0.0
     for k, v in res.items():
@@ -55,9 +55,9 @@ def summarize(view: RunView, wf: Workflow, nodes: Mapping[str, Node]) -> Summary
             key = (id(t.resources), t.node)
             rate = rates.get(key)
             if rate is None:
-                rate = rates[key] = _per_hour(t.resources, nodes.get(t.node or ""))
+                rate = rates[key] = per_hour(t.resources, nodes.get(t.node or ""))
             if t.ranks:  # a gang: every worker holds the resources on its node
-                rate = sum(_per_hour(t.resources, nodes.get(str(node))) for node, _ in t.ranks)
+                rate = sum(per_hour(t.resources, nodes.get(str(node))) for node, _ in t.ranks)
             cost += rate * t.busy / 3600.0
     o = wf.objective
     return Summary(makespan, cost, o.alpha * makespan + o.beta * cost, o.alpha, o.beta, wall)

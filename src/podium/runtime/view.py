@@ -43,6 +43,8 @@ class TaskView:
     gpus: list[int] | None = None  # GPUs its last attempt held on ``node``
     ranks: list[list[Any]] | None = None  # a gang's last attempt: ``[node, gpus]`` per rank
     busy: float = 0.0  # seconds spent running, over all attempts (for the cost R)
+    est: Any = None  # the duration estimate its last attempt started with (as recorded)
+    usage: dict[str, Any] | None = None  # the usage record of its last attempt that had one
 
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id
@@ -53,6 +55,7 @@ class TaskView:
 
 _TRANSITIONS = st.TASK_TRANSITIONS
 _STARTED, _SUCCEEDED, _QUEUED = ev.TASK_STARTED, ev.TASK_SUCCEEDED, ev.TASK_QUEUED
+_USAGE = "usage"  # model.usage.USAGE_KEY: the measured usage in an attempt's end event
 
 
 class RunView:
@@ -121,6 +124,7 @@ class RunView:
             t.started_at = ts
             t.node = data.get("node")
             t.resources = data.get("res", t.resources)
+            t.est = data.get("est")
             if len(data) > 2:  # a granted attempt (GPUs, several workers)
                 t.gpus, t.ranks = data.get("gpus"), data.get("ranks")
         elif typ == _SUCCEEDED:
@@ -137,6 +141,8 @@ class RunView:
                 t.node = data["node"]
             if t.error is not None:
                 t.error = None
+            if _USAGE in data:
+                t.usage = data[_USAGE]
         elif typ == _QUEUED:
             t.queued_at = ts
         elif typ in (ev.TASK_FAILED, ev.TASK_RETRYING):
@@ -145,6 +151,8 @@ class RunView:
             d = data.get("duration")
             if d is not None:
                 t.busy += d
+            if _USAGE in data:
+                t.usage = data[_USAGE]
             kind = (t.error or {}).get("kind")
             if kind == "worker_lost":
                 t.lost += 1
@@ -158,6 +166,8 @@ class RunView:
             t.skip_reason = e.data.get("reason")
         elif typ == ev.TASK_CANCELLED:
             t.finished_at = e.ts
+            if _USAGE in data:
+                t.usage = data[_USAGE]
         elif typ == ev.TASK_EXPANDED:
             # items get a view with their first event: a million-item map costs nothing here
             before, t.children = t.children, int(e.data["count"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from podium.types import Store
+from podium.types import SnapshotStore, Store
 
 if TYPE_CHECKING:
     from podium.store import codec
@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 
 
 @runtime_checkable
-class RowStore(Store, Protocol):
-    """A ``Store`` that takes rows already encoded and results already tagged."""
+class RowStore(Store, SnapshotStore, Protocol):
+    """A ``Store`` that takes rows already encoded and results already tagged, and keeps
+    snapshots (the journal applies its batches before it hands one on)."""
 
     #: Tags results with the store's key; the journal tags what it writes before the rows reach
     #: the store, so a journal record cannot carry a result the store would trust untagged.

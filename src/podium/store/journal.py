@@ -102,6 +102,10 @@ class JournaledStore:
             raise TypeError(f"a journal needs a store that takes encoded rows (RowStore), not {inner!r}")
         self.logs = inner.logs  # logs are not events: they go to the store directly
         self.inner = inner
+        # reads that need no journaled batch applied first: the inner store's own
+        self.get_run, self.list_runs, self.snapshot = inner.get_run, inner.list_runs, inner.snapshot
+        self.request_cancel, self.cancel_requested = inner.request_cancel, inner.cancel_requested
+        self.attention = inner.attention
         self._tag = inner.signer.tag
         self.dir = Path(directory)
         try:
@@ -374,12 +378,6 @@ class JournaledStore:
         self.drain()
         self.inner.update_run(run_id, **fields)
 
-    def get_run(self, run_id: str) -> RunRecord:
-        return self.inner.get_run(run_id)
-
-    def list_runs(self, limit: int = 50) -> list[RunRecord]:
-        return self.inner.list_runs(limit)
-
     def events(self, run_id: str, after_seq: int = 0) -> list[Event]:
         self.drain()
         return self.inner.events(run_id, after_seq)
@@ -387,6 +385,11 @@ class JournaledStore:
     def results(self, run_id: str, artifacts_only: bool = False) -> dict[str, ResultRecord]:
         self.drain()
         return self.inner.results(run_id, artifacts_only)
+
+    def put_snapshot(self, run_id: str, seq: int, data: bytes) -> None:
+        """The journal's batches reach the inner store first: a snapshot is never ahead of it."""
+        self._apply_pending(block=True)
+        self.inner.put_snapshot(run_id, seq, data)
 
     def artifact_refs(self) -> list[bytes]:
         self.drain()
@@ -406,15 +409,6 @@ class JournaledStore:
     def history(self, workflow: str, limit: int = 20) -> dict[str, list[float]]:
         self.drain()
         return self.inner.history(workflow, limit)
-
-    def request_cancel(self, run_id: str) -> None:
-        self.inner.request_cancel(run_id)
-
-    def cancel_requested(self, run_id: str) -> bool:
-        return self.inner.cancel_requested(run_id)
-
-    def attention(self, run_id: str | None = None) -> dict[str, list[str]]:
-        return self.inner.attention(run_id)
 
     def close(self) -> None:
         if self._closed:

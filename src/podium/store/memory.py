@@ -32,6 +32,7 @@ class MemoryStore:
         self._history: dict[tuple[str, str], list[tuple[float, str, int, float]]] = {}
         self._cancel: set[str] = set()
         self._notes: dict[str, list[str]] = {}
+        self._snapshots: dict[str, tuple[int, bytes]] = {}
         self.logs = MemoryLogs()  # what task attempts wrote (``store.logs``)
         self._counter = 0
         self._closed = False
@@ -75,6 +76,21 @@ class MemoryStore:
             done[r.task_id] = ResultRecord(r.task_id, r.attempt, bytes(r.data), r.checksum, r.encoding)
         for wf, task, ts, rid, seq, duration, _rss in history:
             self._history.setdefault((wf, task), []).append((ts, rid, seq, duration))
+
+    def put_snapshot(self, run_id: str, seq: int, data: bytes) -> None:
+        with self._lock:
+            self._check_open()
+            self._known(run_id)
+            if seq > max(self._events.get(run_id, {}), default=0):
+                raise StoreError(f"snapshot of run {run_id!r} at seq {seq} is ahead of its log")
+            kept = self._snapshots.get(run_id)
+            if kept is None or kept[0] <= seq:
+                self._snapshots[run_id] = (seq, bytes(data))
+
+    def snapshot(self, run_id: str) -> tuple[int, bytes] | None:
+        with self._lock:
+            self._check_open()
+            return self._snapshots.get(run_id)
 
     def create_run(self, run: RunRecord, events: Sequence[Event]) -> None:
         row = codec.run_row(run)

@@ -124,6 +124,13 @@ SQLITE_MIGRATIONS: tuple[Migration, ...] = (
             _LOGS.format(int="INTEGER", real="REAL"),
         ),
     ),
+    Migration(
+        "0005_snapshots",
+        (
+            # The latest snapshot of each run's view (``runtime.snapshot``), as of event ``seq``.
+            "CREATE TABLE snapshots (run_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, data BLOB NOT NULL)",
+        ),
+    ),
 )
 
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
@@ -202,6 +209,10 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         "0004_logs",
         (_LOGS.format(int="BIGINT", real="DOUBLE PRECISION"),),
+    ),
+    Migration(
+        "0005_snapshots",
+        ("CREATE TABLE snapshots (run_id TEXT PRIMARY KEY, seq BIGINT NOT NULL, data BYTEA NOT NULL)",),
     ),
 )
 

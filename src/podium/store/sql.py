@@ -337,6 +337,20 @@ class SqlStore:
         check = self.signer.record
         return {r[0]: check(r) for r in rows}
 
+    def put_snapshot(self, run_id: str, seq: int, data: bytes) -> None:
+        """``SnapshotStore.put_snapshot``: refused past the run's last committed event; an older
+        snapshot than the one kept changes nothing."""
+        with self._statement(f"keeping a snapshot of run {run_id!r}") as conn:
+            self._begin(conn)
+            last = conn.execute(self.SQL.last_seq, (run_id,)).fetchone()
+            if last is None or last[0] is None or int(last[0]) < seq:
+                raise StoreError(f"snapshot of run {run_id!r} at seq {seq} is ahead of its log")
+            conn.execute(self.SQL.upsert_snapshot, (run_id, seq, data))
+
+    def snapshot(self, run_id: str) -> tuple[int, bytes] | None:
+        rows = self._query(f"reading the snapshot of run {run_id!r}", self.SQL.select_snapshot, (run_id,))
+        return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
+
     def artifact_refs(self) -> list[bytes]:
         return [bytes(r[0]) for r in self._query("reading artifact references", self.SQL.artifact_refs, ())]
 

@@ -50,6 +50,9 @@ class Statements:
     select_log: str
     select_last_log: str
     log_index: str
+    last_seq: str
+    upsert_snapshot: str
+    select_snapshot: str
 
     @classmethod
     def spelled(cls, param: str) -> Statements:
@@ -124,4 +127,10 @@ class Statements:
             log_index=q(
                 "SELECT task_id, attempt, size FROM logs WHERE run_id = ? ORDER BY first_ts, task_id, attempt"
             ),
+            last_seq=q("SELECT MAX(seq) FROM events WHERE run_id = ?"),
+            upsert_snapshot=q(
+                "INSERT INTO snapshots (run_id, seq, data) VALUES (?, ?, ?) ON CONFLICT (run_id) "
+                "DO UPDATE SET seq = excluded.seq, data = excluded.data WHERE snapshots.seq <= excluded.seq"
+            ),
+            select_snapshot=q("SELECT seq, data FROM snapshots WHERE run_id = ?"),
         )

@@ -1,0 +1,60 @@
+"""Reading a run from its snapshot's columns (``runtime.columns``) says what its view says.
+
+On random runs (see ``runlogs``): the totals are those of the folded view, and the JSON text is,
+byte for byte, what ``podium show --json`` printed from the view's facts before.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from podium.model.events import RunRecord
+from podium.runtime.columns import document_text, read_columns, totals
+from podium.runtime.reading import totals as view_totals
+from podium.runtime.reading import view_facts
+from podium.runtime.readmodel import run_document
+from podium.runtime.snapshot import columns, encode
+from podium.runtime.view import fold
+from podium.store import MemoryStore
+from runlogs import random_log
+
+RECORD = RunRecord("r1", "w", "succeeded", 1.0, 2.0, {"token": "s3cret-value", "n": 3})
+
+
+def _same_totals(got, want) -> None:  # type: ignore[no-untyped-def]
+    for f in got._fields:
+        a, b = getattr(got, f), getattr(want, f)
+        if isinstance(a, float) and isinstance(b, float):
+            assert math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12), f
+        else:
+            assert a == b, f
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_totals_and_json_from_columns_are_those_of_the_view(seed: int) -> None:
+    events = random_log(seed, tasks=1 + seed % 25)
+    view = fold(events)
+    cols = columns(encode(view))
+    _same_totals(totals(cols), view_totals(view))
+    facts = view_facts(RECORD, view)
+    doc = run_document(RECORD, facts.totals, facts.tasks)
+    doc["artifacts"] = [{"task_id": "t1", "size": 3}]
+    want = json.dumps(doc, default=str)
+    got = "".join(document_text(RECORD, cols, {"artifacts": doc["artifacts"]}))
+    assert json.loads(got) == json.loads(want)
+    assert got == want
+
+
+def test_a_run_with_events_after_its_snapshot_is_not_read_from_columns() -> None:
+    events = random_log(5)
+    store = MemoryStore()
+    store.create_run(RunRecord("r", "w", "created", 1.0, 1.0), events[:1])
+    store.append("r", events[1:-3])
+    assert read_columns(store, "r") is None  # no snapshot
+    store.put_snapshot("r", events[-4].seq, encode(fold(events[:-3])))
+    assert read_columns(store, "r") is not None
+    store.append("r", events[-3:])
+    assert read_columns(store, "r") is None  # three events after it: fold them

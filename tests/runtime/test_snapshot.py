@@ -1,0 +1,97 @@
+"""A snapshot of a run's view (``runtime.snapshot``) plus the events after it is the fold of the log.
+
+Random legal runs (retries, failures, maps expanded again into fewer items, cancellation, crashes
+and resumes, invalidated results, services, GPUs and gangs, measured usage) are cut at every
+point: the snapshot of the fold up to the cut, decoded, with the rest of the log applied, must be
+the view a fold of the whole log gives, field by field. Damaged snapshots are refused, never
+half-read.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hs
+
+from podium.runtime.snapshot import FIELDS, FORMAT, SnapshotError, decode, encode
+from podium.runtime.view import RunView, TaskView, fold
+from runlogs import assert_same_view, random_log
+
+
+def test_every_task_field_is_in_the_snapshot() -> None:
+    declared = set(TaskView.__annotations__) | {"task_id"}
+    assert declared == set(FIELDS)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_snapshot_at_any_point_plus_the_rest_of_the_log_is_the_fold(seed: int) -> None:
+    events = random_log(seed)
+    whole = fold(events)
+    for cut in range(0, len(events) + 1, max(1, len(events) // 15)):
+        view = decode(encode(fold(events[:cut])))
+        assert view.last_seq == (events[cut - 1].seq if cut else 0)
+        for e in events[cut:]:
+            view.apply(e)
+        assert_same_view(view, whole)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=hs.integers(0, 10**6), tasks=hs.integers(1, 30))
+def test_snapshots_round_trip_on_many_runs(seed: int, tasks: int) -> None:
+    events = random_log(seed, tasks)
+    view = fold(events)
+    assert_same_view(decode(encode(view)), view)
+
+
+def test_tasks_sharing_one_resources_dict_share_it_again() -> None:
+    view = RunView()
+    shared = {"cpu": 1.0}
+    for i in range(3):
+        view.task(f"sq[{i}]").resources = shared
+    back = decode(encode(view))
+    assert {id(t.resources) for t in back.tasks.values()} == {id(back.tasks["sq[0]"].resources)}
+    assert back.tasks["sq[2]"].resources == shared
+
+
+def _doc(view: RunView) -> dict:  # type: ignore[type-arg]
+    return json.loads(encode(view))
+
+
+def _bytes(doc: dict) -> bytes:  # type: ignore[type-arg]
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d.update(format="podium.snapshot/999"),
+        lambda d: d.update(n=d["n"] + 1),
+        lambda d: d["ids"].__setitem__(0, 7),
+        lambda d: d["attempt"].__setitem__(0, "1"),
+        lambda d: d.update(queued_at="not base64!"),
+        lambda d: d.update(started_at=""),
+        lambda d: d["state"].update(values=[{"a": 1}]),
+        lambda d: d["resources"].update(values=["cpu"]),
+        lambda d: d["run"].update(last_seq="3"),
+        lambda d: d["run"].update(times=[1.0]),
+        lambda d: d.update(error=[[99, {"kind": "user"}]]),
+        lambda d: d.pop("busy"),
+    ],
+)
+def test_a_damaged_snapshot_is_refused(damage) -> None:  # type: ignore[no-untyped-def]
+    doc = _doc(fold(random_log(3)))
+    damage(doc)
+    with pytest.raises(SnapshotError):
+        decode(_bytes(doc))
+
+
+@pytest.mark.parametrize("data", [b"", b"not json", b"[1, 2]", b"\xff", b"{}"])
+def test_bytes_that_are_no_snapshot_are_refused(data: bytes) -> None:
+    with pytest.raises(SnapshotError):
+        decode(data)
+
+
+def test_the_format_is_named() -> None:
+    assert _doc(RunView())["format"] == FORMAT
