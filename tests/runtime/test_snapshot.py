@@ -69,13 +69,17 @@ def _bytes(doc: dict) -> bytes:  # type: ignore[type-arg]
         lambda d: d.update(format="podium.snapshot/999"),
         lambda d: d.update(n=d["n"] + 1),
         lambda d: d["ids"].__setitem__(0, 7),
+        lambda d: d.update(ids=[["sq", 0, 10**9]]),
+        lambda d: d.update(ids=[["s[q", 0, 2], *d["ids"][2:]]),
         lambda d: d["attempt"].__setitem__(0, "1"),
-        lambda d: d.update(queued_at="not base64!"),
+        lambda d: d["queued_at"].__setitem__(0, "soon"),
         lambda d: d.update(started_at=""),
+        lambda d: d["usage"].update(has=[10**6]),
+        lambda d: d["resources"].update(codes=[99] * d["n"]),
         lambda d: d["state"].update(values=[{"a": 1}]),
         lambda d: d["resources"].update(values=["cpu"]),
         lambda d: d["run"].update(last_seq="3"),
-        lambda d: d["run"].update(times=[1.0]),
+        lambda d: d["run"].update(last_ts="late"),
         lambda d: d.update(error=[[99, {"kind": "user"}]]),
         lambda d: d.pop("busy"),
     ],
@@ -95,3 +99,24 @@ def test_bytes_that_are_no_snapshot_are_refused(data: bytes) -> None:
 
 def test_the_format_is_named() -> None:
     assert _doc(RunView())["format"] == FORMAT
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        [],
+        ["a"],
+        ["m[0]", "m[1]", "m[2]", "m[4]", "m[5]", "x", "m[6]"],
+        ["x[01]", "x[1]", "x[2]", "a[b]", "a[b][0]", "p%d[0]", "p%d[1]", "[1]", "[2]", "é[0]", "é[1]"],
+        [f"big[{i}]" for i in range(1000)] + [f"big[{i}]" for i in range(2000, 2007)],
+    ],
+)
+def test_runs_of_map_items_are_kept_as_one_entry_and_read_back_in_order(ids: list[str]) -> None:
+    view = RunView()
+    for tid in ids:
+        view.task(tid)
+    doc = _doc(view)
+    assert decode(encode(view)).tasks.keys() == view.tasks.keys()
+    assert len(doc["ids"]) <= len(ids)
+    if len(ids) > 100:
+        assert doc["ids"] == [["big", 0, 1000], ["big", 2000, 7]]

@@ -19,6 +19,7 @@ from inprocess_cli import cli
 from podium.errors import StoreError
 from podium.runtime import recorder
 from podium.runtime.reading import facts, load_view
+from podium.runtime.snapshot import decode
 from podium.runtime.readmodel import run_document
 from podium.runtime.view import fold
 from podium.store import MemoryStore, open_store
@@ -78,7 +79,7 @@ def test_show_json_of_a_finished_run_is_read_from_its_snapshot_and_says_what_the
     code, out, err = cli(["show", "s1", "--store", str(db), "--json"], tmp_path)
     assert code == 0, err
     got = json.loads(out)
-    assert got.pop("artifacts") == []
+    assert got.pop("artifacts") == [] and got.pop("attention") == []
     assert got == json.loads(json.dumps(want, default=str))
     assert [t["task_id"] for t in got["tasks"]][:3] == ["items", "sq", "sq[0]"]
     code, out, err = cli(["resume", "s1", "--store", str(db)], tmp_path)
@@ -131,3 +132,31 @@ def test_small_runs_take_no_snapshot(tmp_path: Path) -> None:
     with open_store(str(db)) as store:
         assert len(store.events("s4")) < recorder.SNAPSHOT_EVENTS
         assert store.snapshot("s4") is None
+
+
+class Checking(MemoryStore):
+    """Checks every snapshot it is handed against the log it holds at that moment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kept: list[int] = []
+
+    def put_snapshot(self, run_id: str, seq: int, data: bytes) -> None:
+        events = self.events(run_id)
+        assert seq == events[-1].seq  # as of the last committed event, never ahead of it
+        assert_same_view(decode(data), fold(events))
+        self.kept.append(seq)
+        super().put_snapshot(run_id, seq, data)
+
+
+def test_snapshots_taken_while_a_run_goes_are_its_view_at_their_seq(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recorder, "SNAPSHOT_EVENTS", 1)
+    monkeypatch.setattr(recorder, "SNAPSHOT_EVERY", 0.0)
+    monkeypatch.setattr(recorder, "SNAPSHOT_SHARE", 0)
+    flow, _ = _setup(tmp_path, "periodic")
+    store = Checking()
+    assert podium.run(flow, {"n": 20}, store=store, run_id="s5")["total"] == 2470
+    assert len(store.kept) > 3 and store.kept == sorted(store.kept)
+    assert store.kept[-1] == store.events("s5")[-1].seq

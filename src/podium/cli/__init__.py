@@ -9,6 +9,7 @@ register on ``cli`` and end by returning or raising, never by exiting themselves
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -29,7 +30,44 @@ class RunInterrupted(PodiumError):
     exit_code = 130
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: Which module defines each command: a command's module is imported when it is asked for, so
+#: ``podium show`` does not pay for importing what ``podium run`` needs (``--help`` imports all).
+COMMANDS = {
+    "artifacts": "artifacts",
+    "gc": "artifacts",
+    "history": "learn",
+    "advise": "learn",
+    "logs": "logs",
+    "plan": "plan",
+    "report": "report",
+    "resume": "resume",
+    "cancel": "resume",
+    "run": "run",
+    "server": "server",
+    "runs": "show",
+    "show": "show",
+    "validate": "spec",
+    "graph": "spec",
+    "schema": "spec",
+}
+
+
+class _LazyGroup(click.Group):
+    """A group whose commands register when their module is first imported (``COMMANDS``)."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(f"podium.cli.{module}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for module in sorted(set(COMMANDS.values())):
+            importlib.import_module(f"podium.cli.{module}")
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="podium")
 def cli() -> None:
     """Podium: plan and run AI workflows to minimise alpha*T + beta*R."""
@@ -64,8 +102,6 @@ def message(err: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and translate every error into a message and an exit code."""
-    from podium.cli import artifacts, learn, logs, plan, report, resume, run, server, show, spec  # noqa: F401  (registers commands)
-
     args = sys.argv[1:] if argv is None else list(argv)
     _opened_stores_forget()
     try:

@@ -13,7 +13,6 @@ from typing import Any
 import click
 
 from podium.cli import cli
-from podium.cli.gantt import write_gantt
 from podium.cli.stores import open_cli_store as _store
 from podium.cli.stores import store_option
 from podium.cli.terminal import safe
@@ -90,6 +89,8 @@ def show_cmd(
         events = store.events(run_id) if with_events else []
         notes = store.attention(run_id).get(run_id, [])
         if gantt:
+            from podium.cli.gantt import write_gantt
+
             write_gantt(store, run_id, gantt)
     finally:
         store.close()
@@ -112,28 +113,34 @@ def _json_from_snapshot(store: Any, run_id: str) -> bool:
     """Print ``show --json`` from the run's snapshot when it holds the whole run (a finished run,
     as a rule), without making its view: True if it did (the store is then closed)."""
     from podium.runtime.columns import document_text, read_columns
+    from podium.runtime.readmodel import attention_notes
 
     try:
         record = store.get_run(run_id)
         cols = read_columns(store, run_id)
         if cols is None:
             return False
-        from podium.runtime.lineage import artifact_objects
-
         kept = store.results(run_id, artifacts_only=True)
+        notes = attention_notes(store.attention(run_id).get(run_id, []))
     except BaseException:
         store.close()
         raise
     store.close()
-    for piece in document_text(record, cols, {"artifacts": artifact_objects(kept)}):
+    artifacts: list[Any] = []
+    if kept:  # (lineage imports the value codec: only when there is something to show)
+        from podium.runtime.lineage import artifact_objects
+
+        artifacts = artifact_objects(kept)
+    for piece in document_text(record, cols, {"attention": notes, "artifacts": artifacts}):  # their order
         click.echo(piece, nl=False)
     click.echo()
     return True
 
 
 def _dumps(doc: object) -> str:
-    # a param value JSON cannot hold (a run started from Python) is shown as its text
-    return json.dumps(doc, default=str)
+    # compact, as from a snapshot; a param value JSON cannot hold (a run started from Python)
+    # is shown as its text
+    return json.dumps(doc, default=str, separators=(",", ":"))
 
 
 def _located(store_url: str | None) -> str:

@@ -18,28 +18,27 @@ both on random runs); read-only.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from itertools import chain, repeat
+from operator import add, mul, truediv
 from typing import Any
 
+from podium import fastjson
 from podium.model import states as st
 from podium.model.events import RunRecord
 from podium.model.usage import SOURCES
-from podium.runtime.readmodel import RunTotals, error_object, run_object, split_item
 from podium.runtime.reading import recorded_pricing
+from podium.runtime.readmodel import RunTotals, error_object, run_object, split_item
 from podium.runtime.snapshot import SnapshotError, columns
 from podium.runtime.summary import per_hour
 from podium.types import SnapshotStore, Store
 
 #: Task objects per chunk of ``task_chunks``.
 CHUNK = 5000
+_NONE = type(None)
 _string = json.encoder.encode_basestring_ascii  # what json.dumps writes (ensure_ascii)
-_TASK = (
-    '{"task_id": %s, "name": %s, "map_index": %s, "status": %s, "attempts": %d, "node": %s, '
-    '"queued_at": %s, "started_at": %s, "finished_at": %s, "duration": %s, "estimate": %s, '
-    '"resources": %s, "usage": {"cpu_time": %s, "peak_memory": %s, "wall_time": %s, "source": %s}, '
-    '"cached": %s, "skip_reason": %s, "children": %s, "error": %s}'
-)
 
 
 def read_columns(store: Store, run_id: str) -> dict[str, Any] | None:
@@ -59,23 +58,22 @@ def read_columns(store: Store, run_id: str) -> dict[str, Any] | None:
 def totals(cols: dict[str, Any]) -> RunTotals:
     """``reading.totals`` of the view the columns hold."""
     run = cols["run"]
-    last_ts, active, span_start = (None if x != x else float(x) for x in run["times"])
+    last_ts, active, span_start = run["last_ts"], run["active"], run["span_start"]
     makespan = (active or 0.0) + (
         max(0.0, last_ts - span_start) if span_start is not None and last_ts is not None else 0.0
     )
     objective, nodes = recorded_pricing(run["meta"])
-    cost = 0.0
-    rates: dict[tuple[int, str | None], float] = {}
-    ranks = dict(cols["ranks"])
-    for i, (busy, res, node) in enumerate(zip(cols["busy"], cols["resources"], cols["node"], strict=True)):
-        if busy and res:
-            key = (id(res), node)
-            rate = rates.get(key)
-            if rate is None:
-                rate = rates[key] = per_hour(res, nodes.get(node or ""))
-            if ranks.get(i):
-                rate = sum(per_hour(res, nodes.get(str(n))) for n, _ in ranks[i])
-            cost += rate * busy / 3600.0
+    res, nodes_of = cols["resources_values"], cols["node_values"]
+    width = len(nodes_of)
+    # tasks share a few (resources, node) pairs: price each pair once, by its codes
+    pairs = list(map(add, map(mul, cols["resources_codes"], repeat(width)), cols["node_codes"]))
+    rates = {p: per_hour(res[p // width], nodes.get(nodes_of[p % width] or "")) for p in set(pairs)}
+    rate = list(map(rates.__getitem__, pairs))
+    for i, ranks in cols["ranks"]:  # a gang: every worker holds the resources on its node
+        if ranks and cols["resources"][i]:
+            rate[i] = sum(per_hour(cols["resources"][i], nodes.get(str(n))) for n, _ in ranks)
+    # summed in task order, as ``summary.summarize`` does (tasks that held nothing add 0.0)
+    cost = sum(map(truediv, map(mul, rate, cols["busy"]), repeat(3600.0)), 0.0)
     start, end = run["started_at"], run["finished_at"]
     end = end if end is not None else last_ts
     wall = None if start is None else max(0.0, (end if end is not None else start) - start)
@@ -107,92 +105,161 @@ def _counts(cols: dict[str, Any]) -> dict[str, int]:
 
 
 def document_text(record: RunRecord, cols: dict[str, Any], extra: Mapping[str, Any]) -> Iterator[str]:
-    """``json.dumps(run_document(...) | extra, default=str)`` in pieces (see the module docstring)."""
-    head = json.dumps(run_object(record, totals(cols)), default=str)
-    yield head[:-1] + ', "tasks": ['
+    """``run_document(...)`` with ``extra`` after its tasks, as compact JSON in pieces (see the
+    module docstring)."""
+    head = _json(run_object(record, totals(cols)))
+    yield head[:-1] + ',"tasks":['
     first = True
     for chunk in task_chunks(cols):
-        yield chunk if first else ", " + chunk
+        yield chunk if first else "," + chunk
         first = False
     yield "]"
     for k, v in extra.items():
-        yield f", {json.dumps(k)}: {json.dumps(v, default=str)}"
+        yield f",{_json(k)}:{_json(v)}"
     yield "}"
 
 
+#: A task object: the text before each field's value, and the field (``readmodel.task_object``).
+_FIELDS = (
+    ('{"task_id":', "task_id"),
+    (',"name":', "name"),
+    (',"map_index":', "map_index"),
+    (',"status":', "status"),
+    (',"attempts":', "attempts"),
+    (',"node":', "node"),
+    (',"queued_at":', "queued_at"),
+    (',"started_at":', "started_at"),
+    (',"finished_at":', "finished_at"),
+    (',"duration":', "duration"),
+    (',"estimate":', "estimate"),
+    (',"resources":', "resources"),
+    (',"usage":{"cpu_time":', "cpu_time"),
+    (',"peak_memory":', "peak_memory"),
+    (',"wall_time":', "duration"),
+    (',"source":', "source"),
+    ('},"cached":', "cached"),
+    (',"skip_reason":', "skip_reason"),
+    (',"children":', "children"),
+    (',"error":', "error"),
+)
+
+
 def task_chunks(cols: dict[str, Any]) -> Iterator[str]:
-    """The task objects of ``show --json`` as text, ``CHUNK`` tasks a piece."""
-    n, ids = cols["n"], cols["ids"]
-    state = _tokens(cols["state"])
-    node = _tokens(cols["node"])
-    queued, started, finished = (_times(cols[f]) for f in ("queued_at", "started_at", "finished_at"))
-    duration = _rounded(cols["duration"])
-    estimate = _rounded([_as_float(x) for x in cols["est"]])
+    """The task objects of ``show --json`` as compact JSON text, ``CHUNK`` tasks a piece.
+
+    Each field becomes a list of JSON texts for the chunk (numbers formatted in one call, see
+    ``fastjson.tokens``), or one text when it is the same for every task of the chunk (then it
+    joins the constant text around it); the tasks are then one ``join`` of the pieces."""
+    n = cols["n"]
+    id_tok, name_tok, index_tok = _id_tokens(cols["id_runs"])
+    state, node = _tokens(cols["state"]), _tokens(cols["node"])
     resources = _resources(cols["resources"])
     cpu, peak, source = _usage(cols, n)
-    cached, skip, children, error = (["false"] * n, ["null"] * n, ["null"] * n, ["null"] * n)
-    for i, v in cols["cached"]:
-        cached[i] = "true" if v else "false"
-    for i, v in cols["skip_reason"]:
-        skip[i] = _json(v)
-    for i, v in cols["children"]:
-        children[i] = _json(v)
-    for i, v in cols["error"]:
-        error[i] = _json(error_object(v) if isinstance(v, Mapping) else None)
-    attempts = cols["attempt"]
+    est = cols["est"]
+    no_estimates = est.count(None) == n
+    sparse = {f: dict(_sparse_tokens(f, cols[f])) for f in ("cached", "skip_reason", "children", "error")}
     for lo in range(0, n, CHUNK):
         hi = min(n, lo + CHUNK)
-        yield ", ".join(
-            _TASK % (_string(tid), *_name(tid), *row)
-            for tid, row in zip(
-                ids[lo:hi],
-                zip(
-                    state[lo:hi],
-                    attempts[lo:hi],
-                    node[lo:hi],
-                    queued[lo:hi],
-                    started[lo:hi],
-                    finished[lo:hi],
-                    duration[lo:hi],
-                    estimate[lo:hi],
-                    resources[lo:hi],
-                    cpu[lo:hi],
-                    peak[lo:hi],
-                    duration[lo:hi],
-                    source[lo:hi],
-                    cached[lo:hi],
-                    skip[lo:hi],
-                    children[lo:hi],
-                    error[lo:hi],
-                    strict=True,
-                ),
-                strict=True,
-            )
-        )
+        values: dict[str, str | list[str]] = {
+            "task_id": id_tok[lo:hi],
+            "name": name_tok[lo:hi],
+            "map_index": index_tok[lo:hi],
+            "status": state[lo:hi],
+            "attempts": fastjson.tokens(cols["attempt"][lo:hi]),
+            "node": node[lo:hi],
+            "queued_at": fastjson.tokens(cols["queued_at"][lo:hi]),
+            "started_at": fastjson.tokens(cols["started_at"][lo:hi]),
+            "finished_at": fastjson.tokens(cols["finished_at"][lo:hi]),
+            "duration": _rounded(cols["duration"][lo:hi]),
+            "estimate": "null" if no_estimates else _rounded([_as_float(x) for x in est[lo:hi]]),
+            "resources": resources[lo:hi],
+            "cpu_time": cpu[lo:hi],
+            "peak_memory": peak[lo:hi],
+            "source": source[lo:hi],
+            "cached": _plain(sparse["cached"], lo, hi, "false"),
+            "skip_reason": _plain(sparse["skip_reason"], lo, hi, "null"),
+            "children": _plain(sparse["children"], lo, hi, "null"),
+            "error": _plain(sparse["error"], lo, hi, "null"),
+        }
+        yield _join(values, hi - lo)
+
+
+def _join(values: dict[str, str | list[str]], m: int) -> str:
+    """The chunk's task objects, separated by commas."""
+    pieces: list[Any] = []
+    text = ""
+    for before, field in _FIELDS:
+        v = values[field]
+        if isinstance(v, list) and v.count(v[0]) == m:  # the same for every task: constant text
+            v = v[0]
+        if isinstance(v, str):
+            text += before + v
+            continue
+        pieces += [repeat(text + before), v]
+        text = ""
+    pieces.append(repeat(text + "},"))
+    return "".join(chain.from_iterable(zip(*pieces, strict=False)))[:-1]  # repeat() never ends
+
+
+def _sparse_tokens(field: str, pairs: list[list[Any]]) -> Iterator[tuple[int, str]]:
+    for i, v in pairs:
+        if field == "cached":
+            yield i, "true" if v else "false"
+        elif field == "error":
+            yield i, _json(error_object(v) if isinstance(v, Mapping) else None)
+        else:
+            yield i, _json(v)
+
+
+def _plain(tokens: dict[int, str], lo: int, hi: int, default: str) -> str | list[str]:
+    """A sparse column's tokens for tasks ``lo`` to ``hi`` (one text when all are the default)."""
+    if not tokens or not any(lo <= i < hi for i in tokens):
+        return default
+    return [tokens.get(i, default) for i in range(lo, hi)]
 
 
 def _json(v: Any) -> str:
-    return json.dumps(v, default=str)
+    return json.dumps(v, default=str, separators=(",", ":"))
 
 
-def _name(tid: str) -> tuple[str, str]:
-    name, index = split_item(tid)
-    return _string(name), "null" if index is None else str(index)
+def _id_tokens(runs: list[Any]) -> tuple[list[str], list[str], list[str]]:
+    """The ``task_id``, ``name`` and ``map_index`` tokens of every task, from the snapshot's ids
+    (runs of map items as ``[name, first index, count]``: made without parsing an id)."""
+    ids: list[str] = []
+    names: list[str] = []
+    indices: list[str] = []
+    for r in runs:
+        if type(r) is str:
+            name, index = split_item(r)
+            ids.append(_string(r))
+            names.append(_string(name))
+            indices.append("null" if index is None else str(index))
+            continue
+        name, k, m = r
+        quoted = _string(name)
+        fmt = quoted[:-1].replace("%", "%%") + '[%d]"'  # the id's JSON text: the name's, then [k]
+        ids += map(fmt.__mod__, range(k, k + m))
+        names += repeat(quoted, m)
+        indices += map(str, range(k, k + m))
+    return ids, names, indices
 
 
 def _tokens(col: list[Any]) -> list[str]:
     """JSON text of a column of few distinct strings (None as null): one encoding each."""
-    memo: dict[Any, str] = {}
-    return [memo.get(v) or memo.setdefault(v, "null" if v is None else _string(v)) for v in col]
+    memo = {v: "null" if v is None else _string(v) for v in set(col)}
+    return list(map(memo.__getitem__, col))
 
 
-def _times(col: list[float | None]) -> list[str]:
-    return ["null" if x is None else repr(x) for x in col]
-
-
-def _rounded(col: list[float | None]) -> list[str]:
+def _rounded(col: list[Any]) -> list[str]:
     """``readmodel._num``: finite numbers rounded to 9 decimals, else null."""
-    return ["null" if x is None or x - x != 0 else repr(round(float(x), 9)) for x in col]
+    if None not in col and set(map(type, col)) <= {float, int} and all(map(math.isfinite, col)):
+        return fastjson.tokens(list(map(round, map(float, col), repeat(9))))
+    return [
+        "null"
+        if x is None or isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x)
+        else fastjson.tokens([round(float(x), 9)])[0]
+        for x in col
+    ]
 
 
 def _as_float(x: Any) -> float | None:
@@ -201,13 +268,9 @@ def _as_float(x: Any) -> float | None:
 
 def _resources(col: list[Any]) -> list[str]:
     memo: dict[int, str] = {}
-    out = []
-    for r in col:
-        text = memo.get(id(r))
-        if text is None:
-            text = memo[id(r)] = _json({k: v for k, v in (r or {}).items() if isinstance(v, int | float)})
-        out.append(text)
-    return out
+    for r in {id(r): r for r in col}.values():
+        memo[id(r)] = _json({k: v for k, v in (r or {}).items() if isinstance(v, int | float)})
+    return [memo[i] for i in map(id, col)]
 
 
 def _usage(cols: dict[str, Any], n: int) -> tuple[list[str], list[str], list[str]]:
@@ -215,27 +278,33 @@ def _usage(cols: dict[str, Any], n: int) -> tuple[list[str], list[str], list[str
     cpu, peak, source = ["null"] * n, ["null"] * n, ["null"] * n
     parts = cols["usage_parts"]
     if parts is not None:
-        rows: Any = zip(parts[0], parts[1], parts[2], parts[4], strict=True)
-    else:
-        rows = (
-            (i, u.get("cpu_time"), u.get("peak_memory"), u.get("source"))
-            for i, u in enumerate(cols["usage"])
-            if isinstance(u, Mapping)
-        )
-    for i, c, p, s in rows:
-        c, p = _measured(c), _measured(p)
-        memory = int(p) if p else None  # 0: the executor could not tell
-        if c is None and memory is None:
-            continue
-        cpu[i] = "null" if c is None else repr(round(c, 9))
-        peak[i] = "null" if memory is None else str(memory)
-        source[i] = _string(s) if isinstance(s, str) and s in SOURCES else "null"
+        has, c_col, p_col, _, s_col = parts
+    else:  # records of another shape, kept as they were
+        records = [(i, u) for i, u in enumerate(cols["usage"]) if isinstance(u, Mapping)]
+        has = [i for i, _ in records]
+        c_col, p_col, s_col = ([u.get(k) for _, u in records] for k in ("cpu_time", "peak_memory", "source"))
+    c_col, memory = _measured(c_col), [int(x) if x else None for x in _measured(p_col)]  # 0: unknown
+    kept = [k for k, (c, m) in enumerate(zip(c_col, memory, strict=True)) if c is not None or m is not None]
+    c_tok = _rounded([c_col[k] for k in kept])
+    m_tok = fastjson.tokens([memory[k] for k in kept])
+    names = {s: _string(s) for s in set(s_col) if isinstance(s, str) and s in SOURCES}
+    for k, ct, mt in zip(kept, c_tok, m_tok, strict=True):
+        i = has[k]
+        src = s_col[k]
+        cpu[i], peak[i], source[i] = ct, mt, names.get(src, "null") if isinstance(src, str) else "null"
     return cpu, peak, source
 
 
-def _measured(x: Any) -> float | None:
-    """``model.usage._number``: a finite non-negative number, else None."""
-    if isinstance(x, bool) or not isinstance(x, int | float):
+def _measured(col: list[Any]) -> list[float | None]:
+    """``model.usage._number`` of each: a finite non-negative number as a float, else None."""
+    if set(map(type, col)) <= {float, _NONE}:
+        present = [x for x in col if x is not None]
+        if not present or (min(present) >= 0.0 and math.isfinite(max(present))):
+            return col
+    return [_number(x) for x in col]
+
+
+def _number(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) or x < 0:
         return None
-    x = float(x)
-    return x if x - x == 0 and x >= 0.0 else None
+    return float(x)

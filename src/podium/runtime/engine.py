@@ -3,9 +3,10 @@
 ``Engine.run`` creates a run (its header and ``RunCreated`` in one transaction), computes the
 dispatch priorities once (critical path on estimated durations), and hands the run to the one
 ``RunLoop``. ``Engine.resume`` reads the run's view (its snapshot and the events since),
-resets what was interrupted, reloads committed results (checksums verified) and continues. Invariants: a workflow that cannot fit the nodes
-is rejected before any run is written; a run id is owned by one live orchestrator at a time;
-a task with a committed result is never submitted again.
+resets what was interrupted, reloads committed results (checksums verified) and continues.
+Invariants: a workflow that cannot fit the nodes is rejected before any run is written; a run
+id is owned by one live orchestrator at a time; a task with a committed result is never
+submitted again.
 """
 
 from __future__ import annotations

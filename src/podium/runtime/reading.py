@@ -145,4 +145,6 @@ def recorded_pricing(meta: Mapping[str, Any] | None) -> tuple[Objective, dict[st
     o = meta.get("objective") or {}
     objective = Objective(alpha=float(o.get("alpha", 1.0)), beta=float(o.get("beta", 0.0)))
     prices: Mapping[str, Any] = meta.get("prices") or {}
-    return objective, {name: Node(name, Resources(), p) for name, p in prices.items() if isinstance(p, Mapping)}
+    return objective, {
+        name: Node(name, Resources(), p) for name, p in prices.items() if isinstance(p, Mapping)
+    }

@@ -12,12 +12,12 @@ stores what they wrote so far (an executor that can tell, see ``types.LoggingExe
 ``podium logs --follow`` sees it. A log is written after the events of its attempt and a
 failed log write never stops the run (logs are not the run's state).
 
-A store that keeps snapshots (``types.SnapshotStore``) gets one of the view once at least
-``SNAPSHOT_EVENTS`` events were committed since the last (or since this recorder began): after
-the commit of the run's final event, and after a commit ``SNAPSHOT_EVERY`` seconds or more since
-the last (longer when encoding is slow: at most ``1/SNAPSHOT_SHARE`` of the run's time goes to
-them), so readers fold only the events since (``runtime.snapshot``). A shorter log folds about
-as fast as a snapshot is made, so small runs pay nothing. A snapshot that fails to encode or
+A store that keeps snapshots (``types.SnapshotStore``) gets one of the view of a run whose log
+has ``SNAPSHOT_EVENTS`` events or more: after the commit of the run's final event (also of a
+resume), and after a commit ``SNAPSHOT_EVERY`` seconds or more since the last once as many
+events again were committed (longer when encoding is slow: at most ``1/SNAPSHOT_SHARE`` of the
+run's time goes to them), so readers fold only the events since (``runtime.snapshot``). A
+shorter log folds about as fast as a snapshot is made, so small runs pay nothing. A snapshot that fails to encode or
 write never stops the run: the log is the run's state, a snapshot only a shortcut to it.
 
 Invariants: events get consecutive ``seq`` numbers; nothing in a buffer reaches the hooks
@@ -49,7 +49,7 @@ WRITE_RETRIES = (0.05, 0.2, 1.0)
 _NO_DATA: dict[str, Any] = {}  # shared by events without data; never mutated
 #: Seconds between snapshots of a running run's view (see the module docstring).
 SNAPSHOT_EVERY = 10.0
-#: Events since the last snapshot below which none is made.
+#: A log shorter than this gets no snapshot; nor one more often than this many events.
 SNAPSHOT_EVENTS = 50_000
 #: Snapshots take at most about 1/SNAPSHOT_SHARE of a run's time.
 SNAPSHOT_SHARE = 50
@@ -111,12 +111,12 @@ class Recorder:
         if self.logs:
             logs, self.logs = self.logs, []
             self._store_logs(logs)
-        if (
-            self._put_snapshot is not None
-            and self._view.last_seq - self._snapshot_seq >= SNAPSHOT_EVENTS
-            and (events[-1].type in _FINAL or self.clock.monotonic() >= self._snapshot_at)
-        ):
-            self.snapshot()
+        if self._put_snapshot is not None and self._view.last_seq >= SNAPSHOT_EVENTS:
+            if events[-1].type in _FINAL or (
+                self._view.last_seq - self._snapshot_seq >= SNAPSHOT_EVENTS
+                and self.clock.monotonic() >= self._snapshot_at
+            ):
+                self.snapshot()
 
     def snapshot(self) -> None:
         """Hand the store a snapshot of the view as of the last commit (never stops the run)."""
