@@ -19,8 +19,8 @@ from inprocess_cli import cli
 from podium.errors import StoreError
 from podium.runtime import recorder
 from podium.runtime.reading import facts, load_view
-from podium.runtime.snapshot import decode
 from podium.runtime.readmodel import run_document
+from podium.runtime.snapshot import decode
 from podium.runtime.view import fold
 from podium.store import MemoryStore, open_store
 from runlogs import assert_same_view

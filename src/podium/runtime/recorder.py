@@ -17,8 +17,9 @@ has ``SNAPSHOT_EVENTS`` events or more: after the commit of the run's final even
 resume), and after a commit ``SNAPSHOT_EVERY`` seconds or more since the last once as many
 events again were committed (longer when encoding is slow: at most ``1/SNAPSHOT_SHARE`` of the
 run's time goes to them), so readers fold only the events since (``runtime.snapshot``). A
-shorter log folds about as fast as a snapshot is made, so small runs pay nothing. A snapshot that fails to encode or
-write never stops the run: the log is the run's state, a snapshot only a shortcut to it.
+shorter log folds about as fast as a snapshot is made, so small runs pay nothing. A snapshot
+that fails to encode or write never stops the run: the log is the run's state, a snapshot only
+a shortcut to it.
 
 Invariants: events get consecutive ``seq`` numbers; nothing in a buffer reaches the hooks
 before it is committed; a failed commit leaves the buffer as it was.
@@ -111,12 +112,18 @@ class Recorder:
         if self.logs:
             logs, self.logs = self.logs, []
             self._store_logs(logs)
-        if self._put_snapshot is not None and self._view.last_seq >= SNAPSHOT_EVENTS:
-            if events[-1].type in _FINAL or (
-                self._view.last_seq - self._snapshot_seq >= SNAPSHOT_EVENTS
-                and self.clock.monotonic() >= self._snapshot_at
-            ):
-                self.snapshot()
+        if (
+            self._put_snapshot is not None
+            and self._view.last_seq >= SNAPSHOT_EVENTS
+            and (
+                events[-1].type in _FINAL
+                or (
+                    self._view.last_seq - self._snapshot_seq >= SNAPSHOT_EVENTS
+                    and self.clock.monotonic() >= self._snapshot_at
+                )
+            )
+        ):
+            self.snapshot()
 
     def snapshot(self) -> None:
         """Hand the store a snapshot of the view as of the last commit (never stops the run)."""
