@@ -82,6 +82,10 @@ def test_show_json_of_a_finished_run_is_read_from_its_snapshot_and_says_what_the
     assert got.pop("artifacts") == [] and got.pop("attention") == []
     assert got == json.loads(json.dumps(want, default=str))
     assert [t["task_id"] for t in got["tasks"]][:3] == ["items", "sq", "sq[0]"]
+    code, out, err = cli(["runs", "--store", str(db), "--json"], tmp_path)  # totals from its columns
+    assert code == 0, err
+    (listed,) = json.loads(out)
+    assert listed == {k: v for k, v in got.items() if k != "tasks"}
     code, out, err = cli(["resume", "s1", "--store", str(db)], tmp_path)
     assert code == 0, err
     assert "already succeeded: nothing to resume" in out

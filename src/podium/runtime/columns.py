@@ -29,10 +29,9 @@ from podium import fastjson
 from podium.model import states as st
 from podium.model.events import RunRecord
 from podium.model.usage import SOURCES
-from podium.runtime.reading import recorded_pricing
 from podium.runtime.readmodel import RunTotals, error_object, run_object, split_item
 from podium.runtime.snapshot import SnapshotError, columns
-from podium.runtime.summary import per_hour
+from podium.runtime.summary import per_hour, recorded_pricing
 from podium.types import SnapshotStore, Store
 
 #: Task objects per chunk of ``task_chunks``.

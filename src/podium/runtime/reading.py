@@ -15,17 +15,17 @@ needed and may be gone).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import NamedTuple
 
-from podium.model.cluster import Node
 from podium.model.events import Event, RunRecord
-from podium.model.resources import Resources
 from podium.model.usage import Usage, record_usage
-from podium.model.workflow import Objective, Workflow
+from podium.model.workflow import Workflow
+from podium.runtime import columns
+from podium.runtime.columns import read_columns
 from podium.runtime.readmodel import RunTotals, TaskFacts
 from podium.runtime.snapshot import SnapshotError, decode
-from podium.runtime.summary import Summary, summarize
+from podium.runtime.summary import Summary, recorded_pricing, summarize
 from podium.runtime.view import RunView, TaskView, fold
 from podium.types import SnapshotStore, Store
 
@@ -47,8 +47,15 @@ def read_run(store: Store, run_id: str) -> RunFacts:
 
 
 def read_runs(store: Store, limit: int) -> list[tuple[RunRecord, RunTotals]]:
-    """The newest ``limit`` runs (newest first): header and totals."""
-    return [(record, totals(load_view(store, record.run_id))) for record in store.list_runs(limit)]
+    """The newest ``limit`` runs (newest first): header and totals (of a run whose snapshot holds
+    its whole log, from the snapshot's columns without making its view)."""
+    out = []
+    for record in store.list_runs(limit):
+        cols = read_columns(store, record.run_id)
+        out.append(
+            (record, columns.totals(cols) if cols is not None else totals(load_view(store, record.run_id)))
+        )
+    return out
 
 
 def load_view(store: Store, run_id: str) -> RunView:
@@ -136,15 +143,3 @@ def view_summary(view: RunView) -> Summary:
     """T, R and F of a run read back from the store, at the prices and objective it recorded."""
     objective, nodes = recorded_pricing(view.meta)
     return summarize(view, Workflow("run", {}, objective=objective), nodes)
-
-
-def recorded_pricing(meta: Mapping[str, Any] | None) -> tuple[Objective, dict[str, Node]]:
-    """The objective and the nodes' prices a run recorded when it started (``RunCreated``,
-    ``RunStarted``)."""
-    meta = meta or {}
-    o = meta.get("objective") or {}
-    objective = Objective(alpha=float(o.get("alpha", 1.0)), beta=float(o.get("beta", 0.0)))
-    prices: Mapping[str, Any] = meta.get("prices") or {}
-    return objective, {
-        name: Node(name, Resources(), p) for name, p in prices.items() if isinstance(p, Mapping)
-    }

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from podium.model.cluster import DEFAULT_PRICES, Node
-from podium.model.workflow import Workflow
+from podium.model.resources import Resources
+from podium.model.workflow import Objective, Workflow
 from podium.runtime.view import RunView
 
 _GIB = 1024.0**3
@@ -61,3 +63,15 @@ def summarize(view: RunView, wf: Workflow, nodes: Mapping[str, Node]) -> Summary
             cost += rate * t.busy / 3600.0
     o = wf.objective
     return Summary(makespan, cost, o.alpha * makespan + o.beta * cost, o.alpha, o.beta, wall)
+
+
+def recorded_pricing(meta: Mapping[str, Any] | None) -> tuple[Objective, dict[str, Node]]:
+    """The objective and the nodes' prices a run recorded when it started (``RunCreated``,
+    ``RunStarted``)."""
+    meta = meta or {}
+    o = meta.get("objective") or {}
+    objective = Objective(alpha=float(o.get("alpha", 1.0)), beta=float(o.get("beta", 0.0)))
+    prices: Mapping[str, Any] = meta.get("prices") or {}
+    return objective, {
+        name: Node(name, Resources(), p) for name, p in prices.items() if isinstance(p, Mapping)
+    }
