@@ -25,7 +25,7 @@ from itertools import chain, repeat
 from operator import add, mul, truediv
 from typing import Any
 
-from podium import fastjson
+from podium.fastjson import tokens
 from podium.model import states as st
 from podium.model.events import RunRecord
 from podium.model.usage import SOURCES
@@ -164,11 +164,11 @@ def task_chunks(cols: dict[str, Any]) -> Iterator[str]:
             "name": name_tok[lo:hi],
             "map_index": index_tok[lo:hi],
             "status": state[lo:hi],
-            "attempts": fastjson.tokens(cols["attempt"][lo:hi]),
+            "attempts": tokens(cols["attempt"][lo:hi]),
             "node": node[lo:hi],
-            "queued_at": fastjson.tokens(cols["queued_at"][lo:hi]),
-            "started_at": fastjson.tokens(cols["started_at"][lo:hi]),
-            "finished_at": fastjson.tokens(cols["finished_at"][lo:hi]),
+            "queued_at": tokens(cols["queued_at"][lo:hi]),
+            "started_at": tokens(cols["started_at"][lo:hi]),
+            "finished_at": tokens(cols["finished_at"][lo:hi]),
             "duration": _rounded(cols["duration"][lo:hi]),
             "estimate": "null" if no_estimates else _rounded([_as_float(x) for x in est[lo:hi]]),
             "resources": resources[lo:hi],
@@ -252,11 +252,11 @@ def _tokens(col: list[Any]) -> list[str]:
 def _rounded(col: list[Any]) -> list[str]:
     """``readmodel._num``: finite numbers rounded to 9 decimals, else null."""
     if None not in col and set(map(type, col)) <= {float, int} and all(map(math.isfinite, col)):
-        return fastjson.tokens(list(map(round, map(float, col), repeat(9))))
+        return tokens(list(map(round, map(float, col), repeat(9))))
     return [
         "null"
         if x is None or isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x)
-        else fastjson.tokens([round(float(x), 9)])[0]
+        else tokens([round(float(x), 9)])[0]
         for x in col
     ]
 
@@ -285,7 +285,7 @@ def _usage(cols: dict[str, Any], n: int) -> tuple[list[str], list[str], list[str
     c_col, memory = _measured(c_col), [int(x) if x else None for x in _measured(p_col)]  # 0: unknown
     kept = [k for k, (c, m) in enumerate(zip(c_col, memory, strict=True)) if c is not None or m is not None]
     c_tok = _rounded([c_col[k] for k in kept])
-    m_tok = fastjson.tokens([memory[k] for k in kept])
+    m_tok = tokens([memory[k] for k in kept])
     names = {s: _string(s) for s in set(s_col) if isinstance(s, str) and s in SOURCES}
     for k, ct, mt in zip(kept, c_tok, m_tok, strict=True):
         i = has[k]

@@ -30,7 +30,8 @@ import re
 from operator import attrgetter, itemgetter
 from typing import Any
 
-from podium import fastjson
+from podium.fastjson import dumps as json_dumps
+from podium.fastjson import loads as json_loads
 from podium.runtime.view import RunView, TaskView
 
 FORMAT = "podium.snapshot/1"
@@ -90,7 +91,7 @@ def encode(view: RunView) -> bytes:
         "values": [by_key[k] for k in distinct],
         "codes": _same(list(map(code.__getitem__, keys))),
     }
-    return fastjson.dumps(doc, default=_unknown)
+    return json_dumps(doc, default=_unknown)
 
 
 def _same(col: list[Any]) -> Any:
@@ -192,7 +193,7 @@ def columns(data: bytes) -> dict[str, Any]:
     per task (None where a task has none), or, when they were kept as lists, ``usage`` None and
     ``usage_parts``: ``(indices, cpu_time, peak_memory, wall_time, source)``."""
     try:
-        doc = fastjson.loads(data)
+        doc = json_loads(data)
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise SnapshotError(f"not a {FORMAT} snapshot")
         return _columns(doc)
