@@ -11,7 +11,8 @@ import math
 
 import pytest
 
-from podium.model.events import RunRecord
+from podium.model.events import Event, RunRecord
+from podium.runtime import columns as runtime_columns
 from podium.runtime.columns import document_text, read_columns, totals
 from podium.runtime.reading import totals as view_totals
 from podium.runtime.reading import view_facts
@@ -24,6 +25,26 @@ from runlogs import random_log
 RECORD = RunRecord("r1", "w", "succeeded", 1.0, 2.0, {"token": "s3cret-value", "n": 3})
 
 
+def _with_map(events: list[Event], n: int) -> list[Event]:
+    """``events`` with a map of ``n`` items that all ran (before the run's final event, if any)."""
+    end = events[-1] if events[-1].task_id is None and events[-1].type.startswith("Run") else None
+    body = events[:-1] if end is not None and end.type != "RunStarted" else events
+    if body[-1].type in ("RunSucceeded", "RunFailed", "RunCancelled") or body[-1].type == "RunCreated":
+        return events
+    out = list(body)
+    ts = out[-1].ts
+
+    def add(typ: str, tid: str, attempt: int = 0, data: dict | None = None) -> None:  # type: ignore[type-arg]
+        out.append(Event(len(out) + 1, typ, tid, attempt, ts + len(out) * 0.001, data or {}))
+
+    add("TaskExpanded", "bigmap", 0, {"count": n})
+    for i in range(n):
+        add("TaskQueued", f"bigmap[{i}]")
+        add("TaskStarted", f"bigmap[{i}]", 1, {"node": "n1", "res": {"cpu": 1.0}})
+        add("TaskSucceeded", f"bigmap[{i}]", 1, {"duration": 0.125 + i / 7})
+    return out
+
+
 def _same_totals(got, want) -> None:  # type: ignore[no-untyped-def]
     for f in got._fields:
         a, b = getattr(got, f), getattr(want, f)
@@ -34,8 +55,14 @@ def _same_totals(got, want) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("seed", range(60))
-def test_totals_and_json_from_columns_are_those_of_the_view(seed: int) -> None:
+@pytest.mark.parametrize("chunk", [5000, 3, 1])
+def test_totals_and_json_from_columns_are_those_of_the_view(
+    seed: int, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime_columns, "CHUNK", chunk)  # pieces of every size, runs cut anywhere
     events = random_log(seed, tasks=1 + seed % 25)
+    if seed % 3 == 0:  # a long map whose items ran in order: runs of items in the snapshot
+        events = _with_map(events, 40)
     view = fold(events)
     cols = columns(encode(view))
     _same_totals(totals(cols), view_totals(view))

@@ -69,8 +69,9 @@ def totals(cols: dict[str, Any]) -> RunTotals:
     rates = {p: per_hour(res[p // width], nodes.get(nodes_of[p % width] or "")) for p in set(pairs)}
     rate = list(map(rates.__getitem__, pairs))
     for i, ranks in cols["ranks"]:  # a gang: every worker holds the resources on its node
-        if ranks and cols["resources"][i]:
-            rate[i] = sum(per_hour(cols["resources"][i], nodes.get(str(n))) for n, _ in ranks)
+        held = res[cols["resources_codes"][i]]
+        if ranks and held:
+            rate[i] = sum(per_hour(held, nodes.get(str(n))) for n, _ in ranks)
     # summed in task order, as ``summary.summarize`` does (tasks that held nothing add 0.0)
     cost = sum(map(truediv, map(mul, rate, cols["busy"]), repeat(3600.0)), 0.0)
     start, end = run["started_at"], run["finished_at"]
@@ -94,7 +95,9 @@ def totals(cols: dict[str, Any]) -> RunTotals:
 def _counts(cols: dict[str, Any]) -> dict[str, int]:
     """``RunView.counts``: tasks per state, map items without an event yet counted pending."""
     out = dict.fromkeys(st.TASK_STATES, 0)
-    out.update(Counter(cols["state"]))
+    names = cols["state_values"]
+    for code, count in Counter(cols["state_codes"]).items():
+        out[names[code]] = out.get(names[code], 0) + count
     ids = cols["ids"]
     parents = [(i, c) for i, c in cols["children"] if c]
     expected = sum(c for _, c in parents)
@@ -110,7 +113,9 @@ def document_text(record: RunRecord, cols: dict[str, Any], extra: Mapping[str, A
     yield head[:-1] + ',"tasks":['
     first = True
     for chunk in task_chunks(cols):
-        yield chunk if first else "," + chunk
+        if not first:
+            yield ","
+        yield chunk
         first = False
     yield "]"
     for k, v in extra.items():
@@ -144,25 +149,34 @@ _FIELDS = (
 
 
 def task_chunks(cols: dict[str, Any]) -> Iterator[str]:
-    """The task objects of ``show --json`` as compact JSON text, ``CHUNK`` tasks a piece.
+    """The task objects of ``show --json`` as compact JSON text, at most ``CHUNK`` tasks a piece.
 
     Each field becomes a list of JSON texts for the chunk (numbers formatted in one call, see
     ``fastjson.tokens``), or one text when it is the same for every task of the chunk (then it
-    joins the constant text around it); the tasks are then one ``join`` of the pieces."""
+    joins the constant text around it); the tasks are then one ``join`` of the pieces. A chunk of
+    one run of map items ``name[k]`` writes each id as its index between constant texts."""
     n = cols["n"]
-    id_tok, name_tok, index_tok = _id_tokens(cols["id_runs"])
-    state, node = _tokens(cols["state"]), _tokens(cols["node"])
-    resources = _resources(cols["resources"])
+    state = _coded(cols, "state", _string)
+    node = _coded(cols, "node", _string)
+    resources = _coded(
+        cols, "resources", lambda r: _json({k: v for k, v in r.items() if isinstance(v, int | float)})
+    )
     cpu, peak, source = _usage(cols, n)
     est = cols["est"]
     no_estimates = est.count(None) == n
     sparse = {f: dict(_sparse_tokens(f, cols[f])) for f in ("cached", "skip_reason", "children", "error")}
-    for lo in range(0, n, CHUNK):
-        hi = min(n, lo + CHUNK)
+    for lo, hi, run in _segments(cols["id_runs"]):
+        fields: dict[str, str | list[str]]
+        if run is None:
+            ids, names, indices = _id_tokens(cols["ids"][lo:hi])
+            fields = {"task_id": ids, "name": names, "map_index": indices}
+        else:
+            name, k = run
+            quoted = _string(name)
+            index = list(map(str, range(k + lo, k + hi)))  # item ``name[k+i]``: its id's text is the
+            fields = {"task_id": index, "name": quoted, "map_index": index}  # name's with [index]
         values: dict[str, str | list[str]] = {
-            "task_id": id_tok[lo:hi],
-            "name": name_tok[lo:hi],
-            "map_index": index_tok[lo:hi],
+            **fields,
             "status": state[lo:hi],
             "attempts": tokens(cols["attempt"][lo:hi]),
             "node": node[lo:hi],
@@ -180,15 +194,56 @@ def task_chunks(cols: dict[str, Any]) -> Iterator[str]:
             "children": _plain(sparse["children"], lo, hi, "null"),
             "error": _plain(sparse["error"], lo, hi, "null"),
         }
-        yield _join(values, hi - lo)
+        yield _join(values, hi - lo, None if run is None else _string(run[0])[:-1] + "[")
 
 
-def _join(values: dict[str, str | list[str]], m: int) -> str:
-    """The chunk's task objects, separated by commas."""
+def _segments(runs: list[Any]) -> Iterator[tuple[int, int, tuple[str, int] | None]]:
+    """``(lo, hi, run)``: tasks ``lo`` to ``hi``, at most ``CHUNK`` of them, all of one run of map
+    items (``run``: its name, and the index of the task at position ``p`` is ``run[1] + p``) or
+    none of them in a run (``run`` None)."""
+    at = 0
+    loose = at  # start of ids not in a run, not yet given out
+    for r in runs:
+        if type(r) is str:
+            at += 1
+            if at - loose == CHUNK:
+                yield loose, at, None
+                loose = at
+            continue
+        if at > loose:
+            yield loose, at, None
+        name, k, m = r
+        for lo in range(0, m, CHUNK):
+            hi = min(m, lo + CHUNK)
+            yield at + lo, at + hi, (name, k - at)
+        at += m
+        loose = at
+    if at > loose:
+        yield loose, at, None
+
+
+def _amounts(resources: Mapping[str, Any]) -> str:
+    """``readmodel.task_object``'s resources: the numeric amounts."""
+    return _json({k: v for k, v in resources.items() if isinstance(v, int | float)})
+
+
+def _coded(cols: dict[str, Any], f: str, text: Any) -> list[str]:
+    """JSON text of each task's value of an interned column: one encoding per distinct value."""
+    texts = ["null" if v is None else text(v) for v in cols[f + "_values"]]
+    return list(map(texts.__getitem__, cols[f + "_codes"]))
+
+
+def _join(values: dict[str, str | list[str]], m: int, item: str | None = None) -> str:
+    """The chunk's task objects, separated by commas; with ``item`` (the JSON text of a map's
+    name up to its ``[``), ``task_id`` holds indices, each written as ``item + index + ']"'``."""
     pieces: list[Any] = []
     text = ""
     for before, field in _FIELDS:
         v = values[field]
+        if item is not None and field == "task_id":
+            pieces += [repeat(text + before + item), v]
+            text = ']"'
+            continue
         if isinstance(v, list) and v.count(v[0]) == m:  # the same for every task: constant text
             v = v[0]
         if isinstance(v, str):
@@ -197,6 +252,8 @@ def _join(values: dict[str, str | list[str]], m: int) -> str:
         pieces += [repeat(text + before), v]
         text = ""
     pieces.append(repeat(text + "},"))
+    if len(pieces) == 1:  # every field the same (one task): no list to end the zip
+        return ",".join([text + "}"] * m)
     return "".join(chain.from_iterable(zip(*pieces, strict=False)))[:-1]  # repeat() never ends
 
 
@@ -221,32 +278,15 @@ def _json(v: Any) -> str:
     return json.dumps(v, default=str, separators=(",", ":"))
 
 
-def _id_tokens(runs: list[Any]) -> tuple[list[str], list[str], list[str]]:
-    """The ``task_id``, ``name`` and ``map_index`` tokens of every task, from the snapshot's ids
-    (runs of map items as ``[name, first index, count]``: made without parsing an id)."""
-    ids: list[str] = []
-    names: list[str] = []
-    indices: list[str] = []
-    for r in runs:
-        if type(r) is str:
-            name, index = split_item(r)
-            ids.append(_string(r))
-            names.append(_string(name))
-            indices.append("null" if index is None else str(index))
-            continue
-        name, k, m = r
-        quoted = _string(name)
-        fmt = quoted[:-1].replace("%", "%%") + '[%d]"'  # the id's JSON text: the name's, then [k]
-        ids += map(fmt.__mod__, range(k, k + m))
-        names += repeat(quoted, m)
-        indices += map(str, range(k, k + m))
-    return ids, names, indices
-
-
-def _tokens(col: list[Any]) -> list[str]:
-    """JSON text of a column of few distinct strings (None as null): one encoding each."""
-    memo = {v: "null" if v is None else _string(v) for v in set(col)}
-    return list(map(memo.__getitem__, col))
+def _id_tokens(ids: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """The ``task_id``, ``name`` and ``map_index`` texts of task ids (``readmodel.split_item``)."""
+    out: tuple[list[str], list[str], list[str]] = ([], [], [])
+    for tid in ids:
+        name, index = split_item(tid)
+        out[0].append(_string(tid))
+        out[1].append(_string(name))
+        out[2].append("null" if index is None else str(index))
+    return out
 
 
 def _rounded(col: list[Any]) -> list[str]:
@@ -263,13 +303,6 @@ def _rounded(col: list[Any]) -> list[str]:
 
 def _as_float(x: Any) -> float | None:
     return float(x) if isinstance(x, int | float) else None
-
-
-def _resources(col: list[Any]) -> list[str]:
-    memo: dict[int, str] = {}
-    for r in {id(r): r for r in col}.values():
-        memo[id(r)] = _json({k: v for k, v in (r or {}).items() if isinstance(v, int | float)})
-    return [memo[i] for i in map(id, col)]
 
 
 def _usage(cols: dict[str, Any], n: int) -> tuple[list[str], list[str], list[str]]:

@@ -188,7 +188,8 @@ def _usage(col: list[Any]) -> dict[str, Any]:
 # -- decoding ---------------------------------------------------------------------------------
 def columns(data: bytes) -> dict[str, Any]:
     """The snapshot's columns, checked: ``n``, ``ids`` (and ``id_runs``: the ids with runs of map
-    items as ``[name, first index, count]``), ``run`` (the run's fields), one list per
+    items as ``[name, first index, count]``), ``run`` (the run's fields), the interned columns
+    as ``<field>_codes`` and ``<field>_values`` (``picked`` makes the plain list), one list per
     task field (sparse fields as ``[index, value]`` pairs), and the usage records: ``usage``, one
     per task (None where a task has none), or, when they were kept as lists, ``usage`` None and
     ``usage_parts``: ``(indices, cpu_time, peak_memory, wall_time, source)``."""
@@ -260,6 +261,7 @@ def _view(cols: dict[str, Any]) -> RunView:
         for i, r in zip(has, zip(*fields, strict=True), strict=True):
             usage[i] = dict(zip(USAGE, r, strict=True))
         cols = {**cols, "usage": usage}
+    cols = {**cols, **{f: picked(cols, f) for f in (*STRINGS, "resources")}}
     view = RunView()
     run = cols["run"]
     for f in (*_RUN_FIELDS, *_RUN_TIMES):
@@ -285,6 +287,11 @@ def _unsame(col: Any, n: int) -> Any:
     return col
 
 
+def picked(cols: dict[str, Any], f: str) -> list[Any]:
+    """Each task's value of an interned column (``state``, ``node``, ``resources``)."""
+    return list(map(cols[f + "_values"].__getitem__, cols[f + "_codes"]))
+
+
 def _codes(values: list[Any], codes: Any, n: int) -> list[int]:
     codes = _unsame(codes, n)
     if not isinstance(codes, list) or len(codes) != n or not set(map(type, codes)) <= {int}:
@@ -295,13 +302,12 @@ def _codes(values: list[Any], codes: Any, n: int) -> list[int]:
 
 
 def _uninterned(out: dict[str, Any], f: str, doc: Any, n: int, kind: tuple[type, ...]) -> None:
-    """``out[f]``: the column; ``out[f + "_codes"]`` and ``out[f + "_values"]``: as interned."""
+    """``out[f + "_codes"]`` and ``out[f + "_values"]``: the column as interned (``picked``)."""
     values = doc["values"]
     if not isinstance(values, list) or not all(type(v) in kind for v in values):
         raise SnapshotError(f"column {f!r} holds a value of another type")
-    codes = out[f + "_codes"] = _codes(values, doc["codes"], n)
+    out[f + "_codes"] = _codes(values, doc["codes"], n)
     out[f + "_values"] = values
-    out[f] = list(map(values.__getitem__, codes))
 
 
 def _unusage(doc: Any, n: int) -> tuple[list[Any] | None, Any]:
