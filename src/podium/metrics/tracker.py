@@ -2,8 +2,9 @@
 
 The engine calls a hook after each committed append with the batch and the run's view, on the
 thread doing the loop's turn. The tracker counts the batch there and then, into counters of
-its own (per task label: a few integer increments per event; queue waits and round trips into
-histograms it owns), without a lock and without keeping any event: a batch kept for later
+its own (per task label: a few integer increments per event; durations, queue waits and round
+trips appended to the pending values of histograms it owns, binned by a scrape or every
+``FOLD_EVERY`` events), without a lock and without keeping any event: a batch kept for later
 outlives the garbage collector's young generation and makes its full collections come sooner,
 which costs a run more than counting does. Whatever the view already knows is read from it at
 scrape time instead: tasks by state, resources held per node, and the cost, priced exactly as
@@ -28,7 +29,6 @@ its cost then moves into ``podium_cost_total`` (which stays monotonic).
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from podium.metrics.state import MetricState
     from podium.model.events import Event
 
+#: Events a hook counts between two folds of its histograms' pending values (a run nobody
+#: scrapes keeps at most this many floats of each histogram waiting).
+FOLD_EVERY = 1 << 16
 #: Task labels per workflow; further task names are counted under ``OTHER``.
 MAX_TASK_LABELS = 200
 OTHER = "_other"
@@ -80,6 +83,8 @@ class RunTracker:
         # this run's counts not yet in the hub's (a scrape adds them while the run is live)
         self.labels: dict[str, TaskStats] = {}  # task label -> its counts
         self.waits = Histogram(DURATION_BUCKETS)  # queue waits
+        self._waits = self.waits.pending.append
+        self._events = 0  # counted since the last ``_fold``
         self.trips = Histogram(DURATION_BUCKETS)  # round trips of attempts that did not succeed
         self._stats: dict[str, TaskStats] = {}  # task name -> the counts of its label (in ``labels``)
         self._rates: dict[tuple[int, str], tuple[Mapping[str, float], float]] = {}
@@ -98,8 +103,7 @@ class RunTracker:
                 if self.retired:
                     self.settle()
         stats, new_stats, queued = self._stats, self._new_stats, self._queued
-        wait = self.waits
-        bounds, counts = wait.bounds, wait.counts
+        waits = self._waits
         for e in events:
             typ, tid = e[1], e[2]
             if tid is None:
@@ -114,23 +118,21 @@ class RunTracker:
                 t.started += 1
                 since = queued.pop(tid, None)
                 if since is not None:
-                    waited = e[4] - since
-                    waited = waited if waited > 0.0 else 0.0
-                    counts[bisect_left(bounds, waited)] += 1
-                    wait.total += waited
+                    waits(e[4] - since)  # a wait below 0 (clocks) counts as 0: see ``fold``
             elif typ == _SUCCEEDED:
                 t.succeeded += 1
                 data = e[5]
                 d = data.get("duration")
                 if d is not None:  # an attempt ended (a cache hit or a map has none)
-                    t.ok += 1
-                    h = t.durations
-                    h.counts[bisect_left(h.bounds, d)] += 1
-                    h.total += d
+                    t.durs.append(d)
                     if USAGE_KEY in data:
                         self._usage(tid, t, data, d)
             else:
                 self._other(typ, tid, e[5], t)
+        self._events += len(events)
+        if self._events > FOLD_EVERY:  # bound what waits in the histograms' pending values
+            with self.hub.lock:
+                self._fold()
         if not self.live:
             with self.hub.lock:
                 if view is not None and view.finished_at is None:
@@ -138,6 +140,15 @@ class RunTracker:
                 else:
                     self.hub.live.pop(self.run_id, None)  # its counts now wait in ``retired``
                     self.retire()
+
+    def _fold(self) -> None:
+        """Bin this run's pending observations (the caller holds the hub's lock)."""
+        self._events = 0
+        self.waits.fold()
+        self.trips.fold()
+        for t in list(self.labels.values()):
+            t.durations.fold()
+        self.hub.fold()
 
     def _begin(self, view: Any) -> None:
         self.workflow = str((view.meta or {}).get("workflow") or "") or "-"
