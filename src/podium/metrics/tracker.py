@@ -86,7 +86,7 @@ class RunTracker:
         self._waits = self.waits.pending.append
         self._events = 0  # counted since the last ``_fold``
         self.trips = Histogram(DURATION_BUCKETS)  # round trips of attempts that did not succeed
-        self._stats: dict[str, TaskStats] = {}  # task name -> the counts of its label (in ``labels``)
+        self._stats: dict[str, TaskStats] = {}  # task id -> the counts of its label (in ``labels``)
         self._rates: dict[tuple[int, str], tuple[Mapping[str, float], float]] = {}
         self.counted: dict[str, float] = {}  # cost by node already in ``podium_cost_total``
         self.retired = False  # in ``hub.retired``: ended, counts and cost not yet in the hub's
@@ -109,8 +109,7 @@ class RunTracker:
             if tid is None:
                 self._run_event(typ, e[5], e[4])
                 continue
-            name = tid if tid[-1] != "]" else tid[: tid.index("[")]
-            t = stats.get(name) or new_stats(name)
+            t = stats.get(tid) or new_stats(tid)
             if typ == _QUEUED:
                 t.queued += 1
                 queued[tid] = e[4]
@@ -157,8 +156,10 @@ class RunTracker:
             hub.histogram(hub.queue_waits, (self.workflow,), DURATION_BUCKETS)
             self._admitted = hub.task_labels.setdefault(self.workflow, set())
 
-    def _new_stats(self, name: str) -> TaskStats:
-        """The counts of task ``name``: its own while the workflow has room for another label."""
+    def _new_stats(self, tid: str) -> TaskStats:
+        """The counts of task ``tid``'s name: its own while the workflow has room for another
+        label. Remembered by task id (at most ``FOLD_EVERY`` ids: a map's items come and go)."""
+        name = tid if tid[-1] != "]" else tid[: tid.index("[")]
         admitted = self._admitted
         if name not in admitted and len(admitted) < MAX_TASK_LABELS:
             with self.hub.lock:  # the labels are the hub's: runs of one workflow share them
@@ -168,7 +169,10 @@ class RunTracker:
         t = self.labels.get(label)
         if t is None:
             t = self.labels[label] = TaskStats(label)
-        self._stats[name] = t  # this run's names only: forgotten when its counts reach the hub
+        stats = self._stats  # this run's ids only: forgotten when its counts reach the hub
+        if len(stats) >= FOLD_EVERY:
+            stats.clear()
+        stats[tid] = t
         return t
 
     def _other(self, typ: str, tid: str, data: Any, t: TaskStats) -> None:
