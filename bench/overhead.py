@@ -14,7 +14,7 @@ of garbage left by earlier runs would otherwise land in one run or another by ch
 Usage: ``python bench/overhead.py [--repeat 3] [--only chain-1000] [--metrics]``.
 
 ``--metrics`` also runs Podium with Prometheus metrics on (hook, metered store and executor, a
-``/metrics`` server up) in pairs with the runs without (``--repeat`` pairs, 9 by default, times
+``/metrics`` server up) in pairs with the runs without (``--repeat`` pairs, 15 by default, times
 10,000 over the workload's tasks: each workload gets about as much run time; in each pair the
 two runs follow each other, the one with metrics first every other pair), and prints both ratios
 against Dask and the change. The change is the median over the pairs of (time with metrics /
@@ -126,11 +126,11 @@ def run_dask(graph: dict[str, list[str]], workers: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, help="Runs of each (default 3; 9 pairs with --metrics).")
+    ap.add_argument("--repeat", type=int, help="Runs (default 3; --metrics: 15 pairs, more if small).")
     ap.add_argument("--only", choices=sorted(WORKLOADS), action="append")
     ap.add_argument("--metrics", action="store_true", help="Also run with Prometheus metrics on.")
     args = ap.parse_args(argv)
-    repeat = args.repeat or (9 if args.metrics else 3)
+    repeat = args.repeat or (15 if args.metrics else 3)
     node = detect_node()
     workers = max(1, int(node.capacity.cpu))
     executor = LocalExecutor([node])
