@@ -3,8 +3,8 @@
 The engine calls a hook after each committed append with the batch and the run's view, on the
 thread doing the loop's turn. The tracker counts the batch there and then, into counters of
 its own (per task label: a few integer increments per event; durations, queue waits and round
-trips appended to the pending values of histograms it owns, binned by a scrape or every
-``FOLD_EVERY`` events), without a lock and without keeping any event: a batch kept for later
+trips appended to the pending values of histograms it owns, binned by a scrape or when the
+hook has seen ``FOLD_EVERY`` task ids), without a lock and without keeping any event: a batch kept for later
 outlives the garbage collector's young generation and makes its full collections come sooner,
 which costs a run more than counting does. Whatever the view already knows is read from it at
 scrape time instead: tasks by state, resources held per node, and the cost, priced exactly as
@@ -43,8 +43,8 @@ if TYPE_CHECKING:
     from podium.metrics.state import MetricState
     from podium.model.events import Event
 
-#: Events a hook counts between two folds of its histograms' pending values (a run nobody
-#: scrapes keeps at most this many floats of each histogram waiting).
+#: Task ids a hook remembers; past that it forgets them and bins its histograms' pending
+#: values (a run nobody scrapes keeps about this many floats of each histogram waiting).
 FOLD_EVERY = 1 << 16
 #: Task labels per workflow; further task names are counted under ``OTHER``.
 MAX_TASK_LABELS = 200
@@ -84,7 +84,6 @@ class RunTracker:
         self.labels: dict[str, TaskStats] = {}  # task label -> its counts
         self.waits = Histogram(DURATION_BUCKETS)  # queue waits
         self._waits = self.waits.pending.append
-        self._events = 0  # counted since the last ``_fold``
         self.trips = Histogram(DURATION_BUCKETS)  # round trips of attempts that did not succeed
         self._stats: dict[str, TaskStats] = {}  # task id -> the counts of its label (in ``labels``)
         self._rates: dict[tuple[int, str], tuple[Mapping[str, float], float]] = {}
@@ -128,10 +127,6 @@ class RunTracker:
                         self._usage(tid, t, data, d)
             else:
                 self._other(typ, tid, e[5], t)
-        self._events += len(events)
-        if self._events > FOLD_EVERY:  # bound what waits in the histograms' pending values
-            with self.hub.lock:
-                self._fold()
         if not self.live:
             with self.hub.lock:
                 if view is not None and view.finished_at is None:
@@ -142,7 +137,6 @@ class RunTracker:
 
     def _fold(self) -> None:
         """Bin this run's pending observations (the caller holds the hub's lock)."""
-        self._events = 0
         self.waits.fold()
         self.trips.fold()
         for t in list(self.labels.values()):
@@ -158,7 +152,9 @@ class RunTracker:
 
     def _new_stats(self, tid: str) -> TaskStats:
         """The counts of task ``tid``'s name: its own while the workflow has room for another
-        label. Remembered by task id (at most ``FOLD_EVERY`` ids: a map's items come and go)."""
+        label. Remembered by task id, for at most ``FOLD_EVERY`` ids (a map's items come and
+        go); when that many are remembered, they are forgotten and the histograms are binned,
+        so a run nobody scrapes keeps a bounded number of pending observations."""
         name = tid if tid[-1] != "]" else tid[: tid.index("[")]
         admitted = self._admitted
         if name not in admitted and len(admitted) < MAX_TASK_LABELS:
@@ -172,6 +168,8 @@ class RunTracker:
         stats = self._stats  # this run's ids only: forgotten when its counts reach the hub
         if len(stats) >= FOLD_EVERY:
             stats.clear()
+            with self.hub.lock:
+                self._fold()
         stats[tid] = t
         return t
 
@@ -188,6 +186,9 @@ class RunTracker:
             outcome = _OUTCOME.get(typ, kind)
             t.kinds[outcome] = t.kinds.get(outcome, 0) + 1
             self.trips.observe(d)  # succeeded attempts are in their task's durations
+            if len(self.trips.pending) > FOLD_EVERY:  # retries of the same few ids
+                with self.hub.lock:
+                    self._fold()
             if USAGE_KEY in data:
                 self._usage(tid, t, data, d)
 
