@@ -2,9 +2,10 @@
 
 The bottom of the metrics package: ``RunTracker`` and the Store/Executor wrappers write here,
 ``MetricsHub`` reads it for scrapes. Invariants: every write of a ``MetricState`` happens under
-``lock`` (a live run's own ``TaskStats`` and ``Histogram``s are written by its hook alone and
-added in by a scrape); keys are label tuples in the catalog's label order; nothing here formats
-or does I/O.
+``lock`` but a histogram's ``observe`` (an append to its pending values: the store wrapper's
+latencies), and a live run's own ``TaskStats`` and ``Histogram``s are written by its hook alone
+and added in by a scrape; pending observations are binned (``Histogram.fold``) only under
+``lock``; keys are label tuples in the catalog's label order; nothing here formats or does I/O.
 """
 
 from __future__ import annotations

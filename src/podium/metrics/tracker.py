@@ -4,17 +4,18 @@ The engine calls a hook after each committed append with the batch and the run's
 thread doing the loop's turn. The tracker counts the batch there and then, into counters of
 its own (per task label: a few integer increments per event; durations, queue waits and round
 trips appended to the pending values of histograms it owns, binned by a scrape or when the
-hook has seen ``FOLD_EVERY`` task ids), without a lock and without keeping any event: a batch kept for later
-outlives the garbage collector's young generation and makes its full collections come sooner,
-which costs a run more than counting does. Whatever the view already knows is read from it at
-scrape time instead: tasks by state, resources held per node, and the cost, priced exactly as
-the run summary prices it (each task's busy time at its node's prices for what it held). An
-attempt's round trip is its end event's ``duration`` (the loop measures it from submit to
-seeing the end): a succeeded attempt's is its task's duration, so the round-trip histogram is
-summed from those at scrape time; its usage is that event's ``usage``.
+hook has seen ``FOLD_EVERY`` task ids), without a lock and without keeping any event: a batch
+kept for later outlives the garbage collector's young generation and makes its full
+collections come sooner, which costs a run more than counting does. Whatever the view already
+knows is read from it at scrape time instead: tasks by state, resources held per node, and the
+cost, priced exactly as the run summary prices it (each task's busy time at its node's prices
+for what it held). An attempt's round trip is its end event's ``duration`` (the loop measures
+it from submit to seeing the end): a succeeded attempt's is its task's duration, so the
+round-trip histogram is summed from those at scrape time; its usage is that event's ``usage``.
 
 A scrape adds a live run's own counters to the hub's (reading them as they are: Python's
-integer and list updates are atomic, and dicts are copied before they are walked). An ended
+integer and list updates are atomic, and dicts are copied before they are walked; it bins the
+run's pending observations under the hub's lock, the hook only appending to them). An ended
 run leaves the live set for ``hub.retired`` in one step under the hub's lock; the next scrape
 settles it (its counters, and its cost read from its final view, join the hub's), so a run
 pays nothing at its end unless ``hub.RETIRED`` ended runs already wait. Only the rare updates
