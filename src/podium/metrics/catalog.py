@@ -140,7 +140,7 @@ METRICS: tuple[Metric, ...] = (
         "podium_store_append_seconds",
         HISTOGRAM,
         ("store",),
-        "Latency of store appends (one append in 8 is timed).",
+        "Latency of store appends that succeeded.",
         LATENCY_BUCKETS,
     ),
     Metric("podium_store_append_errors_total", COUNTER, ("store",), "Store appends that raised."),

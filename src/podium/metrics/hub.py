@@ -7,7 +7,7 @@ run loop:
 - ``hub.track(run_id)`` is a hook for ``Engine(hooks=[...])``; ``hub.observe(run_id, events,
   view=None)`` does the same for events read from a store (pass each run's events in ``seq``
   order; without a ``view`` the hub folds its own, so start at ``seq`` 1);
-- ``hub.wrap_store(store)`` times store appends (one in ``wrappers.SAMPLE``);
+- ``hub.wrap_store(store)`` times store appends;
   ``hub.wrap_executor(executor)`` names the executor and reports its nodes' capacity.
 
 ``hub.snapshot()`` gives every metric of ``catalog.METRICS`` as plain data (labels -> value, or

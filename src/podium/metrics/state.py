@@ -2,16 +2,18 @@
 
 The bottom of the metrics package: ``RunTracker`` and the Store/Executor wrappers write here,
 ``MetricsHub`` reads it for scrapes. Invariants: every write of a ``MetricState`` happens under
-``lock`` (a live run's own ``TaskStats`` and ``Histogram``s are written by its hook alone and
-added in by a scrape); keys are label tuples in the catalog's label order; nothing here formats
-or does I/O.
+``lock`` but a histogram's ``observe`` (an append to its pending values: the store wrapper's
+latencies), and a live run's own ``TaskStats`` and ``Histogram``s are written by its hook alone
+and added in by a scrape; pending observations are binned (``Histogram.fold``) only under
+``lock``; keys are label tuples in the catalog's label order; nothing here formats or does I/O.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from bisect import bisect_left
+from array import array
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from itertools import accumulate
 from typing import Any
@@ -25,10 +27,17 @@ Labels = tuple[str, ...]
 class Histogram:
     """Bucket counts (``le`` semantics) and a sum; ``counts[-1]`` is the +Inf overflow.
 
+    ``observe`` only appends the value to ``pending`` (an ``array`` of floats: one C call, no
+    object for the garbage collector); ``fold`` sorts what is pending and bins it with one
+    bisection per bucket bound, and every reader (``add``, ``cumulative``) folds first. So the
+    writer of a histogram (a run's hook, a store wrapper) never takes a lock: it only appends,
+    and ``fold`` takes the values it saw and deletes exactly those (each step one C call, so a
+    value appended meanwhile stays for the next fold). Folds happen under the hub's lock.
+
     Made once per label set (a workflow of 200 task labels makes 200): the bounds and their
     ``le`` texts are shared by every histogram of the same buckets, not rebuilt."""
 
-    __slots__ = ("bounds", "counts", "les", "total")
+    __slots__ = ("bounds", "counts", "les", "pending", "total")
 
     def __init__(self, bounds: Sequence[float]) -> None:
         shared = _BOUNDS.get(bounds)
@@ -38,13 +47,35 @@ class Histogram:
         self.bounds, self.les = shared
         self.counts = [0] * (len(self.bounds) + 1)
         self.total = 0.0
+        self.pending = array("d")  # observed, not yet in ``counts`` and ``total``
 
     def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.total += value
+        self.pending.append(value)
+
+    def fold(self) -> None:
+        """Bin the pending values into ``counts`` and ``total``."""
+        pending = self.pending
+        n = len(pending)
+        if not n:
+            return
+        values = sorted(pending[:n])
+        del pending[:n]
+        counts, lo = self.counts, 0
+        for i, bound in enumerate(self.bounds):
+            hi = bisect_right(values, bound, lo)  # values <= bound
+            counts[i] += hi - lo
+            lo = hi
+        counts[-1] += n - lo
+        self.total += sum(values[bisect_right(values, 0.0) :])  # a value below 0 counts as 0
+
+    def count(self) -> int:
+        """Observations so far."""
+        self.fold()
+        return sum(self.counts)
 
     def add(self, other: Histogram) -> None:
         """Add ``other``'s counts (same bounds) to this one."""
+        other.fold()
         self.counts[:] = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
         self.total += other.total
 
@@ -52,8 +83,10 @@ class Histogram:
         """Back to no observations (in place: a holder of ``counts`` keeps a valid list)."""
         self.counts[:] = [0] * len(self.counts)
         self.total = 0.0
+        del self.pending[:]
 
     def cumulative(self) -> tuple[list[tuple[str, int]], float]:
+        self.fold()
         return list(zip(self.les, accumulate(self.counts), strict=True)), self.total
 
 
@@ -65,23 +98,37 @@ class TaskStats:
     """What happened to one task label of one workflow, over every run the hub saw. The three
     events every task has are fields (counted without building a key); the rest go by type."""
 
-    __slots__ = ("durations", "failed", "kinds", "label", "ok", "other", "queued", "started", "succeeded")
+    __slots__ = (
+        "durations",
+        "durs",
+        "failed",
+        "kinds",
+        "label",
+        "other",
+        "queued",
+        "started",
+        "succeeded",
+    )
 
     def __init__(self, label: str) -> None:
         self.label = label
         self.queued = self.started = self.succeeded = 0  # TaskQueued, TaskStarted, TaskSucceeded
         self.other: dict[str, int] = {}  # any other task event type -> count
-        self.ok = 0  # attempts that succeeded
         self.kinds: dict[str, int] = {}  # attempts that ended otherwise, by failure kind
         self.failed: dict[str, int] = {}  # tasks failed for good, by failure kind
         self.durations = Histogram(DURATION_BUCKETS)  # of succeeded attempts
+        self.durs = self.durations.pending  # where the hook appends them
+
+    @property
+    def ok(self) -> int:
+        """Attempts that succeeded (each has its duration)."""
+        return self.durations.count()
 
     def add(self, other: TaskStats) -> None:
         """Add ``other``'s counts (its dicts are copied first: a run's loop may be writing them)."""
         self.queued += other.queued
         self.started += other.started
         self.succeeded += other.succeeded
-        self.ok += other.ok
         pairs = ((self.other, other.other), (self.kinds, other.kinds), (self.failed, other.failed))
         for mine, theirs in pairs:
             for k, n in list(theirs.items()):
@@ -141,6 +188,12 @@ class MetricState:
         if usage.peak_memory is not None:
             self.peak_memory[key] = float(usage.peak_memory)
             self.memory_requested[key] = float(res.get("memory", 0.0))
+
+    def fold(self) -> None:
+        """Bin the pending values of the histograms wrappers write (the caller holds the lock;
+        a hook calls this now and then, so a process nobody scrapes keeps few of them)."""
+        for h in list(self.appends.values()):
+            h.fold()
 
     def set_nodes(self, nodes: Sequence[Any]) -> None:
         """Record the capacity of the nodes runs use (the executor wrapper calls this)."""

@@ -2,18 +2,20 @@
 
 The engine calls a hook after each committed append with the batch and the run's view, on the
 thread doing the loop's turn. The tracker counts the batch there and then, into counters of
-its own (per task label: a few integer increments per event; queue waits and round trips into
-histograms it owns), without a lock and without keeping any event: a batch kept for later
-outlives the garbage collector's young generation and makes its full collections come sooner,
-which costs a run more than counting does. Whatever the view already knows is read from it at
-scrape time instead: tasks by state, resources held per node, and the cost, priced exactly as
-the run summary prices it (each task's busy time at its node's prices for what it held). An
-attempt's round trip is its end event's ``duration`` (the loop measures it from submit to
-seeing the end): a succeeded attempt's is its task's duration, so the round-trip histogram is
-summed from those at scrape time; its usage is that event's ``usage``.
+its own (per task label: a few integer increments per event; durations, queue waits and round
+trips appended to the pending values of histograms it owns, binned by a scrape or when the
+hook has seen ``FOLD_EVERY`` task ids), without a lock and without keeping any event: a batch
+kept for later outlives the garbage collector's young generation and makes its full
+collections come sooner, which costs a run more than counting does. Whatever the view already
+knows is read from it at scrape time instead: tasks by state, resources held per node, and the
+cost, priced exactly as the run summary prices it (each task's busy time at its node's prices
+for what it held). An attempt's round trip is its end event's ``duration`` (the loop measures
+it from submit to seeing the end): a succeeded attempt's is its task's duration, so the
+round-trip histogram is summed from those at scrape time; its usage is that event's ``usage``.
 
 A scrape adds a live run's own counters to the hub's (reading them as they are: Python's
-integer and list updates are atomic, and dicts are copied before they are walked). An ended
+integer and list updates are atomic, and dicts are copied before they are walked; it bins the
+run's pending observations under the hub's lock, the hook only appending to them). An ended
 run leaves the live set for ``hub.retired`` in one step under the hub's lock; the next scrape
 settles it (its counters, and its cost read from its final view, join the hub's), so a run
 pays nothing at its end unless ``hub.RETIRED`` ended runs already wait. Only the rare updates
@@ -28,7 +30,6 @@ its cost then moves into ``podium_cost_total`` (which stays monotonic).
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,9 @@ if TYPE_CHECKING:
     from podium.metrics.state import MetricState
     from podium.model.events import Event
 
+#: Task ids a hook remembers; past that it forgets them and bins its histograms' pending
+#: values (a run nobody scrapes keeps about this many floats of each histogram waiting).
+FOLD_EVERY = 1 << 16
 #: Task labels per workflow; further task names are counted under ``OTHER``.
 MAX_TASK_LABELS = 200
 OTHER = "_other"
@@ -80,8 +84,9 @@ class RunTracker:
         # this run's counts not yet in the hub's (a scrape adds them while the run is live)
         self.labels: dict[str, TaskStats] = {}  # task label -> its counts
         self.waits = Histogram(DURATION_BUCKETS)  # queue waits
+        self._waits = self.waits.pending.append
         self.trips = Histogram(DURATION_BUCKETS)  # round trips of attempts that did not succeed
-        self._stats: dict[str, TaskStats] = {}  # task name -> the counts of its label (in ``labels``)
+        self._stats: dict[str, TaskStats] = {}  # task id -> the counts of its label (in ``labels``)
         self._rates: dict[tuple[int, str], tuple[Mapping[str, float], float]] = {}
         self.counted: dict[str, float] = {}  # cost by node already in ``podium_cost_total``
         self.retired = False  # in ``hub.retired``: ended, counts and cost not yet in the hub's
@@ -98,15 +103,13 @@ class RunTracker:
                 if self.retired:
                     self.settle()
         stats, new_stats, queued = self._stats, self._new_stats, self._queued
-        wait = self.waits
-        bounds, counts = wait.bounds, wait.counts
+        waits = self._waits
         for e in events:
             typ, tid = e[1], e[2]
             if tid is None:
                 self._run_event(typ, e[5], e[4])
                 continue
-            name = tid if tid[-1] != "]" else tid[: tid.index("[")]
-            t = stats.get(name) or new_stats(name)
+            t = stats.get(tid) or new_stats(tid)
             if typ == _QUEUED:
                 t.queued += 1
                 queued[tid] = e[4]
@@ -114,19 +117,13 @@ class RunTracker:
                 t.started += 1
                 since = queued.pop(tid, None)
                 if since is not None:
-                    waited = e[4] - since
-                    waited = waited if waited > 0.0 else 0.0
-                    counts[bisect_left(bounds, waited)] += 1
-                    wait.total += waited
+                    waits(e[4] - since)  # a wait below 0 (clocks) counts as 0: see ``fold``
             elif typ == _SUCCEEDED:
                 t.succeeded += 1
                 data = e[5]
                 d = data.get("duration")
                 if d is not None:  # an attempt ended (a cache hit or a map has none)
-                    t.ok += 1
-                    h = t.durations
-                    h.counts[bisect_left(h.bounds, d)] += 1
-                    h.total += d
+                    t.durs.append(d)
                     if USAGE_KEY in data:
                         self._usage(tid, t, data, d)
             else:
@@ -139,6 +136,14 @@ class RunTracker:
                     self.hub.live.pop(self.run_id, None)  # its counts now wait in ``retired``
                     self.retire()
 
+    def _fold(self) -> None:
+        """Bin this run's pending observations (the caller holds the hub's lock)."""
+        self.waits.fold()
+        self.trips.fold()
+        for t in list(self.labels.values()):
+            t.durations.fold()
+        self.hub.fold()
+
     def _begin(self, view: Any) -> None:
         self.workflow = str((view.meta or {}).get("workflow") or "") or "-"
         hub = self.hub
@@ -146,8 +151,12 @@ class RunTracker:
             hub.histogram(hub.queue_waits, (self.workflow,), DURATION_BUCKETS)
             self._admitted = hub.task_labels.setdefault(self.workflow, set())
 
-    def _new_stats(self, name: str) -> TaskStats:
-        """The counts of task ``name``: its own while the workflow has room for another label."""
+    def _new_stats(self, tid: str) -> TaskStats:
+        """The counts of task ``tid``'s name: its own while the workflow has room for another
+        label. Remembered by task id, for at most ``FOLD_EVERY`` ids (a map's items come and
+        go); when that many are remembered, they are forgotten and the histograms are binned,
+        so a run nobody scrapes keeps a bounded number of pending observations."""
+        name = tid if tid[-1] != "]" else tid[: tid.index("[")]
         admitted = self._admitted
         if name not in admitted and len(admitted) < MAX_TASK_LABELS:
             with self.hub.lock:  # the labels are the hub's: runs of one workflow share them
@@ -157,7 +166,12 @@ class RunTracker:
         t = self.labels.get(label)
         if t is None:
             t = self.labels[label] = TaskStats(label)
-        self._stats[name] = t  # this run's names only: forgotten when its counts reach the hub
+        stats = self._stats  # this run's ids only: forgotten when its counts reach the hub
+        if len(stats) >= FOLD_EVERY:
+            stats.clear()
+            with self.hub.lock:
+                self._fold()
+        stats[tid] = t
         return t
 
     def _other(self, typ: str, tid: str, data: Any, t: TaskStats) -> None:
@@ -173,6 +187,9 @@ class RunTracker:
             outcome = _OUTCOME.get(typ, kind)
             t.kinds[outcome] = t.kinds.get(outcome, 0) + 1
             self.trips.observe(d)  # succeeded attempts are in their task's durations
+            if len(self.trips.pending) > FOLD_EVERY:  # retries of the same few ids
+                with self.hub.lock:
+                    self._fold()
             if USAGE_KEY in data:
                 self._usage(tid, t, data, d)
 

@@ -7,11 +7,10 @@ inner executor is detected on the wrapper too.
 
 Nothing here sits on the per-task path: ``MeteredExecutor.submit`` *is* the inner executor's
 bound ``submit`` (an attempt's round trip is read from the ``duration`` its end event already
-carries, and its measured usage from that event's ``usage``), and ``MeteredStore`` times one
-append in ``SAMPLE`` (a histogram of latencies is a distribution: a sample of it is the same
-distribution, for an eighth of the clock reads and lock takes). Invariants: a wrapper never
-changes what a call does; an exception is re-raised as it came, and every failed append is
-counted, sampled or not.
+carries, and its measured usage from that event's ``usage``). ``MeteredStore`` times every
+append and appends the latency to its histogram's pending values (``Histogram.observe``: one
+C call, no lock; a scrape bins them). Invariants: a wrapper never changes what a call does; an
+exception is re-raised as it came, and every failed append is counted (its latency is not).
 """
 
 from __future__ import annotations
@@ -25,38 +24,30 @@ from podium.metrics.catalog import LATENCY_BUCKETS
 if TYPE_CHECKING:
     from podium.metrics.state import MetricState
 
-#: One store append in ``SAMPLE`` is timed.
-SAMPLE = 8
+_clock = time.perf_counter
 
 
 class MeteredStore:
-    """A Store whose ``append`` latency (sampled) and failures (all) feed the hub."""
+    """A Store whose ``append`` latency (every append) and failures feed the hub."""
 
     def __init__(self, inner: Any, hub: MetricState) -> None:
         self.inner = inner
         self._hub = hub
         label = (type(inner).__name__,)
         self._label = label
-        self._hist = hub.histogram(hub.appends, label, LATENCY_BUCKETS)
+        self._observe = hub.histogram(hub.appends, label, LATENCY_BUCKETS).pending.append
         self._append = inner.append
-        self._n = 0
 
     def append(self, run_id: str, events: Sequence[Any], results: Sequence[Any] = ()) -> None:
-        self._n = n = self._n + 1
+        t0 = _clock()
         try:
-            if n % SAMPLE:
-                self._append(run_id, events, results)
-                return
-            t0 = time.perf_counter()
             self._append(run_id, events, results)
-            dt = time.perf_counter() - t0
-            with self._hub.lock:
-                self._hist.observe(dt)
         except BaseException:
             with self._hub.lock:
                 errors = self._hub.append_errors
                 errors[self._label] = errors.get(self._label, 0) + 1
             raise
+        self._observe(_clock() - t0)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
