@@ -290,3 +290,45 @@ def test_a_run_resumed_on_the_same_hook_counts_both_parts() -> None:
     }
     assert snap["podium_runs_total"] == {("w", "failed"): 1, ("w", "succeeded"): 1}
     assert snap["podium_cost_total"] == {("w", "n"): pytest.approx(3 * 1.0 / 3600)}
+
+
+@pytest.mark.parametrize(
+    ("record", "cpu", "peak"),
+    [
+        ({"cpu_time": 1.5, "peak_memory": 0, "wall_time": 2.0, "source": "thread"}, 1.5, None),
+        ({"cpu_time": 2, "peak_memory": None, "wall_time": 2, "source": "process"}, 2.0, None),
+        ({"cpu_time": -1.0, "peak_memory": 7 << 20, "wall_time": 2.0, "source": "process"}, None, 7 << 20),
+        ({"cpu_time": float("nan"), "peak_memory": None, "wall_time": 2.0, "source": "x"}, None, None),
+        ({"cpu_time": True, "peak_memory": 1.5e6, "wall_time": None, "source": None}, None, 1500000),
+        ("not a record", None, None),
+    ],
+)
+def test_usage_is_read_as_attempt_usage_reads_it_over_two_runs(
+    record: object, cpu: float | None, peak: int | None
+) -> None:
+    """The hook's quick reading of a usage record agrees with ``attempt_usage`` on odd ones, and a
+    label's usage adds up over runs (one settled, one live)."""
+    hub = MetricsHub()
+    res = {"cpu": 2.0, "memory": float(512 << 20)}
+    for run, ended in (("a", True), ("b", False)):
+        events = [
+            ev.Event(1, ev.RUN_CREATED, None, 0, 100.0, {"workflow": "w"}),
+            ev.Event(2, ev.RUN_STARTED, None, 0, 100.0, {}),
+            ev.Event(3, ev.TASK_QUEUED, "t", 0, 100.0),
+            ev.Event(4, ev.TASK_STARTED, "t", 1, 100.0, {"node": "n1", "res": res}),
+            ev.Event(5, ev.TASK_SUCCEEDED, "t", 1, 102.0, {"duration": 2.0, "usage": record}),
+        ]
+        if ended:
+            events.append(ev.Event(6, ev.RUN_SUCCEEDED, None, 0, 102.0, {}))
+        hub.observe(run, events)
+    snap = hub.snapshot()
+    if cpu is None:
+        assert ("w", "t") not in snap["podium_task_cpu_seconds_total"]
+    else:
+        assert snap["podium_task_cpu_seconds_total"] == {("w", "t"): 2 * cpu}
+        assert snap["podium_task_cpu_requested_seconds_total"] == {("w", "t"): 2 * 2.0 * 2.0}
+    if peak is None:
+        assert ("w", "t") not in snap["podium_task_peak_memory_bytes"]
+    else:
+        assert snap["podium_task_peak_memory_bytes"] == {("w", "t"): peak}
+        assert snap["podium_task_memory_requested_bytes"] == {("w", "t"): 512 << 20}

@@ -113,10 +113,7 @@ class MetricsHub(MetricState):
                 "podium_runs_started_total": dict(self.runs_started),
                 "podium_runs_total": dict(self.runs_ended),
                 **_task_counts(tasks),
-                "podium_task_cpu_seconds_total": dict(self.cpu_used),
-                "podium_task_cpu_requested_seconds_total": dict(self.cpu_requested),
-                "podium_task_peak_memory_bytes": dict(self.peak_memory),
-                "podium_task_memory_requested_bytes": dict(self.memory_requested),
+                **_usage(tasks),
                 "podium_node_capacity": dict(self.capacity),
                 "podium_store_append_errors_total": dict(self.append_errors),
             }
@@ -233,3 +230,16 @@ def _task_counts(tasks: Mapping[Labels, TaskStats]) -> dict[str, dict[Labels, An
         "podium_attempts_total": attempts,
         "podium_task_failures_total": failures,
     }
+
+
+def _usage(tasks: Mapping[Labels, TaskStats]) -> dict[str, dict[Labels, Any]]:
+    """Measured usage by workflow and task label (only labels with a measured attempt)."""
+    out: dict[str, dict[Labels, Any]] = {}
+    for name, field in (
+        ("podium_task_cpu_seconds_total", "cpu_used"),
+        ("podium_task_cpu_requested_seconds_total", "cpu_requested"),
+        ("podium_task_peak_memory_bytes", "peak_memory"),
+        ("podium_task_memory_requested_bytes", "memory_requested"),
+    ):
+        out[name] = {k: v for k, t in tasks.items() if (v := getattr(t, field)) is not None}
+    return out

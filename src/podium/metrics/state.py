@@ -14,12 +14,11 @@ import threading
 import time
 from array import array
 from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from itertools import accumulate
 from typing import Any
 
 from podium.metrics.catalog import DURATION_BUCKETS
-from podium.model.usage import Usage
 
 Labels = tuple[str, ...]
 
@@ -99,12 +98,16 @@ class TaskStats:
     events every task has are fields (counted without building a key); the rest go by type."""
 
     __slots__ = (
+        "cpu_requested",
+        "cpu_used",
         "durations",
         "durs",
         "failed",
         "kinds",
         "label",
+        "memory_requested",
         "other",
+        "peak_memory",
         "queued",
         "started",
         "succeeded",
@@ -118,6 +121,12 @@ class TaskStats:
         self.failed: dict[str, int] = {}  # tasks failed for good, by failure kind
         self.durations = Histogram(DURATION_BUCKETS)  # of succeeded attempts
         self.durs = self.durations.pending  # where the hook appends them
+        # measured usage of its attempts (None until one was measured): CPU seconds used and
+        # requested (cpu x seconds), and the last measured peak memory with the memory requested
+        self.cpu_used: float | None = None
+        self.cpu_requested: float | None = None
+        self.peak_memory: float | None = None
+        self.memory_requested: float | None = None
 
     @property
     def ok(self) -> int:
@@ -134,6 +143,12 @@ class TaskStats:
             for k, n in list(theirs.items()):
                 mine[k] = mine.get(k, 0) + n
         self.durations.add(other.durations)
+        if other.cpu_used is not None:
+            self.cpu_used = (self.cpu_used or 0.0) + other.cpu_used
+        if other.cpu_requested is not None:
+            self.cpu_requested = (self.cpu_requested or 0.0) + other.cpu_requested
+        if other.peak_memory is not None:  # the latest measurement
+            self.peak_memory, self.memory_requested = other.peak_memory, other.memory_requested
 
 
 class MetricState:
@@ -154,12 +169,8 @@ class MetricState:
         self.runs_ended: dict[Labels, float] = {}
         self.tasks: dict[Labels, TaskStats] = {}  # (workflow, task label) -> its counts
         self.cost: dict[Labels, float] = {}
-        self.cpu_used: dict[Labels, float] = {}
-        self.cpu_requested: dict[Labels, float] = {}
         self.append_errors: dict[Labels, float] = {}
         # gauges kept between scrapes
-        self.peak_memory: dict[Labels, float] = {}
-        self.memory_requested: dict[Labels, float] = {}
         self.capacity: dict[Labels, float] = {}
         # histograms
         self.queue_waits: dict[Labels, Histogram] = {}
@@ -175,19 +186,6 @@ class MetricState:
         if h is None:
             h = family[labels] = Histogram(bounds)
         return h
-
-    def record_usage(
-        self, key: Labels, res: Mapping[str, float], usage: Usage, duration: float | None
-    ) -> None:
-        if usage.cpu_time is not None:
-            self.cpu_used[key] = self.cpu_used.get(key, 0.0) + usage.cpu_time
-            wall = usage.wall_time if usage.wall_time is not None else duration
-            if wall is not None:
-                requested = float(res.get("cpu", 0.0)) * wall
-                self.cpu_requested[key] = self.cpu_requested.get(key, 0.0) + requested
-        if usage.peak_memory is not None:
-            self.peak_memory[key] = float(usage.peak_memory)
-            self.memory_requested[key] = float(res.get("memory", 0.0))
 
     def fold(self) -> None:
         """Bin the pending values of the histograms wrappers write (the caller holds the lock;

@@ -30,6 +30,7 @@ its cost then moves into ``podium_cost_total`` (which stays monotonic).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,9 @@ _QUEUED, _STARTED, _SUCCEEDED, _FAILED = ev.TASK_QUEUED, ev.TASK_STARTED, ev.TAS
 #: How an attempt ended, by the event that ended it (failures say their kind).
 _OUTCOME = {ev.TASK_CANCELLED: "cancelled", ev.TASK_RESET: "interrupted"}
 _RUN_END = {ev.RUN_SUCCEEDED: "succeeded", ev.RUN_FAILED: "failed", ev.RUN_CANCELLED: "cancelled"}
+_FINITE = sys.float_info.max
+_NUMBER = (float, int)
+_ODD = object()  # a usage record that is not a dict: ``attempt_usage`` decides
 
 
 class RunScan:
@@ -194,12 +198,34 @@ class RunTracker:
                 self._usage(tid, t, data, d)
 
     def _usage(self, tid: str, t: TaskStats, data: Any, duration: float) -> None:
-        """An ended attempt's measured usage, from its end event."""
-        usage = attempt_usage(data)
-        if usage is not None:
-            res = self.view.tasks[tid].resources if self.view is not None else {}
-            with self.hub.lock:
-                self.hub.record_usage((self.workflow, t.label), res, usage, duration)
+        """An ended attempt's measured usage, from its end event, into its label's counts (the
+        run's own: no lock). The record the executors write (finite non-negative floats, an int
+        peak) is read as it is; anything else goes through ``attempt_usage``, its one parser."""
+        u = data[USAGE_KEY]
+        cpu = u.get("cpu_time") if type(u) is dict else _ODD
+        peak = u.get("peak_memory") if type(u) is dict else _ODD
+        wall = u.get("wall_time") if type(u) is dict else _ODD
+        if (
+            (cpu is None or (cpu.__class__ is float and 0.0 <= cpu <= _FINITE))
+            and (peak is None or (peak.__class__ is int and peak >= 0))
+            and (wall is None or (wall.__class__ in _NUMBER and 0 <= wall <= _FINITE))
+        ):
+            peak = peak or None  # 0: the executor could not tell
+            if cpu is None and peak is None:
+                return
+        else:
+            usage = attempt_usage(data)
+            if usage is None:
+                return
+            cpu, peak, wall = usage.cpu_time, usage.peak_memory, usage.wall_time
+        res = self.view.tasks[tid].resources if self.view is not None else {}
+        if cpu is not None:
+            t.cpu_used = (t.cpu_used or 0.0) + cpu
+            seconds = wall if wall is not None else duration
+            if seconds is not None:
+                t.cpu_requested = (t.cpu_requested or 0.0) + float(res.get("cpu", 0.0)) * seconds
+        if peak is not None:
+            t.peak_memory, t.memory_requested = float(peak), float(res.get("memory", 0.0))
 
     def _run_event(self, typ: str, data: Mapping[str, Any], ts: float) -> None:
         if typ == ev.PLAN_MADE:
