@@ -32,20 +32,9 @@ from podium.metrics.tracker import RunTracker
 from podium.model import events as ev
 from podium.model import states as st
 
-#: The state a task event leads to (each task event type leads to exactly one state).
-_STATE_OF = {
-    ev.TASK_QUEUED: st.QUEUED,
-    ev.TASK_STARTED: st.RUNNING,
-    ev.TASK_SUCCEEDED: st.SUCCEEDED,
-    ev.TASK_FAILED: st.FAILED,
-    ev.TASK_RETRYING: st.RETRYING,
-    ev.TASK_SKIPPED: st.SKIPPED,
-    ev.TASK_CANCELLED: st.CANCELLED,
-    ev.TASK_EXPANDED: st.EXPANDED,
-    ev.TASK_RESET: st.PENDING,
-    ev.TASK_INVALIDATED: st.PENDING,
-    ev.TASK_CLEARED: st.PENDING,
-}
+#: The state a task event leads to (each task event type leads to exactly one state), read off
+#: the state-transition table.
+_STATE_OF = {typ: state for (_, typ), state in st.TASK_TRANSITIONS.items()}
 
 
 class MetricsHub(MetricState):
