@@ -30,8 +30,8 @@ from podium.model import states as st
 from podium.model.events import RunRecord
 from podium.model.usage import SOURCES
 from podium.runtime.readmodel import RunTotals, error_object, run_object, split_item
-from podium.runtime.snapshot import SnapshotError, columns
-from podium.runtime.summary import per_hour, recorded_pricing
+from podium.runtime.snapshot import SnapshotError, columns, run_view
+from podium.runtime.summary import per_hour, recorded_pricing, run_totals
 from podium.types import SnapshotStore, Store
 
 #: Task objects per chunk of ``task_chunks``.
@@ -56,12 +56,7 @@ def read_columns(store: Store, run_id: str) -> dict[str, Any] | None:
 
 def totals(cols: dict[str, Any]) -> RunTotals:
     """``reading.totals`` of the view the columns hold."""
-    run = cols["run"]
-    last_ts, active, span_start = run["last_ts"], run["active"], run["span_start"]
-    makespan = (active or 0.0) + (
-        max(0.0, last_ts - span_start) if span_start is not None and last_ts is not None else 0.0
-    )
-    objective, nodes = recorded_pricing(run["meta"])
+    _, nodes = recorded_pricing(cols["run"]["meta"])
     res, nodes_of = cols["resources_values"], cols["node_values"]
     width = len(nodes_of)
     # tasks share a few (resources, node) pairs: price each pair once, by its codes
@@ -74,22 +69,7 @@ def totals(cols: dict[str, Any]) -> RunTotals:
             rate[i] = sum(per_hour(held, nodes.get(str(n))) for n, _ in ranks)
     # summed in task order, as ``summary.summarize`` does (tasks that held nothing add 0.0)
     cost = sum(map(truediv, map(mul, rate, cols["busy"]), repeat(3600.0)), 0.0)
-    start, end = run["started_at"], run["finished_at"]
-    end = end if end is not None else last_ts
-    wall = None if start is None else max(0.0, (end if end is not None else start) - start)
-    return RunTotals(
-        run["state"],
-        start,
-        run["finished_at"],
-        wall,
-        makespan,
-        cost,
-        objective.alpha * makespan + objective.beta * cost,
-        objective.alpha,
-        objective.beta,
-        _counts(cols),
-        cols["n"],
-    )
+    return run_totals(run_view(cols), cost, _counts(cols), cols["n"])
 
 
 def _counts(cols: dict[str, Any]) -> dict[str, int]:

@@ -25,7 +25,7 @@ from podium.runtime import columns
 from podium.runtime.columns import read_columns
 from podium.runtime.readmodel import RunTotals, TaskFacts
 from podium.runtime.snapshot import SnapshotError, decode
-from podium.runtime.summary import Summary, recorded_pricing, summarize
+from podium.runtime.summary import Summary, recorded_pricing, run_totals, summarize
 from podium.runtime.view import RunView, TaskView, fold
 from podium.types import SnapshotStore, Store
 
@@ -117,26 +117,8 @@ def _task(t: TaskView, u: Usage | None) -> TaskFacts:
 
 
 def totals(view: RunView) -> RunTotals:
-    """The run's totals from its view; the time of its last event ends the wall time of a run
-    that has not ended."""
-    s = view_summary(view)
-    start = view.started_at
-    end = view.finished_at if view.finished_at is not None else view.last_ts
-    wall = None if start is None else max(0.0, (end if end is not None else start) - start)
-    counts = view.counts()
-    return RunTotals(
-        view.state,
-        start,
-        view.finished_at,
-        wall,
-        s.makespan,
-        s.cost,
-        s.objective,
-        s.alpha,
-        s.beta,
-        counts,
-        len(view.tasks),
-    )
+    """The run's totals from its view (R priced as ``view_summary`` prices it)."""
+    return run_totals(view, view_summary(view).cost, view.counts(), len(view.tasks))
 
 
 def view_summary(view: RunView) -> Summary:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gc
 import re
+from collections.abc import Callable
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -82,15 +83,7 @@ def encode(view: RunView) -> bytes:
         else:
             doc[f] = [[i, v] for i, v in enumerate(col) if v is not default and v != default]
     doc["usage"] = _usage(columns["usage"])
-    resources = columns["resources"]
-    keys = list(map(id, resources))
-    by_key = dict(zip(keys, resources, strict=True))  # tasks of one spec share one dict: intern it
-    distinct = list(by_key)
-    code = dict(zip(distinct, range(len(distinct)), strict=True))
-    doc["resources"] = {
-        "values": [by_key[k] for k in distinct],
-        "codes": _same(list(map(code.__getitem__, keys))),
-    }
+    doc["resources"] = _interned(columns["resources"], id)  # tasks of one spec share one dict
     return json_dumps(doc, default=_unknown)
 
 
@@ -163,10 +156,12 @@ def _unknown(o: Any) -> Any:
     raise TypeError(f"{type(o).__name__} in a run's view")
 
 
-def _interned(col: list[Any]) -> dict[str, Any]:
-    values = list(dict.fromkeys(col))
-    code = dict(zip(values, range(len(values)), strict=True))
-    return {"values": values, "codes": _same(list(map(code.__getitem__, col)))}
+def _interned(col: list[Any], key: Callable[[Any], Any] | None = None) -> dict[str, Any]:
+    """Each distinct value once (by ``key``: by identity for dicts), and each task's code."""
+    keys = col if key is None else list(map(key, col))
+    first = dict(zip(keys, col, strict=True))  # distinct keys in order of first use
+    code = dict(zip(first, range(len(first)), strict=True))
+    return {"values": list(first.values()), "codes": _same(list(map(code.__getitem__, keys)))}
 
 
 def _usage(col: list[Any]) -> dict[str, Any]:
@@ -254,6 +249,15 @@ def _columns(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def run_view(cols: dict[str, Any]) -> RunView:
+    """A view holding the run's own fields of ``columns(data)`` and none of its tasks."""
+    view = RunView()
+    run = cols["run"]
+    for f in (*_RUN_FIELDS, *_RUN_TIMES):
+        setattr(view, f, run[f])
+    return view
+
+
 def _view(cols: dict[str, Any]) -> RunView:
     if cols["usage"] is None:
         has, *fields = cols["usage_parts"]
@@ -262,10 +266,7 @@ def _view(cols: dict[str, Any]) -> RunView:
             usage[i] = dict(zip(USAGE, r, strict=True))
         cols = {**cols, "usage": usage}
     cols = {**cols, **{f: picked(cols, f) for f in (*STRINGS, "resources")}}
-    view = RunView()
-    run = cols["run"]
-    for f in (*_RUN_FIELDS, *_RUN_TIMES):
-        setattr(view, f, run[f])
+    view = run_view(cols)
     new = TaskView.__new__
     made = []
     for row in zip(*(cols[f] for f in _DENSE), strict=True):

@@ -17,6 +17,7 @@ from typing import Any
 from podium.model.cluster import DEFAULT_PRICES, Node
 from podium.model.resources import Resources
 from podium.model.workflow import Objective, Workflow
+from podium.runtime.readmodel import RunTotals
 from podium.runtime.view import RunView
 
 _GIB = 1024.0**3
@@ -75,3 +76,28 @@ def recorded_pricing(meta: Mapping[str, Any] | None) -> tuple[Objective, dict[st
     return objective, {
         name: Node(name, Resources(), p) for name, p in prices.items() if isinstance(p, Mapping)
     }
+
+
+def run_totals(view: RunView, cost: float, counts: Mapping[str, int], tasks_total: int) -> RunTotals:
+    """The read model's totals of a run: its status, times and T from the run's own fields of
+    ``view`` (its tasks need not be there), with its cost R, task counts and task total, and F
+    at the objective it recorded. The time of its last event ends the wall time of a run that
+    has not ended."""
+    objective, _ = recorded_pricing(view.meta)
+    start = view.started_at
+    end = view.finished_at if view.finished_at is not None else view.last_ts
+    wall = None if start is None else max(0.0, (end if end is not None else start) - start)
+    makespan = view.active_time()
+    return RunTotals(
+        view.state,
+        start,
+        view.finished_at,
+        wall,
+        makespan,
+        cost,
+        objective.alpha * makespan + objective.beta * cost,
+        objective.alpha,
+        objective.beta,
+        counts,
+        tasks_total,
+    )
