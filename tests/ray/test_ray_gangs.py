@@ -94,13 +94,12 @@ def test_ddp_example_runs_one_worker_per_node_and_matches_one_worker(
     wait_for("the gang's placement group removed", _placement_groups_removed, timeout=30)
 
 
-@needs_torch
-@pytest.mark.timeout(300)
-def test_a_worker_killed_mid_training_retries_the_gang_as_one_attempt(
-    gang_cluster: Any, registry: Any, tmp_path: Path
-) -> None:
+def _held_ddp_gang(tmp_path: Path) -> tuple[Path, TaskSpec]:
+    """A 2-worker DDP gang that trains until ``signals/hold`` is removed (made here), and its
+    signals folder."""
     signals = tmp_path / "signals"
     signals.mkdir()
+    (signals / "hold").touch()
     gang = TaskSpec(
         "ddp",
         call=task("ddp_train"),
@@ -108,9 +107,18 @@ def test_a_worker_killed_mid_training_retries_the_gang_as_one_attempt(
         resources=Resources.of(cpu=1),
         workers=2,
     )
+    return signals, gang
+
+
+@needs_torch
+@pytest.mark.timeout(300)
+def test_a_worker_killed_mid_training_retries_the_gang_as_one_attempt(
+    gang_cluster: Any, registry: Any, tmp_path: Path
+) -> None:
+    signals, gang = _held_ddp_gang(tmp_path)
     ex = RayExecutor(registry=registry)
     store = open_store(str(tmp_path / "p.db"))
-    (signals / "hold").touch()  # the gang trains for minutes: it ends only because a worker dies
+    # the gang trains for minutes: it ends only because a worker dies
     try:
         runner, outcome = in_thread(lambda: Engine(store, ex).run(Workflow.build("kill-one", [gang]), {}))
         n = wait_for("both workers training", lambda: _training(signals), 120)
@@ -235,18 +243,9 @@ def test_a_lost_node_stops_the_gang_and_it_reruns_on_live_nodes(
     gang_cluster: Any, registry: Any, tmp_path: Path
 ) -> None:
     # last in this module: it changes the cluster, which the module's fixture then restarts
-    signals = tmp_path / "signals"
-    signals.mkdir()
-    gang = TaskSpec(
-        "ddp",
-        call=task("ddp_train"),
-        args={"signals": Const(str(signals)), "steps": Const(20)},
-        resources=Resources.of(cpu=1),
-        workers=2,
-    )
+    signals, gang = _held_ddp_gang(tmp_path)
     ex = RayExecutor(registry=registry)
     store = open_store(str(tmp_path / "p.db"))
-    (signals / "hold").touch()
     try:
         runner, outcome = in_thread(lambda: Engine(store, ex).run(Workflow.build("lose-node", [gang]), {}))
         n = wait_for("both workers training", lambda: _training(signals), 120)
