@@ -50,6 +50,7 @@ def test_tasks_sharing_one_resources_dict_share_it_again() -> None:
     shared = {"cpu": 1.0}
     for i in range(3):
         view.task(f"sq[{i}]").resources = shared
+    view.last_seq = 3  # as if each had its event
     back = decode(encode(view))
     assert {id(t.resources) for t in back.tasks.values()} == {id(back.tasks["sq[0]"].resources)}
     assert back.tasks["sq[2]"].resources == shared
@@ -97,6 +98,15 @@ def test_bytes_that_are_no_snapshot_are_refused(data: bytes) -> None:
         decode(data)
 
 
+def test_a_snapshot_claiming_more_tasks_than_events_is_refused() -> None:
+    view = RunView()
+    for i in range(3):
+        view.task(f"t{i}")
+    view.last_seq = 2  # every task of a real view had an event: three tasks need three
+    with pytest.raises(SnapshotError, match="more tasks than events"):
+        decode(encode(view))
+
+
 def test_the_format_is_named() -> None:
     assert _doc(RunView())["format"] == FORMAT
 
@@ -115,6 +125,7 @@ def test_runs_of_map_items_are_kept_as_one_entry_and_read_back_in_order(ids: lis
     view = RunView()
     for tid in ids:
         view.task(tid)
+    view.last_seq = len(ids)  # as if each had its event
     doc = _doc(view)
     assert decode(encode(view)).tasks.keys() == view.tasks.keys()
     assert len(doc["ids"]) <= len(ids)

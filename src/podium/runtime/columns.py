@@ -30,9 +30,9 @@ from podium.model import states as st
 from podium.model.events import RunRecord
 from podium.model.usage import SOURCES
 from podium.runtime.readmodel import RunTotals, error_object, run_object, split_item
-from podium.runtime.snapshot import SnapshotError, columns, run_view
+from podium.runtime.snapshot import SnapshotError, columns, run_view, stored
 from podium.runtime.summary import per_hour, recorded_pricing, run_totals
-from podium.types import SnapshotStore, Store
+from podium.types import Store
 
 #: Task objects per chunk of ``task_chunks``.
 CHUNK = 5000
@@ -42,10 +42,8 @@ _string = json.encoder.encode_basestring_ascii  # what json.dumps writes (ensure
 
 def read_columns(store: Store, run_id: str) -> dict[str, Any] | None:
     """The snapshot's columns of a run with no event after its snapshot, else None."""
-    if not isinstance(store, SnapshotStore):
-        return None
-    kept = store.snapshot(run_id)
-    if kept is None or store.events(run_id, after_seq=kept[0]):
+    kept = stored(store, run_id)
+    if kept is None or kept[2]:
         return None
     try:
         cols = columns(kept[1])

@@ -24,10 +24,10 @@ from podium.model.workflow import Workflow
 from podium.runtime import columns
 from podium.runtime.columns import read_columns
 from podium.runtime.readmodel import RunTotals, TaskFacts
-from podium.runtime.snapshot import SnapshotError, decode
+from podium.runtime.snapshot import SnapshotError, decode, stored
 from podium.runtime.summary import Summary, recorded_pricing, run_totals, summarize
 from podium.runtime.view import RunView, TaskView, fold
-from podium.types import SnapshotStore, Store
+from podium.types import Store
 
 
 class RunFacts(NamedTuple):
@@ -61,18 +61,17 @@ def read_runs(store: Store, limit: int) -> list[tuple[RunRecord, RunTotals]]:
 def load_view(store: Store, run_id: str) -> RunView:
     """The run's view: its store's snapshot (``runtime.snapshot``) with the events written after
     it applied, or, without a snapshot this version can read, a fold of the whole log."""
-    if isinstance(store, SnapshotStore):
-        kept = store.snapshot(run_id)
-        if kept is not None:
-            seq, data = kept
-            try:
-                view = decode(data)
-            except SnapshotError:
-                view = None
-            if view is not None and view.last_seq == seq:
-                for e in store.events(run_id, after_seq=seq):
-                    view.apply(e)
-                return view
+    kept = stored(store, run_id)
+    if kept is not None:
+        seq, data, after = kept
+        try:
+            view = decode(data)
+        except SnapshotError:
+            view = None
+        if view is not None and view.last_seq == seq:
+            for e in after:
+                view.apply(e)
+            return view
     return fold(store.events(run_id))
 
 

@@ -33,7 +33,9 @@ from typing import Any
 
 from podium.fastjson import dumps as json_dumps
 from podium.fastjson import loads as json_loads
+from podium.model.events import Event
 from podium.runtime.view import RunView, TaskView
+from podium.types import SnapshotStore, Store
 
 FORMAT = "podium.snapshot/1"
 _NONE = type(None)
@@ -60,6 +62,22 @@ _RUN_TIMES = ("last_ts", "active", "span_start")
 
 class SnapshotError(ValueError):
     """The bytes are not a snapshot this version reads."""
+
+
+def stored(store: Store, run_id: str) -> tuple[int, bytes, list[Event]] | None:
+    """The run's snapshot as ``(seq, data, the events after it)``, if its store keeps one whose
+    seq is an event of the run's log (a snapshot stamped past the log was not written by a
+    store: it is passed over, so whatever it claims stays bounded by the log)."""
+    if not isinstance(store, SnapshotStore):
+        return None
+    kept = store.snapshot(run_id)
+    if kept is None or kept[0] < 1:
+        return None
+    seq, data = kept
+    events = store.events(run_id, after_seq=seq - 1)
+    if not events or events[0].seq != seq:
+        return None
+    return seq, data, events[1:]
 
 
 # -- encoding ---------------------------------------------------------------------------------
@@ -214,19 +232,21 @@ def decode(data: bytes) -> RunView:
 
 
 def _columns(doc: dict[str, Any]) -> dict[str, Any]:
-    n = doc["n"]
+    n, run = doc["n"], doc["run"]
     if type(n) is not int or n < 0:
         raise SnapshotError("the task count is damaged")
-    ids = _unruns(doc["ids"], n)
-    if len(ids) != n:
-        raise SnapshotError("task ids do not match the task count")
-    out: dict[str, Any] = {"n": n, "ids": ids, "task_id": ids, "id_runs": doc["ids"]}
-    run = doc["run"]
     if not isinstance(run, dict) or type(run["last_seq"]) is not int or not isinstance(run["meta"], dict):
         raise SnapshotError("the run's fields are damaged")
     if not {type(run[f]) for f in _RUN_TIMES} <= _NUMBERS or not isinstance(run["active"], int | float):
         raise SnapshotError("the run's times are damaged")
-    out["run"] = run
+    # every task of a view had an event: a snapshot claiming more is not one (checked before
+    # anything is made per task, so what it claims stays bounded by the log ``stored`` checked)
+    if n > run["last_seq"]:
+        raise SnapshotError("more tasks than events")
+    ids = _unruns(doc["ids"], n)
+    if len(ids) != n:
+        raise SnapshotError("task ids do not match the task count")
+    out: dict[str, Any] = {"n": n, "ids": ids, "task_id": ids, "id_runs": doc["ids"], "run": run}
     for f in STRINGS:
         _uninterned(out, f, doc[f], n, (str, _NONE))
     for f in (*INTEGERS, *NUMBERS, *PLAIN):
