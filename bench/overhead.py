@@ -15,23 +15,25 @@ Usage: ``python bench/overhead.py [--repeat 3] [--only chain-1000] [--metrics]``
 
 ``--metrics`` also runs Podium with Prometheus metrics on (hook, metered store and executor, a
 ``/metrics`` server up) in pairs with the runs without (``--repeat`` pairs, 15 by default, times
-10,000 over the workload's tasks: each workload gets about as much run time; in each pair the
-two runs follow each other, the one with metrics first every other pair), and prints both ratios
-against Dask and the change. The change is the median over the pairs of (time with metrics /
-time without - 1): the two runs of a pair share the machine's state of the moment, so the
-median of the pairs is steadier than a comparison of bests; the lowest and highest pair and
-the best-vs-best change are printed beside it so a reader can judge the spread, and so is the
-median change of the process's CPU time (which a busy machine moves less than wall time, as
-it does not count the time the run waited for a core). The goal is a
-median change of at most +10%. The hook counts each batch as the run commits it, so the timing
-holds all of that; a scrape (binning the histograms' pending values, reading the views), paid
-once per scrape interval whatever ran, is timed apart.
+10,000 over the workload's tasks, and at least ``MIN_PAIRS``: each workload gets about as much
+run time; in each pair the two runs follow each other, the one with metrics first every other
+pair), and prints both ratios against Dask and the change. The change is the median over the
+pairs of (time with metrics / time without - 1): the two runs of a pair share the machine's
+state of the moment, so the median of the pairs is steadier than a comparison of bests. Single
+pairs on a shared machine differ by tens of percent, so the median's 95% confidence interval
+(distribution-free, from the order statistics) is printed with it, and so are the lowest and
+highest pair, the best-vs-best change and the median change of the process's CPU time (which
+a busy machine moves less than wall time, as it does not count the time the run waited for a
+core). The goal is a median change of at most +10%. The hook counts each batch as the run
+commits it, so the timing holds all of that; a scrape (binning the histograms' pending values,
+reading the views), paid once per scrape interval whatever ran, is timed apart.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import math
 import random
 import statistics
 import sys
@@ -55,6 +57,8 @@ def noop(*args: object, **kwargs: object) -> None:
 REGISTRY.register("bench:noop", noop)
 SCRAPES: list[float] = []  # seconds per hub.snapshot() after a run with metrics
 CPU: list[float] = []  # process CPU seconds of each Podium run, in order
+#: With ``--metrics``: pairs per workload at least (fewer leave the median's interval ~10 wide).
+MIN_PAIRS = 45
 
 
 def chain(n: int = 1000) -> dict[str, list[str]]:
@@ -97,7 +101,7 @@ def run_podium(wf: Workflow, executor: LocalExecutor, tmp: Path, i: int, hub: An
     if hub is None:
         engine = Engine(store, executor)
     else:  # what `podium run --metrics-port` adds
-        hooks = [hub.track(run_id, len(wf.tasks))]
+        hooks = [hub.track(run_id, len(wf.tasks), tuple(wf.tasks))]
         engine = Engine(hub.wrap_store(store), hub.wrap_executor(executor), hooks=hooks)
     gc.collect()  # every run starts from the same heap: a full collection lands in none by chance
     t0, c0 = time.perf_counter(), time.process_time()
@@ -147,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             p_times, m_times, d_times = [], [], []
             p_cpu, m_cpu = [], []
             # with metrics: as many pairs for each workload as fan-in's 10,000 tasks get
-            runs = repeat if hub is None else repeat * max(1, 10_000 // n)
+            runs = repeat if hub is None else max(MIN_PAIRS, repeat * max(1, 10_000 // n))
             for i in range(runs):  # interleaved so machine noise hits all alike
                 if hub is not None and i % 2:  # with metrics first every other time
                     m_times.append(run_podium(wf, executor, tmp, i, hub))
@@ -157,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                 if hub is not None and not i % 2:
                     m_times.append(run_podium(wf, executor, tmp, i, hub))
                     m_cpu.append(CPU[-1])
-                d_times.append(run_dask(graph, workers))
+                if i < repeat:  # the reference: best of --repeat runs
+                    d_times.append(run_dask(graph, workers))
             p, dk = min(p_times) / n * 1e6, min(d_times) / n * 1e6
             worst = max(worst, p / dk)
             spread = statistics.pstdev(p_times) / statistics.mean(p_times) * 100
@@ -166,11 +171,13 @@ def main(argv: list[str] | None = None) -> int:
                 m = min(m_times) / n * 1e6
                 pairs = sorted(on / off - 1 for on, off in zip(m_times, p_times, strict=True))
                 change = statistics.median(pairs)
+                low, high = median_interval(pairs)
                 cpu = statistics.median(on / off - 1 for on, off in zip(m_cpu, p_cpu, strict=True))
                 worst_change = max(worst_change, change)
                 print(
                     f"{'  + metrics':14s} {n:6d} {m:15.1f} {dk:13.1f} {m / dk:6.2f}   "
-                    f"({change * 100:+.1f}%: median of {len(pairs)} pairs, "
+                    f"({change * 100:+.1f}%: median of {len(pairs)} pairs, 95% CI {low * 100:+.1f} "
+                    f"to {high * 100:+.1f}%; "
                     f"{pairs[0] * 100:+.1f}% to {pairs[-1] * 100:+.1f}%; "
                     f"best vs best {(m / p - 1) * 100:+.1f}%; CPU time {cpu * 100:+.1f}%)"
                 )
@@ -182,6 +189,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"worst median change with metrics on: {worst_change * 100:+.1f}% (goal <= +10%)")
         print(f"a scrape's snapshot (after a run): median {statistics.median(SCRAPES) * 1e3:.1f} ms")
     return 0
+
+
+def median_interval(ordered: list[float], level: float = 0.95) -> tuple[float, float]:
+    """A distribution-free confidence interval of the median of sorted values: the order
+    statistics ``(k, n-1-k)`` (from 0) with the largest ``k`` such that at most ``k`` of ``n``
+    fair coin flips come up heads with probability at most ``(1 - level) / 2``."""
+    n = len(ordered)
+    tail, low, below = (1 - level) / 2, 0, 0.0
+    for k in range(n // 2):
+        below += math.comb(n, k) / 2**n  # P(at most k heads)
+        if below > tail:
+            break
+        low = k
+    return ordered[low], ordered[n - 1 - low]
 
 
 def _metrics() -> tuple[Any, Any]:

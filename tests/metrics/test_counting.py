@@ -15,6 +15,7 @@ from podium.metrics import tracker as tracker_mod
 from podium.metrics.state import Histogram
 from podium.model import events as ev
 from podium.model import states as st
+from podium.runtime.view import RunView
 
 
 def _log() -> list[ev.Event]:
@@ -69,11 +70,20 @@ def _hub() -> MetricsHub:
     return hub
 
 
-def _feed(batch: int) -> dict[str, Any]:
+def _feed(batch: int, names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The log in batches of ``batch`` events; with ``names``, through the hook an engine
+    gets for a workflow of those task names (labels settled before the first event)."""
     hub = _hub()
     log = _log()
+    if not names:
+        for i in range(0, len(log), batch):
+            hub.observe("r", log[i : i + batch])
+        return hub.snapshot()
+    hook, view = hub.track("r", len(names), names), RunView()
     for i in range(0, len(log), batch):
-        hub.observe("r", log[i : i + batch])
+        for e in log[i : i + batch]:
+            view.apply(e)
+        hook(log[i : i + batch], view)
     return hub.snapshot()
 
 
@@ -83,11 +93,14 @@ def _buckets(snap: dict[str, Any], name: str, key: tuple[str, ...]) -> tuple[dic
 
 
 @pytest.mark.parametrize("batch", [1, 2, 3, 7, 100])
-@pytest.mark.parametrize("fold_every", [None, 1])
-def test_every_count_matches_the_log(batch: int, fold_every: int | None, monkeypatch: Any) -> None:
-    if fold_every is not None:  # bin pending observations after every batch
+@pytest.mark.parametrize("fold_every", [None, 1, 6])
+@pytest.mark.parametrize("names", [(), ("a", "b", "c", "m", "d")])
+def test_every_count_matches_the_log(
+    batch: int, fold_every: int | None, names: tuple[str, ...], monkeypatch: Any
+) -> None:
+    if fold_every is not None:  # bin pending observations (and forget task ids) every few ids
         monkeypatch.setattr(tracker_mod, "FOLD_EVERY", fold_every)
-    snap = _feed(batch)
+    snap = _feed(batch, names)
     expected = Counter(
         ("w", e.task_id.split("[")[0], STATE_OF[e.type]) for e in _log() if e.task_id is not None
     )
@@ -156,3 +169,31 @@ def test_a_live_run_counts_once_across_scrapes() -> None:
     mid = seen[2]  # events 1..12: a finished, b failed
     assert mid["podium_task_transitions_total"][("w", "a", "running")] == 2
     assert _buckets(mid, "podium_task_duration_seconds", ("w", "a"))[0]["+Inf"] == 1
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_names_past_the_label_room_count_as_other(declared: bool, monkeypatch: Any) -> None:
+    """A workflow of more names than ``MAX_TASK_LABELS``: with its names given, the first ones
+    in declared order get labels; without, the first ones to have an event. Either way every
+    event counts once, under its label or ``_other``."""
+    monkeypatch.setattr(tracker_mod, "MAX_TASK_LABELS", 3)
+    names = tuple(f"n{i}" for i in range(5))
+    rows = [(ev.RUN_CREATED, None, {"workflow": "w"}), (ev.RUN_STARTED, None, {})]
+    for name in reversed(names):  # the last declared runs first
+        rows += [(ev.TASK_QUEUED, name, {}), (ev.TASK_STARTED, name, {"node": "n", "res": {"cpu": 1.0}})]
+        rows += [(ev.TASK_SUCCEEDED, name, {"duration": 1.0})]
+    rows.append((ev.RUN_SUCCEEDED, None, {}))
+    log = [ev.Event(i + 1, typ, tid, 1, float(i), data) for i, (typ, tid, data) in enumerate(rows)]
+    hub = _hub()
+    hook, view = hub.track("r", len(names), names if declared else ()), RunView()
+    for i in range(0, len(log), 2):
+        for e in log[i : i + 2]:
+            view.apply(e)
+        hook(log[i : i + 2], view)
+    labelled = ("n0", "n1", "n2") if declared else ("n4", "n3", "n2")
+    transitions = hub.snapshot()["podium_task_transitions_total"]
+    assert transitions == {
+        **{("w", n, state): 1 for n in labelled for state in (st.QUEUED, st.RUNNING, st.SUCCEEDED)},
+        **{("w", "_other", state): 2 for state in (st.QUEUED, st.RUNNING, st.SUCCEEDED)},
+    }
+    assert hub.task_labels["w"] == set(labelled)

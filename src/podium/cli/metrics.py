@@ -59,7 +59,7 @@ class Exporter:
         return self.hub.wrap_store(store), self.hub.wrap_executor(executor)
 
     def track(self, run_id: str, workflow: Any) -> Any:
-        return self.hub.track(run_id, len(workflow.tasks))
+        return self.hub.track(run_id, len(workflow.tasks), tuple(workflow.tasks))
 
     def close(self) -> None:
         try:

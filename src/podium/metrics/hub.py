@@ -23,12 +23,12 @@ hub's when the run ends; series of a run (``podium_run_*``) exist only while it 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from podium.metrics.catalog import DURATION_BUCKETS
 from podium.metrics.state import Histogram, Labels, MetricState, TaskStats
-from podium.metrics.tracker import RunTracker
+from podium.metrics.tracker import Hook, RunTracker
 from podium.model import events as ev
 from podium.model import states as st
 
@@ -42,13 +42,15 @@ class MetricsHub(MetricState):
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         super().__init__(clock)
-        self._observed: dict[str, tuple[RunTracker, Any]] = {}
+        self._observed: dict[str, tuple[Hook, Any]] = {}
 
     # -- feeding ------------------------------------------------------------------------------
-    def track(self, run_id: str, tasks_total: int | None = None) -> RunTracker:
-        """The hook of run ``run_id`` (``tasks_total``: its workflow's task count, so tasks that
-        have had no event yet count as pending)."""
-        return RunTracker(self, run_id, tasks_total)
+    def track(self, run_id: str, tasks_total: int | None = None, names: Collection[str] = ()) -> Hook:
+        """The hook of run ``run_id``: its ``RunTracker``'s bound ``count``. ``tasks_total``:
+        its workflow's task count, so tasks that have had no event yet count as pending;
+        ``names``: its task names, in declared order, so their labels are settled before the
+        first event (a hook without them labels names in the order their tasks first come)."""
+        return RunTracker(self, run_id, tasks_total, names).count
 
     def observe(self, run_id: str, events: Sequence[Any], view: Any = None) -> None:
         """Feed events of any run read from a store, in ``seq`` order (a server's entry point)."""
@@ -60,12 +62,12 @@ class MetricsHub(MetricState):
 
                 own = RunView()
             entry = self._observed[run_id] = (self.track(run_id), own)
-        tracker, own = entry
+        hook, own = entry
         if own is not None:
             for e in events:
                 own.apply(e)
             view = own
-        tracker(events, view)
+        hook(events, view)
         if view is not None and view.finished_at is not None:
             self._observed.pop(run_id, None)  # it ended; a resume starts over from its next event
 
