@@ -9,14 +9,17 @@ Nothing here sits on the per-task path: ``MeteredExecutor.submit`` *is* the inne
 bound ``submit`` (an attempt's round trip is read from the ``duration`` its end event already
 carries, and its measured usage from that event's ``usage``). ``MeteredStore`` times every
 append and appends the latency to its histogram's pending values (``Histogram.observe``: one
-C call, no lock; a scrape bins them). Invariants: a wrapper never changes what a call does; an
-exception is re-raised as it came, and every failed append is counted (its latency is not).
+C call, no lock; a scrape bins them); the run loop does that timing in its own frame
+(``types.TimedStore``), so the wrapper's ``append`` serves only other callers and retries.
+
+Invariants: a wrapper never changes what a call does; an exception is re-raised as it came,
+and every failed append is counted (its latency is not).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from podium.metrics.catalog import LATENCY_BUCKETS
@@ -43,11 +46,20 @@ class MeteredStore:
         try:
             self._append(run_id, events, results)
         except BaseException:
-            with self._hub.lock:
-                errors = self._hub.append_errors
-                errors[self._label] = errors.get(self._label, 0) + 1
+            self._failed()
             raise
         self._observe(_clock() - t0)
+
+    @property
+    def timed_append(self) -> tuple[Callable[..., None], Callable[[float], None], Callable[[], None]]:
+        """The run loop times appends itself (``types.TimedStore``): the inner append, where
+        each one's seconds go, and what counts one that raised."""
+        return self._append, self._observe, self._failed
+
+    def _failed(self) -> None:
+        with self._hub.lock:
+            errors = self._hub.append_errors
+            errors[self._label] = errors.get(self._label, 0) + 1
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -12,6 +12,10 @@ stores what they wrote so far (an executor that can tell, see ``types.LoggingExe
 ``podium logs --follow`` sees it. A log is written after the events of its attempt and a
 failed log write never stops the run (logs are not the run's state).
 
+A store wrapper that times appends (``types.TimedStore``: the metrics hub's) has them timed
+here, around the inner store's append, instead of in a frame of its own; a retried append goes
+through the wrapper's ``append``.
+
 A store that keeps snapshots (``types.SnapshotStore``) gets one of the view of a run whose log
 has ``SNAPSHOT_EVENTS`` events or more: after the commit of the run's final event (also of a
 resume), and after a commit ``SNAPSHOT_EVERY`` seconds or more since the last once as many
@@ -28,6 +32,7 @@ before it is committed; a failed commit leaves the buffer as it was.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,7 +45,7 @@ from podium.model.usage import usage_record
 from podium.runtime.snapshot import encode
 from podium.runtime.state import RunState
 from podium.runtime.view import RunView
-from podium.types import AttemptMeta, Clock, Executor, LoggingExecutor, SnapshotStore, Store
+from podium.types import AttemptMeta, Clock, Executor, LoggingExecutor, SnapshotStore, Store, timed_append
 
 Hook = Callable[[Sequence[Event], RunView], None]
 
@@ -56,6 +61,11 @@ SNAPSHOT_EVENTS = 50_000
 SNAPSHOT_SHARE = 50
 _FINAL = frozenset({ev.RUN_SUCCEEDED, ev.RUN_FAILED, ev.RUN_CANCELLED})
 _new = tuple.__new__
+_perf = time.perf_counter
+
+
+def _nothing(*args: object) -> None:
+    """What an untimed store's appends report to (never called: see ``Recorder.flush``)."""
 
 
 class Recorder:
@@ -81,6 +91,12 @@ class Recorder:
         self._view, self._apply, self._now = state.view, state.view.apply, clock.time
         self._buf_append = state.buf.append
         self._put_snapshot = store.put_snapshot if isinstance(store, SnapshotStore) else None
+        # a store wrapper that times appends (metrics) has the loop time them (``TimedStore``)
+        timed = timed_append(store)
+        self._timed = timed is not None
+        self._inner_append: Callable[..., None] = timed[0] if timed else store.append
+        self._took: Callable[[float], None] = timed[1] if timed else _nothing
+        self._failed: Callable[[], None] = timed[2] if timed else _nothing
         self._snapshot_at = clock.monotonic() + SNAPSHOT_EVERY
         self._snapshot_seq = state.view.last_seq  # what a snapshot would save reading is after it
 
@@ -100,7 +116,16 @@ class Recorder:
             return
         events, results = s.buf, s.buf_results
         try:
-            self.store.append(s.run_id, events, results)
+            if not self._timed:
+                self.store.append(s.run_id, events, results)
+            else:  # timed here, in the loop's frame: no wrapper frame per append
+                t0 = _perf()
+                try:
+                    self._inner_append(s.run_id, events, results)
+                except BaseException:
+                    self._failed()
+                    raise
+                self._took(_perf() - t0)
         except ConflictError:
             raise
         except StoreError:
