@@ -5,10 +5,12 @@ restarted on its port when it dies while users remain."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -102,6 +104,35 @@ def pids(tmp: Path) -> list[int]:
     return [int(x) for x in f.read_text().split()] if f.exists() else []
 
 
+def wait_for_descendant(p: subprocess.Popen[str], name: str, timeout: float = 60) -> None:
+    """Wait until ``p`` has a descendant process called ``name``. A child that exits while it
+    is looked at is skipped (psutil lists the children, then reads each one's /proc entry)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if p.poll() is not None:
+            raise AssertionError(f"podium ended before a {name!r} process started: {p.communicate()}")
+        if time.monotonic() > deadline:
+            p.kill()
+            raise AssertionError(f"no {name!r} process within {timeout:g}s: {p.communicate()}")
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for c in psutil.Process(p.pid).children(recursive=True):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    if c.name() == name:
+                        return
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def reaped(p: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """``p``, killed and its pipes drained if the test left it running (a failed assertion)."""
+    try:
+        yield p
+    finally:
+        if p.returncode is None:
+            p.kill()
+            p.communicate()
+
+
 def running(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -179,15 +210,13 @@ def test_a_service_that_never_gets_ready_fails_clearly_and_is_killed(tmp_path: P
 
 def test_sigterm_stops_the_service_with_the_run(tmp_path: Path) -> None:
     spec(tmp_path, WAIT_THEN_LATE)
-    p = podium(tmp_path, "run", "flow.yaml", "--store", "s.db", "--no-progress", "--run-id", "term")
-    deadline = time.monotonic() + 60
-    while not any(p_.name() == "sleep" for p_ in psutil.Process(p.pid).children(recursive=True)):
-        assert p.poll() is None and time.monotonic() < deadline, p.communicate()
-        time.sleep(0.05)
-    (pid,) = pids(tmp_path)
-    assert running(pid)  # "late" still needs it
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=60)
+    args = ("run", "flow.yaml", "--store", "s.db", "--no-progress", "--run-id", "term")
+    with reaped(podium(tmp_path, *args)) as p:
+        wait_for_descendant(p, "sleep")
+        (pid,) = pids(tmp_path)
+        assert running(pid)  # "late" still needs it
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
     assert p.returncode == 130, err
     assert not running(pid)
 
@@ -214,17 +243,15 @@ def test_a_service_that_dies_is_restarted_on_its_port_for_its_remaining_users(tm
 
 def test_after_the_orchestrator_is_killed_resume_stops_the_orphan_and_serves_the_rest(tmp_path: Path) -> None:
     spec(tmp_path, WAIT_THEN_LATE.replace("60", "2"))
-    p = podium(tmp_path, "run", "flow.yaml", "--store", "s.db", "--no-progress", "--run-id", "crash")
-    deadline = time.monotonic() + 60
-    while not any(c.name() == "sleep" for c in psutil.Process(p.pid).children(recursive=True)):
-        assert p.poll() is None and time.monotonic() < deadline, p.communicate()
-        time.sleep(0.05)
-    p.kill()  # SIGKILL: no cleanup at all
-    p.communicate(timeout=30)
+    args = ("run", "flow.yaml", "--store", "s.db", "--no-progress", "--run-id", "crash")
+    with reaped(podium(tmp_path, *args)) as p:
+        wait_for_descendant(p, "sleep")
+        p.kill()  # SIGKILL: no cleanup at all
+        p.communicate(timeout=30)
     (orphan,) = pids(tmp_path)
     assert running(orphan)
-    r = podium(tmp_path, "resume", "crash", "--store", "s.db", "--no-progress")
-    out, err = r.communicate(timeout=120)
+    with reaped(podium(tmp_path, "resume", "crash", "--store", "s.db", "--no-progress")) as r:
+        out, err = r.communicate(timeout=120)
     assert r.returncode == 0, out + err
     assert not running(orphan)  # the crashed run's service was found and stopped
     first, second = pids(tmp_path)
