@@ -384,22 +384,24 @@ class SnapshotStore(Protocol):
         """The run's snapshot as ``(seq, data)``, or None if it has none."""
 
 
+#: ``TimedStore.timed_append``: the inner store's ``append``, what takes the seconds of each
+#: append that returned, and what is told of each append that raised.
+AppendTimer = tuple[Callable[..., None], Callable[[float], None], Callable[[], None]]
+
+
 class TimedStore(Protocol):
     """A store wrapper that lets the run loop time its appends in the loop's own frame (a
     wrapper's frame around every append costs a run more than the clock does; the metrics
-    hub's ``MeteredStore``). ``timed_append`` is ``(append, took, failed)``: the inner store's
-    ``append``, what takes the seconds of each append that returned, and what is told of each
-    append that raised. Only a store whose *type* defines ``timed_append`` is one (see
+    hub's ``MeteredStore``). ``timed_append`` is ``(append, took, failed)`` (``AppendTimer``).
+    Only a store whose *type* defines ``timed_append`` is one (see
     ``timed_append``), so a wrapper around one that delegates attributes is not mistaken for it
     and its own ``append`` is still called."""
 
     @property
-    def timed_append(self) -> tuple[Callable[..., None], Callable[[float], None], Callable[[], None]]: ...
+    def timed_append(self) -> AppendTimer: ...
 
 
-def timed_append(
-    store: object,
-) -> tuple[Callable[..., None], Callable[[float], None], Callable[[], None]] | None:
+def timed_append(store: object) -> AppendTimer | None:
     """``store.timed_append`` if the store's type defines it (``TimedStore``), else None."""
     return store.timed_append if hasattr(type(store), "timed_append") else None  # type: ignore[attr-defined, no-any-return]
 

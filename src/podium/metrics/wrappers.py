@@ -19,10 +19,11 @@ and every failed append is counted (its latency is not).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from podium.metrics.catalog import LATENCY_BUCKETS
+from podium.types import AppendTimer
 
 if TYPE_CHECKING:
     from podium.metrics.state import MetricState
@@ -51,7 +52,7 @@ class MeteredStore:
         self._observe(_clock() - t0)
 
     @property
-    def timed_append(self) -> tuple[Callable[..., None], Callable[[float], None], Callable[[], None]]:
+    def timed_append(self) -> AppendTimer:
         """The run loop times appends itself (``types.TimedStore``): the inner append, where
         each one's seconds go, and what counts one that raised."""
         return self._append, self._observe, self._failed

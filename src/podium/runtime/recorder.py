@@ -64,10 +64,6 @@ _new = tuple.__new__
 _perf = time.perf_counter
 
 
-def _nothing(*args: object) -> None:
-    """What an untimed store's appends report to (never called: see ``Recorder.flush``)."""
-
-
 class Recorder:
     """Emits a run's events and commits them (see the module docstring)."""
 
@@ -92,11 +88,7 @@ class Recorder:
         self._buf_append = state.buf.append
         self._put_snapshot = store.put_snapshot if isinstance(store, SnapshotStore) else None
         # a store wrapper that times appends (metrics) has the loop time them (``TimedStore``)
-        timed = timed_append(store)
-        self._timed = timed is not None
-        self._inner_append: Callable[..., None] = timed[0] if timed else store.append
-        self._took: Callable[[float], None] = timed[1] if timed else _nothing
-        self._failed: Callable[[], None] = timed[2] if timed else _nothing
+        self._timed = timed_append(store)
         self._snapshot_at = clock.monotonic() + SNAPSHOT_EVERY
         self._snapshot_seq = state.view.last_seq  # what a snapshot would save reading is after it
 
@@ -116,16 +108,17 @@ class Recorder:
             return
         events, results = s.buf, s.buf_results
         try:
-            if not self._timed:
+            if self._timed is None:
                 self.store.append(s.run_id, events, results)
             else:  # timed here, in the loop's frame: no wrapper frame per append
+                append, took, failed = self._timed
                 t0 = _perf()
                 try:
-                    self._inner_append(s.run_id, events, results)
+                    append(s.run_id, events, results)
                 except BaseException:
-                    self._failed()
+                    failed()
                     raise
-                self._took(_perf() - t0)
+                took(_perf() - t0)
         except ConflictError:
             raise
         except StoreError:
